@@ -1,0 +1,547 @@
+//! Raw mail -> a filed [`NewPost`] (pure).
+//!
+//! Filing by language, in this order: the subject tag, matched against each
+//! list's code and aliases; else the list address the message was sent to;
+//! else the language detected in the text; else the post is held as
+//! "language unknown". A tag no list serves is held, not guessed, unless the
+//! post was sent to a catch-all list (The Supplement).
+
+use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mail_parser::{HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use sha2::{Digest, Sha256};
+
+use super::subject::decoded_subject;
+use crate::config::{Config, List};
+use crate::lang::{parse_subject, Detector, Subject};
+use crate::store::{Attachment, NewPost, Status};
+
+/// What the mail system told us about a message besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    /// A list code given by the operator (`--list CODE`).
+    pub list_code: Option<String>,
+    /// Envelope recipients (`RCPT TO`, `$ORIGINAL_RECIPIENT`).
+    pub recipients: Vec<String>,
+}
+
+/// Files messages under the configured lists.
+pub struct Filer<'a> {
+    config: &'a Config,
+    detector: Detector,
+}
+
+impl<'a> Filer<'a> {
+    /// A filer for the lists of `config`.
+    pub fn new(config: &'a Config) -> Self {
+        let detector = Detector::new(
+            config.lists.iter().map(|list| list.lang.as_str()),
+            config.ingest.detect_confidence,
+        );
+        Filer { config, detector }
+    }
+
+    /// Turns the bytes of one message into a post: published under a list,
+    /// held with a reason, or rejected with a reason. Never fails: whatever
+    /// the bytes, the result says what became of them.
+    pub fn file_message(&self, raw: &[u8], envelope: &Envelope, received_at: i64) -> NewPost {
+        let limit = self.config.ingest.max_message_bytes;
+        if raw.len() > limit {
+            return rejected(
+                raw.len(),
+                None,
+                received_at,
+                format!(
+                    "message is {} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)",
+                    raw.len()
+                ),
+            );
+        }
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return rejected(
+                raw.len(),
+                Some(raw),
+                received_at,
+                "empty message".to_string(),
+            );
+        }
+        // mail-parser can panic on some malformed MIME trees; such a message
+        // is still kept, filed from its headers alone and held.
+        let (parsed, broken) =
+            match catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(raw))) {
+                Ok(parsed) => (parsed, None),
+                Err(_) => (
+                    catch_unwind(AssertUnwindSafe(|| {
+                        MessageParser::default().parse_headers(raw)
+                    }))
+                    .ok()
+                    .flatten(),
+                    Some("the MIME structure could not be parsed".to_string()),
+                ),
+            };
+        let message = match (parsed, broken) {
+            (Some(message), broken) if !message.headers().is_empty() => (message, broken),
+            (_, Some(reason)) => {
+                let mut post = rejected(raw.len(), Some(raw), received_at, reason);
+                post.status = Status::Held;
+                post.key = Some(hex(&Sha256::digest(raw))[..20].to_string());
+                return post;
+            }
+            _ => {
+                return rejected(
+                    raw.len(),
+                    Some(raw),
+                    received_at,
+                    "not an RFC 5322 message: it has no header fields".to_string(),
+                )
+            }
+        };
+        let (message, broken) = message;
+        self.file_parsed(raw, &message, envelope, received_at, broken)
+    }
+
+    fn file_parsed(
+        &self,
+        raw: &[u8],
+        message: &Message<'_>,
+        envelope: &Envelope,
+        received_at: i64,
+        broken: Option<String>,
+    ) -> NewPost {
+        let subject = clean_line(&decoded_subject(raw, message));
+        let parts = parse_subject(&subject);
+        let message_id = message
+            .message_id()
+            .map(clean_line)
+            .filter(|id| !id.is_empty())
+            .map(|id| format!("<{id}>"));
+        let (author_name, author_address) = author(message);
+        let date_header = message
+            .header_raw(HeaderName::Date)
+            .map(|d| clean_line(d.trim()));
+        let date = message
+            .date()
+            .filter(|d| d.is_valid())
+            .map(|d| d.to_timestamp());
+        let (body, attachments) = match broken {
+            Some(_) => (String::new(), Vec::new()),
+            None => (clean_body(&body_text(message)), attachments(message)),
+        };
+
+        let filing = self.decide(message, &parts, &body, envelope);
+        let mut status = Status::Published;
+        let mut reason = None;
+        if let Some(why) = broken.or(filing.held.clone()) {
+            status = Status::Held;
+            reason = Some(why);
+        } else if parts.title.is_empty() {
+            status = Status::Held;
+            reason = Some("empty subject".to_string());
+        } else if author_address.is_empty() {
+            status = Status::Held;
+            reason = Some("no sender address in From".to_string());
+        } else if body.trim().is_empty() {
+            status = Status::Held;
+            reason = Some("no text in the body".to_string());
+        }
+
+        let identity = match &message_id {
+            Some(id) => format!("mid:{id}"),
+            None => format!(
+                "content:{}",
+                hex(&Sha256::digest(
+                    [
+                        author_address.as_str(),
+                        &subject,
+                        date_header.as_deref().unwrap_or(""),
+                        &normalise(&body)
+                    ]
+                    .join("\0")
+                    .as_bytes()
+                ))
+            ),
+        };
+        let key = hex(&Sha256::digest(identity.as_bytes()))[..20].to_string();
+
+        NewPost {
+            key: Some(key),
+            message_id,
+            list_code: filing.list.map(|list| list.code.clone()),
+            lang: filing.lang,
+            status,
+            reason,
+            filed_by: filing.by,
+            tag: parts.tag.clone(),
+            subject,
+            title: parts.title,
+            translations: parts.translations,
+            machine_translation: parts.machine_translation,
+            author_name,
+            author_address,
+            date_header,
+            date,
+            received_at,
+            body,
+            attachments,
+            size: raw.len(),
+            raw: Some(raw.to_vec()),
+        }
+    }
+
+    fn decide(
+        &self,
+        message: &Message<'_>,
+        parts: &Subject,
+        body: &str,
+        envelope: &Envelope,
+    ) -> Filing<'a> {
+        let (sent_to, addressed_to) = self.addressed_lists(message, envelope);
+        if let Some(tag) = &parts.tag {
+            if let Some(list) = self.config.list_by_tag(tag) {
+                return Filing::to(list, list.lang.clone(), "tag");
+            }
+            return match sent_to.or(addressed_to).filter(|list| list.catch_all) {
+                Some(list) => Filing::to(list, tag.clone(), "address"),
+                None => Filing::held(format!("no list serves the language tag ({tag})")),
+            };
+        }
+        // Names of groups and places in a title are often in another script
+        // than the text, so the title only helps when the body says little.
+        let detected = self.detector.detect(body).or_else(|| {
+            (letters(body) < 40)
+                .then(|| self.detector.detect(&format!("{}\n{}", parts.title, body)))
+                .flatten()
+        });
+        if let Some(list) = sent_to {
+            let lang = match (list.catch_all, detected) {
+                (true, Some(code)) => code.to_string(),
+                _ => list.lang.clone(),
+            };
+            return Filing::to(list, lang, "address");
+        }
+        if let Some((code, list)) =
+            detected.and_then(|code| Some((code, self.config.list_by_lang(code)?)))
+        {
+            return Filing::to(list, code.to_string(), "detection");
+        }
+        match addressed_to {
+            Some(list) => Filing::to(list, list.lang.clone(), "address"),
+            None => Filing::held(
+                "language unknown: no tag in the subject, not sent to a list address, and the text is not clearly in a served language"
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// The lists the message was sent to: first where the mail system says it
+    /// was delivered (`--list`, the envelope, Delivered-To, X-Original-To),
+    /// then where the sender addressed it (To, Cc). The second is weaker
+    /// evidence: a post cross-posted to several lists names them all, so the
+    /// text's language decides before it.
+    fn addressed_lists(
+        &self,
+        message: &Message<'_>,
+        envelope: &Envelope,
+    ) -> (Option<&'a List>, Option<&'a List>) {
+        let config = self.config;
+        let in_headers = |names: &[&str]| {
+            names.iter().find_map(|name| {
+                message
+                    .header_values(*name)
+                    .find_map(|value| addresses(value).find_map(|a| config.list_by_address(&a)))
+            })
+        };
+        let sent_to = envelope
+            .list_code
+            .as_deref()
+            .and_then(|code| config.list(code))
+            .or_else(|| {
+                envelope
+                    .recipients
+                    .iter()
+                    .find_map(|r| config.list_by_address(r))
+            })
+            .or_else(|| in_headers(&["Delivered-To", "X-Original-To"]));
+        (sent_to, in_headers(&["To", "Cc"]))
+    }
+}
+
+/// The outcome of the language decision.
+struct Filing<'a> {
+    list: Option<&'a List>,
+    lang: Option<String>,
+    by: Option<&'static str>,
+    held: Option<String>,
+}
+
+impl<'a> Filing<'a> {
+    fn to(list: &'a List, lang: String, by: &'static str) -> Self {
+        Filing {
+            list: Some(list),
+            lang: Some(lang),
+            by: Some(by),
+            held: None,
+        }
+    }
+
+    fn held(reason: String) -> Self {
+        Filing {
+            list: None,
+            lang: None,
+            by: None,
+            held: Some(reason),
+        }
+    }
+}
+
+fn rejected(size: usize, raw: Option<&[u8]>, received_at: i64, reason: String) -> NewPost {
+    NewPost {
+        key: None,
+        message_id: None,
+        list_code: None,
+        lang: None,
+        status: Status::Rejected,
+        reason: Some(reason),
+        filed_by: None,
+        tag: None,
+        subject: String::new(),
+        title: String::new(),
+        translations: Vec::new(),
+        machine_translation: false,
+        author_name: String::new(),
+        author_address: String::new(),
+        date_header: None,
+        date: None,
+        received_at,
+        body: String::new(),
+        attachments: Vec::new(),
+        size,
+        raw: raw.map(<[u8]>::to_vec),
+    }
+}
+
+/// The text body: the first text/plain part, else text derived from HTML;
+/// when that holds no more than a greeting or a signature, the text of a
+/// forwarded message follows it.
+fn body_text(message: &Message<'_>) -> String {
+    let mut text = message
+        .body_text(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default();
+    if letters(without_signature(&text)) < 40 {
+        let forwarded = message.parts.iter().find_map(|part| match &part.body {
+            PartType::Message(inner) => inner.body_text(0),
+            _ => None,
+        });
+        if let Some(forwarded) = forwarded {
+            if !text.trim().is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str(&forwarded);
+        }
+    }
+    text
+}
+
+/// Text before the "-- " signature separator.
+fn without_signature(text: &str) -> &str {
+    let start =
+        if text.starts_with("-- \n") || text.starts_with("-- \r\n") || text.trim_end() == "--" {
+            0
+        } else {
+            text.find("\n-- \n")
+                .or_else(|| text.find("\n-- \r\n"))
+                .map_or(text.len(), |i| i + 1)
+        };
+    &text[..start]
+}
+
+fn letters(text: &str) -> usize {
+    text.chars().filter(|c| c.is_alphabetic()).count()
+}
+
+fn attachments(message: &Message<'_>) -> Vec<Attachment> {
+    message
+        .attachments()
+        .map(|part| Attachment {
+            filename: part.attachment_name().map(clean_line),
+            content_type: part
+                .content_type()
+                .map(|ct| match &ct.c_subtype {
+                    Some(sub) => format!("{}/{}", ct.c_type, sub),
+                    None => ct.c_type.to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".to_string())
+                .to_ascii_lowercase(),
+            size: part.contents().len(),
+        })
+        .collect()
+}
+
+fn author(message: &Message<'_>) -> (String, String) {
+    let Some(from) = message.from().and_then(|from| from.first()) else {
+        return (String::new(), String::new());
+    };
+    let address = from.address().map(clean_line).unwrap_or_default();
+    let name = from.name().map(clean_line).unwrap_or_default();
+    // A display name that is only the address again shows nothing new.
+    let name = if name.eq_ignore_ascii_case(&address) {
+        String::new()
+    } else {
+        name
+    };
+    (name, address)
+}
+
+/// Every address in an address header.
+fn addresses<'x>(value: &'x HeaderValue<'x>) -> impl Iterator<Item = String> + 'x {
+    let list: Vec<String> = match value {
+        HeaderValue::Address(address) => address
+            .iter()
+            .filter_map(|a| a.address().map(str::to_string))
+            .collect(),
+        HeaderValue::Text(text) => vec![text.to_string()],
+        HeaderValue::TextList(list) => list.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    list.into_iter()
+}
+
+/// One line of header text: no control characters, no NUL, no folding.
+fn clean_line(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut line = String::with_capacity(cleaned.len());
+    for word in cleaned.split(' ').filter(|w| !w.is_empty()) {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    line
+}
+
+/// Body text with LF line ends, no NUL and no other C0 control except tab.
+fn clean_body(text: &str) -> String {
+    let text: Cow<'_, str> = if text.contains('\r') {
+        Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(text)
+    };
+    text.chars()
+        .filter(|&c| c == '\n' || c == '\t' || !c.is_control() || (c as u32) > 0x9f)
+        .collect()
+}
+
+/// Body text reduced to what survives re-sending: words separated by one space.
+fn normalise(body: &str) -> String {
+    body.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config() -> Config {
+        crate::config::parse(
+            crate::config::EMBEDDED_LISTS_TOML,
+            "lists.toml",
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    fn file(raw: &str) -> NewPost {
+        let config = config();
+        Filer::new(&config).file_message(raw.as_bytes(), &Envelope::default(), 1_700_000_000)
+    }
+
+    #[test]
+    fn tagged_post_is_filed_by_its_tag() {
+        let post = file("From: Ana <ana@example.org>\r\nTo: a-infos-fr@lists.example.org\r\nSubject: (gr) Ελλάδα: απεργία (en, fr)[machine translation]\r\nMessage-ID: <1@example.org>\r\n\r\nΚείμενο.\r\n");
+        assert_eq!(post.status, Status::Published, "{:?}", post.reason);
+        assert_eq!(post.list_code.as_deref(), Some("gr"));
+        assert_eq!(post.lang.as_deref(), Some("el"));
+        assert_eq!(post.filed_by, Some("tag"));
+        assert_eq!(post.title, "Ελλάδα: απεργία");
+        assert_eq!(post.translations, ["en", "fr"]);
+        assert!(post.machine_translation);
+        assert_eq!(post.message_id.as_deref(), Some("<1@example.org>"));
+        assert_eq!(post.body, "Κείμενο.\n");
+    }
+
+    #[test]
+    fn unserved_tag_is_held_not_guessed() {
+        let post = file("From: a@example.org\r\nTo: a-infos-en@lists.example.org\r\nSubject: (ar) Title\r\n\r\nText\r\n");
+        assert_eq!(post.status, Status::Held);
+        assert_eq!(
+            post.reason.as_deref(),
+            Some("no list serves the language tag (ar)")
+        );
+    }
+
+    #[test]
+    fn unserved_tag_sent_to_the_supplement_is_filed_there() {
+        let post = file("From: a@example.org\r\nTo: a-infos-supplement@lists.example.org\r\nSubject: (eu) Izenburua\r\n\r\nTestua\r\n");
+        assert_eq!(post.list_code.as_deref(), Some("supplement"));
+        assert_eq!(post.lang.as_deref(), Some("eu"));
+    }
+
+    #[test]
+    fn untagged_post_is_filed_by_address_then_by_text() {
+        let post = file("From: a@example.org\r\nTo: A-Infos-DE@lists.example.org\r\nSubject: Titel\r\n\r\nText\r\n");
+        assert_eq!(
+            (post.list_code.as_deref(), post.filed_by),
+            (Some("de"), Some("address"))
+        );
+        let post = file("From: a@example.org\r\nTo: a-infos@lists.example.org\r\nSubject: Titre\r\n\r\nTous les êtres humains naissent libres et égaux en dignité et en droits. Ils sont doués de raison et de conscience et doivent agir les uns envers les autres dans un esprit de fraternité.\r\n");
+        assert_eq!(
+            (post.list_code.as_deref(), post.filed_by),
+            (Some("fr"), Some("detection"))
+        );
+    }
+
+    #[test]
+    fn raw_8bit_subject_is_decoded_with_the_body_charset() {
+        let mut raw = b"From: a@example.org\r\nSubject: (de) Gr\xfc\xdfe\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nHallo\r\n".to_vec();
+        let config = config();
+        let post = Filer::new(&config).file_message(&raw, &Envelope::default(), 0);
+        assert_eq!(post.title, "Grüße");
+        raw.clear();
+    }
+
+    #[test]
+    fn oversize_and_empty_messages_are_rejected_with_a_reason() {
+        let config = config();
+        let filer = Filer::new(&config);
+        let big = vec![b'a'; config.ingest.max_message_bytes + 1];
+        let post = filer.file_message(&big, &Envelope::default(), 0);
+        assert_eq!(post.status, Status::Rejected);
+        assert!(post.reason.unwrap().contains("10485760"));
+        assert!(post.raw.is_none());
+        let post = filer.file_message(b"\r\n", &Envelope::default(), 0);
+        assert_eq!(post.reason.as_deref(), Some("empty message"));
+    }
+
+    #[test]
+    fn missing_message_id_gets_a_content_key() {
+        let a = file("From: a@example.org\r\nSubject: (en) T\r\n\r\nSame text\r\n");
+        let b = file("From: a@example.org\r\nSubject: (en) T\r\n\r\nSame  text\n");
+        assert_eq!(a.key, b.key);
+        assert!(a.message_id.is_none());
+    }
+}

@@ -1,0 +1,67 @@
+//! Raw mail -> filed posts in the store: the one path every way in shares.
+//!
+//! [`Filer::file_message`] decides what a message is (pure); [`commit`]
+//! stores a batch of filed posts in one transaction and says what became of
+//! each. The MTA pipe (`tidings ingest`), the importer (`tidings import`)
+//! and the daemon's LMTP/SMTP listener all go through these two.
+
+mod filing;
+pub mod import;
+pub mod pipe;
+mod subject;
+
+pub use filing::{Envelope, Filer};
+
+use crate::store::{Inserted, NewPost, Status, Store};
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored and published under a list.
+    Stored { id: i64 },
+    /// Stored and held for a moderator.
+    Held { id: i64, reason: String },
+    /// Already stored under this id; nothing new was written.
+    Duplicate { id: i64 },
+    /// Refused; recorded under this id so the operator can see it.
+    Rejected { id: i64, reason: String },
+}
+
+impl Outcome {
+    /// A short word for logs and summaries.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Stored { .. } => "stored",
+            Outcome::Held { .. } => "held",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// Stores filed posts in one transaction. When this returns `Ok`, every post
+/// is durable; on `Err` nothing of the batch was stored and the caller must
+/// answer "try again later".
+pub fn commit(store: &mut Store, posts: &[NewPost]) -> rusqlite::Result<Vec<Outcome>> {
+    let inserted = store.insert_posts(posts)?;
+    Ok(posts
+        .iter()
+        .zip(inserted)
+        .map(|(post, inserted)| match inserted {
+            Inserted::Duplicate(id) => Outcome::Duplicate { id },
+            Inserted::New(id) => {
+                let reason = post.reason.clone().unwrap_or_default();
+                match post.status {
+                    Status::Published => Outcome::Stored { id },
+                    Status::Held => Outcome::Held { id, reason },
+                    Status::Rejected => Outcome::Rejected { id, reason },
+                }
+            }
+        })
+        .collect())
+}
+
+/// The current time in Unix seconds, as recorded in `received_at`.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

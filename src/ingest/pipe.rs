@@ -1,0 +1,100 @@
+//! `tidings ingest`: one message on stdin, as an MTA pipe transport delivers
+//! it (Postfix `pipe`, an alias `|tidings ingest`).
+//!
+//! The exit status is what the MTA acts on (sysexits.h): 0 once the post is
+//! durably stored or held, 65 (EX_DATAERR) with a one-line reason for a
+//! message that must bounce, 75 (EX_TEMPFAIL) when the store is busy, the
+//! disk full or anything else went wrong on our side, so the MTA keeps the
+//! message and retries: nothing is lost.
+
+use std::io::Read;
+
+use super::{commit, now, Envelope, Filer, Outcome};
+use crate::config::Config;
+use crate::store::Store;
+
+/// sysexits.h: the message is at fault; the MTA bounces it.
+pub const EX_DATAERR: u8 = 65;
+/// sysexits.h: try again later; the MTA keeps the message queued.
+pub const EX_TEMPFAIL: u8 = 75;
+
+/// How a pipe delivery ended: the exit status and the line to print.
+#[derive(Debug)]
+pub struct Delivery {
+    pub exit_code: u8,
+    pub message: String,
+}
+
+impl Delivery {
+    fn tempfail(message: String) -> Self {
+        Delivery {
+            exit_code: EX_TEMPFAIL,
+            message,
+        }
+    }
+}
+
+/// Reads one message from `input` and stores it.
+pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delivery {
+    let limit = config.ingest.max_message_bytes;
+    let raw = match read_limited(input, limit) {
+        Ok(Input::Whole(raw)) => raw,
+        Ok(Input::TooLarge(size)) => {
+            return Delivery {
+                exit_code: EX_DATAERR,
+                message: format!(
+                    "message is {size} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)"
+                ),
+            }
+        }
+        Err(error) => return Delivery::tempfail(format!("cannot read the message: {error}")),
+    };
+    let post = Filer::new(config).file_message(&raw, envelope, now());
+    let mut store = match Store::open(&config.database_path()) {
+        Ok(store) => store,
+        Err(error) => return Delivery::tempfail(format!("store unavailable: {error}")),
+    };
+    match commit(&mut store, std::slice::from_ref(&post)) {
+        Ok(outcomes) => match outcomes.into_iter().next() {
+            Some(Outcome::Rejected { reason, .. }) => Delivery {
+                exit_code: EX_DATAERR,
+                message: reason,
+            },
+            Some(outcome) => Delivery {
+                exit_code: 0,
+                message: describe(&outcome, &post.list_code),
+            },
+            None => Delivery::tempfail("store returned no outcome".to_string()),
+        },
+        Err(error) => Delivery::tempfail(format!("store unavailable: {error}")),
+    }
+}
+
+fn describe(outcome: &Outcome, list: &Option<String>) -> String {
+    match outcome {
+        Outcome::Stored { id } => {
+            format!("stored as post {id} in {}", list.as_deref().unwrap_or("-"))
+        }
+        Outcome::Held { id, reason } => format!("held as post {id}: {reason}"),
+        Outcome::Duplicate { id } => format!("duplicate of post {id}"),
+        Outcome::Rejected { reason, .. } => reason.clone(),
+    }
+}
+
+enum Input {
+    Whole(Vec<u8>),
+    TooLarge(usize),
+}
+
+/// Reads all of `input`, keeping at most `limit` bytes; past the limit the
+/// rest is drained (so the MTA sees the whole message taken) and counted.
+fn read_limited(input: impl Read, limit: usize) -> std::io::Result<Input> {
+    let mut raw = Vec::new();
+    let mut input = input.take(limit as u64 + 1);
+    input.read_to_end(&mut raw)?;
+    if raw.len() <= limit {
+        return Ok(Input::Whole(raw));
+    }
+    let rest = std::io::copy(&mut input.into_inner(), &mut std::io::sink())?;
+    Ok(Input::TooLarge(raw.len() + rest as usize))
+}
