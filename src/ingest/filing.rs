@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use mail_parser::{HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
-use super::subject::decoded_subject;
+use super::headers;
 use crate::config::{Config, List};
 use crate::lang::{parse_subject, Detector, Subject};
 use crate::store::{Attachment, NewPost, Status};
@@ -30,6 +30,7 @@ pub struct Envelope {
 pub struct Filer<'a> {
     config: &'a Config,
     detector: Detector,
+    parser: MessageParser,
 }
 
 impl<'a> Filer<'a> {
@@ -39,7 +40,11 @@ impl<'a> Filer<'a> {
             config.lists.iter().map(|list| list.lang.as_str()),
             config.ingest.detect_confidence,
         );
-        Filer { config, detector }
+        Filer {
+            config,
+            detector,
+            parser: headers::message_parser(),
+        }
     }
 
     /// Turns the bytes of one message into a post: published under a list,
@@ -68,18 +73,15 @@ impl<'a> Filer<'a> {
         }
         // mail-parser can panic on some malformed MIME trees; such a message
         // is still kept, filed from its headers alone and held.
-        let (parsed, broken) =
-            match catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(raw))) {
-                Ok(parsed) => (parsed, None),
-                Err(_) => (
-                    catch_unwind(AssertUnwindSafe(|| {
-                        MessageParser::default().parse_headers(raw)
-                    }))
+        let (parsed, broken) = match catch_unwind(AssertUnwindSafe(|| self.parser.parse(raw))) {
+            Ok(parsed) => (parsed, None),
+            Err(_) => (
+                catch_unwind(AssertUnwindSafe(|| self.parser.parse_headers(raw)))
                     .ok()
                     .flatten(),
-                    Some("the MIME structure could not be parsed".to_string()),
-                ),
-            };
+                Some("the MIME structure could not be parsed".to_string()),
+            ),
+        };
         let message = match (parsed, broken) {
             (Some(message), broken) if !message.headers().is_empty() => (message, broken),
             (_, Some(reason)) => {
@@ -109,24 +111,28 @@ impl<'a> Filer<'a> {
         received_at: i64,
         broken: Option<String>,
     ) -> NewPost {
-        let subject = clean_line(&decoded_subject(raw, message));
+        // Raw 8-bit header bytes are read in the charset of the text.
+        let recoded = headers::recode_8bit_headers(raw, message, &self.parser);
+        let header_view = recoded.as_ref().unwrap_or(message);
+        let subject = clean_line(&headers::decoded_subject(header_view));
         let parts = parse_subject(&subject);
         let message_id = message
             .message_id()
             .map(clean_line)
             .filter(|id| !id.is_empty())
             .map(|id| format!("<{id}>"));
-        let (author_name, author_address) = author(message);
+        let (author_name, author_address) = author(header_view);
         let date_header = message
             .header_raw(HeaderName::Date)
             .map(|d| clean_line(d.trim()));
-        let date = message
-            .date()
+        let date = date_header
+            .as_deref()
+            .and_then(mail_parser::DateTime::parse_rfc822)
             .filter(|d| d.is_valid())
             .map(|d| d.to_timestamp());
         let (body, attachments) = match broken {
             Some(_) => (String::new(), Vec::new()),
-            None => (clean_body(&body_text(message)), attachments(message)),
+            None => (clean_body(&body_text(message)), attachments(raw, message)),
         };
 
         let filing = self.decide(message, &parts, &body, envelope);
@@ -361,11 +367,27 @@ fn letters(text: &str) -> usize {
     text.chars().filter(|c| c.is_alphabetic()).count()
 }
 
-fn attachments(message: &Message<'_>) -> Vec<Attachment> {
-    message
-        .attachments()
-        .map(|part| Attachment {
-            filename: part.attachment_name().map(clean_line),
+/// The attachments of a message, and those of the messages it forwards.
+/// `raw` is the outermost message: mail-parser counts the offsets of a
+/// forwarded message's parts from there, unless the forward was encoded.
+fn attachments(raw: &[u8], message: &Message<'_>) -> Vec<Attachment> {
+    let mut found = Vec::new();
+    for part in message.attachments() {
+        if let PartType::Message(inner) = &part.body {
+            found.extend(attachments(raw, inner));
+            continue;
+        }
+        let filename = part.attachment_name().map(|name| {
+            let header = part.offset_header as usize..part.offset_body as usize;
+            let repaired = || {
+                [raw, message.raw_message()]
+                    .iter()
+                    .find_map(|bytes| headers::rejoin_file_name(bytes.get(header.clone())?))
+            };
+            clean_line(&repaired().unwrap_or_else(|| name.to_string()))
+        });
+        found.push(Attachment {
+            filename,
             content_type: part
                 .content_type()
                 .map(|ct| match &ct.c_subtype {
@@ -375,8 +397,9 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
                 .unwrap_or_else(|| "application/octet-stream".to_string())
                 .to_ascii_lowercase(),
             size: part.contents().len(),
-        })
-        .collect()
+        });
+    }
+    found
 }
 
 fn author(message: &Message<'_>) -> (String, String) {

@@ -6,9 +6,9 @@
 //! and the daemon's LMTP/SMTP listener all go through these two.
 
 mod filing;
+mod headers;
 pub mod import;
 pub mod pipe;
-mod subject;
 
 pub use filing::{Envelope, Filer};
 

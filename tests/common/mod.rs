@@ -1,0 +1,135 @@
+//! Shared test support: a tidings instance in a temporary directory, run
+//! through the real binary, and the corpus in ../shared.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// ../shared beside the repository: corpus, schemas, seeds.
+pub fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+/// A tidings set-up of its own: lists.toml, data/ and feeds/ in a tempdir.
+pub struct Tidings {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tidings {
+    /// The shipped lists.toml, unchanged apart from living in a tempdir.
+    pub fn new() -> Self {
+        Self::with_config(|text| text)
+    }
+
+    /// The shipped lists.toml passed through `edit` first.
+    pub fn with_config(edit: impl FnOnce(String) -> String) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shipped =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("lists.toml"))
+                .expect("shipped lists.toml");
+        std::fs::write(dir.path().join("lists.toml"), edit(shipped)).expect("write lists.toml");
+        Tidings { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("lists.toml")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+        command
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("TIDINGS_CONFIG")
+            .env_remove("ORIGINAL_RECIPIENT");
+        command
+    }
+
+    /// Runs `tidings ARGS` and returns its output, whatever its status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run tidings")
+    }
+
+    /// Runs `tidings ARGS` and asserts it succeeded; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "tidings {args:?} failed: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Runs `tidings ARGS` with `input` on stdin, with extra environment.
+    pub fn run_with_stdin(&self, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Output {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tidings");
+        // A child that refuses early may close stdin: that is its answer.
+        let _ = child.stdin.take().expect("stdin").write_all(input);
+        child.wait_with_output().expect("wait for tidings")
+    }
+
+    /// Every stored post, as `tidings posts --json` prints them, oldest first.
+    pub fn posts(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["posts", "--json"];
+        all.extend_from_slice(args);
+        self.ok(&all)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+            .collect()
+    }
+}
+
+/// Runs the corpus generator into `dir` and returns (output path, truth).
+pub fn generate(dir: &Path, name: &str, format: &str, args: &[&str]) -> (PathBuf, Vec<Value>) {
+    let out = dir.join(name);
+    let status = Command::new("python3")
+        .arg(shared().join("corpus/gen-posts.py"))
+        .args(["--tags", "ainfos", "--format", format, "--out"])
+        .arg(&out)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("python3 runs the generator");
+    assert!(status.success(), "gen-posts.py failed");
+    let truth_path = match format {
+        "mbox" => PathBuf::from(format!("{}.truth.jsonl", out.display())),
+        _ => out.join("truth.jsonl"),
+    };
+    let truth = std::fs::read_to_string(truth_path)
+        .expect("truth file")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("truth JSON"))
+        .collect();
+    (out, truth)
+}
+
+/// The count after `label` in an import summary ("  stored   12").
+pub fn summary_count(summary: &str, label: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(label))
+                .then(|| words.next()?.parse().ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no `{label}` in summary:\n{summary}"))
+}

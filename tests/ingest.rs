@@ -1,0 +1,541 @@
+//! Ingest end to end: the real binary on the real corpus in ../shared.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use common::{generate, shared, summary_count, Tidings};
+use serde_json::Value;
+
+/// Every message file of the real-world corpus (license files left out).
+fn realworld_messages() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("corpus folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if !path.to_string_lossy().ends_with(".upstream")
+                && !path.ends_with("SOURCES.md")
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&shared().join("corpus/realworld"), &mut files);
+    files.sort();
+    files
+}
+
+/// The title the ground truth expects once the trailing translation list
+/// and machine-translation marker are taken out, as tidings stores it.
+fn expected_title(truth: &Value) -> String {
+    let mut title = truth["expected_title"].as_str().unwrap().to_string();
+    if let Some(stripped) = title.strip_suffix("[machine translation]") {
+        title = stripped.trim_end().to_string();
+    }
+    let translations: Vec<&str> = truth["translations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    if !translations.is_empty() {
+        let suffix = format!("({})", translations.join(", "));
+        title = title
+            .strip_suffix(&suffix)
+            .expect("title ends with its translations")
+            .trim_end()
+            .to_string();
+    }
+    title
+}
+
+#[test]
+fn every_realworld_message_piped_in_is_stored_held_or_rejected_with_a_reason() {
+    let tidings = Tidings::new();
+    let mut tally: BTreeMap<String, u64> = BTreeMap::new();
+    let files = realworld_messages();
+    assert!(files.len() >= 400, "corpus has {} files", files.len());
+    for file in &files {
+        let raw = std::fs::read(file).unwrap();
+        let output = tidings.run_with_stdin(&["ingest"], &[], &raw);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        match output.status.code() {
+            Some(0) => {
+                *tally
+                    .entry("accepted (stored, held or duplicate)".into())
+                    .or_default() += 1
+            }
+            Some(65) => {
+                let reason = stderr.lines().last().unwrap_or("").to_string();
+                assert!(
+                    !reason.is_empty(),
+                    "{}: rejected without a reason",
+                    file.display()
+                );
+                *tally.entry(format!("rejected: {reason}")).or_default() += 1;
+            }
+            other => panic!(
+                "{}: exit {other:?} (expected 0 or 65)\n{stderr}",
+                file.display()
+            ),
+        }
+    }
+    println!(
+        "{} real-world messages through `tidings ingest`:",
+        files.len()
+    );
+    for (outcome, count) in &tally {
+        println!("  {count:>5}  {outcome}");
+    }
+
+    let posts = tidings.posts(&[]);
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    for post in &posts {
+        let status = post["status"].as_str().unwrap();
+        *by_status.entry(status.to_string()).or_default() += 1;
+        if status == "published" {
+            assert!(post["list"].is_string(), "published without a list: {post}");
+        } else {
+            assert!(
+                post["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{status} without a reason: {post}"
+            );
+        }
+    }
+    println!("in the store: {by_status:?}");
+    let rejected = tally
+        .iter()
+        .filter(|(k, _)| k.starts_with("rejected"))
+        .map(|(_, v)| v)
+        .sum::<u64>();
+    assert_eq!(by_status.get("rejected").copied().unwrap_or(0), rejected);
+    // Every accepted message is a row, unless it repeated one already stored.
+    assert!(posts.len() as u64 <= files.len() as u64);
+    assert!(by_status.get("published").copied().unwrap_or(0) > 50);
+    // Raw bytes are kept: the first stored post gives back exactly what was piped in.
+    let first = &posts[0];
+    let raw = tidings
+        .run(&["posts", "show", &first["id"].to_string(), "--raw"])
+        .stdout;
+    assert!(files.iter().any(|f| std::fs::read(f).unwrap() == raw));
+}
+
+#[test]
+fn realworld_import_accounts_for_every_message() {
+    let tidings = Tidings::new();
+    let summary = tidings.ok(&[
+        "import",
+        shared().join("corpus/realworld").to_str().unwrap(),
+    ]);
+    println!("{summary}");
+    let messages = summary_count(&summary, "imported");
+    let stored = summary_count(&summary, "stored");
+    let duplicates = summary_count(&summary, "duplicates");
+    let held = summary_count(&summary, "held");
+    let rejected = summary_count(&summary, "rejected");
+    assert_eq!(messages, stored + duplicates + held + rejected);
+    // The mbox files hold more than one message each.
+    assert!(messages > realworld_messages().len() as u64);
+    let posts = tidings.posts(&[]);
+    assert_eq!(posts.len() as u64, stored + held + rejected);
+}
+
+#[test]
+fn generated_posts_are_filed_by_language_with_exact_titles() {
+    let tidings = Tidings::new();
+    let (mbox, truth) = generate(
+        tidings.path(),
+        "posts.mbox",
+        "mbox",
+        &[
+            "--n",
+            "1500",
+            "--seed",
+            "20261122",
+            "--rate",
+            "untagged=0.3",
+        ],
+    );
+    let summary = tidings.ok(&["import", mbox.to_str().unwrap()]);
+    let unique: Vec<&Value> = truth
+        .iter()
+        .filter(|t| !t["is_duplicate"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        summary_count(&summary, "duplicates"),
+        (truth.len() - unique.len()) as u64
+    );
+
+    let posts = tidings.posts(&[]);
+    assert_eq!(posts.len(), unique.len(), "one post per distinct message");
+    let (mut tagged, mut tagged_right, mut untagged, mut untagged_right) = (0, 0, 0, 0);
+    let mut charsets = BTreeSet::new();
+    for (truth, post) in unique.iter().zip(&posts) {
+        let context = format!("truth {truth}\npost {post}");
+        if truth["message_id"].is_string() {
+            assert_eq!(post["message_id"], truth["message_id"], "{context}");
+        }
+        let right = post["list"] == truth["list_code"];
+        if truth["tag"].is_string() {
+            tagged += 1;
+            tagged_right += right as u32;
+        } else {
+            untagged += 1;
+            untagged_right += right as u32;
+        }
+        assert_eq!(
+            post["title"].as_str().unwrap(),
+            expected_title(truth),
+            "{context}"
+        );
+        assert_eq!(post["translations"], truth["translations"], "{context}");
+        let marked = truth["expected_title"]
+            .as_str()
+            .unwrap()
+            .ends_with("[machine translation]");
+        assert_eq!(
+            post["machine_translation"].as_bool().unwrap(),
+            marked,
+            "{context}"
+        );
+        assert_eq!(post["author"], truth["from_name"], "{context}");
+        if right {
+            assert_eq!(post["status"], "published", "{context}");
+        }
+        charsets.insert(truth["charset"].as_str().unwrap().to_string());
+    }
+    println!("tagged {tagged_right}/{tagged}, untagged {untagged_right}/{untagged}, charsets {charsets:?}");
+    assert_eq!(
+        tagged_right, tagged,
+        "every tagged post is filed by its tag"
+    );
+    assert!(
+        untagged >= 300,
+        "enough untagged posts to measure: {untagged}"
+    );
+    assert!(
+        untagged_right as f64 >= 0.97 * untagged as f64,
+        "untagged accuracy {untagged_right}/{untagged} is under 97%"
+    );
+    for legacy in [
+        "koi8-r",
+        "windows-1251",
+        "iso-8859-7",
+        "gb2312",
+        "big5",
+        "windows-1252",
+    ] {
+        assert!(charsets.contains(legacy), "the sample covers {legacy}");
+    }
+}
+
+#[test]
+fn maildir_hard_profile_lands_or_is_rejected_for_its_size() {
+    let tidings = Tidings::with_config(|text| {
+        text.replace(
+            "max_message_bytes = 10485760",
+            "max_message_bytes = 4000000",
+        )
+    });
+    let (maildir, truth) = generate(
+        tidings.path(),
+        "Maildir",
+        "maildir",
+        &["--profile", "hard", "--n", "120", "--seed", "5"],
+    );
+    let summary = tidings.ok(&["import", maildir.to_str().unwrap()]);
+    println!("{summary}");
+    // Each delivery of an oversize message is refused, copies included.
+    let too_big: Vec<&Value> = truth
+        .iter()
+        .filter(|t| t["size"].as_u64().unwrap() > 4_000_000)
+        .collect();
+    assert!(!too_big.is_empty(), "the hard profile has huge messages");
+    assert_eq!(summary_count(&summary, "imported"), truth.len() as u64);
+    let rejected = tidings.posts(&["--status", "rejected"]);
+    assert_eq!(
+        rejected.len(),
+        too_big.len(),
+        "exactly the oversize messages are rejected"
+    );
+    for post in &rejected {
+        assert!(
+            post["reason"]
+                .as_str()
+                .unwrap()
+                .contains("over the limit of 4000000 bytes"),
+            "{post}"
+        );
+    }
+    // Attachments are listed, not inlined.
+    let posts = tidings.posts(&["--status", "published"]);
+    let with_attachments = truth
+        .iter()
+        .filter(|t| !t["attachments"].as_array().unwrap().is_empty())
+        .count();
+    assert!(with_attachments > 0);
+    assert!(posts
+        .iter()
+        .any(|p| !p["attachments"].as_array().unwrap().is_empty()));
+    for truth in truth
+        .iter()
+        .filter(|t| t["size"].as_u64().unwrap() <= 4_000_000)
+    {
+        let Some(id) = truth["message_id"].as_str() else {
+            continue;
+        };
+        let post = posts
+            .iter()
+            .find(|p| p["message_id"] == id)
+            .unwrap_or_else(|| panic!("{id} was stored"));
+        let names: BTreeSet<&str> = post["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["filename"].as_str())
+            .collect();
+        for attachment in truth["attachments"].as_array().unwrap() {
+            let name = attachment["filename"].as_str().unwrap();
+            assert!(
+                names.contains(name),
+                "attachment {name} of {id} is listed: {names:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn importing_twice_stores_nothing_new() {
+    let tidings = Tidings::new();
+    let (mbox, truth) = generate(
+        tidings.path(),
+        "posts.mbox",
+        "mbox",
+        &["--n", "300", "--seed", "2"],
+    );
+    let first = tidings.ok(&["import", mbox.to_str().unwrap()]);
+    let stored = summary_count(&first, "stored") + summary_count(&first, "held");
+    assert!(stored > 250);
+    let second = tidings.ok(&["import", mbox.to_str().unwrap()]);
+    assert_eq!(summary_count(&second, "stored"), 0);
+    assert_eq!(summary_count(&second, "held"), 0);
+    assert_eq!(summary_count(&second, "duplicates"), truth.len() as u64);
+    assert_eq!(tidings.posts(&[]).len() as u64, stored);
+}
+
+const GOOD: &[u8] = b"From: Ana <ana@example.org>\r\nTo: a-infos-en@lists.example.org\r\nSubject: (en) Greece, CGA: general strike\r\nMessage-ID: <strike-1@example.org>\r\nDate: Mon, 31 May 2021 10:25:55 +0300\r\n\r\nThe general strike began at dawn.\r\n";
+
+#[test]
+fn pipe_exit_codes_tell_the_mta_what_to_do() {
+    let tidings = Tidings::new();
+    let output = tidings.run_with_stdin(&["ingest"], &[], GOOD);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let posts = tidings.posts(&[]);
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["list"], "en");
+    assert_eq!(posts[0]["title"], "Greece, CGA: general strike");
+    assert_eq!(posts[0]["date"], "2021-05-31T07:25:55+00:00");
+
+    // The MTA redelivers after a lost acknowledgement: stored once, still 0.
+    assert_eq!(
+        tidings.run_with_stdin(&["ingest"], &[], GOOD).status.code(),
+        Some(0)
+    );
+    assert_eq!(tidings.posts(&[]).len(), 1);
+
+    let empty = tidings.run_with_stdin(&["ingest"], &[], b"");
+    assert_eq!(empty.status.code(), Some(65));
+    assert_eq!(
+        String::from_utf8_lossy(&empty.stderr).trim(),
+        "empty message"
+    );
+
+    let headless = tidings.run_with_stdin(&["ingest"], &[], b"just some words\nand more\n");
+    assert_eq!(headless.status.code(), Some(65));
+
+    // An unserved tag is kept for a moderator, not bounced.
+    let held = tidings.run_with_stdin(
+        &["ingest"],
+        &[],
+        b"From: a@example.org\nSubject: (ar) Title\nMessage-ID: <ar@x>\n\nText\n",
+    );
+    assert_eq!(held.status.code(), Some(0));
+    let held = tidings.posts(&["--status", "held"]);
+    assert_eq!(held[0]["reason"], "no list serves the language tag (ar)");
+}
+
+#[test]
+fn oversize_message_bounces_with_the_limit_named() {
+    let tidings = Tidings::with_config(|text| {
+        text.replace("max_message_bytes = 10485760", "max_message_bytes = 2048")
+    });
+    let mut big = GOOD.to_vec();
+    big.extend(std::iter::repeat_n(b'x', 5000));
+    let output = tidings.run_with_stdin(&["ingest"], &[], &big);
+    assert_eq!(output.status.code(), Some(65));
+    let reason = String::from_utf8_lossy(&output.stderr);
+    assert!(reason.contains("over the limit of 2048 bytes"), "{reason}");
+    assert!(reason.contains(&big.len().to_string()), "{reason}");
+}
+
+#[test]
+fn unusable_store_or_config_asks_the_mta_to_retry() {
+    let tidings = Tidings::with_config(|text| {
+        text.replace("data_dir = \"data\"", "data_dir = \"blocker/data\"")
+    });
+    // A file where the data directory should be: the store cannot open.
+    std::fs::write(tidings.path().join("blocker"), b"not a directory").unwrap();
+    let output = tidings.run_with_stdin(&["ingest"], &[], GOOD);
+    assert_eq!(
+        output.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let broken = Tidings::with_config(|text| text.replace("[site]", "[site]\nbogus = 1"));
+    let output = broken.run_with_stdin(&["ingest"], &[], GOOD);
+    assert_eq!(output.status.code(), Some(75));
+}
+
+#[test]
+fn envelope_recipient_and_list_option_file_untagged_posts() {
+    let tidings = Tidings::new();
+    let untagged = |id: &str| {
+        format!("From: a@example.org\nTo: someone@example.net\nSubject: Plain title\nMessage-ID: <{id}@x>\n\nok\n")
+    };
+    let by_env = tidings.run_with_stdin(
+        &["ingest"],
+        &[("ORIGINAL_RECIPIENT", "a-infos-ct@lists.example.org")],
+        untagged("1").as_bytes(),
+    );
+    assert_eq!(by_env.status.code(), Some(0));
+    let by_arg = tidings.run_with_stdin(
+        &["ingest", "A-Infos-FI@lists.example.org"],
+        &[],
+        untagged("2").as_bytes(),
+    );
+    assert_eq!(by_arg.status.code(), Some(0));
+    let by_list =
+        tidings.run_with_stdin(&["ingest", "--list", "tr"], &[], untagged("3").as_bytes());
+    assert_eq!(by_list.status.code(), Some(0));
+    let lists: Vec<Value> = tidings
+        .posts(&[])
+        .iter()
+        .map(|p| p["list"].clone())
+        .collect();
+    assert_eq!(lists, ["ct", "fi", "tr"]);
+}
+
+#[test]
+fn broken_and_hostile_messages_never_crash_or_vanish() {
+    let tidings = Tidings::new();
+    let cases: &[(&str, &[u8])] = &[
+        ("nul bytes", b"From: a@example.org\nSubject: (en) Nul\0 title\nMessage-ID: <nul@x>\n\nBody with \0 nul\n"),
+        ("bare lf", b"From: a@example.org\nSubject: (en) Bare LF\nMessage-ID: <lf@x>\n\nline one\nline two\n"),
+        ("broken encoded-word", b"From: a@example.org\r\nSubject: (en) =?utf-8?B?broken!!?= =?unknown-charset?Q?x?=\r\nMessage-ID: <ew@x>\r\n\r\nText\r\n"),
+        ("8-bit header", b"From: J\xfcrgen <j@example.org>\r\nSubject: (de) Stra\xdfe\r\nMessage-ID: <8bit@x>\r\n\r\nText\r\n"),
+        ("no date, no message-id", b"From: a@example.org\r\nSubject: (en) Undated\r\n\r\nText\r\n"),
+        ("html only", b"From: a@example.org\r\nSubject: (fr) HTML\r\nMessage-ID: <html@x>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Premier paragraphe.</p><p>Second <b>paragraphe</b>.</p>\r\n"),
+        ("unterminated multipart", b"From: a@example.org\r\nSubject: (en) Cut\r\nMessage-ID: <cut@x>\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nHalf a mess"),
+        ("binary garbage", &[0xff, 0xfe, 0x00, 0x01, b':', b'\n', 0x80, 0x81]),
+    ];
+    for (name, raw) in cases {
+        let output = tidings.run_with_stdin(&["ingest"], &[], raw);
+        let code = output.status.code();
+        assert!(
+            matches!(code, Some(0) | Some(65)),
+            "{name}: exit {code:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let posts = tidings.posts(&[]);
+    assert_eq!(posts.len(), cases.len(), "every case left a record");
+    let by_id = |id: &str| {
+        posts
+            .iter()
+            .find(|p| p["message_id"] == id)
+            .unwrap_or_else(|| panic!("{id} stored"))
+    };
+    assert_eq!(by_id("<nul@x>")["title"], "Nul title");
+    assert_eq!(by_id("<8bit@x>")["title"], "Straße");
+    assert_eq!(by_id("<8bit@x>")["author"], "Jürgen");
+    assert_eq!(by_id("<ew@x>")["list"], "en");
+    assert_eq!(by_id("<html@x>")["list"], "fr");
+    assert!(posts
+        .iter()
+        .any(|p| p["title"] == "Undated" && p["date"].is_null()));
+    let html = tidings.ok(&[
+        "posts",
+        "show",
+        by_id("<html@x>")["id"].to_string().as_str(),
+    ]);
+    assert!(
+        html.contains("Premier paragraphe.") && html.contains("Second paragraphe."),
+        "{html}"
+    );
+    assert!(!html.contains("<p>"), "{html}");
+}
+
+#[test]
+fn truncated_mbox_keeps_every_message_that_arrived() {
+    let tidings = Tidings::new();
+    let (mbox, truth) = generate(
+        tidings.path(),
+        "posts.mbox",
+        "mbox",
+        &["--n", "40", "--seed", "8"],
+    );
+    let bytes = std::fs::read(&mbox).unwrap();
+    // Cut in the middle of the last message's body.
+    let last = bytes.windows(6).rposition(|w| w == b"\nFrom ").unwrap();
+    let cut = last + (bytes.len() - last) / 2;
+    let truncated = tidings.path().join("truncated.mbox");
+    std::fs::write(&truncated, &bytes[..cut]).unwrap();
+    let summary = tidings.ok(&["import", truncated.to_str().unwrap()]);
+    assert_eq!(summary_count(&summary, "imported"), truth.len() as u64);
+}
+
+#[test]
+fn a_bad_configuration_names_file_line_and_column() {
+    let tidings = Tidings::with_config(|text| {
+        text.replace("timezone = \"UTC\"", "timezone = \"Mars/Olympus\"")
+            .replacen(
+                "digest_schedule = \"0 18 * * *\"",
+                "digest_schedule = \"at six\"",
+                1,
+            )
+    });
+    let output = tidings.run(&["check"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let config = tidings.config().display().to_string();
+    let text = std::fs::read_to_string(tidings.config()).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert!(
+        stderr.contains(&format!(
+            "{config}:{}:12: unknown timezone `Mars/Olympus`",
+            line_of("Mars/Olympus")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{config}:{}:19: digest_schedule `at six`",
+            line_of("at six")
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: "), "{stderr}");
+    assert!(stderr.contains("2 problem(s) found"), "{stderr}");
+
+    assert!(Tidings::new().ok(&["check"]).contains("ok, 16 lists"));
+}
