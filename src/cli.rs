@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Config, ConfigErrors};
+use crate::feeds;
 use crate::ingest::{self, Envelope};
 use crate::store::{Post, PostFilter, Status, Store};
 
@@ -20,14 +21,39 @@ pub struct Cli {
     #[arg(long, global = true, env = "TIDINGS_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Log lines for people (human) or for log collectors (json).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: LMTP and SMTP listeners, the scheduler and the HTTP side.
+    Serve {
+        /// LMTP listener address, over lists.toml (port 0 picks a free port).
+        #[arg(long)]
+        lmtp_listen: Option<std::net::SocketAddr>,
+        /// SMTP listener address, over lists.toml.
+        #[arg(long)]
+        smtp_listen: Option<std::net::SocketAddr>,
+        /// HTTP listener address, over lists.toml.
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
+    },
     /// Check the configuration and print every problem with file:line:column.
     Check,
+    /// Show each list: posts, subscribers, the next digest time, the outbox depth.
+    Status,
     /// Store one message read on stdin, as an MTA pipe delivers it.
     ///
     /// Exits 0 once stored or held, 65 when the message must bounce, 75 when
@@ -48,6 +74,50 @@ pub enum Command {
         /// Files or folders to import.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Write the RSS, Atom, RDF and JSON feeds of every list and of all
+    /// lists now, and print the files that changed.
+    Feeds {
+        /// Rebuild only the feeds whose posts changed, and leave the work to a
+        /// rebuild already under way: what `ingest` starts after a post.
+        #[arg(long, hide = true)]
+        after_ingest: bool,
+    },
+    /// Issue the digests that are due and deliver everything queued.
+    ///
+    /// A list's digest is due at each slot of its digest_schedule, or early
+    /// once its pending text passes digest_size_threshold; `--now` issues
+    /// one now. Deliveries queued or deferred earlier go out too.
+    Digest {
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// Issue now, whatever the schedule says (still none without posts
+        /// unless the list sets digest_send_empty).
+        #[arg(long)]
+        now: bool,
+        /// Print the digests that would be issued, one message per format,
+        /// as an mbox on stdout, and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Issue the digests but leave their delivery to a later run.
+        #[arg(long)]
+        no_deliver: bool,
+        /// Take this time (RFC 3339) as now, for numbering and schedules.
+        #[arg(long, hide = true)]
+        at: Option<String>,
+    },
+    /// Show the outbox: deliveries per list and state, the oldest deferred,
+    /// the last errors.
+    Queue {
+        #[command(subcommand)]
+        action: Option<QueueCommand>,
+    },
+    /// Add, remove or list digest subscribers (for administrators: no
+    /// confirmation is asked of the subscriber).
+    Subscribers {
+        #[command(subcommand)]
+        action: SubscribersCommand,
     },
     /// List stored posts, or show one.
     Posts {
@@ -79,6 +149,70 @@ pub enum PostsCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Make every deferred delivery due now and deliver.
+    Retry {
+        /// Take this time (RFC 3339) as now.
+        #[arg(long, hide = true)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Subscribe addresses to a list's digests (or change their format).
+    Add {
+        #[arg(long)]
+        list: String,
+        /// The digest format.
+        #[arg(long, value_enum, default_value_t = ModeArg::Mime)]
+        mode: ModeArg,
+        /// Addresses; `-` reads one per line from stdin.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Unsubscribe addresses; their pending deliveries are dropped.
+    Remove {
+        #[arg(long)]
+        list: String,
+        /// Addresses; `-` reads one per line from stdin.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// List subscribers: list, address, format.
+    List {
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+    },
+}
+
+/// A digest format on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// RFC 2046 MIME digest.
+    Mime,
+    /// RFC 1153 plain text.
+    Plain,
+    /// HTML with a plain-text alternative.
+    Html,
+    /// Table of contents with first lines and links.
+    Summary,
+}
+
+impl From<ModeArg> for crate::store::subscribers::DigestMode {
+    fn from(mode: ModeArg) -> Self {
+        use crate::store::subscribers::DigestMode;
+        match mode {
+            ModeArg::Mime => DigestMode::Mime,
+            ModeArg::Plain => DigestMode::Plain,
+            ModeArg::Html => DigestMode::Html,
+            ModeArg::Summary => DigestMode::Summary,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum StatusArg {
     Published,
@@ -100,6 +234,20 @@ impl From<StatusArg> for Status {
 pub fn run(cli: Cli) -> ExitCode {
     let config_path = config::locate(cli.config.as_deref());
     match cli.command {
+        Command::Serve {
+            lmtp_listen,
+            smtp_listen,
+            http_listen,
+        } => {
+            let overrides = crate::serve::Overrides {
+                lmtp: lmtp_listen,
+                smtp: smtp_listen,
+                http: http_listen,
+            };
+            let result = config::load(config_path.as_deref())
+                .and_then(|config| crate::serve::run(config_path, config, overrides));
+            report(result)
+        }
         Command::Ingest { list, recipients } => ingest(config_path, list, recipients),
         Command::Check => check(config_path),
         command => match config::load(config_path.as_deref()) {
@@ -112,6 +260,13 @@ pub fn run(cli: Cli) -> ExitCode {
 fn dispatch(config: &Config, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Import { list, paths } => import(config, list, &paths),
+        Command::Feeds {
+            after_ingest: false,
+        } => write_feeds(config),
+        Command::Feeds { after_ingest: true } => {
+            let store = open_store(config)?;
+            feeds::regenerate_after_ingest(config, &store).map(drop)
+        }
         Command::Posts {
             show: Some(PostsCommand::Show { id, raw }),
             ..
@@ -131,7 +286,22 @@ fn dispatch(config: &Config, command: Command) -> anyhow::Result<()> {
             },
             json,
         ),
-        Command::Check | Command::Ingest { .. } => unreachable!("handled in run"),
+        Command::Digest {
+            list,
+            now,
+            dry_run,
+            no_deliver,
+            at,
+        } => send_digests(config, list, now, dry_run, no_deliver, at.as_deref()),
+        Command::Queue { action: None } => show_queue(config),
+        Command::Queue {
+            action: Some(QueueCommand::Retry { at }),
+        } => retry_queue(config, at.as_deref()),
+        Command::Subscribers { action } => subscribers(config, action),
+        Command::Status => status(config),
+        Command::Check | Command::Ingest { .. } | Command::Serve { .. } => {
+            unreachable!("handled in run")
+        }
     }
 }
 
@@ -198,6 +368,9 @@ fn ingest(path: Option<PathBuf>, list: Option<String>, mut recipients: Vec<Strin
         recipients,
     };
     let delivery = ingest::pipe::deliver(&config, &envelope, std::io::stdin().lock());
+    if delivery.published {
+        start_feed_refresh(path.as_deref());
+    }
     if delivery.exit_code == 0 {
         tracing::info!("{}", delivery.message);
     } else {
@@ -232,12 +405,56 @@ fn import(config: &Config, list: Option<String>, paths: &[PathBuf]) -> anyhow::R
         std::io::stderr().is_terminal(),
     )?;
     print!("{}", summary.render(started.elapsed().as_secs_f64()));
+    let feeds = feeds::regenerate_after_ingest(config, &store).context("writing the feeds")?;
+    println!("  feeds written {:>6}", feeds.written.len());
     if !summary.unreadable.is_empty() {
         anyhow::bail!(
             "{} source(s) could not be read to the end",
             summary.unreadable.len()
         );
     }
+    Ok(())
+}
+
+/// Once a post is published, its feeds are brought up to date by a
+/// detached `tidings feeds --after-ingest`: the MTA has its answer as soon as
+/// the post is on disk, and a burst of deliveries shares one rebuild (see
+/// `feeds::regenerate_after_ingest`). A failure to start it is only logged:
+/// the post is safe, and the next rebuild shows it.
+fn start_feed_refresh(config_path: Option<&std::path::Path>) {
+    let Ok(program) = std::env::current_exe() else {
+        tracing::warn!("feeds not refreshed: cannot find the tidings binary");
+        return;
+    };
+    let mut command = std::process::Command::new(program);
+    if let Some(path) = config_path {
+        command.arg("--config").arg(path);
+    }
+    command
+        .args(["feeds", "--after-ingest"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Err(error) = command.spawn() {
+        tracing::warn!(%error, "feeds not refreshed");
+    }
+}
+
+fn write_feeds(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    let report =
+        feeds::regenerate(config, &store, feeds::Mode::Everything).context("writing the feeds")?;
+    let mut out = std::io::stdout().lock();
+    for path in &report.written {
+        writeln!(out, "wrote {}", path.display())?;
+    }
+    writeln!(
+        out,
+        "{} feed files written, {} unchanged in {}",
+        report.written.len(),
+        report.unchanged,
+        config.site.feeds_dir.display()
+    )?;
     Ok(())
 }
 
@@ -363,5 +580,369 @@ fn show_post(config: &Config, id: i64, raw: bool) -> anyhow::Result<()> {
     }
     writeln!(out)?;
     out.write_all(post.body.as_bytes())?;
+    Ok(())
+}
+
+/// The clock of a command: the system's, or `--at`.
+fn clock(at: Option<&str>) -> anyhow::Result<crate::deliver::Clock> {
+    match at {
+        None => Ok(crate::deliver::Clock::System),
+        Some(text) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text)
+                .with_context(|| format!("--at {text} is not an RFC 3339 time"))?;
+            Ok(crate::deliver::Clock::Fixed(at.with_timezone(&chrono::Utc)))
+        }
+    }
+}
+
+fn send_digests(
+    config: &Config,
+    list: Option<String>,
+    now: bool,
+    dry_run: bool,
+    no_deliver: bool,
+    at: Option<&str>,
+) -> anyhow::Result<()> {
+    use crate::deliver::{self, Issue, Selection};
+    let clock = clock(at)?;
+    let templates = crate::digest::templates::Templates::load(&config.site.templates_dir)?;
+    let selection = Selection { list, force: now };
+    let mut store = open_store(config)?;
+    if dry_run {
+        let runs = deliver::dry_run(config, &store, &templates, clock.now(), &selection)?;
+        let mut out = std::io::stdout().lock();
+        for run in &runs {
+            eprintln!(
+                "{}: would issue Vol {}, Issue {} with {} posts",
+                run.list, run.volume, run.issue, run.posts
+            );
+            for (mode, message) in &run.messages {
+                write_mbox_message(
+                    &mut out,
+                    &format!("{}-{}", run.list, mode.as_str()),
+                    message,
+                )?;
+            }
+        }
+        if runs.is_empty() {
+            eprintln!("no digest is due");
+        }
+        return Ok(());
+    }
+    let issued =
+        deliver::issue_due_digests(config, &mut store, &templates, clock.now(), &selection)?;
+    for issue in &issued {
+        match issue {
+            Issue::Issued(digest) => println!(
+                "{}: issued Vol {}, Issue {} ({} posts, {}), queued for {} subscribers",
+                digest.record.list_code,
+                digest.record.volume,
+                digest.record.issue,
+                digest.posts,
+                digest.record.reason,
+                digest.queued
+            ),
+            Issue::NothingPending { list } => println!("{list}: due, but no posts are pending"),
+        }
+    }
+    if no_deliver {
+        return Ok(());
+    }
+    deliver_queue(config, store, clock)
+}
+
+/// Writes one message to an mbox (mboxrd: `>` before any `>*From ` line).
+fn write_mbox_message(out: &mut impl Write, sender: &str, message: &[u8]) -> anyhow::Result<()> {
+    writeln!(out, "From {sender}@tidings Thu Jan  1 00:00:00 1970")?;
+    for line in message.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let quoted = line
+            .iter()
+            .position(|&b| b != b'>')
+            .is_some_and(|i| line[i..].starts_with(b"From "));
+        if quoted {
+            out.write_all(b">")?;
+        }
+        out.write_all(line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Runs the outbox once, unless another run holds it.
+fn deliver_queue(
+    config: &Config,
+    store: Store,
+    clock: crate::deliver::Clock,
+) -> anyhow::Result<()> {
+    let Some(_lock) = crate::deliver::OutboxLock::acquire(&config.site.data_dir)? else {
+        println!("another delivery run holds the outbox; the queue is left to it");
+        return Ok(());
+    };
+    // One thread drives every connection; the store has its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the delivery runtime")?;
+    let config = std::sync::Arc::new(config.clone());
+    let (report, _store) = runtime.block_on(crate::deliver::run_outbox(
+        std::sync::Arc::clone(&config),
+        store,
+        clock,
+        tokio_util::sync::CancellationToken::new(),
+    ))?;
+    let rate = if report.seconds > 0.0 {
+        report.sent as f64 / report.seconds
+    } else {
+        0.0
+    };
+    println!(
+        "delivered: {} sent, {} deferred, {} failed{} in {:.2} s ({:.0} messages/s, {:.1} MB)",
+        report.sent,
+        report.deferred,
+        report.failed,
+        if report.given_up > 0 {
+            format!(", {} given up", report.given_up)
+        } else {
+            String::new()
+        },
+        report.seconds,
+        rate,
+        report.bytes as f64 / 1e6
+    );
+    if let Some(reason) = report.unreachable {
+        anyhow::bail!("stopped: {reason}; the rest stays queued for the next run");
+    }
+    Ok(())
+}
+
+fn retry_queue(config: &Config, at: Option<&str>) -> anyhow::Result<()> {
+    let clock = clock(at)?;
+    let mut store = open_store(config)?;
+    let due = store.retry_deferred(clock.now().timestamp())?;
+    println!("{due} deferred deliveries are due now");
+    deliver_queue(config, store, clock)
+}
+
+fn show_queue(config: &Config) -> anyhow::Result<()> {
+    use crate::store::deliveries::DeliveryState;
+    let store = open_store(config)?;
+    let summary = store.queue_summary(10)?;
+    let mut out = std::io::stdout().lock();
+    let time = |seconds: i64| {
+        chrono::DateTime::from_timestamp(seconds, 0)
+            .map(|d| {
+                d.with_timezone(&config.site.timezone)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    writeln!(
+        out,
+        "{:<12} {:>9} {:>9} {:>9} {:>9}",
+        "list", "queued", "deferred", "sent", "failed"
+    )?;
+    let mut lists: Vec<&String> = summary.counts.iter().map(|(list, _, _)| list).collect();
+    lists.dedup();
+    for list in lists {
+        let count = |state: DeliveryState| {
+            summary
+                .counts
+                .iter()
+                .find(|(l, s, _)| l == list && *s == state)
+                .map_or(0, |(_, _, n)| *n)
+        };
+        writeln!(
+            out,
+            "{:<12} {:>9} {:>9} {:>9} {:>9}",
+            list,
+            count(DeliveryState::Queued),
+            count(DeliveryState::Deferred),
+            count(DeliveryState::Sent),
+            count(DeliveryState::Failed)
+        )?;
+    }
+    match &summary.oldest_deferred {
+        Some(d) => writeln!(
+            out,
+            "oldest deferred: {} to {} (digest of {}, {} attempts, next {}): {}",
+            d.list_code,
+            d.address,
+            time(d.issued_at),
+            d.attempts,
+            time(d.next_attempt_at),
+            d.last_reply.as_deref().unwrap_or("-")
+        )?,
+        None => writeln!(out, "oldest deferred: none")?,
+    }
+    if !summary.last_errors.is_empty() {
+        writeln!(out, "last errors:")?;
+    }
+    for d in &summary.last_errors {
+        writeln!(
+            out,
+            "  {} {} {} {}: {}",
+            time(d.last_attempt_at.unwrap_or(d.next_attempt_at)),
+            d.list_code,
+            d.address,
+            d.state.as_str(),
+            d.last_reply.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
+}
+
+/// Addresses from the command line, `-` meaning one per line on stdin.
+fn addresses_from(arguments: Vec<String>) -> anyhow::Result<Vec<String>> {
+    use std::io::BufRead;
+    let mut addresses = Vec::new();
+    for argument in arguments {
+        if argument == "-" {
+            for line in std::io::stdin().lock().lines() {
+                let line = line.context("reading addresses from stdin")?;
+                let line = line.trim();
+                if !line.is_empty() && !line.starts_with('#') {
+                    addresses.push(line.to_string());
+                }
+            }
+        } else {
+            addresses.push(argument);
+        }
+    }
+    Ok(addresses)
+}
+
+fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Result<()> {
+    use crate::store::subscribers::Added;
+    use std::str::FromStr;
+    let check_list = |code: &str| -> anyhow::Result<()> {
+        if config.list(code).is_none() {
+            anyhow::bail!("no list has the code `{code}` in {}", config.source);
+        }
+        Ok(())
+    };
+    match action {
+        SubscribersCommand::Add {
+            list,
+            mode,
+            addresses,
+        } => {
+            check_list(&list)?;
+            let mut entries = Vec::new();
+            for address in addresses_from(addresses)? {
+                let parsed = lettre::Address::from_str(&address)
+                    .map_err(|e| anyhow::anyhow!("`{address}` is not a mail address: {e}"))?;
+                let address = format!("{}@{}", parsed.user(), parsed.domain().to_ascii_lowercase());
+                entries.push((address, crate::deliver::unsubscribe_token()?));
+            }
+            let mut store = open_store(config)?;
+            let now = chrono::Utc::now().timestamp();
+            let added = store.add_subscribers(&list, &entries, mode.into(), now)?;
+            let count = |kind: Added| added.iter().filter(|a| **a == kind).count();
+            println!(
+                "{list}: {} added, {} changed, {} already subscribed",
+                count(Added::New),
+                count(Added::Updated),
+                count(Added::Unchanged)
+            );
+        }
+        SubscribersCommand::Remove { list, addresses } => {
+            check_list(&list)?;
+            let addresses = addresses_from(addresses)?;
+            let mut store = open_store(config)?;
+            let removed =
+                store.remove_subscribers(&list, &addresses, chrono::Utc::now().timestamp())?;
+            println!(
+                "{list}: {removed} removed, {} were not subscribed",
+                addresses.len() - removed
+            );
+        }
+        SubscribersCommand::List { list } => {
+            if let Some(code) = &list {
+                check_list(code)?;
+            }
+            let store = open_store(config)?;
+            let mut out = std::io::stdout().lock();
+            for subscriber in store.subscribers(list.as_deref())? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}",
+                    subscriber.list_code,
+                    subscriber.address,
+                    subscriber.mode.as_str()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tidings status`: one line per list.
+fn status(config: &Config) -> anyhow::Result<()> {
+    use crate::store::deliveries::DeliveryState;
+    let store = open_store(config)?;
+    let posts = store.count_posts().context("counting posts")?;
+    let queue = store.queue_summary(0).context("reading the outbox")?;
+    let count = |list: &str, status: Status| {
+        posts
+            .iter()
+            .filter(|(code, s, _)| code.as_deref() == Some(list) && *s == status)
+            .map(|(_, _, n)| n)
+            .sum::<u64>()
+    };
+    let waiting = |list: &str| {
+        queue
+            .counts
+            .iter()
+            .filter(|(code, state, _)| {
+                code == list && matches!(state, DeliveryState::Queued | DeliveryState::Deferred)
+            })
+            .map(|(_, _, n)| n)
+            .sum::<u64>()
+    };
+    let timezone = config.site.timezone;
+    let now = chrono::Utc::now().with_timezone(&timezone);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<11} {:>10} {:>6} {:>11}  {:<22} {:>7}",
+        "list",
+        "published",
+        "held",
+        "subscribers",
+        format!("next digest ({timezone})"),
+        "outbox"
+    )?;
+    for list in &config.lists {
+        let subscribers = store.subscribers(Some(&list.code))?.len();
+        let next = list
+            .schedule
+            .after(&now)
+            .next()
+            .map(|at| at.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "never".to_string());
+        writeln!(
+            out,
+            "{:<11} {:>10} {:>6} {:>11}  {:<22} {:>7}",
+            list.code,
+            count(&list.code, Status::Published),
+            count(&list.code, Status::Held),
+            subscribers,
+            next,
+            waiting(&list.code)
+        )?;
+    }
+    let unfiled: u64 = posts
+        .iter()
+        .filter(|(code, status, _)| code.is_none() && *status == Status::Held)
+        .map(|(_, _, n)| n)
+        .sum();
+    let rejected: u64 = posts
+        .iter()
+        .filter(|(_, status, _)| *status == Status::Rejected)
+        .map(|(_, _, n)| n)
+        .sum();
+    writeln!(out, "held without a list: {unfiled}; rejected: {rejected}")?;
     Ok(())
 }

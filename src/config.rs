@@ -32,6 +32,10 @@ pub struct Config {
     pub site: Site,
     pub ingest: Ingest,
     pub feeds: Feeds,
+    pub listen: Listen,
+    pub delivery: Delivery,
+    /// DKIM keys every outgoing message is signed with (default none).
+    pub dkim: Vec<DkimKey>,
     pub lists: Vec<List>,
 }
 
@@ -73,6 +77,121 @@ pub struct Feeds {
     pub list_entries: usize,
 }
 
+/// The `[listen]` table: where `tidings serve` listens and how much it takes.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// LMTP listener (default 127.0.0.1:8024).
+    pub lmtp: std::net::SocketAddr,
+    /// SMTP listener (default 127.0.0.1:8025).
+    pub smtp: std::net::SocketAddr,
+    /// HTTP listener for feeds, health and metrics (default 127.0.0.1:8080).
+    pub http: std::net::SocketAddr,
+    /// Mail connections served at once (default 64).
+    pub max_connections: usize,
+    /// Recipients accepted per message (default 50).
+    pub max_recipients: usize,
+    /// Seconds a mail client may take to send one command (default 300).
+    pub command_timeout_secs: u64,
+    /// Seconds a mail client may take to send a whole message (default 600).
+    pub data_timeout_secs: u64,
+}
+
+/// The `[delivery]` table: how digests leave, and how failures are retried.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// What carries outgoing mail (default `file`: into `outbox_dir`).
+    pub transport: Transport,
+    /// Where the file transport writes each message with its envelope
+    /// (default `data_dir/outbox`).
+    pub outbox_dir: PathBuf,
+    /// Host of the SMTP relay (default `127.0.0.1`).
+    pub host: String,
+    /// Port of the SMTP relay (default 25, or 465 with `tls = "implicit"`).
+    pub port: u16,
+    /// TLS towards the relay (default `opportunistic`).
+    pub tls: Tls,
+    /// AUTH user name for the relay (default none: no AUTH).
+    pub username: Option<String>,
+    /// File holding the AUTH password, trimmed (default none).
+    pub password_file: Option<PathBuf>,
+    /// Connections to the relay at once, which also bounds the messages in
+    /// flight (default 4).
+    pub connections: usize,
+    /// Seconds to wait for the relay or the sendmail binary (default 60).
+    pub timeout_seconds: u64,
+    /// The sendmail binary for `transport = "sendmail"` (default `/usr/sbin/sendmail`).
+    pub sendmail_command: PathBuf,
+    /// Seconds before the first retry after a 4xx or a connection failure;
+    /// each further retry waits twice as long (default 300).
+    pub retry_initial_seconds: i64,
+    /// Longest wait between two retries, in seconds (default 14400: 4 hours).
+    pub retry_max_seconds: i64,
+    /// Hours after the digest was issued when a delivery still not accepted
+    /// is given up as failed (default 120: 5 days).
+    pub give_up_after_hours: i64,
+    /// Name tidings gives in EHLO (default the site domain).
+    pub helo_name: String,
+}
+
+/// What carries outgoing mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Each message and its envelope written as files into `outbox_dir`.
+    File,
+    /// An SMTP relay.
+    Smtp,
+    /// The local sendmail binary.
+    Sendmail,
+}
+
+/// TLS towards the SMTP relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain SMTP.
+    None,
+    /// STARTTLS when the relay offers it, plain otherwise.
+    Opportunistic,
+    /// STARTTLS, or no delivery.
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Implicit,
+}
+
+/// One `[[dkim]]` key: outgoing messages carry one DKIM-Signature per key.
+#[derive(Debug, Clone)]
+pub struct DkimKey {
+    /// The signing domain, `d=` (default the site domain).
+    pub domain: String,
+    /// The selector, `s=`: the key is published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// The algorithm (default `ed25519-sha256`).
+    pub algorithm: DkimAlgorithm,
+    /// PEM file with the private key (PKCS#8; PKCS#1 is also read for RSA).
+    pub key_file: PathBuf,
+}
+
+/// A DKIM signing algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    /// RFC 8463.
+    Ed25519Sha256,
+    /// RFC 6376.
+    RsaSha256,
+}
+
+/// How the volume number of a list's digests advances; the issue number
+/// restarts at 1 with each new volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumePeriod {
+    Yearly,
+    /// Calendar quarters: January-March, April-June, July-September, October-December.
+    Quarterly,
+    Monthly,
+    /// ISO 8601 weeks (Monday first), by ISO week-year.
+    Weekly,
+    Daily,
+}
+
 /// One `[[list]]`: a language edition of the service.
 #[derive(Debug, Clone)]
 pub struct List {
@@ -99,6 +218,14 @@ pub struct List {
     /// Whether posts in languages no list serves may be filed here when sent
     /// to this list's address (The Supplement).
     pub catch_all: bool,
+    /// How the digest volume advances (default yearly).
+    pub digest_volume: VolumePeriod,
+    /// Bytes of pending post text that send a digest before its scheduled
+    /// time (default 30720; 0 never sends early).
+    pub digest_size_threshold: usize,
+    /// Whether a digest goes out at its scheduled time even when no post is
+    /// pending (default false).
+    pub digest_send_empty: bool,
 }
 
 impl Config {
@@ -221,12 +348,29 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
     let mut site = None;
     let mut ingest = None;
     let mut feeds = None;
+    let mut listen = None;
+    let mut delivery = None;
+    let mut dkim = Vec::new();
     let mut lists = Vec::new();
     for (key, value) in document.into_inner() {
         match key.get_ref().as_ref() {
             "site" => site = errors.table::<RawSite>(value, "[site]"),
             "ingest" => ingest = errors.table::<RawIngest>(value, "[ingest]"),
             "feeds" => feeds = errors.table::<RawFeeds>(value, "[feeds]"),
+            "listen" => listen = errors.table::<RawListen>(value, "[listen]"),
+            "delivery" => delivery = errors.table::<RawDelivery>(value, "[delivery]"),
+            "dkim" => match value.into_inner() {
+                DeValue::Array(items) => {
+                    for item in items {
+                        dkim.extend(errors.table::<RawDkim>(item, "[[dkim]]"));
+                    }
+                }
+                _ => errors.at(
+                    key.span(),
+                    "`dkim` must be an array of tables",
+                    "write each key as its own [[dkim]] table with selector and key_file",
+                ),
+            },
             "list" => match value.into_inner() {
                 DeValue::Array(items) => {
                     for item in items {
@@ -244,7 +388,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
             other => errors.at(
                 key.span(),
                 &format!("unknown table `{other}`"),
-                "the top-level tables are [site], [ingest], [feeds] and [[list]]",
+                "the top-level tables are [site], [ingest], [feeds], [listen], [delivery], [[dkim]] and [[list]]",
             ),
         }
     }
@@ -252,6 +396,14 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
     let site = errors.site(site.unwrap_or_default(), base);
     let ingest = errors.ingest(ingest.unwrap_or_default());
     let feeds = errors.feeds(feeds.unwrap_or_default());
+    let listen = errors.listen(listen.unwrap_or_default());
+    let delivery = site
+        .as_ref()
+        .map(|site| errors.delivery(delivery.unwrap_or_default(), site, base));
+    let dkim = site
+        .as_ref()
+        .map(|site| errors.dkim(dkim, site, base))
+        .unwrap_or_default();
     let lists = errors.lists(lists, &feeds);
     if lists.is_empty() && errors.found.is_empty() {
         errors.at(
@@ -267,6 +419,9 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
             site,
             ingest,
             feeds,
+            listen,
+            delivery: delivery.expect("delivery is read whenever site is"),
+            dkim,
             lists,
         }),
         _ => Err(ConfigErrors(errors.found)),
@@ -299,6 +454,18 @@ struct RawFeeds {
     list_entries: Option<Spanned<i64>>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    lmtp: Option<Spanned<String>>,
+    smtp: Option<Spanned<String>>,
+    http: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    max_recipients: Option<Spanned<i64>>,
+    command_timeout_secs: Option<Spanned<i64>>,
+    data_timeout_secs: Option<Spanned<i64>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawList {
@@ -314,6 +481,38 @@ struct RawList {
     feed_entries: Option<Spanned<i64>>,
     #[serde(default)]
     catch_all: bool,
+    digest_volume: Option<Spanned<String>>,
+    digest_size_threshold: Option<Spanned<i64>>,
+    #[serde(default)]
+    digest_send_empty: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    transport: Option<Spanned<String>>,
+    outbox_dir: Option<String>,
+    host: Option<String>,
+    port: Option<Spanned<i64>>,
+    tls: Option<Spanned<String>>,
+    username: Option<String>,
+    password_file: Option<String>,
+    connections: Option<Spanned<i64>>,
+    timeout_seconds: Option<Spanned<i64>>,
+    sendmail_command: Option<String>,
+    retry_initial_seconds: Option<Spanned<i64>>,
+    retry_max_seconds: Option<Spanned<i64>>,
+    give_up_after_hours: Option<Spanned<i64>>,
+    helo_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    selector: Spanned<String>,
+    key_file: Spanned<String>,
+    algorithm: Option<Spanned<String>>,
+    domain: Option<Spanned<String>>,
 }
 
 /// Collects errors while validating one file.
@@ -496,6 +695,57 @@ impl Errors<'_> {
         }
     }
 
+    fn listen(&mut self, raw: RawListen) -> Listen {
+        let mut address = |value: Option<Spanned<String>>, default: &str| {
+            let fallback = default.parse().expect("valid default address");
+            match value {
+                None => fallback,
+                Some(text) => text.get_ref().parse().unwrap_or_else(|_| {
+                    self.at(
+                        text.span(),
+                        &format!("`{}` is not an address:port", text.get_ref()),
+                        "write an IP address and a port, e.g. \"127.0.0.1:8024\" (port 0 picks a free one)",
+                    );
+                    fallback
+                }),
+            }
+        };
+        let lmtp = address(raw.lmtp, "127.0.0.1:8024");
+        let smtp = address(raw.smtp, "127.0.0.1:8025");
+        let http = address(raw.http, "127.0.0.1:8080");
+        Listen {
+            lmtp,
+            smtp,
+            http,
+            max_connections: self.positive(raw.max_connections, 64, "max_connections"),
+            max_recipients: self.positive(raw.max_recipients, 50, "max_recipients"),
+            command_timeout_secs: self.positive(
+                raw.command_timeout_secs,
+                300,
+                "command_timeout_secs",
+            ) as u64,
+            data_timeout_secs: self.positive(raw.data_timeout_secs, 600, "data_timeout_secs")
+                as u64,
+        }
+    }
+
+    fn positive(&mut self, value: Option<Spanned<i64>>, default: usize, name: &str) -> usize {
+        match value {
+            None => default,
+            Some(value) => match usize::try_from(*value.get_ref()) {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    self.at(
+                        value.span(),
+                        &format!("{name} must be a positive whole number"),
+                        &format!("the default is {default}"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
     fn lists(&mut self, raw: Vec<RawList>, feeds: &Feeds) -> Vec<List> {
         let mut tags: HashMap<String, usize> = HashMap::new();
         let mut addresses: HashMap<String, usize> = HashMap::new();
@@ -567,6 +817,21 @@ impl Errors<'_> {
                 ),
             };
             let feed_entries = self.entries(raw.feed_entries, feeds.list_entries);
+            let digest_volume = self.volume_period(raw.digest_volume);
+            let digest_size_threshold = match raw.digest_size_threshold {
+                None => DEFAULT_DIGEST_SIZE_THRESHOLD,
+                Some(value) => match usize::try_from(*value.get_ref()) {
+                    Ok(bytes) => bytes,
+                    Err(_) => {
+                        self.at(
+                            value.span(),
+                            "digest_size_threshold cannot be negative",
+                            "give the bytes of pending post text that send a digest early, e.g. 30720, or 0 for never",
+                        );
+                        DEFAULT_DIGEST_SIZE_THRESHOLD
+                    }
+                },
+            };
             let name = raw.name;
             if let Some(schedule) = schedule {
                 lists.push(List {
@@ -581,10 +846,241 @@ impl Errors<'_> {
                     schedule,
                     feed_entries,
                     catch_all: raw.catch_all,
+                    digest_volume,
+                    digest_size_threshold,
+                    digest_send_empty: raw.digest_send_empty,
                 });
             }
         }
         lists
+    }
+
+    fn volume_period(&mut self, value: Option<Spanned<String>>) -> VolumePeriod {
+        let Some(value) = value else {
+            return VolumePeriod::Yearly;
+        };
+        match value.get_ref().as_str() {
+            "yearly" => VolumePeriod::Yearly,
+            "quarterly" => VolumePeriod::Quarterly,
+            "monthly" => VolumePeriod::Monthly,
+            "weekly" => VolumePeriod::Weekly,
+            "daily" => VolumePeriod::Daily,
+            other => {
+                self.at(
+                    value.span(),
+                    &format!("digest_volume `{other}` is not a period"),
+                    "write one of yearly, quarterly, monthly, weekly (ISO weeks) or daily",
+                );
+                VolumePeriod::Yearly
+            }
+        }
+    }
+
+    /// A whole number in `range`, or `default` when absent; `what` and
+    /// `help` explain a value out of range.
+    fn bounded(
+        &mut self,
+        value: Option<Spanned<i64>>,
+        range: std::ops::RangeInclusive<i64>,
+        default: i64,
+        what: &str,
+        help: &str,
+    ) -> i64 {
+        match value {
+            None => default,
+            Some(value) if range.contains(value.get_ref()) => *value.get_ref(),
+            Some(value) => {
+                self.at(
+                    value.span(),
+                    &format!(
+                        "{what} must be between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                    help,
+                );
+                default
+            }
+        }
+    }
+
+    fn delivery(&mut self, raw: RawDelivery, site: &Site, base: &Path) -> Delivery {
+        let path = |value: String| {
+            let path = PathBuf::from(value);
+            if path.is_absolute() {
+                path
+            } else {
+                base.join(path)
+            }
+        };
+        let transport = match raw.transport {
+            None => Transport::File,
+            Some(value) => match value.get_ref().as_str() {
+                "file" => Transport::File,
+                "smtp" => Transport::Smtp,
+                "sendmail" => Transport::Sendmail,
+                other => {
+                    self.at(
+                        value.span(),
+                        &format!("transport `{other}` is not known"),
+                        "write file (messages written to outbox_dir), smtp (a relay) or sendmail",
+                    );
+                    Transport::File
+                }
+            },
+        };
+        let tls = match raw.tls {
+            None => Tls::Opportunistic,
+            Some(value) => match value.get_ref().as_str() {
+                "none" => Tls::None,
+                "opportunistic" => Tls::Opportunistic,
+                "starttls" => Tls::Starttls,
+                "implicit" => Tls::Implicit,
+                other => {
+                    self.at(
+                        value.span(),
+                        &format!("tls `{other}` is not known"),
+                        "write none, opportunistic (STARTTLS when offered), starttls (required) or implicit (port 465)",
+                    );
+                    Tls::Opportunistic
+                }
+            },
+        };
+        let default_port = if tls == Tls::Implicit { 465 } else { 25 };
+        let port = self.bounded(
+            raw.port,
+            1..=65535,
+            default_port,
+            "port",
+            "give the relay's TCP port, e.g. 25, 587 or 465",
+        ) as u16;
+        let connections = self.bounded(
+            raw.connections,
+            1..=256,
+            4,
+            "connections",
+            "a handful of connections (4 to 16) keeps a relay busy without flooding it",
+        ) as usize;
+        let timeout_seconds = self.bounded(
+            raw.timeout_seconds,
+            1..=3600,
+            60,
+            "timeout_seconds",
+            "give the seconds to wait for the relay, e.g. 60",
+        ) as u64;
+        let retry_initial_seconds = self.bounded(
+            raw.retry_initial_seconds,
+            1..=86_400,
+            300,
+            "retry_initial_seconds",
+            "give the seconds before the first retry, e.g. 300",
+        );
+        let retry_max_seconds = self.bounded(
+            raw.retry_max_seconds,
+            1..=604_800,
+            14_400,
+            "retry_max_seconds",
+            "give the longest wait between retries in seconds, e.g. 14400 for 4 hours",
+        );
+        let give_up_after_hours = self.bounded(
+            raw.give_up_after_hours,
+            0..=2_400,
+            120,
+            "give_up_after_hours",
+            "give the hours after which an undelivered digest is given up, e.g. 120 for 5 days",
+        );
+        Delivery {
+            transport,
+            outbox_dir: raw
+                .outbox_dir
+                .map(path)
+                .unwrap_or_else(|| site.data_dir.join("outbox")),
+            host: raw.host.unwrap_or_else(|| "127.0.0.1".to_string()),
+            port,
+            tls,
+            username: raw.username,
+            password_file: raw.password_file.map(path),
+            connections,
+            timeout_seconds,
+            sendmail_command: PathBuf::from(
+                raw.sendmail_command
+                    .unwrap_or_else(|| "/usr/sbin/sendmail".to_string()),
+            ),
+            retry_initial_seconds,
+            retry_max_seconds: retry_max_seconds.max(retry_initial_seconds),
+            give_up_after_hours,
+            helo_name: raw.helo_name.unwrap_or_else(|| site.domain.clone()),
+        }
+    }
+
+    fn dkim(&mut self, raw: Vec<RawDkim>, site: &Site, base: &Path) -> Vec<DkimKey> {
+        let mut keys = Vec::new();
+        for raw in raw {
+            let algorithm = match &raw.algorithm {
+                None => DkimAlgorithm::Ed25519Sha256,
+                Some(value) => match value.get_ref().as_str() {
+                    "ed25519-sha256" | "ed25519" => DkimAlgorithm::Ed25519Sha256,
+                    "rsa-sha256" | "rsa" => DkimAlgorithm::RsaSha256,
+                    other => {
+                        self.at(
+                            value.span(),
+                            &format!("DKIM algorithm `{other}` is not supported"),
+                            "write ed25519-sha256 or rsa-sha256",
+                        );
+                        continue;
+                    }
+                },
+            };
+            let domain = match raw.domain {
+                Some(domain) if is_domain(domain.get_ref()) => domain.into_inner(),
+                Some(domain) => {
+                    self.at(
+                        domain.span(),
+                        &format!("DKIM domain `{}` is not a domain", domain.get_ref()),
+                        "write the signing domain, e.g. lists.example.org",
+                    );
+                    continue;
+                }
+                None => site.domain.clone(),
+            };
+            let selector = raw.selector.get_ref();
+            if selector.is_empty()
+                || !selector.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+            {
+                self.at(
+                    raw.selector.span(),
+                    &format!("DKIM selector `{selector}` is not a DNS label"),
+                    "use letters, digits and '-', e.g. \"tidings2026\"",
+                );
+                continue;
+            }
+            let key_file = {
+                let path = PathBuf::from(raw.key_file.get_ref());
+                if path.is_absolute() {
+                    path
+                } else {
+                    base.join(path)
+                }
+            };
+            if !key_file.is_file() {
+                self.at(
+                    raw.key_file.span(),
+                    &format!("DKIM key file {} does not exist", key_file.display()),
+                    "give the path of a PEM private key, relative to this file; `openssl genpkey -algorithm ed25519` makes one",
+                );
+                continue;
+            }
+            keys.push(DkimKey {
+                domain,
+                selector: raw.selector.into_inner(),
+                algorithm,
+                key_file,
+            });
+        }
+        keys
     }
 
     fn unique_tag(&mut self, tags: &mut HashMap<String, usize>, tag: &str, span: Range<usize>) {
@@ -602,6 +1098,10 @@ impl Errors<'_> {
         line_column(self.text, span.start).0
     }
 }
+
+/// Pending post text that sends a digest early unless a list says otherwise
+/// (Mailman's 30 KB).
+const DEFAULT_DIGEST_SIZE_THRESHOLD: usize = 30 * 1024;
 
 /// Digests go out at 18:00 every day unless a list says otherwise.
 const DEFAULT_SCHEDULE: &str = "0 18 * * *";
@@ -703,6 +1203,28 @@ address = "en@x.org"
         let lines: Vec<usize> = found.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![3, 4, 11, 14, 15, 17], "{found:#?}");
         assert!(found.iter().all(|e| !e.help.is_empty()));
+    }
+
+    #[test]
+    fn delivery_and_dkim_errors_are_located() {
+        let text = "[delivery]\ntransport = \"pigeon\"\nconnections = 0\n\n[[dkim]]\nselector = \"s1\"\nkey_file = \"/nonexistent/key.pem\"\n\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@x.org\"\ndigest_volume = \"fortnightly\"\n";
+        let found = errors(text);
+        let lines: Vec<usize> = found.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 7, 14], "{found:#?}");
+        assert!(found[0].message.contains("pigeon"));
+        assert!(found[2].help.contains("openssl genpkey"));
+    }
+
+    #[test]
+    fn delivery_defaults_to_the_file_transport_under_data_dir() {
+        let config = parse(EMBEDDED_LISTS_TOML, EMBEDDED_NAME, Path::new(".")).unwrap();
+        assert_eq!(config.delivery.transport, Transport::File);
+        assert_eq!(config.delivery.outbox_dir, Path::new("./data/outbox"));
+        assert!(config.dkim.is_empty());
+        let list = config.list("en").unwrap();
+        assert_eq!(list.digest_volume, VolumePeriod::Yearly);
+        assert_eq!(list.digest_size_threshold, 30 * 1024);
+        assert!(!list.digest_send_empty);
     }
 
     #[test]

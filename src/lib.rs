@@ -6,6 +6,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod deliver;
+pub mod digest;
+pub mod feeds;
 pub mod ingest;
 pub mod lang;
+pub mod metrics;
+pub mod serve;
 pub mod store;
+pub mod web;

@@ -5,9 +5,11 @@
 //! each. The MTA pipe (`tidings ingest`), the importer (`tidings import`)
 //! and the daemon's LMTP/SMTP listener all go through these two.
 
+pub mod committer;
 mod filing;
 mod headers;
 pub mod import;
+pub mod listener;
 pub mod pipe;
 
 pub use filing::{Envelope, Filer};

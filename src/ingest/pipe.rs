@@ -23,6 +23,8 @@ pub const EX_TEMPFAIL: u8 = 75;
 pub struct Delivery {
     pub exit_code: u8,
     pub message: String,
+    /// Whether a new post was published, so its feeds need a rebuild.
+    pub published: bool,
 }
 
 impl Delivery {
@@ -30,6 +32,7 @@ impl Delivery {
         Delivery {
             exit_code: EX_TEMPFAIL,
             message,
+            published: false,
         }
     }
 }
@@ -45,6 +48,7 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
                 message: format!(
                     "message is {size} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)"
                 ),
+                published: false,
             }
         }
         Err(error) => return Delivery::tempfail(format!("cannot read the message: {error}")),
@@ -59,10 +63,12 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
             Some(Outcome::Rejected { reason, .. }) => Delivery {
                 exit_code: EX_DATAERR,
                 message: reason,
+                published: false,
             },
             Some(outcome) => Delivery {
                 exit_code: 0,
                 message: describe(&outcome, &post.list_code),
+                published: matches!(outcome, Outcome::Stored { .. }),
             },
             None => Delivery::tempfail("store returned no outcome".to_string()),
         },

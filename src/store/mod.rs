@@ -7,17 +7,27 @@
 //! upgraded by the numbered migrations in `migrations/`, tracked in
 //! `PRAGMA user_version`.
 
+mod feeds;
 mod posts;
+
+pub mod deliveries;
+pub mod digests;
+pub mod subscribers;
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
 
+pub use feeds::ALL_SCOPE;
 pub use posts::{Attachment, Inserted, NewPost, Post, PostFilter, Status};
 
 /// Migrations in order; migration N brings the schema to user_version N.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_posts.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_posts.sql"),
+    include_str!("migrations/0002_feed_versions.sql"),
+    include_str!("migrations/0003_digests.sql"),
+];
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

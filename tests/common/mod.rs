@@ -2,9 +2,9 @@
 //! through the real binary, and the corpus in ../shared.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -132,4 +132,65 @@ pub fn summary_count(summary: &str, label: &str) -> u64 {
                 .flatten()
         })
         .unwrap_or_else(|| panic!("no `{label}` in summary:\n{summary}"))
+}
+
+/// tests/common/smtp_peer.py: aiosmtpd answering as told.
+pub struct Peer {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Peer {
+    pub fn start(dir: &Path, args: &[&str]) -> Peer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/smtp_peer.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--out")
+            .arg(dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs smtp_peer.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("smtp_peer.py said {line:?} (is aiosmtpd installed?)"))
+            .parse()
+            .unwrap();
+        Peer {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Recipients of the messages accepted so far, one entry per message.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut recipients = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "eml") {
+                let meta: Value = serde_json::from_str(
+                    &std::fs::read_to_string(path.with_extension("json")).unwrap(),
+                )
+                .unwrap();
+                for to in meta["rcpt_tos"].as_array().unwrap() {
+                    recipients.push(to.as_str().unwrap().to_string());
+                }
+            }
+        }
+        recipients
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

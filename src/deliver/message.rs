@@ -1,0 +1,141 @@
+//! One recipient's message: the personal header fields around a digest
+//! body rendered once.
+//!
+//! Every message carries Date, Message-ID at our domain, From the list, To
+//! the one subscriber (no other subscriber's address ever appears),
+//! Subject, List-Id (RFC 2919), List-Post, List-Help, List-Subscribe,
+//! List-Archive (RFC 2369), List-Unsubscribe with the subscriber's
+//! one-click URL and a mailto plus List-Unsubscribe-Post (RFC 8058),
+//! Precedence: list, and a DKIM-Signature per configured key. The envelope
+//! sender is the VERP address `LIST-bounces+user=host@domain`.
+
+use std::str::FromStr;
+
+use chrono::DateTime;
+use lettre::address::Envelope;
+use lettre::Address;
+
+use super::dkim::{BodyHash, Signer};
+use crate::config::{Config, List};
+use crate::digest::headers::{self, ListAddresses};
+use crate::store::deliveries::DueDelivery;
+use crate::store::digests::DigestRecord;
+use crate::store::subscribers::DigestMode;
+
+/// What every recipient of one format of one digest shares.
+pub struct Prepared {
+    pub digest_id: i64,
+    pub mode: DigestMode,
+    pub addresses: ListAddresses,
+    /// Date and From fields.
+    leading: String,
+    /// The Subject field.
+    subject: String,
+    /// MIME-Version and the shared List-* fields.
+    trailing: String,
+    /// The rendered entity: Content-* fields, blank line, body.
+    entity: Vec<u8>,
+    /// The body's DKIM hash, when there are keys.
+    body_hash: Option<BodyHash>,
+    domain: String,
+}
+
+impl Prepared {
+    /// Prepares a digest body for fan-out; `sign` computes the body hash
+    /// the DKIM signatures need.
+    pub fn new(
+        config: &Config,
+        list: &List,
+        digest: &DigestRecord,
+        mode: DigestMode,
+        subject: &str,
+        entity: Vec<u8>,
+        sign: bool,
+    ) -> Prepared {
+        let addresses = ListAddresses::new(config, list);
+        let date = DateTime::from_timestamp(digest.issued_at, 0)
+            .unwrap_or_default()
+            .with_timezone(&config.site.timezone);
+        let leading = format!(
+            "Date: {}\r\nFrom: {}\r\n",
+            headers::rfc5322_date(&date),
+            headers::mailbox(&list.title, &list.address)
+        );
+        let subject = format!("Subject:{subject}\r\n");
+        let trailing = format!(
+            "MIME-Version: 1.0\r\n{}",
+            addresses.shared_fields(&list.title)
+        );
+        let body_hash = sign.then(|| Signer::body_hash(body_of(&entity)));
+        Prepared {
+            digest_id: digest.id,
+            mode,
+            addresses,
+            leading,
+            subject,
+            trailing,
+            entity,
+            body_hash,
+            domain: config.site.domain.clone(),
+        }
+    }
+
+    /// The Message-ID of the digest to one subscriber: the same on a retry,
+    /// so a message sent twice after a crash can be recognised.
+    pub fn message_id(&self, delivery: &DueDelivery) -> String {
+        format!(
+            "<digest.{}.{}@{}>",
+            self.digest_id, delivery.subscriber_id, self.domain
+        )
+    }
+
+    /// Writes the whole message for `delivery` into `out` (cleared first):
+    /// DKIM-Signature fields, personal and shared fields, then the entity.
+    pub fn write_message(
+        &self,
+        delivery: &DueDelivery,
+        signers: &[Signer],
+        out: &mut Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let mut fields = String::with_capacity(1024);
+        fields.push_str(&self.leading);
+        fields.push_str("To: ");
+        fields.push_str(&delivery.address);
+        fields.push_str("\r\n");
+        fields.push_str(&self.subject);
+        fields.push_str("Message-ID: ");
+        fields.push_str(&self.message_id(delivery));
+        fields.push_str("\r\n");
+        fields.push_str(&self.trailing);
+        fields.push_str(&self.addresses.unsubscribe_fields(&delivery.token));
+        out.clear();
+        out.reserve(fields.len() + self.entity.len() + 512 * signers.len());
+        if let Some(body_hash) = self.body_hash {
+            for signer in signers {
+                let signature = signer.sign(&[fields.as_bytes(), &self.entity], body_hash)?;
+                out.extend_from_slice(&signature);
+            }
+        }
+        out.extend_from_slice(fields.as_bytes());
+        out.extend_from_slice(&self.entity);
+        Ok(())
+    }
+
+    /// The SMTP envelope: the VERP sender and the one recipient.
+    pub fn envelope(&self, delivery: &DueDelivery) -> anyhow::Result<Envelope> {
+        let sender = self.addresses.verp_sender(&delivery.address);
+        let from = Address::from_str(&sender)
+            .map_err(|e| anyhow::anyhow!("bad envelope sender {sender}: {e}"))?;
+        let to = Address::from_str(&delivery.address)
+            .map_err(|e| anyhow::anyhow!("bad recipient address {}: {e}", delivery.address))?;
+        Ok(Envelope::new(Some(from), vec![to])?)
+    }
+}
+
+/// The body of an entity: what follows its first blank line.
+fn body_of(entity: &[u8]) -> &[u8] {
+    entity
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map_or(&entity[entity.len()..], |at| &entity[at + 4..])
+}

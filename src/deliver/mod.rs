@@ -1,0 +1,285 @@
+//! The outbox: issuing the digests that are due and delivering them once
+//! to every subscriber.
+//!
+//! [`issue_due_digests`] decides which lists' digests are due
+//! ([`crate::digest::trigger`]), numbers and renders each
+//! ([`crate::digest`]) and records it with one queued delivery per
+//! subscriber in a single transaction ([`Store::issue_digest`]).
+//! [`outbox::run_outbox`] then sends every due delivery through the
+//! configured [`transport`], signs with [`dkim`], personalises with
+//! [`message`], and records each result: sent only once the server
+//! accepted it; a 4xx or a connection failure deferred with exponential
+//! backoff until `give_up_after_hours`; a 5xx failed at once (kept for
+//! bounce handling). A restart resumes exactly the deliveries still queued
+//! or deferred.
+
+pub mod dkim;
+pub mod message;
+pub mod outbox;
+pub mod transport;
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, List};
+use crate::digest::numbering::{next_number, period_key};
+use crate::digest::templates::Templates;
+use crate::digest::trigger::{self, Due};
+use crate::digest::{compose_digest, Composition};
+use crate::store::digests::{DigestRecord, IssuedDigest, NewDigest, PendingPost};
+use crate::store::subscribers::DigestMode;
+use crate::store::Store;
+
+pub use outbox::{run_outbox, OutboxReport};
+
+/// Where the time comes from: the system clock, or a fixed instant for
+/// tests, snapshots and `--at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    System,
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    /// The current time.
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(at) => at,
+        }
+    }
+}
+
+/// Which digests to consider.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only this list.
+    pub list: Option<String>,
+    /// Issue now whatever the schedule says (still none without posts,
+    /// unless the list sends empty digests).
+    pub force: bool,
+}
+
+/// One list's decision in a run.
+#[derive(Debug, Clone)]
+pub enum Issue {
+    /// A digest was recorded and its deliveries queued.
+    Issued(IssuedDigest),
+    /// It was due but nothing was pending.
+    NothingPending { list: String },
+}
+
+/// The lists `selection` names, in configuration order.
+fn selected<'a>(config: &'a Config, selection: &Selection) -> anyhow::Result<Vec<&'a List>> {
+    match &selection.list {
+        Some(code) => Ok(vec![config.list(code).with_context(|| {
+            format!("no list has the code `{code}` in {}", config.source)
+        })?]),
+        None => Ok(config.lists.iter().collect()),
+    }
+}
+
+/// Issues every digest due at `now`: each is numbered, rendered in every
+/// format and recorded with its posts and one queued delivery per
+/// subscriber, in one transaction per digest.
+pub fn issue_due_digests(
+    config: &Config,
+    store: &mut Store,
+    templates: &Templates,
+    now: DateTime<Utc>,
+    selection: &Selection,
+) -> anyhow::Result<Vec<Issue>> {
+    let mut issued = Vec::new();
+    for list in selected(config, selection)? {
+        let pending = store.pending_digest_size(&list.code)?;
+        let last_slot = store.digest_slot(&list.code)?;
+        let Some(due) = trigger::due(
+            list,
+            &config.site.timezone,
+            now,
+            last_slot,
+            pending,
+            selection.force,
+        ) else {
+            continue;
+        };
+        let result = store
+            .issue_digest(&list.code, due.slot, |previous, posts| {
+                compose_if_worth_it(config, list, templates, now, due, previous, posts)
+            })
+            .with_context(|| format!("issuing the digest of {}", list.code))?;
+        issued.push(match result {
+            Some(digest) => Issue::Issued(digest),
+            None => Issue::NothingPending {
+                list: list.code.clone(),
+            },
+        });
+    }
+    Ok(issued)
+}
+
+fn compose_if_worth_it(
+    config: &Config,
+    list: &List,
+    templates: &Templates,
+    now: DateTime<Utc>,
+    due: Due,
+    previous: Option<&DigestRecord>,
+    posts: &[PendingPost],
+) -> anyhow::Result<Option<NewDigest>> {
+    if posts.is_empty() && !due.send_empty {
+        return Ok(None);
+    }
+    let local = now.with_timezone(&config.site.timezone).date_naive();
+    let period = period_key(list.digest_volume, local);
+    let number = next_number(
+        previous.map(|d| (d.volume, d.issue, d.period.as_str())),
+        &period,
+    );
+    let bodies = compose_digest(&Composition {
+        config,
+        list,
+        templates,
+        number: &number,
+        issued_at: now,
+        posts,
+    })?;
+    Ok(Some(NewDigest {
+        volume: number.volume,
+        issue: number.issue,
+        period: number.period,
+        reason: due.reason.as_str().to_string(),
+        issued_at: now.timestamp(),
+        bodies,
+    }))
+}
+
+/// A digest `issue_due_digests` would issue, rendered but not recorded.
+pub struct DryRun {
+    pub list: String,
+    pub volume: u32,
+    pub issue: u32,
+    pub posts: usize,
+    /// One complete message per format, addressed to a placeholder.
+    pub messages: Vec<(DigestMode, Vec<u8>)>,
+}
+
+/// The address dry-run messages are addressed to.
+pub const DRY_RUN_RECIPIENT: &str = "subscriber@example.invalid";
+
+/// What [`issue_due_digests`] would issue at `now`, each format as a whole
+/// message (signed when keys are configured), without recording anything.
+pub fn dry_run(
+    config: &Config,
+    store: &Store,
+    templates: &Templates,
+    now: DateTime<Utc>,
+    selection: &Selection,
+) -> anyhow::Result<Vec<DryRun>> {
+    let signers = dkim::Signer::load_all(&config.dkim)?;
+    let mut runs = Vec::new();
+    for list in selected(config, selection)? {
+        let pending = store.pending_digest_size(&list.code)?;
+        let last_slot = store.digest_slot(&list.code)?;
+        let Some(due) = trigger::due(
+            list,
+            &config.site.timezone,
+            now,
+            last_slot,
+            pending,
+            selection.force,
+        ) else {
+            continue;
+        };
+        let previous = store.last_digest(&list.code)?;
+        let posts = store.pending_posts(&list.code)?;
+        let Some(new) =
+            compose_if_worth_it(config, list, templates, now, due, previous.as_ref(), &posts)?
+        else {
+            continue;
+        };
+        let record = DigestRecord {
+            id: 0,
+            list_code: list.code.clone(),
+            volume: new.volume,
+            issue: new.issue,
+            period: new.period.clone(),
+            reason: new.reason.clone(),
+            issued_at: new.issued_at,
+        };
+        let mut messages = Vec::new();
+        for body in new.bodies {
+            let prepared = message::Prepared::new(
+                config,
+                list,
+                &record,
+                body.mode,
+                &body.subject,
+                body.entity,
+                !signers.is_empty(),
+            );
+            let delivery = crate::store::deliveries::DueDelivery {
+                id: 0,
+                digest_id: 0,
+                subscriber_id: 0,
+                list_code: list.code.clone(),
+                address: DRY_RUN_RECIPIENT.to_string(),
+                mode: body.mode,
+                token: "TOKEN".to_string(),
+                attempts: 0,
+            };
+            let mut bytes = Vec::new();
+            prepared.write_message(&delivery, &signers, &mut bytes)?;
+            messages.push((body.mode, bytes));
+        }
+        runs.push(DryRun {
+            list: list.code.clone(),
+            volume: new.volume,
+            issue: new.issue,
+            posts: posts.len(),
+            messages,
+        });
+    }
+    Ok(runs)
+}
+
+/// A new unsubscribe secret: 128 random bits in hex.
+pub fn unsubscribe_token() -> anyhow::Result<String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Holds the outbox lock of `data_dir` while alive, so two delivery runs
+/// never hand out the same queued deliveries.
+pub struct OutboxLock {
+    _file: File,
+}
+
+impl OutboxLock {
+    /// Takes the lock, or says that another run holds it.
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<Option<OutboxLock>> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let path = data_dir.join("outbox.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(OutboxLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(error).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+}

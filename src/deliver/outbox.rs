@@ -1,0 +1,422 @@
+//! The outbox run: every due delivery goes out once, through `connections`
+//! workers, and its result is recorded before that worker takes the next.
+//!
+//! One thread owns the store (SQLite never blocks the runtime): it hands
+//! out due deliveries page by page and records results in group commits
+//! (one transaction for whatever results arrived together). A worker waits
+//! for its result to be committed before it takes another delivery, so at
+//! any moment at most one message per connection has been accepted by the
+//! server without being recorded as sent: after a crash, at most
+//! `connections` subscribers can get the digest a second time, and every
+//! delivery not recorded as sent is still queued or deferred.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::dkim::Signer;
+use super::message::Prepared;
+use super::transport::{Relay, SendError};
+use super::Clock;
+use crate::config::Config;
+use crate::store::deliveries::{Attempt, DueDelivery};
+use crate::store::subscribers::DigestMode;
+use crate::store::Store;
+
+/// Deliveries read from the store at once.
+const PAGE: usize = 512;
+
+/// What an outbox run did.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxReport {
+    pub sent: usize,
+    pub deferred: usize,
+    pub failed: usize,
+    /// Pending deliveries failed because their retry age was over.
+    pub given_up: usize,
+    /// Set when the run stopped early because the relay could not be reached.
+    pub unreachable: Option<String>,
+    /// Bytes of messages accepted.
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// A delivery handed to a worker with what it shares with its digest.
+struct Job {
+    delivery: DueDelivery,
+    prepared: Arc<Prepared>,
+}
+
+/// A worker's result; the reply comes once it is committed.
+struct Done {
+    id: i64,
+    attempt: Attempt,
+    bytes: usize,
+    unreachable: bool,
+    committed: oneshot::Sender<()>,
+}
+
+/// Delivers every delivery due now; returns the report and the store.
+/// When `stop` is cancelled (the daemon is shutting down), no new message
+/// is started: those in flight are finished and recorded, the rest stay
+/// queued for the next run.
+pub async fn run_outbox(
+    config: Arc<Config>,
+    store: Store,
+    clock: Clock,
+    stop: CancellationToken,
+) -> anyhow::Result<(OutboxReport, Store)> {
+    let started = Instant::now();
+    let signers = Arc::new(Signer::load_all(&config.dkim)?);
+    let relay = Arc::new(Relay::from_config(&config)?);
+    let connections = config.delivery.connections;
+    // Results go to the store thread; jobs come back through a queue it
+    // keeps topped up, so a worker rarely waits for its next delivery.
+    let (results, inbox) = mpsc::unbounded_channel::<Done>();
+    let (jobs, job_queue) = mpsc::channel::<Job>(connections * 4);
+    let job_queue = Arc::new(tokio::sync::Mutex::new(job_queue));
+
+    let store_thread = {
+        let config = Arc::clone(&config);
+        let sign = !signers.is_empty();
+        std::thread::Builder::new()
+            .name("outbox-store".into())
+            .spawn(move || serve_store(store, &config, inbox, jobs, clock, sign))
+            .context("starting the outbox store thread")?
+    };
+
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let results = results.clone();
+        let job_queue = Arc::clone(&job_queue);
+        let relay = Arc::clone(&relay);
+        let signers = Arc::clone(&signers);
+        let config = Arc::clone(&config);
+        let stop = stop.clone();
+        workers.spawn(async move {
+            work(&relay, &signers, &config, clock, &job_queue, results, &stop).await
+        });
+    }
+    drop(results);
+    while let Some(joined) = workers.join_next().await {
+        joined.context("a delivery worker failed")?;
+    }
+    let (mut report, store) = tokio::task::spawn_blocking(move || store_thread.join())
+        .await
+        .context("waiting for the outbox store thread")?
+        .map_err(|_| anyhow::anyhow!("the outbox store thread panicked"))??;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok((report, store))
+}
+
+/// One connection's loop: take a delivery, send it, have the result
+/// committed, repeat.
+async fn work(
+    relay: &Relay,
+    signers: &[Signer],
+    config: &Config,
+    clock: Clock,
+    job_queue: &tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    results: mpsc::UnboundedSender<Done>,
+    stop: &CancellationToken,
+) {
+    let mut connection = relay.connection();
+    let mut message = Vec::new();
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            job = async { job_queue.lock().await.recv().await } => job,
+        };
+        let Some(job) = job else {
+            break;
+        };
+        let (attempt, bytes, unreachable) =
+            attempt(&mut connection, signers, config, clock, &job, &mut message).await;
+        let (committed, done) = oneshot::channel();
+        let result = Done {
+            id: job.delivery.id,
+            attempt,
+            bytes,
+            unreachable,
+            committed,
+        };
+        // The next delivery waits until this result is on disk.
+        if results.send(result).is_err() || done.await.is_err() || unreachable {
+            break;
+        }
+    }
+    connection.close().await;
+}
+
+/// Sends one delivery and says what to record.
+async fn attempt(
+    connection: &mut super::transport::Connection<'_>,
+    signers: &[Signer],
+    config: &Config,
+    clock: Clock,
+    job: &Job,
+    message: &mut Vec<u8>,
+) -> (Attempt, usize, bool) {
+    let delivery = &job.delivery;
+    let envelope = match job.prepared.envelope(delivery) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            let reply = format!("{error:#}");
+            return (Attempt::Failed { reply }, 0, false);
+        }
+    };
+    if let Err(error) = job.prepared.write_message(delivery, signers, message) {
+        let reply = format!("{error:#}");
+        return (Attempt::Failed { reply }, 0, false);
+    }
+    match connection.send(&envelope, message).await {
+        Ok(reply) => (Attempt::Sent { reply }, message.len(), false),
+        Err(SendError::Permanent { reply }) => (Attempt::Failed { reply }, 0, false),
+        Err(SendError::Transient { reply, unreachable }) => {
+            let next_attempt_at = clock.now().timestamp() + retry_delay(config, delivery.attempts);
+            (
+                Attempt::Deferred {
+                    reply,
+                    next_attempt_at,
+                },
+                0,
+                unreachable,
+            )
+        }
+    }
+}
+
+/// Seconds before the next try after `attempts` tries: the initial delay,
+/// doubling, at most the configured maximum.
+pub fn retry_delay(config: &Config, attempts: u32) -> i64 {
+    let delivery = &config.delivery;
+    let factor = 1i64 << attempts.min(30);
+    delivery
+        .retry_initial_seconds
+        .saturating_mul(factor)
+        .min(delivery.retry_max_seconds)
+}
+
+/// The store thread: keeps the job queue topped up with due deliveries and
+/// commits results as they come, one transaction for all that arrived
+/// together, acknowledging each once it is committed.
+fn serve_store(
+    mut store: Store,
+    config: &Config,
+    mut inbox: mpsc::UnboundedReceiver<Done>,
+    jobs: mpsc::Sender<Job>,
+    clock: Clock,
+    sign: bool,
+) -> anyhow::Result<(OutboxReport, Store)> {
+    let mut report = OutboxReport::default();
+    let now = clock.now().timestamp();
+    let age = config.delivery.give_up_after_hours * 3600;
+    report.given_up = store
+        .give_up_deliveries(now - age, now)
+        .context("giving up old deliveries")?;
+    let mut queue = Queue {
+        page: VecDeque::new(),
+        after: 0,
+        exhausted: false,
+        prepared: HashMap::new(),
+        stopping: false,
+        sign,
+        held: None,
+        jobs: Some(jobs),
+    };
+    let mut results = Vec::new();
+    queue.top_up(&mut store, config, clock, &mut results)?;
+    record(&mut store, &mut report, &mut results, clock)?;
+    while let Some(first) = inbox.blocking_recv() {
+        let mut acks = Vec::new();
+        let mut done = vec![first];
+        while let Ok(more) = inbox.try_recv() {
+            done.push(more);
+        }
+        for Done {
+            id,
+            attempt,
+            bytes,
+            unreachable,
+            committed,
+        } in done
+        {
+            if let Attempt::Sent { .. } = attempt {
+                report.bytes += bytes as u64;
+            }
+            if unreachable {
+                queue.stopping = true;
+                if let Attempt::Deferred { reply, .. } = &attempt {
+                    report.unreachable.get_or_insert_with(|| reply.clone());
+                }
+            }
+            results.push((id, attempt));
+            acks.push(committed);
+        }
+        queue.top_up(&mut store, config, clock, &mut results)?;
+        record(&mut store, &mut report, &mut results, clock)?;
+        for ack in acks {
+            // A worker that went away needs no answer.
+            let _ = ack.send(());
+        }
+    }
+    store
+        .prune_digest_bodies()
+        .context("dropping delivered digest bodies")?;
+    Ok((report, store))
+}
+
+/// Commits `results` (emptying it) and counts them in `report`.
+fn record(
+    store: &mut Store,
+    report: &mut OutboxReport,
+    results: &mut Vec<(i64, Attempt)>,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    store
+        .record_attempts(results, clock.now().timestamp())
+        .context("recording delivery results")?;
+    for (_, attempt) in results.drain(..) {
+        match attempt {
+            Attempt::Sent { .. } => report.sent += 1,
+            Attempt::Deferred { .. } => report.deferred += 1,
+            Attempt::Failed { .. } => report.failed += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The deliveries still to hand out in this run.
+struct Queue {
+    page: VecDeque<DueDelivery>,
+    after: i64,
+    exhausted: bool,
+    prepared: HashMap<(i64, DigestMode), Arc<Prepared>>,
+    /// The relay is unreachable: hand out nothing more.
+    stopping: bool,
+    sign: bool,
+    /// A job the full job queue did not take yet.
+    held: Option<Job>,
+    /// The job queue; dropped (closing it) once nothing is left.
+    jobs: Option<mpsc::Sender<Job>>,
+}
+
+impl Queue {
+    /// Fills the job queue; closes it when no delivery is left.
+    fn top_up(
+        &mut self,
+        store: &mut Store,
+        config: &Config,
+        clock: Clock,
+        results: &mut Vec<(i64, Attempt)>,
+    ) -> anyhow::Result<()> {
+        while self.jobs.is_some() {
+            let job = match self.held.take() {
+                Some(job) => Some(job),
+                None => self.next(store, config, clock, results)?,
+            };
+            let Some(job) = job else {
+                self.jobs = None;
+                break;
+            };
+            let sender = self.jobs.as_ref().expect("checked above");
+            match sender.try_send(job) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(job)) => {
+                    self.held = Some(job);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.jobs = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next delivery to send. Deliveries that cannot be sent at all
+    /// (their list is gone) are failed into `results` on the way.
+    fn next(
+        &mut self,
+        store: &mut Store,
+        config: &Config,
+        clock: Clock,
+        results: &mut Vec<(i64, Attempt)>,
+    ) -> anyhow::Result<Option<Job>> {
+        loop {
+            if self.stopping {
+                return Ok(None);
+            }
+            if self.page.is_empty() && !self.exhausted {
+                let due = store
+                    .due_deliveries(clock.now().timestamp(), self.after, PAGE)
+                    .context("reading due deliveries")?;
+                self.exhausted = due.len() < PAGE;
+                if let Some(last) = due.last() {
+                    self.after = last.id;
+                }
+                self.page.extend(due);
+            }
+            let Some(delivery) = self.page.pop_front() else {
+                return Ok(None);
+            };
+            let key = (delivery.digest_id, delivery.mode);
+            let prepared = match self.prepared.get(&key) {
+                Some(prepared) => Some(Arc::clone(prepared)),
+                None => {
+                    let prepared = prepare(store, config, &delivery, self.sign)?.map(Arc::new);
+                    if let Some(prepared) = &prepared {
+                        self.prepared.insert(key, Arc::clone(prepared));
+                    }
+                    prepared
+                }
+            };
+            match prepared {
+                Some(prepared) => return Ok(Some(Job { delivery, prepared })),
+                None => results.push((
+                    delivery.id,
+                    Attempt::Failed {
+                        reply: format!(
+                            "list {} is no longer configured or the digest body is gone",
+                            delivery.list_code
+                        ),
+                    },
+                )),
+            }
+        }
+    }
+}
+
+fn prepare(
+    store: &Store,
+    config: &Config,
+    delivery: &DueDelivery,
+    sign: bool,
+) -> anyhow::Result<Option<Prepared>> {
+    let Some(list) = config.list(&delivery.list_code) else {
+        return Ok(None);
+    };
+    let Some(digest) = store.digest(delivery.digest_id)? else {
+        return Ok(None);
+    };
+    let Some((subject, entity)) = store.digest_body(delivery.digest_id, delivery.mode)? else {
+        return Ok(None);
+    };
+    Ok(Some(Prepared::new(
+        config,
+        list,
+        &digest,
+        delivery.mode,
+        &subject,
+        entity,
+        sign,
+    )))
+}

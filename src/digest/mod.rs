@@ -1,0 +1,414 @@
+//! Digests: a list's pending posts -> one rendered body per format, in the
+//! list's language. Pure: the same posts, number, time, configuration and
+//! templates always give the same bytes.
+//!
+//! Formats (one per subscriber's choice, see [`DigestMode`]):
+//! - [`mime`]: RFC 2046 multipart/mixed with masthead, table of contents, a
+//!   multipart/digest of message/rfc822 parts and a footer;
+//! - [`plain`]: RFC 1153 plain text;
+//! - [`html`]: multipart/alternative of the RFC 1153 text and an HTML page;
+//! - [`summary`]: the table of contents with each post's first lines and
+//!   permalink.
+//!
+//! Each body is a MIME entity (its Content-* fields, a blank line, the
+//! body) shared by every recipient; [`crate::deliver`] adds the personal
+//! header fields. [`numbering`] numbers digests, [`trigger`] says when one is
+//! due, [`templates`] holds the words.
+
+pub mod headers;
+pub mod html;
+pub mod mime;
+pub mod numbering;
+pub mod original;
+pub mod plain;
+pub mod summary;
+pub mod templates;
+pub mod trigger;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{Config, List};
+use crate::store::digests::{DigestBody, PendingPost};
+use crate::store::subscribers::DigestMode;
+use headers::ListAddresses;
+use numbering::Number;
+use templates::{Labels, Templates};
+
+/// Characters of a post's opening shown in the HTML and summary digests.
+const EXCERPT_CHARS: usize = 400;
+
+/// Columns of the table of contents.
+const TOC_WIDTH: usize = 76;
+
+/// Paragraphs of a post's opening shown at most.
+const EXCERPT_PARAGRAPHS: usize = 3;
+
+/// Everything a digest is made from.
+pub struct Composition<'a> {
+    pub config: &'a Config,
+    pub list: &'a List,
+    pub templates: &'a Templates,
+    pub number: &'a Number,
+    /// When the digest is issued: its Date.
+    pub issued_at: DateTime<Utc>,
+    pub posts: &'a [PendingPost],
+}
+
+/// Renders every format of a digest.
+pub fn compose_digest(composition: &Composition<'_>) -> anyhow::Result<Vec<DigestBody>> {
+    let digest = Digest::new(composition)?;
+    let subject = headers::encode_value(&digest.subject);
+    let mut bodies = Vec::with_capacity(DigestMode::ALL.len());
+    for mode in DigestMode::ALL {
+        let entity = match mode {
+            DigestMode::Mime => mime::render_mime(&digest),
+            DigestMode::Plain => plain::render_plain_entity(&digest),
+            DigestMode::Html => html::render_html_entity(&digest)?,
+            DigestMode::Summary => summary::render_summary_entity(&digest),
+        };
+        bodies.push(DigestBody {
+            mode,
+            subject: subject.clone(),
+            entity,
+        });
+    }
+    Ok(bodies)
+}
+
+/// A digest ready to render: its words in the list's language and one
+/// [`Entry`] per post.
+pub struct Digest<'a> {
+    pub config: &'a Config,
+    pub list: &'a List,
+    pub templates: &'a Templates,
+    pub addresses: ListAddresses,
+    /// Template language: the list's, or English.
+    pub lang: String,
+    pub labels: Labels,
+    pub volume: u32,
+    pub issue: u32,
+    /// The subject, decoded.
+    pub subject: String,
+    /// The masthead text (how to post, subscribe, leave, reach the editors).
+    pub masthead: String,
+    /// The footer text.
+    pub footer: String,
+    /// The issue time in the site timezone.
+    pub date: DateTime<Tz>,
+    pub entries: Vec<Entry<'a>>,
+    /// Seed of the MIME boundaries, the same for the same digest.
+    pub boundary_seed: String,
+}
+
+/// One post as a digest shows it.
+pub struct Entry<'a> {
+    /// Its number in the digest, from 1.
+    pub number: usize,
+    pub pending: &'a PendingPost,
+    /// Subject as the table of contents shows it.
+    pub subject: String,
+    /// Author name, else address.
+    pub author: String,
+    /// Date in the site timezone, `YYYY-MM-DD HH:MM`.
+    pub date: String,
+    /// The first paragraphs, at most [`EXCERPT_CHARS`] characters.
+    pub excerpt: Vec<String>,
+    pub permalink: String,
+}
+
+#[derive(Serialize)]
+struct TextContext<'a> {
+    subject: &'a str,
+    volume: u32,
+    issue: u32,
+    date: String,
+    posts: usize,
+    list: ListContext<'a>,
+    site: SiteContext<'a>,
+    post_address: &'a str,
+    request_address: &'a str,
+    owner_address: &'a str,
+    subscribe_url: &'a str,
+    unsubscribe_url: &'a str,
+    archive_url: &'a str,
+}
+
+#[derive(Serialize)]
+struct ListContext<'a> {
+    code: &'a str,
+    name: &'a str,
+    title: &'a str,
+    description: &'a str,
+    address: &'a str,
+}
+
+#[derive(Serialize)]
+struct SiteContext<'a> {
+    name: &'a str,
+    base_url: &'a str,
+}
+
+impl<'a> Digest<'a> {
+    /// Prepares the words and entries of a digest.
+    pub fn new(composition: &Composition<'a>) -> anyhow::Result<Digest<'a>> {
+        let Composition {
+            config,
+            list,
+            templates,
+            number,
+            issued_at,
+            posts,
+        } = *composition;
+        let timezone = config.site.timezone;
+        let date = issued_at.with_timezone(&timezone);
+        let lang = templates.language(&list.lang);
+        let labels = templates.labels(&lang);
+        let addresses = ListAddresses::new(config, list);
+        let subject = templates.render_str(
+            &labels.subject,
+            minijinja::context! {
+                title => &list.title,
+                name => &list.name,
+                volume => number.volume,
+                issue => number.issue,
+            },
+        )?;
+        let subject = headers::unfold(&subject);
+        let context = TextContext {
+            subject: &subject,
+            volume: number.volume,
+            issue: number.issue,
+            date: date.format("%Y-%m-%d").to_string(),
+            posts: posts.len(),
+            list: ListContext {
+                code: &list.code,
+                name: &list.name,
+                title: &list.title,
+                description: &list.description,
+                address: &list.address,
+            },
+            site: SiteContext {
+                name: &config.site.name,
+                base_url: config.site.base_url.as_str(),
+            },
+            post_address: &addresses.post,
+            request_address: &addresses.request,
+            owner_address: &addresses.owner,
+            subscribe_url: &addresses.subscribe_url,
+            unsubscribe_url: &addresses.unsubscribe_url,
+            archive_url: &addresses.archive_url,
+        };
+        let masthead = tidy_text(&templates.render(&lang, "masthead.txt", &context)?);
+        let footer = tidy_text(&templates.render(&lang, "footer.txt", &context)?);
+
+        let entries = posts
+            .iter()
+            .enumerate()
+            .map(|(index, pending)| {
+                let post = &pending.post;
+                let author = if post.author_name.trim().is_empty() {
+                    post.author_address.clone()
+                } else {
+                    headers::unfold(&post.author_name)
+                };
+                let seconds = post.date.unwrap_or(post.received_at);
+                let date = DateTime::from_timestamp(seconds, 0)
+                    .map(|d| {
+                        d.with_timezone(&timezone)
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                Entry {
+                    number: index + 1,
+                    pending,
+                    subject: headers::unfold(&post.subject),
+                    author,
+                    date,
+                    excerpt: excerpt(&post.body),
+                    permalink: post
+                        .key
+                        .as_deref()
+                        .map(|key| crate::feeds::permalink(config, key))
+                        .unwrap_or_else(|| addresses.archive_url.clone()),
+                }
+            })
+            .collect();
+
+        let mut seed = Sha256::new();
+        seed.update(list.code.as_bytes());
+        seed.update(number.volume.to_be_bytes());
+        seed.update(number.issue.to_be_bytes());
+        for pending in posts {
+            seed.update(pending.post.id.to_be_bytes());
+        }
+        let seed = seed.finalize();
+        let boundary_seed = seed[..8].iter().map(|b| format!("{b:02x}")).collect();
+
+        Ok(Digest {
+            config,
+            list,
+            templates,
+            addresses,
+            lang,
+            labels,
+            volume: number.volume,
+            issue: number.issue,
+            subject,
+            masthead,
+            footer,
+            date,
+            entries,
+            boundary_seed,
+        })
+    }
+
+    /// The numbered table of contents: one entry per post, subject then
+    /// author in parentheses (Mailman's layout), wrapped at 76 columns,
+    /// after the heading.
+    pub fn table_of_contents(&self) -> String {
+        let mut out = format!("{}:\n\n", self.labels.topics);
+        if self.entries.is_empty() {
+            out.push_str(&format!("   {}\n", self.labels.no_posts));
+        }
+        for entry in &self.entries {
+            let line = format!("{} ({})", entry.subject, entry.author);
+            for (index, part) in wrap(&line, TOC_WIDTH - 6).iter().enumerate() {
+                if index == 0 {
+                    out.push_str(&format!("{:>4}. {part}\n", entry.number));
+                } else {
+                    out.push_str(&format!("      {part}\n"));
+                }
+            }
+        }
+        out
+    }
+
+    /// A MIME boundary for `part` that occurs in none of `contents`.
+    pub fn boundary(&self, part: &str, contents: &[&[u8]]) -> String {
+        let mut attempt = 0;
+        loop {
+            let boundary = if attempt == 0 {
+                format!("=_tidings_{}_{}", part, self.boundary_seed)
+            } else {
+                format!("=_tidings_{}_{}_{attempt}", part, self.boundary_seed)
+            };
+            let marker = format!("--{boundary}");
+            let taken = contents
+                .iter()
+                .any(|content| contains(content, marker.as_bytes()));
+            if !taken {
+                return boundary;
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}
+
+/// Rendered template text: trailing spaces and blank lines at either end
+/// removed, LF line ends, ending in one LF.
+fn tidy_text(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let start = lines
+        .iter()
+        .position(|l| !l.is_empty())
+        .unwrap_or(lines.len());
+    let end = lines
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(start, |i| i + 1);
+    let mut out = lines[start..end].join("\n");
+    out.push('\n');
+    out
+}
+
+/// The first paragraphs of a post body, each unwrapped onto one line, at
+/// most [`EXCERPT_PARAGRAPHS`] and [`EXCERPT_CHARS`] characters; a cut
+/// paragraph ends at a word with "…".
+pub fn excerpt(body: &str) -> Vec<String> {
+    let mut paragraphs = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for line in body.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !current.is_empty() {
+                paragraphs.push(current.join(" "));
+                current.clear();
+            }
+        } else {
+            current.push(line);
+        }
+    }
+    if !current.is_empty() {
+        paragraphs.push(current.join(" "));
+    }
+    let mut out = Vec::new();
+    let mut left = EXCERPT_CHARS;
+    for paragraph in paragraphs.into_iter().take(EXCERPT_PARAGRAPHS) {
+        let length = paragraph.chars().count();
+        if length <= left {
+            left -= length;
+            out.push(paragraph);
+            continue;
+        }
+        let cut: String = paragraph.chars().take(left).collect();
+        // Cut at the last space when there is one in the second half
+        // (scripts without spaces are cut at the character).
+        let cut = match cut.rfind(' ') {
+            Some(space) if space > cut.len() / 2 => cut[..space].to_string(),
+            _ => cut,
+        };
+        out.push(format!("{}…", cut.trim_end()));
+        break;
+    }
+    out
+}
+
+/// Lines of `text` wrapped at `width` columns (East Asian wide characters
+/// count two), breaking at spaces, or anywhere in a run without spaces.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthChar;
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut column = 0;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let word_width: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+        if column > 0 && column + 1 + word_width <= width {
+            line.push(' ');
+            line.push_str(word);
+            column += 1 + word_width;
+            continue;
+        }
+        if column > 0 {
+            lines.push(std::mem::take(&mut line));
+            column = 0;
+        }
+        for c in word.chars() {
+            let w = c.width().unwrap_or(0);
+            if column + w > width && column > 0 {
+                lines.push(std::mem::take(&mut line));
+                column = 0;
+            }
+            line.push(c);
+            column += w;
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

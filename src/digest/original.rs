@@ -1,0 +1,174 @@
+//! A post's original message taken apart just enough to carry it in a
+//! digest: its header fields exactly as received (folding and encoding
+//! kept) and its body bytes.
+
+/// Header fields a digest reader needs, kept in the MIME digest's
+/// message/rfc822 parts in their original order; trace fields (Received,
+/// Return-Path, Delivered-To), authentication results, signatures and
+/// mailer noise are left out.
+const KEPT_FIELDS: &[&str] = &[
+    "date",
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "subject",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "keywords",
+    "summary",
+    "comments",
+    "organization",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
+    "content-language",
+    "content-id",
+    "content-description",
+];
+
+/// One header field as received: its name and its whole raw text
+/// (`Name: value` with any continuation lines, without the final line break).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    pub name: &'a str,
+    pub raw: &'a [u8],
+}
+
+impl Field<'_> {
+    /// The value after the colon, unfolded and trimmed (still encoded).
+    pub fn value(&self) -> String {
+        let text = String::from_utf8_lossy(self.raw);
+        let value = text.split_once(':').map_or("", |(_, value)| value);
+        super::headers::unfold(value)
+    }
+}
+
+/// A message split into header fields and body.
+#[derive(Debug, Clone)]
+pub struct Original<'a> {
+    pub fields: Vec<Field<'a>>,
+    pub body: &'a [u8],
+}
+
+impl<'a> Original<'a> {
+    /// Splits `raw` at its first empty line. A leading mbox `From ` line and
+    /// lines that are not fields are skipped.
+    pub fn parse(raw: &'a [u8]) -> Original<'a> {
+        let mut fields: Vec<Field<'a>> = Vec::new();
+        let mut position = 0;
+        let mut body = &raw[raw.len()..];
+        // (start, end) of the field being read.
+        let mut current: Option<(usize, usize)> = None;
+        let finish = |current: &mut Option<(usize, usize)>, fields: &mut Vec<Field<'a>>| {
+            if let Some((start, end)) = current.take() {
+                let raw_field = &raw[start..end];
+                if let Some(colon) = raw_field.iter().position(|&b| b == b':') {
+                    if let Ok(name) = std::str::from_utf8(&raw_field[..colon]) {
+                        let name = name.trim_end();
+                        if !name.is_empty() && !name.contains(' ') {
+                            fields.push(Field {
+                                name,
+                                raw: raw_field,
+                            });
+                        }
+                    }
+                }
+            }
+        };
+        while position < raw.len() {
+            let line_end = raw[position..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(raw.len(), |i| position + i + 1);
+            let line = &raw[position..line_end];
+            let content = trim_line_break(line);
+            if content.is_empty() {
+                finish(&mut current, &mut fields);
+                body = &raw[line_end..];
+                break;
+            }
+            let end = position + content.len();
+            if content[0] == b' ' || content[0] == b'\t' {
+                if let Some((_, field_end)) = current.as_mut() {
+                    *field_end = end;
+                }
+            } else {
+                finish(&mut current, &mut fields);
+                if !(fields.is_empty() && content.starts_with(b"From ")) {
+                    current = Some((position, end));
+                }
+            }
+            position = line_end;
+        }
+        finish(&mut current, &mut fields);
+        Original { fields, body }
+    }
+
+    /// The first field named `name` (case-insensitive).
+    pub fn field(&self, name: &str) -> Option<&Field<'a>> {
+        self.fields
+            .iter()
+            .find(|field| field.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The message as a digest carries it: the kept fields in their order,
+    /// a blank line and the body, every line ending in CRLF.
+    pub fn for_digest(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 2048);
+        for field in &self.fields {
+            if KEPT_FIELDS
+                .iter()
+                .any(|kept| field.name.eq_ignore_ascii_case(kept))
+            {
+                out.extend_from_slice(&super::headers::crlf(field.raw));
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&super::headers::crlf(self.body));
+        if !out.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+}
+
+fn trim_line_break(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_keep_their_folding_and_trace_fields_are_dropped() {
+        let raw = b"From someone Mon Jan  1 00:00:00 2026\nReceived: from a\n  by b\nSubject: =?utf-8?b?zpHOsg==?=\n continued\nFrom: A <a@x.org>\nX-Spam: yes\n\nBody\nline\n";
+        let original = Original::parse(raw);
+        let names: Vec<&str> = original.fields.iter().map(|f| f.name).collect();
+        assert_eq!(names, ["Received", "Subject", "From", "X-Spam"]);
+        assert_eq!(
+            original.field("subject").unwrap().raw,
+            b"Subject: =?utf-8?b?zpHOsg==?=\n continued"
+        );
+        assert_eq!(original.body, b"Body\nline\n");
+        assert_eq!(
+            original.for_digest(),
+            b"Subject: =?utf-8?b?zpHOsg==?=\r\n continued\r\nFrom: A <a@x.org>\r\n\r\nBody\r\nline\r\n"
+        );
+    }
+
+    #[test]
+    fn crlf_messages_split_too() {
+        let original =
+            Original::parse(b"Date: Thu, 1 Jan 2026 00:00:00 +0000\r\nTo: x@y.org\r\n\r\nHi\r\n");
+        assert_eq!(original.fields.len(), 2);
+        assert_eq!(original.field("to").unwrap().value(), "x@y.org");
+        assert_eq!(original.body, b"Hi\r\n");
+    }
+}

@@ -1,0 +1,212 @@
+//! Snapshot tests of every digest format and of one personal message, with
+//! a fixed clock, fixed ids and posts crafted here (English and Greek).
+
+use chrono::{DateTime, Utc};
+
+use super::numbering::Number;
+use super::templates::Templates;
+use super::{compose_digest, Composition};
+use crate::config::{parse, Config, EMBEDDED_LISTS_TOML};
+use crate::deliver::message::Prepared;
+use crate::store::deliveries::DueDelivery;
+use crate::store::digests::{DigestRecord, PendingPost};
+use crate::store::{Post, Status};
+
+fn config() -> Config {
+    let text = EMBEDDED_LISTS_TOML.replace(
+        "base_url = \"http://127.0.0.1:8080/\"",
+        "base_url = \"https://news.example.org/\"",
+    );
+    parse(&text, "lists.toml", std::path::Path::new(".")).unwrap()
+}
+
+fn post(id: i64, list: &str, subject: &str, author: &str, body: &str, raw: &str) -> PendingPost {
+    PendingPost {
+        post: Post {
+            id,
+            key: Some(format!("{id:020x}")),
+            message_id: Some(format!("<post{id}@example.net>")),
+            list_code: Some(list.to_string()),
+            lang: Some(list.to_string()),
+            status: Status::Published,
+            reason: None,
+            filed_by: Some("tag".to_string()),
+            tag: Some(list.to_string()),
+            subject: subject.to_string(),
+            title: subject.to_string(),
+            translations: vec![],
+            machine_translation: false,
+            author_name: author.to_string(),
+            author_address: format!("writer{id}@example.net"),
+            date_header: Some("Tue, 03 Mar 2026 09:15:00 +0100".to_string()),
+            date: Some(1_772_525_700),
+            received_at: 1_772_525_760,
+            body: body.to_string(),
+            attachments: vec![],
+            size: raw.len(),
+        },
+        raw: Some(raw.as_bytes().to_vec()),
+    }
+}
+
+fn english_posts() -> Vec<PendingPost> {
+    vec![
+        post(
+            1,
+            "en",
+            "(en) France, UCL AL #316 - International: solidarity with the strikers (ca, de)",
+            "Union communiste libertaire",
+            "\nThe strike goes on.\n\n------------------------------\nA line of thirty hyphens above must be escaped.\n\n",
+            "Received: from relay.example.net by mx.example.org\r\nFrom: Union communiste libertaire <writer1@example.net>\r\nTo: a-infos-en@lists.example.org\r\nSubject: (en) France, UCL AL #316 - International: solidarity with the\r\n strikers (ca, de)\r\nDate: Tue, 03 Mar 2026 09:15:00 +0100\r\nMessage-ID: <post1@example.net>\r\nX-Mailer: Example\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThe strike goes on.\r\n\r\n------------------------------\r\nA line of thirty hyphens above must be escaped.\r\n",
+        ),
+        post(
+            2,
+            "en",
+            "(en) Greece, Athens: open assembly",
+            "",
+            "Open assembly on Sunday.\nEveryone welcome.\n",
+            "From: writer2@example.net\nTo: a-infos-en@lists.example.org\nCc: other@example.org\nSubject: (en) Greece, Athens: open assembly\nDate: Tue, 03 Mar 2026 09:15:00 +0100\nMessage-ID: <post2@example.net>\nKeywords: assembly, athens\n\nOpen assembly on Sunday.\nEveryone welcome.\n",
+        ),
+    ]
+}
+
+fn greek_posts() -> Vec<PendingPost> {
+    vec![post(
+        3,
+        "gr",
+        "(gr) Ελλάδα, Αθήνα: Ανοιχτή συνέλευση",
+        "Αναρχική Ομοσπονδία",
+        "Ανοιχτή συνέλευση την Κυριακή.\nΌλοι ευπρόσδεκτοι.\n",
+        "From: =?utf-8?b?zpHOvc6xz4HPh865zrrOriDOn868zr/Pg8+Azr/Ovc60zq/OsQ==?= <writer3@example.net>\r\nSubject: =?utf-8?b?KGdyKSDOlc67zrvOrM60zrEsIM6RzrjOrs69zrE6IM6Rzr3Ov865z4fPhM6u?=\r\n =?utf-8?b?IM+DzrXOvc6tzrvOtc+Fz4POtw==?=\r\nDate: Tue, 03 Mar 2026 09:15:00 +0100\r\nMessage-ID: <post3@example.net>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nΑνοιχτή συνέλευση την Κυριακή.\r\nΌλοι ευπρόσδεκτοι.\r\n",
+    )]
+}
+
+fn issued_at() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-04T18:00:00+00:00")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn bodies(list: &str, posts: &[PendingPost]) -> Vec<(String, String, String)> {
+    let config = config();
+    let templates = Templates::shipped();
+    let number = Number {
+        volume: 1,
+        issue: 3,
+        period: "2026".to_string(),
+    };
+    compose_digest(&Composition {
+        config: &config,
+        list: config.list(list).unwrap(),
+        templates: &templates,
+        number: &number,
+        issued_at: issued_at(),
+        posts,
+    })
+    .unwrap()
+    .into_iter()
+    .map(|body| {
+        (
+            body.mode.as_str().to_string(),
+            body.subject,
+            String::from_utf8(body.entity).unwrap(),
+        )
+    })
+    .collect()
+}
+
+/// The readable text of each format: the RFC 1153 text, the HTML page, the
+/// summary text (the MIME digest is snapshotted as its entity).
+fn texts(list: &str, posts: &[PendingPost]) -> Vec<(&'static str, String)> {
+    let config = config();
+    let templates = Templates::shipped();
+    let number = Number {
+        volume: 1,
+        issue: 3,
+        period: "2026".to_string(),
+    };
+    let digest = super::Digest::new(&Composition {
+        config: &config,
+        list: config.list(list).unwrap(),
+        templates: &templates,
+        number: &number,
+        issued_at: issued_at(),
+        posts,
+    })
+    .unwrap();
+    vec![
+        ("plain", super::plain::render_plain(&digest)),
+        ("html", super::html::render_html(&digest).unwrap()),
+        ("summary", super::summary::render_summary(&digest)),
+    ]
+}
+
+#[test]
+fn english_digest_in_every_format() {
+    for (mode, subject, entity) in bodies("en", &english_posts()) {
+        assert_eq!(subject, " A-Infos English Digest, Vol 1, Issue 3");
+        insta::assert_snapshot!(format!("en_{mode}_entity"), entity);
+    }
+    for (mode, text) in texts("en", &english_posts()) {
+        insta::assert_snapshot!(format!("en_{mode}_text"), text);
+    }
+}
+
+#[test]
+fn greek_digest_in_every_format() {
+    let bodies = bodies("gr", &greek_posts());
+    let subject = &bodies[0].1;
+    assert!(subject.starts_with(" =?utf-8?b?"), "{subject}");
+    let mime = &bodies[0].2;
+    insta::assert_snapshot!("gr_mime_entity", mime);
+    for (mode, text) in texts("gr", &greek_posts()) {
+        insta::assert_snapshot!(format!("gr_{mode}_text"), text);
+    }
+}
+
+#[test]
+fn personal_message_headers() {
+    let config = config();
+    let list = config.list("en").unwrap();
+    let (_, subject, entity) = bodies("en", &english_posts()).remove(1);
+    let record = DigestRecord {
+        id: 7,
+        list_code: "en".to_string(),
+        volume: 1,
+        issue: 3,
+        period: "2026".to_string(),
+        reason: "schedule".to_string(),
+        issued_at: issued_at().timestamp(),
+    };
+    let prepared = Prepared::new(
+        &config,
+        list,
+        &record,
+        crate::store::subscribers::DigestMode::Plain,
+        &subject,
+        entity.into_bytes(),
+        false,
+    );
+    let delivery = DueDelivery {
+        id: 11,
+        digest_id: 7,
+        subscriber_id: 42,
+        list_code: "en".to_string(),
+        address: "reader@example.com".to_string(),
+        mode: crate::store::subscribers::DigestMode::Plain,
+        token: "0123456789abcdef0123456789abcdef".to_string(),
+        attempts: 0,
+    };
+    let mut message = Vec::new();
+    prepared
+        .write_message(&delivery, &[], &mut message)
+        .unwrap();
+    let text = String::from_utf8(message).unwrap();
+    let head = &text[..text.find("\r\n\r\n").unwrap()];
+    insta::assert_snapshot!("personal_headers", head);
+    let envelope = prepared.envelope(&delivery).unwrap();
+    assert_eq!(
+        envelope.from().unwrap().to_string(),
+        "a-infos-en-bounces+reader=example.com@lists.example.org"
+    );
+}

@@ -1,0 +1,128 @@
+//! Counters the daemon keeps and `/metrics` shows in Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Every counter of one daemon.
+#[derive(Default)]
+pub struct Metrics {
+    /// Messages received, by (list or "-", outcome).
+    posts: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Messages that could not be committed (answered 451).
+    commit_failures: AtomicU64,
+    /// Feed regenerations, and the time they took.
+    feed_builds: AtomicU64,
+    feed_build_micros: AtomicU64,
+    /// Feed files written (content changed).
+    feed_files_written: AtomicU64,
+    /// Digests sent, by list.
+    digests: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Counts one received message.
+    pub fn count_post(&self, list: Option<&str>, outcome: &'static str) {
+        let mut posts = self.posts.lock().expect("metrics lock");
+        *posts
+            .entry((list.unwrap_or("-").to_string(), outcome))
+            .or_default() += 1;
+    }
+
+    /// Counts one message answered "try again later".
+    pub fn count_commit_failure(&self) {
+        self.commit_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one feed regeneration.
+    pub fn count_feed_build(&self, micros: u64, files_written: usize) {
+        self.feed_builds.fetch_add(1, Ordering::Relaxed);
+        self.feed_build_micros.fetch_add(micros, Ordering::Relaxed);
+        self.feed_files_written
+            .fetch_add(files_written as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one digest sent.
+    pub fn count_digest(&self, list: &str) {
+        *self
+            .digests
+            .lock()
+            .expect("metrics lock")
+            .entry(list.to_string())
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition of every counter, plus the gauges
+    /// given (name, help, value).
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP tidings_posts_received_total Messages received, by list and outcome.\n",
+        );
+        out.push_str("# TYPE tidings_posts_received_total counter\n");
+        for ((list, outcome), count) in self.posts.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "tidings_posts_received_total{{list=\"{list}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            );
+        };
+        counter(
+            &mut out,
+            "tidings_commit_failures_total",
+            "Messages answered 451 because the store failed.",
+            self.commit_failures.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "tidings_feed_builds_total",
+            "Feed regenerations.",
+            self.feed_builds.load(Ordering::Relaxed),
+        );
+        let _ = write!(
+            out,
+            "# HELP tidings_feed_build_seconds_total Time spent regenerating feeds.\n# TYPE tidings_feed_build_seconds_total counter\ntidings_feed_build_seconds_total {}\n",
+            self.feed_build_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        counter(
+            &mut out,
+            "tidings_feed_files_written_total",
+            "Feed files replaced because their content changed.",
+            self.feed_files_written.load(Ordering::Relaxed),
+        );
+        out.push_str("# HELP tidings_digests_sent_total Digests sent, by list.\n# TYPE tidings_digests_sent_total counter\n");
+        for (list, count) in self.digests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "tidings_digests_sent_total{{list=\"{list}\"}} {count}");
+        }
+        for (name, help, value) in gauges {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_as_prometheus_text() {
+        let metrics = Metrics::default();
+        metrics.count_post(Some("en"), "stored");
+        metrics.count_post(Some("en"), "stored");
+        metrics.count_post(None, "rejected");
+        let text = metrics.render(&[("tidings_outbox_depth", "Deliveries waiting.", 3.0)]);
+        assert!(text.contains("tidings_posts_received_total{list=\"en\",outcome=\"stored\"} 2\n"));
+        assert!(text.contains("tidings_posts_received_total{list=\"-\",outcome=\"rejected\"} 1\n"));
+        assert!(text.contains("# TYPE tidings_outbox_depth gauge\ntidings_outbox_depth 3\n"));
+    }
+}

@@ -1,0 +1,421 @@
+//! `tidings serve`: the daemon. One process takes mail over LMTP and SMTP,
+//! commits it in groups, keeps the feeds fresh and serves them over HTTP,
+//! and (with the digest scheduler) sends every list's digest on time.
+//!
+//! Signals: SIGTERM and SIGINT stop the listeners, let open transactions and
+//! the current commit finish, and exit 0 within [`SHUTDOWN_GRACE`]; SIGHUP
+//! reloads lists.toml, and a broken file is reported while the running
+//! configuration stays.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config};
+use crate::deliver;
+use crate::digest::templates::Templates;
+use crate::feeds;
+use crate::ingest::committer::Committer;
+use crate::ingest::listener::{self, Limits, Protocol, Received};
+use crate::ingest::Outcome;
+use crate::metrics::Metrics;
+use crate::store::{Status, Store};
+use crate::web;
+
+/// How long open sessions may take to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Feeds are rebuilt this long after the last post of a burst...
+const FEED_DEBOUNCE: Duration = Duration::from_secs(1);
+/// ...and at least this often, whatever happens.
+const FEED_INTERVAL: Duration = Duration::from_secs(300);
+
+/// How often the scheduler looks for digests that are due (by schedule or
+/// by size) and for deliveries whose retry time has come. A digest thus
+/// goes out within this long of its cron slot.
+const DIGEST_TICK: Duration = Duration::from_secs(20);
+
+/// Listener addresses given on the command line, over lists.toml.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub lmtp: Option<SocketAddr>,
+    pub smtp: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(
+    config_path: Option<PathBuf>,
+    config: Config,
+    overrides: Overrides,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tidings")
+        .build()
+        .context("starting the runtime")?
+        .block_on(serve(config_path, config, overrides))
+}
+
+async fn serve(
+    config_path: Option<PathBuf>,
+    config: Config,
+    overrides: Overrides,
+) -> anyhow::Result<()> {
+    for dir in [&config.site.data_dir, &config.site.feeds_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let database = config.database_path();
+    let store = Store::open(&database)
+        .with_context(|| format!("opening the store {}", database.display()))?;
+    let metrics = Arc::new(Metrics::default());
+    let posts_changed = Arc::new(Notify::new());
+
+    let (committer, committer_thread) = {
+        let posts_changed = posts_changed.clone();
+        Committer::spawn(store, move |posts, outcomes| {
+            let published = posts.iter().zip(outcomes).any(|(post, outcome)| {
+                post.status == Status::Published && matches!(outcome, Outcome::Stored { .. })
+            });
+            if published {
+                posts_changed.notify_one();
+            }
+        })
+    };
+
+    let lmtp = bind(overrides.lmtp.unwrap_or(config.listen.lmtp), "LMTP").await?;
+    let smtp = bind(overrides.smtp.unwrap_or(config.listen.smtp), "SMTP").await?;
+    let http = bind(overrides.http.unwrap_or(config.listen.http), "HTTP").await?;
+    let addresses = serde_json::json!({
+        "lmtp": lmtp.local_addr()?.to_string(),
+        "smtp": smtp.local_addr()?.to_string(),
+        "http": http.local_addr()?.to_string(),
+        "pid": std::process::id(),
+    });
+    write_atomically(
+        &config.site.data_dir.join("serve.json"),
+        addresses.to_string().as_bytes(),
+    )?;
+    tracing::info!(
+        lmtp = %lmtp.local_addr()?,
+        smtp = %smtp.local_addr()?,
+        http = %http.local_addr()?,
+        config = %config.source,
+        lists = config.lists.len(),
+        "tidings serving"
+    );
+
+    let limits = Limits {
+        max_connections: config.listen.max_connections,
+        max_recipients: config.listen.max_recipients,
+        command_timeout: Duration::from_secs(config.listen.command_timeout_secs),
+        data_timeout: Duration::from_secs(config.listen.data_timeout_secs),
+        ..Limits::default()
+    };
+    let feeds_dir = config.site.feeds_dir.clone();
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    for (listener, protocol) in [(lmtp, Protocol::Lmtp), (smtp, Protocol::Smtp)] {
+        let metrics = metrics.clone();
+        let context = Arc::new(listener::Context {
+            protocol,
+            config: config_rx.clone(),
+            committer: committer.clone(),
+            limits: limits.clone(),
+            on_message: Box::new(move |received: &Received| log_message(&metrics, received)),
+        });
+        tasks.spawn(listener::run(listener, context, shutdown.clone()));
+    }
+    let web = Arc::new(web::Web {
+        feeds_dir,
+        metrics: metrics.clone(),
+        gauges: Box::new(Vec::new),
+    });
+    {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(error) = web::run(http, web::router(web), shutdown).await {
+                tracing::error!(%error, "HTTP server stopped");
+            }
+        });
+    }
+    tasks.spawn(refresh_feeds(
+        config_rx.clone(),
+        posts_changed,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(send_digests(
+        config_rx.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    drop(committer);
+
+    wait_for_signals(config_path, &config_tx).await;
+    tracing::info!("shutting down: no new connections, open transactions may finish");
+    shutdown.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "sessions still open after {:?}; closing them",
+            SHUTDOWN_GRACE
+        );
+        tasks.abort_all();
+    }
+    // The listeners held the last handles: the committer finishes its batch and stops.
+    drop(tasks);
+    let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {address}"))
+}
+
+/// Waits for SIGTERM or SIGINT; reloads the configuration on SIGHUP.
+async fn wait_for_signals(config_path: Option<PathBuf>, config: &watch::Sender<Arc<Config>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return,
+            _ = interrupt.recv() => return,
+            _ = hangup.recv() => match config::load(config_path.as_deref()) {
+                Ok(new) => {
+                    tracing::info!(config = %new.source, lists = new.lists.len(), "configuration reloaded");
+                    config.send_replace(Arc::new(new));
+                }
+                Err(error) => tracing::error!("configuration not reloaded, the running one stays:\n{error:#}"),
+            },
+        }
+    }
+}
+
+fn log_message(metrics: &Metrics, received: &Received) {
+    let list = received.list.as_deref();
+    let message_id = received.message_id.as_deref().unwrap_or("-");
+    match &received.outcome {
+        Ok(outcome) => {
+            metrics.count_post(list, outcome.label());
+            let detail = match outcome {
+                Outcome::Held { reason, .. } | Outcome::Rejected { reason, .. } => reason.as_str(),
+                _ => "",
+            };
+            tracing::info!(
+                protocol = ?received.protocol,
+                message_id,
+                list = list.unwrap_or("-"),
+                outcome = outcome.label(),
+                detail,
+                "message received"
+            );
+        }
+        Err(error) => {
+            metrics.count_commit_failure();
+            tracing::warn!(protocol = ?received.protocol, message_id, %error, "message deferred");
+        }
+    }
+}
+
+/// Rebuilds the feeds shortly after a burst of posts, and every few minutes.
+async fn refresh_feeds(
+    config: watch::Receiver<Arc<Config>>,
+    posts_changed: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut store: Option<Store> = None;
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = posts_changed.notified() => {
+                    // Let the rest of the burst arrive: one rebuild for all of it.
+                    tokio::time::sleep(FEED_DEBOUNCE).await;
+                }
+                _ = tokio::time::sleep(FEED_INTERVAL) => {}
+            }
+        }
+        first = false;
+        let config = config.borrow().clone();
+        let started = Instant::now();
+        let kept = store.take();
+        let result = tokio::task::spawn_blocking(move || {
+            let opened = match kept {
+                Some(store) => Ok(store),
+                None => Store::open(&config.database_path()),
+            };
+            match opened {
+                Ok(store) => {
+                    let report = feeds::regenerate_after_ingest(&config, &store);
+                    (Some(store), report)
+                }
+                Err(error) => (
+                    None,
+                    Err(anyhow::Error::new(error).context("opening the store for feeds")),
+                ),
+            }
+        })
+        .await;
+        match result {
+            Ok((kept, report)) => {
+                store = kept;
+                match report {
+                    Ok(report) => {
+                        metrics.count_feed_build(
+                            started.elapsed().as_micros() as u64,
+                            report.written.len(),
+                        );
+                        if !report.written.is_empty() {
+                            tracing::info!(files = report.written.len(), "feeds updated");
+                        }
+                    }
+                    Err(error) => tracing::error!("feeds not updated: {error:#}"),
+                }
+            }
+            Err(error) => tracing::error!(%error, "feed task failed"),
+        }
+    }
+}
+
+/// The digest scheduler: at start (a digest that fell due while the daemon
+/// was down goes out once, not once per missed slot: the trigger compares
+/// the latest slot with the last one served) and every [`DIGEST_TICK`],
+/// issues the digests that are due and runs the outbox, which also retries
+/// deferred deliveries whose time has come.
+async fn send_digests(
+    config: watch::Receiver<Arc<Config>>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut store: Option<Store> = None;
+    loop {
+        let config = config.borrow().clone();
+        let kept = store.take();
+        let issuing = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(Store, Vec<deliver::Issue>)> {
+                let mut store = match kept {
+                    Some(store) => store,
+                    None => Store::open(&config.database_path())?,
+                };
+                let templates = Templates::load(&config.site.templates_dir)?;
+                let issued = deliver::issue_due_digests(
+                    &config,
+                    &mut store,
+                    &templates,
+                    chrono::Utc::now(),
+                    &deliver::Selection::default(),
+                )?;
+                Ok((store, issued))
+            })
+        };
+        match issuing.await {
+            Ok(Ok((kept, issued))) => {
+                for issue in &issued {
+                    if let deliver::Issue::Issued(digest) = issue {
+                        metrics.count_digest(&digest.record.list_code);
+                        tracing::info!(
+                            list = %digest.record.list_code,
+                            volume = digest.record.volume,
+                            issue = digest.record.issue,
+                            posts = digest.posts,
+                            subscribers = digest.queued,
+                            "digest issued"
+                        );
+                    }
+                }
+                store = deliver_queued(&config, kept, &shutdown).await;
+            }
+            Ok(Err(error)) => tracing::error!("digests not issued: {error:#}"),
+            Err(error) => tracing::error!(%error, "digest task failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DIGEST_TICK) => {}
+        }
+    }
+}
+
+/// Runs the outbox once, unless a `tidings digest` run holds it; gives the
+/// store back for the next tick (or `None` when the run failed).
+async fn deliver_queued(
+    config: &Arc<Config>,
+    store: Store,
+    shutdown: &CancellationToken,
+) -> Option<Store> {
+    let lock = match deliver::OutboxLock::acquire(&config.site.data_dir) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return Some(store),
+        Err(error) => {
+            tracing::error!("outbox not run: {error:#}");
+            return Some(store);
+        }
+    };
+    if shutdown.is_cancelled() {
+        return Some(store);
+    }
+    let result = deliver::run_outbox(
+        config.clone(),
+        store,
+        deliver::Clock::System,
+        shutdown.clone(),
+    )
+    .await;
+    drop(lock);
+    match result {
+        Ok((report, store)) => {
+            if report.sent + report.deferred + report.failed > 0 {
+                tracing::info!(
+                    sent = report.sent,
+                    deferred = report.deferred,
+                    failed = report.failed,
+                    seconds = report.seconds,
+                    "outbox run"
+                );
+            }
+            Some(store)
+        }
+        Err(error) => {
+            tracing::error!("outbox run failed: {error:#}");
+            None
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// reader sees the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temporary = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let mut file = std::fs::File::create(&temporary)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,988 @@
+//! Digests end to end: the real binary issues digests of posts imported
+//! from the corpus generator, delivers them to real SMTP servers on
+//! loopback (Postfix's smtp-sink, or aiosmtpd scripted to defer, refuse or
+//! dawdle), and Python's own parsers read back what arrived: `email` for
+//! every message, a strict RFC 1153 burster for the plain digests, dkimpy
+//! for the DKIM signatures (with public keys derived by openssl from the
+//! key files, never by tidings).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{generate, Peer, Tidings};
+use serde_json::Value;
+use tidings::store::subscribers::Subscriber;
+use tidings::store::Store;
+
+const DOMAIN: &str = "lists.example.org";
+const BASE_URL: &str = "https://news.example.org/";
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Postfix's smtp-sink, dumping each message into a file of `dir`.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl SmtpSink {
+    fn start(dir: &Path) -> SmtpSink {
+        std::fs::create_dir_all(dir).unwrap();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        let port = free_port();
+        let child = Command::new("/usr/sbin/smtp-sink")
+            .args(["-u", &user, "-d"])
+            .arg(format!("{}/%M.", dir.display()))
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("smtp-sink runs (apt-get install postfix)");
+        wait_for_port(port);
+        SmtpSink {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn messages(&self) -> usize {
+        std::fs::read_dir(&self.dir).unwrap().count()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An ed25519 and an RSA key, made by openssl.
+struct Keys {
+    ed25519: PathBuf,
+    rsa: PathBuf,
+}
+
+fn make_keys(dir: &Path) -> Keys {
+    let ed25519 = dir.join("dkim-ed25519.pem");
+    let rsa = dir.join("dkim-rsa.pem");
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        ed25519.to_str().unwrap(),
+    ]);
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        rsa.to_str().unwrap(),
+    ]);
+    Keys { ed25519, rsa }
+}
+
+/// The shipped lists.toml delivering through the relay on `port`.
+fn relay_config(
+    port: u16,
+    connections: usize,
+    keys: Option<&Keys>,
+) -> impl FnOnce(String) -> String {
+    let keys = keys.map(|k| (k.ed25519.clone(), k.rsa.clone()));
+    move |text| {
+        let replace = |text: String, from: &str, to: &str| {
+            assert!(text.contains(from), "lists.toml has no `{from}`");
+            text.replacen(from, to, 1)
+        };
+        let mut text = replace(
+            text,
+            "base_url = \"http://127.0.0.1:8080/\"",
+            &format!("base_url = \"{BASE_URL}\""),
+        );
+        text = replace(text, "transport = \"file\"", "transport = \"smtp\"");
+        text = replace(text, "\nport = 25\n", &format!("\nport = {port}\n"));
+        text = replace(text, "tls = \"opportunistic\"", "tls = \"none\"");
+        text = replace(
+            text,
+            "connections = 4",
+            &format!("connections = {connections}"),
+        );
+        text = replace(text, "timeout_seconds = 60", "timeout_seconds = 20");
+        if let Some((ed25519, rsa)) = keys {
+            text.push_str(&format!(
+                "\n[[dkim]]\nselector = \"tidings-ed\"\nalgorithm = \"ed25519-sha256\"\nkey_file = \"{}\"\n\n[[dkim]]\nselector = \"tidings-rsa\"\nalgorithm = \"rsa-sha256\"\nkey_file = \"{}\"\n",
+                ed25519.display(),
+                rsa.display()
+            ));
+        }
+        text
+    }
+}
+
+fn store(tidings: &Tidings) -> Store {
+    Store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap()
+}
+
+/// Imports `n` generated posts (A-Infos tags) with `seed`.
+fn import(tidings: &Tidings, seed: u32, n: u32) {
+    let (mbox, _) = generate(
+        tidings.path(),
+        &format!("posts-{seed}.mbox"),
+        "mbox",
+        &["--n", &n.to_string(), "--seed", &seed.to_string()],
+    );
+    tidings.ok(&["import", mbox.to_str().unwrap()]);
+}
+
+/// Subscribes `addresses` to `list` in `mode`.
+fn subscribe(tidings: &Tidings, list: &str, mode: &str, addresses: &[String]) {
+    let output = tidings.run_with_stdin(
+        &["subscribers", "add", "--list", list, "--mode", mode, "-"],
+        &[],
+        addresses.join("\n").as_bytes(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs tests/common/read_digests.py on `dir`.
+fn read_back(dir: &Path, keys: Option<&Keys>, originals: Option<&Path>) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/read_digests.py");
+    let mut command = Command::new("python3");
+    command.arg(script).arg(dir);
+    if let Some(keys) = keys {
+        command
+            .arg("--key")
+            .arg(format!(
+                "tidings-ed._domainkey.{DOMAIN}={}",
+                keys.ed25519.display()
+            ))
+            .arg("--key")
+            .arg(format!(
+                "tidings-rsa._domainkey.{DOMAIN}={}",
+                keys.rsa.display()
+            ));
+    }
+    if let Some(originals) = originals {
+        command.arg("--originals").arg(originals);
+    }
+    let output = command.output().expect("python3 runs read_digests.py");
+    assert!(
+        output.status.success(),
+        "read_digests.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The post ids of a list's digests, in digest order, one list per digest.
+fn digest_posts(store: &Store, list: &str) -> Vec<Vec<i64>> {
+    store
+        .digests(list)
+        .unwrap()
+        .iter()
+        .map(|d| store.digest_post_ids(d.id).unwrap())
+        .collect()
+}
+
+/// Writes the original bytes of `ids` as NNN.eml, in order, for the reader.
+fn write_originals(store: &Store, ids: &[i64], dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (index, id) in ids.iter().enumerate() {
+        let raw = store.raw_message(*id).unwrap().unwrap();
+        std::fs::write(dir.join(format!("{:03}.eml", index + 1)), raw).unwrap();
+    }
+}
+
+/// What RFC 1153 says a post body becomes (written apart from tidings'
+/// own code): no blank lines at either end, and a blank for the first
+/// hyphen of a line of exactly 30 hyphens.
+fn rfc1153_body(body: &str) -> String {
+    let lines: Vec<&str> = body.lines().collect();
+    let first = lines.iter().position(|l| !l.trim().is_empty());
+    let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    match (first, last) {
+        (Some(first), Some(last)) => lines[first..=last]
+            .iter()
+            .map(|l| {
+                if *l == "-".repeat(30) {
+                    format!(" {}", "-".repeat(29))
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn one(message: &Value, field: &str) -> String {
+    let values = strings(&message["fields"][field]);
+    assert_eq!(values.len(), 1, "{field} appears {} times", values.len());
+    values[0].clone()
+}
+
+/// Checks a plain digest read back by the strict burster against the posts.
+fn check_plain(plain: &Value, posts: &[tidings::store::Post], context: &str) {
+    let split = plain["posts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{context}: no RFC 1153 digest read back: {plain}"));
+    assert_eq!(
+        split.len(),
+        posts.len(),
+        "{context}: posts in the plain digest"
+    );
+    for (part, post) in split.iter().zip(posts) {
+        let fields: Vec<(String, String)> = part["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f[0].as_str().unwrap().to_string(),
+                    f[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let order = [
+            "Date",
+            "From",
+            "To",
+            "Cc",
+            "Subject",
+            "Message-ID",
+            "Keywords",
+        ];
+        let positions: Vec<usize> = fields
+            .iter()
+            .map(|(name, _)| {
+                order
+                    .iter()
+                    .position(|o| o == name)
+                    .unwrap_or_else(|| panic!("{context}: field {name} is not one RFC 1153 keeps"))
+            })
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "{context}: fields out of order: {fields:?}"
+        );
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get("Subject").as_deref(),
+            Some(post.subject.as_str()),
+            "{context}: subject of post {}",
+            post.id
+        );
+        if let Some(id) = &post.message_id {
+            assert_eq!(
+                get("Message-ID").as_deref(),
+                Some(id.as_str()),
+                "{context}: Message-ID of post {}",
+                post.id
+            );
+        }
+        assert_eq!(
+            part["body"].as_str().unwrap(),
+            rfc1153_body(&post.body),
+            "{context}: body of post {}",
+            post.id
+        );
+    }
+}
+
+fn posts_of(store: &Store, ids: &[i64]) -> Vec<tidings::store::Post> {
+    ids.iter()
+        .map(|id| store.post(*id).unwrap().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_format_arrives_well_formed_signed_and_personal_through_smtp_sink() {
+    let work = tempfile::tempdir().unwrap();
+    let keys = make_keys(work.path());
+    let sink = SmtpSink::start(&work.path().join("sink"));
+    let tidings = Tidings::with_config(relay_config(sink.port, 4, Some(&keys)));
+    import(&tidings, 11, 240);
+    let modes = ["mime", "plain", "html", "summary"];
+    let mut by_address: HashMap<String, &str> = HashMap::new();
+    for (m, mode) in modes.iter().enumerate() {
+        let addresses: Vec<String> = (0..300)
+            .filter(|i| i % 4 == m)
+            .map(|i| format!("sub{i:04}@example.com"))
+            .collect();
+        subscribe(&tidings, "en", mode, &addresses);
+        for address in addresses {
+            by_address.insert(address, mode);
+        }
+    }
+    let output = tidings.ok(&["digest", "--list", "en", "--now"]);
+    assert!(
+        output.contains("300 sent, 0 deferred, 0 failed"),
+        "{output}"
+    );
+
+    let store = store(&tidings);
+    let digests = digest_posts(&store, "en");
+    assert_eq!(digests.len(), 1);
+    let ids = &digests[0];
+    assert!(ids.len() >= 5, "only {} English posts", ids.len());
+    let posts = posts_of(&store, ids);
+    let originals = work.path().join("originals");
+    write_originals(&store, ids, &originals);
+    let tokens: HashMap<String, String> = store
+        .subscribers(Some("en"))
+        .unwrap()
+        .into_iter()
+        .map(|Subscriber { address, token, .. }| (address, token))
+        .collect();
+
+    assert_eq!(sink.messages(), 300);
+    let messages = read_back(&sink.dir, Some(&keys), Some(&originals));
+    assert_eq!(messages.len(), 300);
+    let mut seen = BTreeSet::new();
+    let mut message_ids = BTreeSet::new();
+    for message in &messages {
+        // Envelope: one recipient, VERP sender naming it.
+        let to = strings(&message["envelope"]["rcpt_tos"]);
+        assert_eq!(to.len(), 1);
+        let address = to[0].clone();
+        let (user, host) = address.split_once('@').unwrap();
+        assert_eq!(
+            message["envelope"]["mail_from"].as_str().unwrap(),
+            format!("a-infos-en-bounces+{user}={host}@{DOMAIN}")
+        );
+        assert!(seen.insert(address.clone()), "{address} got two digests");
+        // The header fields, well-formed.
+        assert_eq!(message["defects"], Value::Array(vec![]), "{message}");
+        assert!(message["date_parses"].as_bool().unwrap());
+        assert_eq!(one(message, "To"), address);
+        assert_eq!(
+            one(message, "From"),
+            format!("A-Infos English <a-infos-en@{DOMAIN}>")
+        );
+        assert_eq!(
+            one(message, "Subject"),
+            "A-Infos English Digest, Vol 1, Issue 1"
+        );
+        let message_id = one(message, "Message-ID");
+        assert!(message_id.starts_with('<') && message_id.ends_with(&format!("@{DOMAIN}>")));
+        assert!(message_ids.insert(message_id));
+        assert_eq!(one(message, "MIME-Version"), "1.0");
+        assert_eq!(
+            one(message, "List-Id"),
+            format!("A-Infos English <en.{DOMAIN}>")
+        );
+        assert_eq!(
+            one(message, "List-Post"),
+            format!("<mailto:a-infos-en@{DOMAIN}>")
+        );
+        assert_eq!(
+            one(message, "List-Help"),
+            format!("<mailto:a-infos-en-request@{DOMAIN}?subject=help>")
+        );
+        assert_eq!(
+            one(message, "List-Subscribe"),
+            format!("<{BASE_URL}lists/en/subscribe>, <mailto:a-infos-en-request@{DOMAIN}?subject=subscribe>")
+        );
+        assert_eq!(
+            one(message, "List-Archive"),
+            format!("<{BASE_URL}lists/en/>")
+        );
+        assert_eq!(
+            one(message, "List-Unsubscribe"),
+            format!(
+                "<{BASE_URL}unsubscribe/{}>, <mailto:a-infos-en-request@{DOMAIN}?subject=unsubscribe>",
+                tokens[&address]
+            )
+        );
+        assert_eq!(
+            one(message, "List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click"
+        );
+        assert_eq!(one(message, "Precedence"), "list");
+        // No other subscriber's address anywhere in the message.
+        let bytes =
+            std::fs::read_to_string(sink.dir.join(message["file"].as_str().unwrap())).unwrap();
+        let subscribers: BTreeSet<&str> = bytes
+            .match_indices("@example.com")
+            .filter_map(|(at, _)| bytes.get(at.saturating_sub(7)..at + 12))
+            .filter(|found| {
+                found.starts_with("sub") && found[3..7].bytes().all(|b| b.is_ascii_digit())
+            })
+            .collect();
+        assert_eq!(
+            subscribers,
+            BTreeSet::from([address.as_str()]),
+            "{address}: other subscribers' addresses in the message"
+        );
+        // Two DKIM signatures, both verified by dkimpy, covering the
+        // unsubscribe fields.
+        let dkim = message["dkim"].as_array().unwrap();
+        let algorithms: BTreeSet<&str> = dkim.iter().map(|s| s["a"].as_str().unwrap()).collect();
+        assert_eq!(algorithms, BTreeSet::from(["ed25519-sha256", "rsa-sha256"]));
+        for signature in dkim {
+            assert!(
+                signature["ok"].as_bool().unwrap(),
+                "{address}: DKIM {signature}"
+            );
+            let signed = strings(&signature["h"]);
+            for field in [
+                "from",
+                "to",
+                "subject",
+                "list-unsubscribe",
+                "list-unsubscribe-post",
+                "list-id",
+            ] {
+                assert!(
+                    signed.iter().any(|h| h == field),
+                    "{field} not signed: {signed:?}"
+                );
+            }
+        }
+
+        match by_address[&address] {
+            "mime" => {
+                assert_eq!(message["content_type"], "multipart/mixed");
+                let mime = &message["mime"];
+                assert_eq!(
+                    strings(&mime["structure"]),
+                    ["text/plain", "text/plain", "multipart/digest", "text/plain"]
+                );
+                let texts = strings(&mime["texts"]);
+                assert!(
+                    texts[0].contains(&format!("a-infos-en@{DOMAIN}")),
+                    "masthead: {}",
+                    texts[0]
+                );
+                assert!(texts[1].starts_with("Today's Topics:"));
+                let parts = mime["posts"].as_array().unwrap();
+                assert_eq!(parts.len(), posts.len());
+                for (part, post) in parts.iter().zip(&posts) {
+                    assert_eq!(part["content_type"], "message/rfc822");
+                    assert_eq!(
+                        part["header_mismatches"],
+                        Value::Array(vec![]),
+                        "post {}",
+                        post.id
+                    );
+                    assert_eq!(
+                        part["extra_fields"],
+                        Value::Array(vec![]),
+                        "post {}",
+                        post.id
+                    );
+                    let fields = strings(&part["fields"]);
+                    for needed in ["date", "from", "subject", "message-id"] {
+                        assert!(
+                            fields.iter().any(|f| f == needed),
+                            "post {}: no {needed}",
+                            post.id
+                        );
+                    }
+                    assert!(!fields.iter().any(|f| f == "received"));
+                    assert!(texts[1].contains(&post.author_name) || post.author_name.is_empty());
+                }
+            }
+            "plain" => {
+                assert_eq!(message["content_type"], "text/plain");
+                assert!(
+                    message.get("plain_error").is_none(),
+                    "{}",
+                    message["plain_error"]
+                );
+                check_plain(&message["plain"], &posts, &address);
+                let trailer = strings(&message["plain"]["trailer"]);
+                assert_eq!(trailer[0], "End of A-Infos English Digest V1 Issue #1");
+            }
+            "html" => {
+                assert_eq!(message["content_type"], "multipart/alternative");
+                assert_eq!(strings(&message["structure"]), ["text/plain", "text/html"]);
+                let html = &message["html"];
+                assert!(html.get("plain_error").is_none(), "{}", html["plain_error"]);
+                check_plain(&html["plain"], &posts, &address);
+                let tags = strings(&html["tags"]);
+                for banned in ["script", "img", "style", "link", "iframe", "object"] {
+                    assert!(
+                        !tags.iter().any(|t| t == banned),
+                        "<{banned}> in the HTML digest"
+                    );
+                }
+                assert_eq!(html["images"], Value::Array(vec![]));
+                let ids = strings(&html["ids"]);
+                let links = strings(&html["links"]);
+                let page_text = strings(&html["texts"]).join("\n");
+                for (index, post) in posts.iter().enumerate() {
+                    let anchor = format!("post-{}", index + 1);
+                    assert!(ids.contains(&anchor), "no anchor {anchor}");
+                    assert!(links.contains(&format!("#{anchor}")), "no link to {anchor}");
+                    let permalink = format!("{BASE_URL}posts/{}", post.key.as_deref().unwrap());
+                    assert!(links.contains(&permalink), "no link to {permalink}");
+                    assert!(
+                        page_text.contains(&post.subject),
+                        "subject of post {} missing",
+                        post.id
+                    );
+                }
+            }
+            "summary" => {
+                assert_eq!(message["content_type"], "text/plain");
+                let text = message["text"].as_str().unwrap();
+                for post in &posts {
+                    assert!(
+                        text.contains(&post.subject),
+                        "summary lacks {}",
+                        post.subject
+                    );
+                    assert!(
+                        text.contains(&format!("{BASE_URL}posts/{}", post.key.as_deref().unwrap()))
+                    );
+                }
+            }
+            other => panic!("mode {other}"),
+        }
+    }
+    assert_eq!(seen.len(), 300);
+}
+
+#[test]
+fn greek_russian_chinese_and_turkish_digests_round_trip_subjects_and_bodies() {
+    let work = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(&work.path().join("sink"));
+    let tidings = Tidings::with_config(relay_config(sink.port, 2, None));
+    import(&tidings, 5, 400);
+    let expected_subjects = [
+        (
+            "gr",
+            "A-Infos Ελληνικά Σύνοψη, Τόμος 1, Τεύχος 1",
+            "Τα σημερινά θέματα:",
+        ),
+        (
+            "ru",
+            "A-Infos Русский Дайджест, том 1, выпуск 1",
+            "Темы выпуска:",
+        ),
+        ("zh", "A-Infos 中文 文摘，第 1 卷，第 1 期", "本期主题:"),
+        (
+            "tr",
+            "A-Infos Türkçe Özet, Cilt 1, Sayı 1",
+            "Bugünün konuları:",
+        ),
+    ];
+    for (list, _, _) in expected_subjects {
+        for mode in ["mime", "plain", "html", "summary"] {
+            subscribe(
+                &tidings,
+                list,
+                mode,
+                &[format!("{mode}-{list}@example.com")],
+            );
+        }
+        tidings.ok(&["digest", "--list", list, "--now"]);
+    }
+    let store = store(&tidings);
+    let messages = read_back(&sink.dir, None, None);
+    assert_eq!(messages.len(), 16);
+    for (list, subject, topics) in expected_subjects {
+        let ids = digest_posts(&store, list).remove(0);
+        assert!(ids.len() >= 3, "{list}: only {} posts", ids.len());
+        let posts = posts_of(&store, &ids);
+        for mode in ["mime", "plain", "html", "summary"] {
+            let address = format!("{mode}-{list}@example.com");
+            let message = messages
+                .iter()
+                .find(|m| strings(&m["fields"]["To"]) == [address.clone()])
+                .unwrap_or_else(|| panic!("nothing for {address}"));
+            assert_eq!(one(message, "Subject"), subject, "{address}");
+            assert_eq!(message["defects"], Value::Array(vec![]), "{address}");
+            let context = format!("{list}/{mode}");
+            match mode {
+                "plain" => {
+                    assert!(
+                        message.get("plain_error").is_none(),
+                        "{context}: {}",
+                        message["plain_error"]
+                    );
+                    check_plain(&message["plain"], &posts, &context);
+                    assert!(message["plain"]["preamble"]
+                        .as_str()
+                        .unwrap()
+                        .contains(topics));
+                }
+                "html" => {
+                    let html = &message["html"];
+                    assert!(
+                        html.get("plain_error").is_none(),
+                        "{context}: {}",
+                        html["plain_error"]
+                    );
+                    check_plain(&html["plain"], &posts, &context)
+                }
+                "mime" => {
+                    let parts = message["mime"]["posts"].as_array().unwrap();
+                    assert_eq!(parts.len(), posts.len(), "{context}");
+                    assert!(strings(&message["mime"]["texts"])[1].starts_with(topics));
+                    let mut compared = 0;
+                    for (part, post) in parts.iter().zip(&posts) {
+                        // Posts with a text/plain part; HTML-only ones are
+                        // stored as text made from their HTML.
+                        if let Some(text) = part["text"].as_str() {
+                            assert_eq!(
+                                text.trim(),
+                                post.body.trim(),
+                                "{context}: body of post {}",
+                                post.id
+                            );
+                            compared += 1;
+                        }
+                    }
+                    assert!(compared > 0, "{context}: no text/plain post to compare");
+                }
+                _ => {
+                    let text = message["text"].as_str().unwrap();
+                    assert!(text.contains(topics), "{context}");
+                    for post in &posts {
+                        assert!(text.contains(&post.subject), "{context}: {}", post.subject);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn two_digests_in_a_row_never_repeat_a_post_and_a_new_year_opens_a_volume() {
+    let tidings = Tidings::new();
+    subscribe(&tidings, "en", "plain", &["reader@example.com".to_string()]);
+    import(&tidings, 21, 150);
+    let first = tidings.ok(&[
+        "digest",
+        "--list",
+        "en",
+        "--now",
+        "--at",
+        "2026-12-31T20:00:00Z",
+    ]);
+    assert!(first.contains("issued Vol 1, Issue 1"), "{first}");
+    let again = tidings.ok(&[
+        "digest",
+        "--list",
+        "en",
+        "--now",
+        "--at",
+        "2026-12-31T21:00:00Z",
+    ]);
+    assert!(again.contains("no posts are pending"), "{again}");
+    import(&tidings, 22, 150);
+    let second = tidings.ok(&[
+        "digest",
+        "--list",
+        "en",
+        "--now",
+        "--at",
+        "2027-01-01T06:00:00Z",
+    ]);
+    assert!(second.contains("issued Vol 2, Issue 1"), "{second}");
+
+    let store = store(&tidings);
+    let digests = digest_posts(&store, "en");
+    assert_eq!(digests.len(), 2);
+    let first: BTreeSet<i64> = digests[0].iter().copied().collect();
+    let second: BTreeSet<i64> = digests[1].iter().copied().collect();
+    assert!(!first.is_empty() && !second.is_empty());
+    assert!(first.is_disjoint(&second), "a post is in both digests");
+    let published: BTreeSet<i64> = store
+        .posts(&tidings::store::PostFilter {
+            list_code: Some("en".into()),
+            status: Some(tidings::store::Status::Published),
+            limit: None,
+        })
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(
+        &first | &second,
+        published,
+        "every post is in exactly one digest"
+    );
+
+    // What the file transport wrote: two digests, bursting into the posts.
+    let outbox = tidings.path().join("data/outbox");
+    let messages = read_back(&outbox, None, None);
+    assert_eq!(messages.len(), 2);
+    let mut subjects: Vec<String> = messages.iter().map(|m| one(m, "Subject")).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "A-Infos English Digest, Vol 1, Issue 1",
+            "A-Infos English Digest, Vol 2, Issue 1"
+        ]
+    );
+    for message in &messages {
+        let volume1 = one(message, "Subject").contains("Vol 1");
+        let ids = if volume1 { &digests[0] } else { &digests[1] };
+        check_plain(&message["plain"], &posts_of(&store, ids), "outbox");
+    }
+}
+
+#[test]
+fn killed_during_fan_out_each_subscriber_gets_the_digest_once_after_a_restart() {
+    const SUBSCRIBERS: usize = 400;
+    const CONNECTIONS: usize = 4;
+    let work = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&work.path().join("peer"), &["--delay", "0.02"]);
+    let tidings = Tidings::with_config(relay_config(peer.port, CONNECTIONS, None));
+    import(&tidings, 31, 100);
+    let addresses: Vec<String> = (0..SUBSCRIBERS)
+        .map(|i| format!("r{i:04}@example.com"))
+        .collect();
+    subscribe(&tidings, "en", "plain", &addresses);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(tidings.config())
+        .args(["digest", "--list", "en", "--now"])
+        .current_dir(tidings.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while peer.recipients().len() < SUBSCRIBERS / 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the fan-out did not start"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "tidings ended before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let at_kill = peer.recipients().len();
+    assert!(
+        at_kill < SUBSCRIBERS,
+        "the fan-out ended before the kill ({at_kill})"
+    );
+
+    let resumed = tidings.ok(&["digest", "--list", "en"]);
+    assert!(resumed.contains("0 deferred, 0 failed"), "{resumed}");
+    assert!(
+        !resumed.contains("issued"),
+        "a second digest was issued: {resumed}"
+    );
+
+    let mut received: BTreeMap<String, usize> = BTreeMap::new();
+    for to in peer.recipients() {
+        *received.entry(to).or_default() += 1;
+    }
+    let missing: Vec<&String> = addresses
+        .iter()
+        .filter(|a| !received.contains_key(*a))
+        .collect();
+    assert!(missing.is_empty(), "never got the digest: {missing:?}");
+    let twice: Vec<(&String, &usize)> = received.iter().filter(|(_, n)| **n > 1).collect();
+    println!(
+        "killed after {at_kill} of {SUBSCRIBERS} messages; {} subscribers got it twice (in flight at the kill)",
+        twice.len()
+    );
+    assert!(
+        twice.len() <= CONNECTIONS && twice.iter().all(|(_, n)| **n == 2),
+        "more duplicates than messages in flight: {twice:?}"
+    );
+    let store = store(&tidings);
+    let digest = store.last_digest("en").unwrap().unwrap();
+    let deliveries = store.deliveries(digest.id).unwrap();
+    assert_eq!(deliveries.len(), SUBSCRIBERS);
+    assert!(deliveries
+        .iter()
+        .all(|d| d.state == tidings::store::deliveries::DeliveryState::Sent));
+}
+
+#[test]
+fn a_relay_answering_451_then_250_delivers_after_the_retry() {
+    let work = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&work.path().join("peer"), &["--defer-first"]);
+    let tidings = Tidings::with_config(relay_config(peer.port, 2, None));
+    import(&tidings, 41, 80);
+    let addresses: Vec<String> = (0..20).map(|i| format!("d{i:02}@example.com")).collect();
+    subscribe(&tidings, "en", "mime", &addresses);
+
+    let first = tidings.ok(&["digest", "--list", "en", "--now"]);
+    assert!(first.contains("0 sent, 20 deferred, 0 failed"), "{first}");
+    assert!(peer.recipients().is_empty());
+    let queue = tidings.ok(&["queue"]);
+    assert!(queue.contains("oldest deferred: en to d"), "{queue}");
+    assert!(queue.contains("451"), "{queue}");
+    // Not due yet: a plain run leaves them deferred.
+    let early = tidings.ok(&["digest"]);
+    assert!(early.contains("0 sent, 0 deferred"), "{early}");
+
+    let retry = tidings.ok(&["queue", "retry"]);
+    assert!(
+        retry.contains("20 deferred deliveries are due now"),
+        "{retry}"
+    );
+    assert!(retry.contains("20 sent, 0 deferred, 0 failed"), "{retry}");
+    let mut received = peer.recipients();
+    received.sort();
+    assert_eq!(received, addresses);
+    let store = store(&tidings);
+    let digest = store.last_digest("en").unwrap().unwrap();
+    for delivery in store.deliveries(digest.id).unwrap() {
+        assert_eq!(
+            delivery.state,
+            tidings::store::deliveries::DeliveryState::Sent
+        );
+        assert_eq!(delivery.attempts, 2);
+        assert!(delivery.last_reply.unwrap().starts_with("250"));
+    }
+}
+
+#[test]
+fn a_relay_refusing_one_recipient_with_550_fails_only_that_one() {
+    let work = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&work.path().join("peer"), &["--reject", "gone@example.com"]);
+    let tidings = Tidings::with_config(relay_config(peer.port, 2, None));
+    import(&tidings, 51, 80);
+    let mut addresses: Vec<String> = (0..9).map(|i| format!("ok{i}@example.com")).collect();
+    addresses.insert(4, "gone@example.com".to_string());
+    subscribe(&tidings, "en", "html", &addresses);
+
+    let output = tidings.ok(&["digest", "--list", "en", "--now"]);
+    assert!(output.contains("9 sent, 0 deferred, 1 failed"), "{output}");
+    let mut received = peer.recipients();
+    received.sort();
+    let mut expected: Vec<String> = addresses
+        .iter()
+        .filter(|a| *a != "gone@example.com")
+        .cloned()
+        .collect();
+    expected.sort();
+    assert_eq!(received, expected);
+    let store = store(&tidings);
+    let digest = store.last_digest("en").unwrap().unwrap();
+    let failed: Vec<_> = store
+        .deliveries(digest.id)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.state == tidings::store::deliveries::DeliveryState::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].address, "gone@example.com");
+    assert!(
+        failed[0].last_reply.as_deref().unwrap().contains("550"),
+        "{failed:?}"
+    );
+    let queue = tidings.ok(&["queue"]);
+    assert!(queue.contains("gone@example.com failed"), "{queue}");
+    // A failed recipient is not retried.
+    let retry = tidings.ok(&["queue", "retry"]);
+    assert!(retry.contains("0 sent, 0 deferred, 0 failed"), "{retry}");
+}
+
+#[test]
+fn dry_run_prints_one_message_per_format_and_records_nothing() {
+    let tidings = Tidings::new();
+    import(&tidings, 61, 200);
+    subscribe(&tidings, "gr", "mime", &["reader@example.com".to_string()]);
+    let output = tidings.run(&["digest", "--list", "gr", "--now", "--dry-run"]);
+    assert!(output.status.success());
+    let mbox = tidings.path().join("dry-run.mbox");
+    std::fs::write(&mbox, &output.stdout).unwrap();
+    let script = "import mailbox, sys\n\
+                  for m in mailbox.mbox(sys.argv[1]):\n    print(m.get_content_type())\n";
+    let parsed = Command::new("python3")
+        .args(["-c", script])
+        .arg(&mbox)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(parsed.stdout).unwrap();
+    let types: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "multipart/mixed",
+            "text/plain",
+            "multipart/alternative",
+            "text/plain"
+        ],
+        "{listing}"
+    );
+    let store = store(&tidings);
+    assert!(
+        store.digests("gr").unwrap().is_empty(),
+        "dry run recorded a digest"
+    );
+    assert_eq!(store.queue_summary(1).unwrap().counts.len(), 0);
+    let real = tidings.ok(&["digest", "--list", "gr", "--now"]);
+    assert!(real.contains("issued Vol 1, Issue 1"), "{real}");
+    assert!(real.contains("1 sent"), "{real}");
+}
