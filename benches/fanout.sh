@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Fan-out benchmark of issue 4: one digest to SUBSCRIBERS subscribers, each
+# message personalised (To, Message-ID, one-click unsubscribe URL, VERP
+# sender) and DKIM-signed, into Postfix's smtp-sink on loopback; next to it,
+# in the same run, Postfix's own load generator smtp-source sending messages
+# of the same size over the same number of connections into the same sink.
+#
+#   CARGO_TARGET_DIR=/work/target-digest cargo build --release
+#   bash benches/fanout.sh                       # defaults below
+#   SUBSCRIBERS=20000 SIGNING="ed25519" SIZES="small" bash benches/fanout.sh
+#
+# Digests: "small" (about 25 KB) and "full" (about 150 KB, a day of A-Infos),
+# both MIME digests of English posts made by ../shared/corpus/gen-posts.py.
+# Prints one line per run: messages/s of tidings and of smtp-source, their
+# ratio, and tidings' peak memory (GNU time's maximum resident set size).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUBSCRIBERS=${SUBSCRIBERS:-100000}
+CONNECTIONS=${CONNECTIONS:-8}
+SIZES=${SIZES:-"small full"}
+SIGNING=${SIGNING:-"ed25519 rsa none"}
+TARGET=${CARGO_TARGET_DIR:-target}
+TIDINGS=${TIDINGS:-$TARGET/release/tidings}
+[ -x "$TIDINGS" ] || { echo "build first: cargo build --release ($TIDINGS missing)" >&2; exit 1; }
+
+work=$(mktemp -d)
+sink_pid=
+cleanup() { [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+/usr/sbin/smtp-sink -u "$(id -un)" "127.0.0.1:$port" 1024 &
+sink_pid=$!
+sleep 0.5
+
+# Posts: English ones only, the first that add up to about 25 KB / 150 KB.
+python3 ../shared/corpus/gen-posts.py --tags ainfos --n 3000 --seed 4 --format mbox \
+  --rate huge=0 --rate attach=0 --out "$work/all.mbox" >/dev/null
+python3 - "$work" <<'PY'
+import json, mailbox, sys
+work = sys.argv[1]
+truth = [json.loads(l) for l in open(work + "/all.mbox.truth.jsonl")]
+box = mailbox.mbox(work + "/all.mbox")
+for name, target in (("small", 21_000), ("full", 140_000)):
+    out = mailbox.mbox(work + "/" + name + ".mbox")
+    total = 0
+    for message, t in zip(box, truth):
+        if t["list_code"] != "en" or t["is_duplicate"] or total >= target:
+            continue
+        out.add(message)
+        total += t["size"]
+    out.flush()
+PY
+
+openssl genpkey -algorithm ed25519 -out "$work/ed25519.pem" 2>/dev/null
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem" 2>/dev/null
+python3 -c "
+for i in range($SUBSCRIBERS): print('reader%06d@bench.example' % i)" > "$work/subscribers"
+
+echo "fan-out of one digest to $SUBSCRIBERS subscribers, $CONNECTIONS connections, smtp-sink on 127.0.0.1:$port"
+echo "$(nproc) cores; tidings $("$TIDINGS" --version)"
+printf '%-6s %-8s %9s %12s %14s %7s %9s %9s\n' digest signing bytes "tidings/s" "smtp-source/s" ratio "peak MB" "CPU s"
+for size in $SIZES; do
+  source_rate=
+  for signing in $SIGNING; do
+    dir="$work/run-$size-$signing"
+    mkdir -p "$dir"
+    sed -e 's/^transport = "file"/transport = "smtp"/' \
+        -e "s/^port = 25\$/port = $port/" \
+        -e 's/^tls = "opportunistic"/tls = "none"/' \
+        -e "s/^connections = 4\$/connections = $CONNECTIONS/" \
+        -e 's|^base_url = .*|base_url = "https://news.example.org/"|' \
+        lists.toml > "$dir/lists.toml"
+    case $signing in
+      ed25519) printf '\n[[dkim]]\nselector = "bench-ed"\nalgorithm = "ed25519-sha256"\nkey_file = "%s"\n' "$work/ed25519.pem" >> "$dir/lists.toml" ;;
+      rsa) printf '\n[[dkim]]\nselector = "bench-rsa"\nalgorithm = "rsa-sha256"\nkey_file = "%s"\n' "$work/rsa.pem" >> "$dir/lists.toml" ;;
+    esac
+    t() { "$TIDINGS" --config "$dir/lists.toml" "$@"; }
+    t import --list en "$work/$size.mbox" >/dev/null
+    t subscribers add --list en - < "$work/subscribers" >/dev/null
+    t digest --list en --now --no-deliver >/dev/null
+    /usr/bin/time -v -o "$dir/time" "$TIDINGS" --config "$dir/lists.toml" digest > "$dir/out"
+    line=$(grep '^delivered:' "$dir/out")
+    sent=$(echo "$line" | sed -E 's/delivered: ([0-9]+) sent.*/\1/')
+    rate=$(echo "$line" | sed -E 's/.*\(([0-9]+) messages\/s, ([0-9.]+) MB\).*/\1/')
+    mb=$(echo "$line" | sed -E 's/.*\(([0-9]+) messages\/s, ([0-9.]+) MB\).*/\2/')
+    size_bytes=$(python3 -c "print(int($mb * 1e6 / max($sent, 1)))")
+    peak=$(awk -F: '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$dir/time")
+    cpu=$(awk -F: '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$dir/time")
+    if [ -z "$source_rate" ]; then
+      # smtp-source: the same number of messages, of the same size, over the
+      # same number of connections kept open (-d), into the same sink.
+      start=$(date +%s.%N)
+      /usr/sbin/smtp-source -d -s "$CONNECTIONS" -l "$size_bytes" -m "$SUBSCRIBERS" -N \
+        -f bench@bench.example -t reader@bench.example "127.0.0.1:$port"
+      end=$(date +%s.%N)
+      source_rate=$(python3 -c "print(round($SUBSCRIBERS / ($end - $start)))")
+    fi
+    ratio=$(python3 -c "print('%.0f%%' % (100 * $rate / $source_rate))")
+    printf '%-6s %-8s %9s %12s %14s %7s %9s %9s\n' "$size" "$signing" "$size_bytes" "$rate" "$source_rate" "$ratio" "$peak" "$cpu"
+    [ "$sent" = "$SUBSCRIBERS" ] || echo "  only $sent of $SUBSCRIBERS sent: $line" >&2
+    rm -rf "$dir"
+  done
+done
