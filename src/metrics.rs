@@ -19,6 +19,11 @@ pub struct Metrics {
     feed_files_written: AtomicU64,
     /// Digests sent, by list.
     digests: Mutex<BTreeMap<String, u64>>,
+    /// Deliveries accepted by the relay, and refused for good (5xx or given up).
+    deliveries_sent: AtomicU64,
+    deliveries_failed: AtomicU64,
+    /// Deliveries queued or deferred, as of the scheduler's last look.
+    outbox_depth: AtomicU64,
 }
 
 impl Metrics {
@@ -53,9 +58,19 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// The Prometheus text exposition of every counter, plus the gauges
-    /// given (name, help, value).
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// Counts the outcome of one outbox run.
+    pub fn count_deliveries(&self, sent: u64, failed: u64) {
+        self.deliveries_sent.fetch_add(sent, Ordering::Relaxed);
+        self.deliveries_failed.fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// Records how many deliveries wait in the outbox.
+    pub fn set_outbox_depth(&self, depth: u64) {
+        self.outbox_depth.store(depth, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of every counter and gauge.
+    pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP tidings_posts_received_total Messages received, by list and outcome.\n",
@@ -100,12 +115,23 @@ impl Metrics {
         for (list, count) in self.digests.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "tidings_digests_sent_total{{list=\"{list}\"}} {count}");
         }
-        for (name, help, value) in gauges {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-            );
-        }
+        counter(
+            &mut out,
+            "tidings_deliveries_sent_total",
+            "Digest messages accepted by the relay.",
+            self.deliveries_sent.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "tidings_deliveries_failed_total",
+            "Digest messages refused for good (5xx) or given up.",
+            self.deliveries_failed.load(Ordering::Relaxed),
+        );
+        let _ = write!(
+            out,
+            "# HELP tidings_outbox_depth Deliveries queued or deferred.\n# TYPE tidings_outbox_depth gauge\ntidings_outbox_depth {}\n",
+            self.outbox_depth.load(Ordering::Relaxed)
+        );
         out
     }
 }
@@ -120,7 +146,8 @@ mod tests {
         metrics.count_post(Some("en"), "stored");
         metrics.count_post(Some("en"), "stored");
         metrics.count_post(None, "rejected");
-        let text = metrics.render(&[("tidings_outbox_depth", "Deliveries waiting.", 3.0)]);
+        metrics.set_outbox_depth(3);
+        let text = metrics.render();
         assert!(text.contains("tidings_posts_received_total{list=\"en\",outcome=\"stored\"} 2\n"));
         assert!(text.contains("tidings_posts_received_total{list=\"-\",outcome=\"rejected\"} 1\n"));
         assert!(text.contains("# TYPE tidings_outbox_depth gauge\ntidings_outbox_depth 3\n"));

@@ -137,7 +137,6 @@ async fn serve(
     let web = Arc::new(web::Web {
         feeds_dir,
         metrics: metrics.clone(),
-        gauges: Box::new(Vec::new),
     });
     {
         let shutdown = shutdown.clone();
@@ -343,7 +342,10 @@ async fn send_digests(
                         );
                     }
                 }
-                store = deliver_queued(&config, kept, &shutdown).await;
+                store = deliver_queued(&config, kept, &metrics, &shutdown).await;
+                if let Some(kept) = store.take() {
+                    store = outbox_depth(kept, &metrics).await;
+                }
             }
             Ok(Err(error)) => tracing::error!("digests not issued: {error:#}"),
             Err(error) => tracing::error!(%error, "digest task failed"),
@@ -360,6 +362,7 @@ async fn send_digests(
 async fn deliver_queued(
     config: &Arc<Config>,
     store: Store,
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Option<Store> {
     let lock = match deliver::OutboxLock::acquire(&config.site.data_dir) {
@@ -383,6 +386,7 @@ async fn deliver_queued(
     drop(lock);
     match result {
         Ok((report, store)) => {
+            metrics.count_deliveries(report.sent as u64, (report.failed + report.given_up) as u64);
             if report.sent + report.deferred + report.failed > 0 {
                 tracing::info!(
                     sent = report.sent,
@@ -396,6 +400,40 @@ async fn deliver_queued(
         }
         Err(error) => {
             tracing::error!("outbox run failed: {error:#}");
+            None
+        }
+    }
+}
+
+/// Reads how many deliveries wait (queued or deferred) into the metrics;
+/// gives the store back.
+async fn outbox_depth(store: Store, metrics: &Metrics) -> Option<Store> {
+    use crate::store::deliveries::DeliveryState;
+    let counted = tokio::task::spawn_blocking(move || {
+        let depth = store.queue_summary(0).map(|summary| {
+            summary
+                .counts
+                .iter()
+                .filter(|(_, state, _)| {
+                    matches!(state, DeliveryState::Queued | DeliveryState::Deferred)
+                })
+                .map(|(_, _, n)| n)
+                .sum::<u64>()
+        });
+        (store, depth)
+    })
+    .await;
+    match counted {
+        Ok((store, Ok(depth))) => {
+            metrics.set_outbox_depth(depth);
+            Some(store)
+        }
+        Ok((store, Err(error))) => {
+            tracing::warn!(%error, "outbox depth not read");
+            Some(store)
+        }
+        Err(error) => {
+            tracing::error!(%error, "outbox depth task failed");
             None
         }
     }

@@ -669,6 +669,17 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
     // At most the messages in flight at the stop (one per connection) repeat.
     assert!(twice.len() <= 4, "sent twice: {twice:?}");
     assert_eq!(received.len(), SUBSCRIBERS);
+    // The scheduler reports what it sent and what still waits.
+    wait_until("the metrics to show the outbox drained", || {
+        let metrics = get(&daemon, "/metrics", serde_json::json!({})).2;
+        let sent: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tidings_deliveries_sent_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        metrics.contains("\ntidings_outbox_depth 0\n")
+            && sent + at_stop as u64 >= SUBSCRIBERS as u64
+    });
     let status = tidings.ok(&["status"]);
     let en = status.lines().find(|l| l.starts_with("en ")).unwrap();
     assert!(en.split_whitespace().nth(3) == Some("300"), "{status}");
@@ -680,4 +691,49 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
         1,
         "one digest, resumed, not a second one"
     );
+}
+
+#[test]
+fn a_store_that_cannot_commit_answers_451_and_the_retry_lands() {
+    let tidings = Tidings::new();
+    let daemon = Daemon::start(&tidings);
+    // Another process holds the database's write lock longer than the
+    // daemon's busy timeout: the commit fails, and the sender must keep it.
+    let database = tidings.path().join("data/tidings.sqlite3");
+    let locker = r#"
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"#;
+    let mut lock = Command::new("python3")
+        .arg("-c")
+        .arg(locker)
+        .arg(&database)
+        .arg("15")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(lock.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let message = serde_json::json!([{"id": "<locked-out@x>", "to": ["a-infos-pl@lists.example.org"], "subject": "(pl) Strajk", "body": "tekst\n"}]);
+    let refused = send("smtp", &daemon, message.clone());
+    assert_eq!(refused[0]["code"], 451, "{refused:?}");
+    assert!(
+        refused[0]["error"].as_str().unwrap().starts_with("4.3.0"),
+        "{refused:?}"
+    );
+    lock.wait().unwrap();
+    let accepted = send("smtp", &daemon, message);
+    assert_eq!(accepted[0]["ok"], true, "{accepted:?}");
+    let posts = tidings.posts(&[]);
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["message_id"], "<locked-out@x>");
 }

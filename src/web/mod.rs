@@ -27,8 +27,6 @@ pub struct Web {
     /// The directory the feed writer fills.
     pub feeds_dir: PathBuf,
     pub metrics: Arc<Metrics>,
-    /// Gauges read at scrape time (name, help, value), e.g. the outbox depth.
-    pub gauges: Box<dyn Fn() -> Vec<(&'static str, &'static str, f64)> + Send + Sync>,
 }
 
 /// The router of every page the daemon serves.
@@ -53,13 +51,12 @@ pub async fn run(
 }
 
 async fn metrics(State(web): State<Arc<Web>>) -> impl IntoResponse {
-    let gauges = (web.gauges)();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        web.metrics.render(&gauges),
+        web.metrics.render(),
     )
 }
 
