@@ -82,6 +82,26 @@ fn selected<'a>(config: &'a Config, selection: &Selection) -> anyhow::Result<Vec
     }
 }
 
+/// Whether `list`'s digest is due at `now`, and why.
+fn due_now(
+    config: &Config,
+    store: &Store,
+    list: &List,
+    now: DateTime<Utc>,
+    selection: &Selection,
+) -> anyhow::Result<Option<Due>> {
+    let pending = store.pending_digest_size(&list.code)?;
+    let last_slot = store.digest_slot(&list.code)?;
+    Ok(trigger::due(
+        list,
+        &config.site.timezone,
+        now,
+        last_slot,
+        pending,
+        selection.force,
+    ))
+}
+
 /// Issues every digest due at `now`: each is numbered, rendered in every
 /// format and recorded with its posts and one queued delivery per
 /// subscriber, in one transaction per digest.
@@ -94,16 +114,7 @@ pub fn issue_due_digests(
 ) -> anyhow::Result<Vec<Issue>> {
     let mut issued = Vec::new();
     for list in selected(config, selection)? {
-        let pending = store.pending_digest_size(&list.code)?;
-        let last_slot = store.digest_slot(&list.code)?;
-        let Some(due) = trigger::due(
-            list,
-            &config.site.timezone,
-            now,
-            last_slot,
-            pending,
-            selection.force,
-        ) else {
+        let Some(due) = due_now(config, store, list, now, selection)? else {
             continue;
         };
         let result = store
@@ -182,16 +193,7 @@ pub fn dry_run(
     let signers = dkim::Signer::load_all(&config.dkim)?;
     let mut runs = Vec::new();
     for list in selected(config, selection)? {
-        let pending = store.pending_digest_size(&list.code)?;
-        let last_slot = store.digest_slot(&list.code)?;
-        let Some(due) = trigger::due(
-            list,
-            &config.site.timezone,
-            now,
-            last_slot,
-            pending,
-            selection.force,
-        ) else {
+        let Some(due) = due_now(config, store, list, now, selection)? else {
             continue;
         };
         let previous = store.last_digest(&list.code)?;

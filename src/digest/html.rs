@@ -68,15 +68,7 @@ pub fn render_html_entity(digest: &Digest<'_>) -> anyhow::Result<Vec<u8>> {
     out.extend_from_slice(
         format!("Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n").as_bytes(),
     );
-    for part in [&text, &html] {
-        out.extend_from_slice(b"\r\n--");
-        out.extend_from_slice(boundary.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(part);
-    }
-    out.extend_from_slice(b"\r\n--");
-    out.extend_from_slice(boundary.as_bytes());
-    out.extend_from_slice(b"--\r\n");
+    super::mime::write_parts(&mut out, &boundary, &[&text, &html]);
     Ok(out)
 }
 

@@ -54,7 +54,7 @@ pub fn render_mime(digest: &Digest<'_>) -> Vec<u8> {
 /// Writes `parts` between boundary delimiters. Each part ends in CRLF, and
 /// the CRLF before a delimiter belongs to the delimiter (RFC 2046 5.1.1), so
 /// one more is written to keep each part's last line break.
-fn write_parts(out: &mut Vec<u8>, boundary: &str, parts: &[&[u8]]) {
+pub(super) fn write_parts(out: &mut Vec<u8>, boundary: &str, parts: &[&[u8]]) {
     for part in parts {
         out.extend_from_slice(b"\r\n--");
         out.extend_from_slice(boundary.as_bytes());
