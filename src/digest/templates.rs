@@ -115,6 +115,90 @@ const SHIPPED: &[(&str, &str)] = &[
         "digest/de/footer.txt",
         include_str!("../../templates/digest/de/footer.txt"),
     ),
+    (
+        "digest/ca/labels.toml",
+        include_str!("../../templates/digest/ca/labels.toml"),
+    ),
+    (
+        "digest/ca/masthead.txt",
+        include_str!("../../templates/digest/ca/masthead.txt"),
+    ),
+    (
+        "digest/ca/footer.txt",
+        include_str!("../../templates/digest/ca/footer.txt"),
+    ),
+    (
+        "digest/nl/labels.toml",
+        include_str!("../../templates/digest/nl/labels.toml"),
+    ),
+    (
+        "digest/nl/masthead.txt",
+        include_str!("../../templates/digest/nl/masthead.txt"),
+    ),
+    (
+        "digest/nl/footer.txt",
+        include_str!("../../templates/digest/nl/footer.txt"),
+    ),
+    (
+        "digest/it/labels.toml",
+        include_str!("../../templates/digest/it/labels.toml"),
+    ),
+    (
+        "digest/it/masthead.txt",
+        include_str!("../../templates/digest/it/masthead.txt"),
+    ),
+    (
+        "digest/it/footer.txt",
+        include_str!("../../templates/digest/it/footer.txt"),
+    ),
+    (
+        "digest/pl/labels.toml",
+        include_str!("../../templates/digest/pl/labels.toml"),
+    ),
+    (
+        "digest/pl/masthead.txt",
+        include_str!("../../templates/digest/pl/masthead.txt"),
+    ),
+    (
+        "digest/pl/footer.txt",
+        include_str!("../../templates/digest/pl/footer.txt"),
+    ),
+    (
+        "digest/pt/labels.toml",
+        include_str!("../../templates/digest/pt/labels.toml"),
+    ),
+    (
+        "digest/pt/masthead.txt",
+        include_str!("../../templates/digest/pt/masthead.txt"),
+    ),
+    (
+        "digest/pt/footer.txt",
+        include_str!("../../templates/digest/pt/footer.txt"),
+    ),
+    (
+        "digest/fi/labels.toml",
+        include_str!("../../templates/digest/fi/labels.toml"),
+    ),
+    (
+        "digest/fi/masthead.txt",
+        include_str!("../../templates/digest/fi/masthead.txt"),
+    ),
+    (
+        "digest/fi/footer.txt",
+        include_str!("../../templates/digest/fi/footer.txt"),
+    ),
+    (
+        "digest/sv/labels.toml",
+        include_str!("../../templates/digest/sv/labels.toml"),
+    ),
+    (
+        "digest/sv/masthead.txt",
+        include_str!("../../templates/digest/sv/masthead.txt"),
+    ),
+    (
+        "digest/sv/footer.txt",
+        include_str!("../../templates/digest/sv/footer.txt"),
+    ),
 ];
 
 /// The language whose templates every other falls back to.
@@ -295,24 +379,25 @@ mod tests {
         assert_eq!(templates.language("el"), "el");
         assert_eq!(templates.language("zh-Hant"), "zh");
         assert_eq!(templates.language("mul"), "en");
-        assert_eq!(templates.language("fi"), "en");
+        assert_eq!(templates.language("ja"), "en");
         assert_eq!(templates.labels("el").topics, "Τα σημερινά θέματα");
-        assert_eq!(templates.labels("fi").topics, "Today's Topics");
+        assert_eq!(templates.labels("fi").topics, "Päivän aiheet");
+        assert_eq!(templates.labels("ja").topics, "Today's Topics");
     }
 
     #[test]
     fn a_file_in_templates_dir_replaces_the_shipped_one() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("digest/fi")).unwrap();
+        std::fs::create_dir_all(dir.path().join("digest/ja")).unwrap();
         std::fs::write(
-            dir.path().join("digest/fi/labels.toml"),
-            "topics = \"Päivän aiheet\"\n",
+            dir.path().join("digest/ja/labels.toml"),
+            "topics = \"今日の話題\"\n",
         )
         .unwrap();
         let templates = Templates::load(dir.path()).unwrap();
-        assert_eq!(templates.language("fi"), "fi");
-        let labels = templates.labels("fi");
-        assert_eq!(labels.topics, "Päivän aiheet");
+        assert_eq!(templates.language("ja"), "ja");
+        let labels = templates.labels("ja");
+        assert_eq!(labels.topics, "今日の話題");
         assert_eq!(labels.read_more, "Read the whole post");
     }
 }
