@@ -230,6 +230,13 @@ fn generated_posts_are_filed_by_language_with_exact_titles() {
     ] {
         assert!(charsets.contains(legacy), "the sample covers {legacy}");
     }
+    // The generator's one Japanese name comes ISO-2022-JP encoded; each
+    // author was compared above.
+    let japanese = unique
+        .iter()
+        .filter(|t| t["from_name"] == "山田花子")
+        .count();
+    assert!(japanese > 0, "the sample covers ISO-2022-JP display names");
 }
 
 #[test]
