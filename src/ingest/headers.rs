@@ -114,7 +114,7 @@ pub fn rejoin_file_name(header: &[u8]) -> Option<String> {
                 _ => value,
             };
             if encoded {
-                bytes.extend(percent_decode(value));
+                bytes.extend(percent_encoding::percent_decode_str(value));
             } else {
                 bytes.extend_from_slice(value.as_bytes());
             }
@@ -132,28 +132,6 @@ pub fn rejoin_file_name(header: &[u8]) -> Option<String> {
         }
     }
     None
-}
-
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Decodes a header whose adjacent encoded-words in one charset must be
