@@ -17,7 +17,7 @@ pub mod subscribers;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::Connection;
 
 pub use feeds::ALL_SCOPE;
 pub use posts::{Attachment, Inserted, NewPost, Post, PostFilter, Status};
@@ -89,24 +89,5 @@ impl Store {
             .conn
             .pragma_query_value(None, "user_version", |row| row.get(0))?;
         Ok(version as usize)
-    }
-}
-
-/// Whether a store error is worth retrying later (busy, locked, disk full,
-/// I/O) rather than a fault in the data.
-pub fn is_transient(error: &rusqlite::Error) -> bool {
-    match error.sqlite_error_code() {
-        Some(code) => matches!(
-            code,
-            ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::DiskFull
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::CannotOpen
-                | ErrorCode::OutOfMemory
-                | ErrorCode::ReadOnly
-                | ErrorCode::FileLockingProtocolFailed
-        ),
-        None => false,
     }
 }

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 
+use crate::feeds::Format;
 use crate::metrics::Metrics;
 
 /// What the handlers share.
@@ -60,15 +61,12 @@ async fn metrics(State(web): State<Arc<Web>>) -> impl IntoResponse {
     )
 }
 
-/// The Content-Type of a feed file, by extension.
-fn content_type(name: &str) -> Option<&'static str> {
-    match Path::new(name).extension()?.to_str()? {
-        "rss" => Some("application/rss+xml; charset=utf-8"),
-        "atom" => Some("application/atom+xml; charset=utf-8"),
-        "rdf" => Some("application/rdf+xml; charset=utf-8"),
-        "json" => Some("application/feed+json; charset=utf-8"),
-        _ => None,
-    }
+/// The feed format of a file, by extension, as the feed writer names them.
+fn feed_format(name: &str) -> Option<Format> {
+    let extension = Path::new(name).extension()?.to_str()?;
+    Format::ALL
+        .into_iter()
+        .find(|format| format.extension() == extension)
 }
 
 async fn feed(
@@ -77,7 +75,7 @@ async fn feed(
     request: HeaderMap,
 ) -> Response {
     let not_found = || (StatusCode::NOT_FOUND, "no such feed\n").into_response();
-    let Some(content_type) = content_type(&name) else {
+    let Some(format) = feed_format(&name) else {
         return not_found();
     };
     if name.starts_with('.') || name.contains(['/', '\\']) {
@@ -114,7 +112,11 @@ async fn feed(
     }
     match tokio::fs::read(&path).await {
         Ok(body) => {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            let content_type = format!("{}; charset=utf-8", format.media_type());
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&content_type).expect("ascii media type"),
+            );
             (StatusCode::OK, headers, body).into_response()
         }
         Err(_) => not_found(),
@@ -170,14 +172,8 @@ mod tests {
 
     #[test]
     fn only_feed_files_are_served() {
-        assert_eq!(
-            content_type("en.atom"),
-            Some("application/atom+xml; charset=utf-8")
-        );
-        assert_eq!(
-            content_type("all.json"),
-            Some("application/feed+json; charset=utf-8")
-        );
-        assert_eq!(content_type("tidings.sqlite3"), None);
+        assert_eq!(feed_format("en.atom"), Some(Format::Atom));
+        assert_eq!(feed_format("all.json"), Some(Format::Json));
+        assert_eq!(feed_format("tidings.sqlite3"), None);
     }
 }
