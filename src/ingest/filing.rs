@@ -51,17 +51,8 @@ impl<'a> Filer<'a> {
     /// held with a reason, or rejected with a reason. Never fails: whatever
     /// the bytes, the result says what became of them.
     pub fn file_message(&self, raw: &[u8], envelope: &Envelope, received_at: i64) -> NewPost {
-        let limit = self.config.ingest.max_message_bytes;
-        if raw.len() > limit {
-            return rejected(
-                raw.len(),
-                None,
-                received_at,
-                format!(
-                    "message is {} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)",
-                    raw.len()
-                ),
-            );
+        if raw.len() > self.config.ingest.max_message_bytes {
+            return self.oversize(raw.len(), received_at);
         }
         if raw.iter().all(u8::is_ascii_whitespace) {
             return rejected(
@@ -101,6 +92,18 @@ impl<'a> Filer<'a> {
         };
         let (message, broken) = message;
         self.file_parsed(raw, &message, envelope, received_at, broken)
+    }
+
+    /// The rejection of a message of `size` bytes over the size limit,
+    /// for callers that know the size without reading the message.
+    pub fn oversize(&self, size: usize, received_at: i64) -> NewPost {
+        let limit = self.config.ingest.max_message_bytes;
+        rejected(
+            size,
+            None,
+            received_at,
+            format!("message is {size} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)"),
+        )
     }
 
     fn file_parsed(

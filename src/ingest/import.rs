@@ -170,9 +170,9 @@ fn read_sources(
     let filer = Filer::new(config);
     let mut unreadable = Vec::new();
     let mut posts = Vec::with_capacity(BATCH);
-    let file = |raw: &[u8], posts: &mut Vec<NewPost>| -> bool {
-        progress.inc(raw.len() as u64);
-        posts.push(filer.file_message(raw, envelope, now()));
+    let push = |post: NewPost, posts: &mut Vec<NewPost>| -> bool {
+        progress.inc(post.size as u64);
+        posts.push(post);
         if posts.len() < BATCH {
             return true;
         }
@@ -183,10 +183,20 @@ fn read_sources(
     };
     for source in sources {
         let result = match source {
-            Source::Message(path) => std::fs::read(path).map(|raw| {
-                file(&raw, &mut posts);
+            Source::Message(path) => std::fs::metadata(path).and_then(|metadata| {
+                // A file over the limit is refused without reading it in.
+                let size = metadata.len() as usize;
+                let post = if size > config.ingest.max_message_bytes {
+                    filer.oversize(size, now())
+                } else {
+                    filer.file_message(&std::fs::read(path)?, envelope, now())
+                };
+                push(post, &mut posts);
+                Ok(())
             }),
-            Source::Mbox(path) => read_mbox(path, |raw| file(raw, &mut posts)),
+            Source::Mbox(path) => read_mbox(path, |raw| {
+                push(filer.file_message(raw, envelope, now()), &mut posts)
+            }),
         };
         if let Err(error) = result {
             let path = match source {
