@@ -679,18 +679,12 @@ fn deliver_queue(
         println!("another delivery run holds the outbox; the queue is left to it");
         return Ok(());
     };
-    // One thread drives every connection; the store has its own.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the delivery runtime")?;
-    let config = std::sync::Arc::new(config.clone());
-    let (report, _store) = runtime.block_on(crate::deliver::run_outbox(
-        std::sync::Arc::clone(&config),
+    let (report, _store) = crate::deliver::run_outbox_here(
+        std::sync::Arc::new(config.clone()),
         store,
         clock,
         tokio_util::sync::CancellationToken::new(),
-    ))?;
+    )?;
     let rate = if report.seconds > 0.0 {
         report.sent as f64 / report.seconds
     } else {

@@ -376,13 +376,15 @@ async fn deliver_queued(
     if shutdown.is_cancelled() {
         return Some(store);
     }
-    let result = deliver::run_outbox(
-        config.clone(),
-        store,
-        deliver::Clock::System,
-        shutdown.clone(),
-    )
-    .await;
+    let run = {
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        tokio::task::spawn_blocking(move || {
+            deliver::run_outbox_here(config, store, deliver::Clock::System, shutdown)
+        })
+    };
+    let result = run
+        .await
+        .unwrap_or_else(|error| Err(anyhow::anyhow!("the outbox run failed: {error}")));
     drop(lock);
     match result {
         Ok((report, store)) => {

@@ -16,6 +16,7 @@ use lettre::address::Envelope;
 use lettre::Address;
 
 use super::dkim::{BodyHash, Signer};
+use super::transport::{close_data, dot_stuff, Outgoing};
 use crate::config::{Config, List};
 use crate::digest::headers::{self, ListAddresses};
 use crate::store::deliveries::DueDelivery;
@@ -35,6 +36,10 @@ pub struct Prepared {
     trailing: String,
     /// The rendered entity: Content-* fields, blank line, body.
     entity: Vec<u8>,
+    /// The entity dot-stuffed for SMTP's DATA phase, when it is UTF-8 (a
+    /// digest carrying an original in another 8-bit charset is not, and
+    /// goes through lettre's encoder instead).
+    data_entity: Option<String>,
     /// The body's DKIM hash, when there are keys.
     body_hash: Option<BodyHash>,
     domain: String,
@@ -67,6 +72,11 @@ impl Prepared {
             addresses.shared_fields(&list.title)
         );
         let body_hash = sign.then(|| Signer::body_hash(body_of(&entity)));
+        let data_entity = std::str::from_utf8(&entity).ok().map(|text| {
+            let mut data = String::with_capacity(text.len() + text.len() / 64);
+            dot_stuff(text, &mut data);
+            data
+        });
         Prepared {
             digest_id: digest.id,
             mode,
@@ -75,6 +85,7 @@ impl Prepared {
             subject,
             trailing,
             entity,
+            data_entity,
             body_hash,
             domain: config.site.domain.clone(),
         }
@@ -89,14 +100,57 @@ impl Prepared {
         )
     }
 
-    /// Writes the whole message for `delivery` into `out` (cleared first):
-    /// DKIM-Signature fields, personal and shared fields, then the entity.
-    pub fn write_message(
+    /// The whole message for `delivery`, for SMTP in DATA form when the
+    /// body allows it: DKIM-Signature fields, personal and shared fields,
+    /// then the entity.
+    pub fn message(
         &self,
         delivery: &DueDelivery,
         signers: &[Signer],
-        out: &mut Vec<u8>,
-    ) -> anyhow::Result<()> {
+        smtp: bool,
+    ) -> anyhow::Result<Outgoing> {
+        let (signatures, fields) = self.header(delivery, signers)?;
+        match &self.data_entity {
+            Some(entity) if smtp => {
+                let mut data =
+                    String::with_capacity(signatures.len() + fields.len() + entity.len() + 8);
+                let signatures = std::str::from_utf8(&signatures)?;
+                dot_stuff(signatures, &mut data);
+                dot_stuff(&fields, &mut data);
+                data.push_str(entity);
+                close_data(&mut data);
+                Ok(Outgoing::Data(data))
+            }
+            _ => {
+                let mut bytes =
+                    Vec::with_capacity(signatures.len() + fields.len() + self.entity.len());
+                bytes.extend_from_slice(&signatures);
+                bytes.extend_from_slice(fields.as_bytes());
+                bytes.extend_from_slice(&self.entity);
+                Ok(Outgoing::Bytes(bytes))
+            }
+        }
+    }
+
+    /// The whole message for `delivery` as it is.
+    pub fn message_bytes(
+        &self,
+        delivery: &DueDelivery,
+        signers: &[Signer],
+    ) -> anyhow::Result<Vec<u8>> {
+        match self.message(delivery, signers, false)? {
+            Outgoing::Bytes(bytes) => Ok(bytes),
+            Outgoing::Data(_) => unreachable!("asked for the message as it is"),
+        }
+    }
+
+    /// The header of `delivery`'s message: its DKIM-Signature fields, and
+    /// the rest of its fields.
+    fn header(
+        &self,
+        delivery: &DueDelivery,
+        signers: &[Signer],
+    ) -> anyhow::Result<(Vec<u8>, String)> {
         let mut fields = String::with_capacity(1024);
         fields.push_str(&self.leading);
         fields.push_str("To: ");
@@ -108,17 +162,13 @@ impl Prepared {
         fields.push_str("\r\n");
         fields.push_str(&self.trailing);
         fields.push_str(&self.addresses.unsubscribe_fields(&delivery.token));
-        out.clear();
-        out.reserve(fields.len() + self.entity.len() + 512 * signers.len());
+        let mut signatures = Vec::with_capacity(512 * signers.len());
         if let Some(body_hash) = self.body_hash {
             for signer in signers {
-                let signature = signer.sign(&[fields.as_bytes(), &self.entity], body_hash)?;
-                out.extend_from_slice(&signature);
+                signatures.extend(signer.sign(&[fields.as_bytes(), &self.entity], body_hash)?);
             }
         }
-        out.extend_from_slice(fields.as_bytes());
-        out.extend_from_slice(&self.entity);
-        Ok(())
+        Ok((signatures, fields))
     }
 
     /// The SMTP envelope: the VERP sender and the one recipient.

@@ -33,7 +33,7 @@ use crate::store::digests::{DigestRecord, IssuedDigest, NewDigest, PendingPost};
 use crate::store::subscribers::DigestMode;
 use crate::store::Store;
 
-pub use outbox::{run_outbox, OutboxReport};
+pub use outbox::{run_outbox, run_outbox_here, OutboxReport};
 
 /// Where the time comes from: the system clock, or a fixed instant for
 /// tests, snapshots and `--at`.
@@ -233,9 +233,7 @@ pub fn dry_run(
                 token: "TOKEN".to_string(),
                 attempts: 0,
             };
-            let mut bytes = Vec::new();
-            prepared.write_message(&delivery, &signers, &mut bytes)?;
-            messages.push((body.mode, bytes));
+            messages.push((body.mode, prepared.message_bytes(&delivery, &signers)?));
         }
         runs.push(DryRun {
             list: list.code.clone(),

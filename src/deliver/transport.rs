@@ -16,11 +16,56 @@ use anyhow::Context;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use lettre::{AsyncFileTransport, AsyncSendmailTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{Config, Tls, Transport};
+
+/// One recipient's message, in the form its transport takes.
+pub enum Outgoing {
+    /// The message as it is.
+    Bytes(Vec<u8>),
+    /// For SMTP: the message as the DATA phase carries it, dot-stuffed and
+    /// closed by "." CRLF ([`data_form`]).
+    Data(String),
+}
+
+impl Outgoing {
+    /// Its size on the way out.
+    pub fn len(&self) -> usize {
+        match self {
+            Outgoing::Bytes(bytes) => bytes.len(),
+            Outgoing::Data(data) => data.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Appends `text` to `out` in the form of SMTP's DATA phase (RFC 5321
+/// 4.5.2): a line that begins with "." gets a second one. `text` is taken
+/// to begin a line; lines end in CRLF, as lettre's encoder has them.
+pub fn dot_stuff(text: &str, out: &mut String) {
+    for line in text.split_inclusive("\r\n") {
+        if line.starts_with('.') {
+            out.push('.');
+        }
+        out.push_str(line);
+    }
+}
+
+/// Closes dot-stuffed message text with the end of data, "." on a line of
+/// its own; the message's own last CRLF is the first of the terminator.
+pub fn close_data(out: &mut String) {
+    if !out.ends_with("\r\n") {
+        out.push_str("\r\n");
+    }
+    out.push_str(".\r\n");
+}
 
 /// Why a message was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +138,11 @@ impl Relay {
         })
     }
 
+    /// Whether messages go out by SMTP, which takes them in DATA form.
+    pub fn speaks_smtp(&self) -> bool {
+        matches!(self, Relay::Smtp(_))
+    }
+
     /// A connection of its own for one delivery worker.
     pub fn connection(&self) -> Connection<'_> {
         Connection {
@@ -119,10 +169,19 @@ pub struct Connection<'a> {
 }
 
 impl Connection<'_> {
+    /// Whether this connection takes messages in DATA form.
+    pub fn speaks_smtp(&self) -> bool {
+        self.relay.speaks_smtp()
+    }
+
     /// Sends one message; returns the server's reply.
-    pub async fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<String, SendError> {
-        match self.relay {
-            Relay::Smtp(relay) => {
+    pub async fn send(
+        &mut self,
+        envelope: &Envelope,
+        message: &Outgoing,
+    ) -> Result<String, SendError> {
+        match (self.relay, message) {
+            (Relay::Smtp(relay), _) => {
                 let timeout = relay.timeout;
                 if self.smtp.is_none() {
                     match tokio::time::timeout(timeout, connect(relay)).await {
@@ -148,23 +207,44 @@ impl Connection<'_> {
                     }
                 }
                 let connection = self.smtp.as_mut().expect("connected above");
-                // lettre ends DATA with CRLF "." CRLF whatever the message
-                // ends with; without this the message would gain an empty
-                // last line (RFC 5321 4.1.1.4 counts the message's own
-                // final CRLF as the first of the terminator).
-                let message = message.strip_suffix(b"\r\n").unwrap_or(message);
                 // A whole transaction may take longer than one reply: allow
                 // the timeout per 64 KiB on top.
                 let limit = timeout * (2 + (message.len() / 65_536) as u32);
-                let result = tokio::time::timeout(limit, connection.send(envelope, message)).await;
-                match result {
+                let transaction = async {
+                    match message {
+                        Outgoing::Data(data) => transact(connection, envelope, data).await,
+                        Outgoing::Bytes(bytes) => {
+                            // lettre ends DATA with CRLF "." CRLF whatever
+                            // the message ends with; without this the
+                            // message would gain an empty last line (RFC
+                            // 5321 4.1.1.4 counts the message's own final
+                            // CRLF as the first of the terminator).
+                            let bytes = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
+                            connection
+                                .send(envelope, bytes)
+                                .await
+                                .map_err(Refused::from)
+                        }
+                    }
+                };
+                match tokio::time::timeout(limit, transaction).await {
                     Ok(Ok(response)) => Ok(reply_text(&response)),
-                    Ok(Err(error)) => {
-                        if connection.has_broken() {
+                    Ok(Err(Refused::Lettre(error))) => {
+                        // A server's refusal ends the transaction, not the
+                        // session: RSET and go on with the next message.
+                        // Anything else leaves the session in doubt.
+                        let reply = error.status().is_some();
+                        if connection.has_broken()
+                            || !reply
+                            || connection.command(Rset).await.is_err()
+                        {
+                            connection.abort().await;
                             self.smtp = None;
                         }
                         Err(smtp_error(&error))
                     }
+                    // Found out before MAIL: the session is untouched.
+                    Ok(Err(Refused::Unsupported(reply))) => Err(SendError::Permanent { reply }),
                     Err(_) => {
                         self.smtp = None;
                         Err(SendError::Transient {
@@ -174,20 +254,25 @@ impl Connection<'_> {
                     }
                 }
             }
-            Relay::Sendmail(sendmail) => match sendmail.send_raw(envelope, message).await {
-                Ok(()) => Ok("accepted by sendmail".to_string()),
-                Err(error) => Err(SendError::Transient {
-                    reply: format!("sendmail: {error}"),
-                    unreachable: false,
-                }),
-            },
-            Relay::File(file) => match file.send_raw(envelope, message).await {
-                Ok(id) => Ok(format!("written to the outbox as {id}.eml")),
-                Err(error) => Err(SendError::Transient {
-                    reply: format!("outbox: {error}"),
-                    unreachable: true,
-                }),
-            },
+            (Relay::Sendmail(sendmail), Outgoing::Bytes(message)) => {
+                match sendmail.send_raw(envelope, message).await {
+                    Ok(()) => Ok("accepted by sendmail".to_string()),
+                    Err(error) => Err(SendError::Transient {
+                        reply: format!("sendmail: {error}"),
+                        unreachable: false,
+                    }),
+                }
+            }
+            (Relay::File(file), Outgoing::Bytes(message)) => {
+                match file.send_raw(envelope, message).await {
+                    Ok(id) => Ok(format!("written to the outbox as {id}.eml")),
+                    Err(error) => Err(SendError::Transient {
+                        reply: format!("outbox: {error}"),
+                        unreachable: true,
+                    }),
+                }
+            }
+            (_, Outgoing::Data(_)) => unreachable!("only SMTP is handed messages in DATA form"),
         }
     }
 
@@ -196,6 +281,78 @@ impl Connection<'_> {
         if let Some(mut connection) = self.smtp.take() {
             let _ = connection.quit().await;
         }
+    }
+}
+
+/// Why [`transact`] did not get a message through.
+enum Refused {
+    Lettre(lettre::transport::smtp::Error),
+    /// The message needs an extension the server does not offer.
+    Unsupported(String),
+}
+
+impl From<lettre::transport::smtp::Error> for Refused {
+    fn from(error: lettre::transport::smtp::Error) -> Refused {
+        Refused::Lettre(error)
+    }
+}
+
+/// One SMTP transaction for a message already in DATA form: MAIL, RCPT
+/// and DATA with lettre's commands, then the content and its closing dot
+/// in a single write, answered by the transaction's reply.
+///
+/// The same exchange as lettre's `send`, without its encoder: that one
+/// dot-stuffs a byte at a time, a fifth of the CPU a digest fan-out spent,
+/// where a digest body is the same for every recipient and is stuffed once
+/// ([`super::message::Prepared`]).
+async fn transact(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    data: &str,
+) -> Result<Response, Refused> {
+    let offers = |extension| connection.server_info().supports_feature(extension);
+    let mut parameters = Vec::new();
+    let addresses_ascii = envelope
+        .to()
+        .iter()
+        .chain(envelope.from())
+        .all(|address| AsRef::<str>::as_ref(address).is_ascii());
+    if !addresses_ascii {
+        if !offers(Extension::SmtpUtfEight) {
+            return Err(Refused::Unsupported(
+                "the address is not ASCII and the relay does not offer SMTPUTF8".to_string(),
+            ));
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
+    }
+    if !data.is_ascii() {
+        if !offers(Extension::EightBitMime) {
+            return Err(Refused::Unsupported(
+                "the message has 8-bit text and the relay does not offer 8BITMIME".to_string(),
+            ));
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    connection
+        .command(Mail::new(envelope.from().cloned(), parameters))
+        .await?;
+    for recipient in envelope.to() {
+        connection
+            .command(Rcpt::new(recipient.clone(), Vec::new()))
+            .await?;
+    }
+    connection.command(Data).await?;
+    // `command` writes what it is given and reads one reply: here the
+    // content with its closing dot, and the reply to the whole message.
+    Ok(connection.command(Content(data)).await?)
+}
+
+/// Message content in DATA form, written as it is.
+struct Content<'a>(&'a str);
+
+impl std::fmt::Display for Content<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
     }
 }
 
@@ -263,5 +420,52 @@ fn smtp_error(error: &lettre::transport::smtp::Error) -> SendError {
             reply,
             unreachable: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a server makes of DATA (RFC 5321 4.5.2): up to the line that
+    /// is a lone ".", with one leading "." taken off every other line.
+    fn receive(data: &str) -> String {
+        let mut message = String::new();
+        for line in data.split_inclusive("\r\n") {
+            if line == ".\r\n" {
+                return message;
+            }
+            message.push_str(line.strip_prefix('.').unwrap_or(line));
+        }
+        panic!("no end of data in {data:?}");
+    }
+
+    fn data_form(text: &str) -> String {
+        let mut data = String::new();
+        dot_stuff(text, &mut data);
+        close_data(&mut data);
+        data
+    }
+
+    #[test]
+    fn lines_that_begin_with_a_dot_survive_the_data_phase() {
+        let text = ".\r\n..\r\n.x\r\nplain . dot\r\n\r\n.\r\nend\r\n";
+        let data = data_form(text);
+        assert!(data.starts_with("..\r\n...\r\n..x\r\nplain . dot\r\n\r\n..\r\n"));
+        assert!(data.ends_with("end\r\n.\r\n"));
+        assert_eq!(receive(&data), text);
+    }
+
+    #[test]
+    fn only_a_crlf_begins_a_line_as_lettre_has_it() {
+        // A bare LF is no line break to SMTP: no dot is added after it.
+        assert_eq!(data_form("a\n.b\r\n"), "a\n.b\r\n.\r\n");
+    }
+
+    #[test]
+    fn text_without_a_final_line_break_gets_one_before_the_dot() {
+        assert_eq!(data_form("a\r\nb"), "a\r\nb\r\n.\r\n");
+        assert_eq!(receive(&data_form("a\r\nb")), "a\r\nb\r\n");
+        assert_eq!(data_form(""), "\r\n.\r\n");
     }
 }

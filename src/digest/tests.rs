@@ -197,10 +197,7 @@ fn personal_message_headers() {
         token: "0123456789abcdef0123456789abcdef".to_string(),
         attempts: 0,
     };
-    let mut message = Vec::new();
-    prepared
-        .write_message(&delivery, &[], &mut message)
-        .unwrap();
+    let message = prepared.message_bytes(&delivery, &[]).unwrap();
     let text = String::from_utf8(message).unwrap();
     let head = &text[..text.find("\r\n\r\n").unwrap()];
     insta::assert_snapshot!("personal_headers", head);

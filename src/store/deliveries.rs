@@ -146,7 +146,39 @@ impl Store {
     /// Records the results of attempts made at `now`, all in one
     /// transaction. Only rows still queued or deferred change, so a result
     /// recorded twice counts once.
+    ///
+    /// With `sync` false the commit is not flushed to the disk: it survives
+    /// the process being killed, but a power failure may take it back. For
+    /// delivery results that is a duplicate at worst, never a loss (a
+    /// result rolled back leaves its delivery queued), which is why the
+    /// outbox flushes only every so often; see [`crate::deliver::outbox`].
     pub fn record_attempts(
+        &mut self,
+        results: &[(i64, Attempt)],
+        now: i64,
+        sync: bool,
+    ) -> rusqlite::Result<()> {
+        // In WAL mode a commit under synchronous = NORMAL only writes the
+        // log; a later FULL commit flushes it with everything before it.
+        if !sync {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let result = self.record_attempts_now(results, now);
+        if !sync {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        result
+    }
+
+    /// Flushes to the disk every result recorded without `sync`.
+    pub fn sync_attempts(&mut self) -> rusqlite::Result<()> {
+        // A checkpoint flushes the log before copying it into the database
+        // and the database after.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+    }
+
+    fn record_attempts_now(
         &mut self,
         results: &[(i64, Attempt)],
         now: i64,

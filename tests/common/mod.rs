@@ -138,7 +138,7 @@ pub fn summary_count(summary: &str, label: &str) -> u64 {
 pub struct Peer {
     child: Child,
     pub port: u16,
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Peer {
