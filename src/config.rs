@@ -110,12 +110,15 @@ pub struct Delivery {
     pub port: u16,
     /// TLS towards the relay (default `opportunistic`).
     pub tls: Tls,
+    /// PEM file of CA certificates to trust for the relay's certificate,
+    /// besides the public web PKI ones (default none), e.g. a site's own CA.
+    pub tls_ca_file: Option<PathBuf>,
     /// AUTH user name for the relay (default none: no AUTH).
     pub username: Option<String>,
     /// File holding the AUTH password, trimmed (default none).
     pub password_file: Option<PathBuf>,
-    /// Connections to the relay at once, which also bounds the messages in
-    /// flight (default 4).
+    /// Connections to the relay at once (default 4); twice this bounds the
+    /// messages in flight (see [`crate::deliver::outbox::WINDOW`]).
     pub connections: usize,
     /// Seconds to wait for the relay or the sendmail binary (default 60).
     pub timeout_seconds: u64,
@@ -495,7 +498,8 @@ struct RawDelivery {
     host: Option<String>,
     port: Option<Spanned<i64>>,
     tls: Option<Spanned<String>>,
-    username: Option<String>,
+    tls_ca_file: Option<String>,
+    username: Option<Spanned<String>>,
     password_file: Option<String>,
     connections: Option<Spanned<i64>>,
     timeout_seconds: Option<Spanned<i64>>,
@@ -946,6 +950,21 @@ impl Errors<'_> {
                 }
             },
         };
+        if let Some(username) = &raw.username {
+            if tls == Tls::None {
+                self.at(
+                    username.span(),
+                    "username is set but tls is none: the password would cross in the clear",
+                    "set tls = \"starttls\" (or \"implicit\" for port 465), or remove username",
+                );
+            } else if raw.password_file.is_none() {
+                self.at(
+                    username.span(),
+                    "username is set but password_file is not",
+                    "add password_file = \"relay-password\", a file holding the relay password",
+                );
+            }
+        }
         let default_port = if tls == Tls::Implicit { 465 } else { 25 };
         let port = self.bounded(
             raw.port,
@@ -998,7 +1017,8 @@ impl Errors<'_> {
             host: raw.host.unwrap_or_else(|| "127.0.0.1".to_string()),
             port,
             tls,
-            username: raw.username,
+            tls_ca_file: raw.tls_ca_file.map(path),
+            username: raw.username.map(Spanned::into_inner),
             password_file: raw.password_file.map(path),
             connections,
             timeout_seconds,
@@ -1213,6 +1233,23 @@ address = "en@x.org"
         assert_eq!(lines, vec![2, 3, 7, 14], "{found:#?}");
         assert!(found[0].message.contains("pigeon"));
         assert!(found[2].help.contains("openssl genpkey"));
+    }
+
+    #[test]
+    fn a_relay_password_never_goes_without_tls_or_a_file() {
+        let list = "\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@x.org\"\n";
+        let clear = format!(
+            "[delivery]\ntls = \"none\"\nusername = \"tidings\"\npassword_file = \"pw\"\n{list}"
+        );
+        let found = errors(&clear);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!((found[0].line, found[0].column), (3, 12));
+        assert!(found[0].message.contains("in the clear"));
+        assert!(found[0].help.contains("starttls"));
+        let no_file = format!("[delivery]\ntls = \"starttls\"\nusername = \"tidings\"\n{list}");
+        let found = errors(&no_file);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].message.contains("password_file"));
     }
 
     #[test]

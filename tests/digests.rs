@@ -1093,3 +1093,279 @@ fn lines_beginning_with_a_dot_and_latin_1_originals_cross_smtp_intact() {
         assert_eq!(texts[0].trim_end(), want, "{file} ({mode})");
     }
 }
+
+/// A CA and a certificate it signed for 127.0.0.1, made by openssl.
+struct Certificates {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_certificates(dir: &Path) -> Certificates {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tidings test CA",
+        ][..],
+        &ec,
+        &["-keyout", &path("ca.key"), "-out", &path("ca.pem")],
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+        &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    ]
+    .concat());
+    run(&[
+        &["req", "-new", "-subj", "/CN=127.0.0.1"][..],
+        &ec,
+        &["-keyout", &path("relay.key"), "-out", &path("relay.csr")],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("relay.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        &path("relay.csr"),
+        "-CA",
+        &path("ca.pem"),
+        "-CAkey",
+        &path("ca.key"),
+        "-CAcreateserial",
+        "-extfile",
+        &path("relay.ext"),
+        "-out",
+        &path("relay.pem"),
+    ]);
+    Certificates {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("relay.pem"),
+        key: dir.join("relay.key"),
+    }
+}
+
+/// The relay configuration of [`relay_config`] with `[delivery]` lines
+/// changed: `tls` replaced by `tls_lines`.
+fn tls_config(port: u16, tls_lines: String) -> impl FnOnce(String) -> String {
+    move |text| {
+        let text = relay_config(port, 2, None)(text);
+        assert!(text.contains("tls = \"none\""));
+        text.replacen("tls = \"none\"", &tls_lines, 1)
+    }
+}
+
+/// What the peer recorded of each message's session: (tls, login).
+fn sessions(peer: &Peer) -> Vec<(bool, Option<String>)> {
+    let mut sessions = Vec::new();
+    for entry in std::fs::read_dir(&peer.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let meta: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            sessions.push((
+                meta["tls"].as_bool().unwrap(),
+                meta["login"].as_str().map(str::to_string),
+            ));
+        }
+    }
+    sessions
+}
+
+#[test]
+fn starttls_and_auth_reach_a_relay_whose_ca_is_configured_and_nothing_less() {
+    let work = tempfile::tempdir().unwrap();
+    let certificates = make_certificates(work.path());
+    let peer = Peer::start(
+        &work.path().join("peer"),
+        &[
+            "--cert",
+            certificates.cert.to_str().unwrap(),
+            "--key",
+            certificates.key.to_str().unwrap(),
+            "--require-starttls",
+            "--auth",
+            "tidings:s3cret pass",
+        ],
+    );
+    let password = work.path().join("relay-password");
+    std::fs::write(&password, "s3cret pass\n").unwrap();
+    let wrong = work.path().join("wrong-password");
+    std::fs::write(&wrong, "guess\n").unwrap();
+    let addresses: Vec<String> = (0..5).map(|i| format!("t{i}@example.com")).collect();
+    // Runs a digest with these TLS lines; says whether it succeeded, and
+    // what it printed.
+    let run = |lines: String| {
+        let tidings = Tidings::with_config(tls_config(peer.port, lines));
+        import(&tidings, 71, 60);
+        subscribe(&tidings, "en", "plain", &addresses);
+        let output = tidings.run(&["digest", "--list", "en", "--now"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let ca = certificates.ca.display();
+
+    // The CA of the relay's certificate is not one tidings trusts: the run
+    // stops, and every delivery waits for the next.
+    let (ok, output) = run(format!(
+        "tls = \"starttls\"\nusername = \"tidings\"\npassword_file = \"{}\"",
+        password.display()
+    ));
+    assert!(!ok && output.contains("UnknownIssuer"), "{output}");
+    assert!(output.contains("the rest stays queued"), "{output}");
+    assert!(sessions(&peer).is_empty());
+
+    // Trusted, but the wrong password.
+    let (ok, output) = run(format!(
+        "tls = \"starttls\"\ntls_ca_file = \"{ca}\"\nusername = \"tidings\"\npassword_file = \"{}\"",
+        wrong.display()
+    ));
+    assert!(!ok && output.contains("535"), "{output}");
+    assert!(sessions(&peer).is_empty());
+
+    // Trusted, and the right password: every message over TLS, logged in.
+    let (ok, output) = run(format!(
+        "tls = \"starttls\"\ntls_ca_file = \"{ca}\"\nusername = \"tidings\"\npassword_file = \"{}\"",
+        password.display()
+    ));
+    assert!(
+        ok && output.contains("5 sent, 0 deferred, 0 failed"),
+        "{output}"
+    );
+    let mut received = peer.recipients();
+    received.sort();
+    assert_eq!(received, addresses);
+    assert_eq!(
+        sessions(&peer),
+        vec![(true, Some("tidings".to_string())); 5],
+        "every message over TLS and authenticated"
+    );
+}
+
+#[test]
+fn implicit_tls_delivers_and_opportunistic_tls_takes_starttls_when_offered() {
+    let work = tempfile::tempdir().unwrap();
+    let certificates = make_certificates(work.path());
+    let tls_args = [
+        "--cert",
+        certificates.cert.to_str().unwrap(),
+        "--key",
+        certificates.key.to_str().unwrap(),
+    ];
+    let addresses: Vec<String> = (0..3).map(|i| format!("i{i}@example.com")).collect();
+    let ca = certificates.ca.display().to_string();
+    for (mode, extra) in [
+        ("implicit", &["--implicit-tls"][..]),
+        ("opportunistic", &[][..]),
+    ] {
+        let peer = Peer::start(
+            &work.path().join(format!("peer-{mode}")),
+            &[&tls_args[..], extra].concat(),
+        );
+        let tidings = Tidings::with_config(tls_config(
+            peer.port,
+            format!("tls = \"{mode}\"\ntls_ca_file = \"{ca}\""),
+        ));
+        import(&tidings, 81, 60);
+        subscribe(&tidings, "en", "mime", &addresses);
+        let output = tidings.ok(&["digest", "--list", "en", "--now"]);
+        assert!(
+            output.contains("3 sent, 0 deferred, 0 failed"),
+            "{mode}: {output}"
+        );
+        assert_eq!(sessions(&peer), vec![(true, None); 3], "{mode}");
+    }
+}
+
+#[test]
+fn the_sendmail_transport_hands_each_message_to_a_real_sendmail() {
+    let work = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&work.path().join("peer"), &[]);
+    // msmtp, a sendmail-compatible client, relaying to the peer; lettre
+    // calls it as sendmail: -i -f SENDER -- RECIPIENT, message on stdin.
+    let sendmail = |port: u16, name: &str| {
+        let script = work.path().join(name);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexec msmtp --host=127.0.0.1 --port={port} --tls=off --auth=off \"$@\"\n"
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    };
+    let addresses: Vec<String> = (0..4).map(|i| format!("s{i}@example.com")).collect();
+    let configured = |script: PathBuf| {
+        move |text: String| {
+            text.replacen("transport = \"file\"", "transport = \"sendmail\"", 1)
+                .replacen(
+                    "sendmail_command = \"/usr/sbin/sendmail\"",
+                    &format!("sendmail_command = \"{}\"", script.display()),
+                    1,
+                )
+        }
+    };
+
+    // A sendmail that cannot hand the message on: deferred, with its words.
+    let broken = Tidings::with_config(configured(sendmail(free_port(), "sendmail-broken")));
+    import(&broken, 91, 60);
+    subscribe(&broken, "en", "plain", &addresses);
+    let output = broken.ok(&["digest", "--list", "en", "--now"]);
+    assert!(output.contains("0 sent, 4 deferred, 0 failed"), "{output}");
+    let queue = broken.ok(&["queue"]);
+    assert!(queue.contains("sendmail:"), "{queue}");
+
+    let tidings = Tidings::with_config(configured(sendmail(peer.port, "sendmail")));
+    import(&tidings, 91, 60);
+    subscribe(&tidings, "en", "plain", &addresses);
+    let output = tidings.ok(&["digest", "--list", "en", "--now"]);
+    assert!(output.contains("4 sent, 0 deferred, 0 failed"), "{output}");
+    let messages = read_back(&peer.dir, None, None);
+    assert_eq!(messages.len(), 4);
+    let store = store(&tidings);
+    let posts = posts_of(&store, &digest_posts(&store, "en")[0]);
+    for message in &messages {
+        let to = strings(&message["envelope"]["rcpt_tos"]);
+        assert_eq!(to.len(), 1);
+        let (user, host) = to[0].split_once('@').unwrap();
+        assert_eq!(
+            message["envelope"]["mail_from"].as_str().unwrap(),
+            format!("a-infos-en-bounces+{user}={host}@{DOMAIN}")
+        );
+        assert_eq!(one(message, "To"), to[0]);
+        check_plain(&message["plain"], &posts, &to[0]);
+    }
+}

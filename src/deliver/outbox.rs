@@ -45,7 +45,10 @@ const PAGE: usize = 512;
 
 /// Results a worker may have waiting for their commit while it sends on:
 /// the bound, per connection, on messages sent twice after a crash.
-pub const WINDOW: usize = 2;
+pub const WINDOW: usize = 4;
+
+/// How long the store thread waits for more results to commit together.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// How often recorded results are flushed to the disk.
 const SYNC_EVERY: Duration = Duration::from_millis(200);
@@ -96,7 +99,7 @@ pub async fn run_outbox(
     let connections = config.delivery.connections;
     // Results go to the store thread; jobs come back through a queue it
     // keeps topped up, so a worker rarely waits for its next delivery.
-    let (results, inbox) = mpsc::unbounded_channel::<Done>();
+    let (results, inbox) = std::sync::mpsc::channel::<Done>();
     let (jobs, job_queue) = mpsc::channel::<Job>(connections * 4);
     let job_queue = Arc::new(tokio::sync::Mutex::new(job_queue));
 
@@ -105,7 +108,7 @@ pub async fn run_outbox(
         let sign = !signers.is_empty();
         std::thread::Builder::new()
             .name("outbox-store".into())
-            .spawn(move || serve_store(store, &config, inbox, jobs, clock, sign))
+            .spawn(move || serve_store(store, &config, &inbox, jobs, clock, sign))
             .context("starting the outbox store thread")?
     };
 
@@ -158,7 +161,7 @@ async fn work(
     config: &Config,
     clock: Clock,
     job_queue: &tokio::sync::Mutex<mpsc::Receiver<Job>>,
-    results: mpsc::UnboundedSender<Done>,
+    results: std::sync::mpsc::Sender<Done>,
     stop: &CancellationToken,
 ) {
     let mut connection = relay.connection();
@@ -256,7 +259,7 @@ pub fn retry_delay(config: &Config, attempts: u32) -> i64 {
 fn serve_store(
     mut store: Store,
     config: &Config,
-    mut inbox: mpsc::UnboundedReceiver<Done>,
+    inbox: &std::sync::mpsc::Receiver<Done>,
     jobs: mpsc::Sender<Job>,
     clock: Clock,
     sign: bool,
@@ -281,12 +284,9 @@ fn serve_store(
     let mut synced = Instant::now();
     queue.top_up(&mut store, config, clock, &mut results)?;
     record(&mut store, &mut report, &mut results, clock, true)?;
-    while let Some(first) = inbox.blocking_recv() {
+    while let Ok(first) = inbox.recv() {
         let mut acks = Vec::new();
-        let mut done = vec![first];
-        while let Ok(more) = inbox.try_recv() {
-            done.push(more);
-        }
+        let done = gather(inbox, first, config.delivery.connections);
         for Done {
             id,
             attempt,
@@ -323,6 +323,20 @@ fn serve_store(
         .prune_digest_bodies()
         .context("dropping delivered digest bodies")?;
     Ok((report, store))
+}
+
+/// The results that have come with `first`, and, when they are fewer than
+/// one per connection, those that come within [`GATHER`] more: a commit of
+/// many results costs little more than a commit of one. One wait, not one
+/// per result, so the thread wakes once per commit.
+fn gather(inbox: &std::sync::mpsc::Receiver<Done>, first: Done, connections: usize) -> Vec<Done> {
+    let mut done = vec![first];
+    done.extend(inbox.try_iter());
+    if done.len() < connections {
+        std::thread::sleep(GATHER);
+        done.extend(inbox.try_iter());
+    }
+    done
 }
 
 /// Commits `results` (emptying it) and counts them in `report`.

@@ -10,12 +10,13 @@
 //! transport trouble defers it, and failing to reach the relay at all
 //! stops the run.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
@@ -78,11 +79,13 @@ pub enum SendError {
 }
 
 /// SMTP relay settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SmtpRelay {
     host: String,
     port: u16,
     tls: Tls,
+    /// Whom to trust and how, unless `tls` is `none`.
+    tls_parameters: Option<TlsParameters>,
     hello: ClientId,
     credentials: Option<Credentials>,
     timeout: Duration,
@@ -113,10 +116,18 @@ impl Relay {
                     }
                     _ => None,
                 };
+                let tls_parameters = match delivery.tls {
+                    Tls::None => None,
+                    _ => Some(tls_parameters(
+                        &delivery.host,
+                        delivery.tls_ca_file.as_deref(),
+                    )?),
+                };
                 Relay::Smtp(SmtpRelay {
                     host: delivery.host.clone(),
                     port: delivery.port,
                     tls: delivery.tls,
+                    tls_parameters,
                     hello: ClientId::Domain(delivery.helo_name.clone()),
                     credentials,
                     timeout: Duration::from_secs(delivery.timeout_seconds),
@@ -356,9 +367,34 @@ impl std::fmt::Display for Content<'_> {
     }
 }
 
+/// TLS towards `host`, trusting the public web PKI and the CAs of
+/// `ca_file`.
+fn tls_parameters(host: &str, ca_file: Option<&Path>) -> anyhow::Result<TlsParameters> {
+    let mut builder = TlsParameters::builder(host.to_string());
+    if let Some(ca_file) = ca_file {
+        let pem = std::fs::read(ca_file)
+            .with_context(|| format!("reading tls_ca_file {}", ca_file.display()))?;
+        let certificates = Certificate::from_pem(&pem).with_context(|| {
+            format!(
+                "tls_ca_file {} holds no PEM certificate we can read",
+                ca_file.display()
+            )
+        })?;
+        builder = builder.add_root_certificate(certificates);
+    }
+    builder
+        .build()
+        .with_context(|| format!("setting up TLS towards {host}"))
+}
+
 async fn connect(relay: &SmtpRelay) -> Result<AsyncSmtpConnection, String> {
     let text = |error: lettre::transport::smtp::Error| error.to_string();
-    let tls = || TlsParameters::new(relay.host.clone()).map_err(text);
+    let tls = || {
+        relay
+            .tls_parameters
+            .clone()
+            .ok_or_else(|| "TLS is not set up".to_string())
+    };
     let mut connection = match relay.tls {
         // lettre wraps the socket in TLS itself before the greeting.
         Tls::Implicit => AsyncSmtpConnection::connect_tokio1(
@@ -395,6 +431,13 @@ async fn connect(relay: &SmtpRelay) -> Result<AsyncSmtpConnection, String> {
         _ => {}
     }
     if let Some(credentials) = &relay.credentials {
+        if !connection.is_encrypted() {
+            let _ = connection.quit().await;
+            return Err(
+                "the relay offered no TLS, and the AUTH password is never sent in the clear"
+                    .to_string(),
+            );
+        }
         connection
             .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
             .await

@@ -10,6 +10,16 @@ reader never sees half a file). Behaviours:
   --defer-first     answer the first DATA for each recipient with 451
   --delay SECONDS   wait this long after storing a message before the 250
                     (a slow peer, to kill the client mid fan-out)
+  --cert PEM --key PEM
+                    offer STARTTLS with this certificate and key
+  --require-starttls
+                    refuse mail until the client has started TLS
+  --implicit-tls    speak TLS from the first byte (port 465 style)
+  --auth USER:PASS  require AUTH (PLAIN or LOGIN) with these credentials,
+                    over TLS only
+
+Each message's .json also says whether its session was encrypted ("tls")
+and under which login it was authenticated ("login", or null).
 
 Runs until SIGTERM or SIGINT.
 """
@@ -21,7 +31,9 @@ import os
 import signal
 import sys
 
-from aiosmtpd.smtp import SMTP
+import ssl
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Handler:
@@ -50,8 +62,11 @@ class Handler:
         with open(name + ".tmp", "wb") as f:
             f.write(envelope.original_content)
         with open(name + ".json", "w") as f:
+            login = session.auth_data if session.authenticated else None
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
-                       "mail_options": envelope.mail_options}, f)
+                       "mail_options": envelope.mail_options,
+                       "tls": server.transport.get_extra_info("ssl_object") is not None,
+                       "login": login}, f)
         os.rename(name + ".tmp", name + ".eml")
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -64,13 +79,38 @@ async def main():
     parser.add_argument("--reject", action="append", default=[])
     parser.add_argument("--defer-first", action="store_true")
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--require-starttls", action="store_true")
+    parser.add_argument("--implicit-tls", action="store_true")
+    parser.add_argument("--auth")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     handler = Handler(args.out, args.reject, args.defer_first, args.delay)
+    context = None
+    if args.cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+    options = {}
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (isinstance(auth_data, LoginPassword)
+                  and auth_data.login == user.encode()
+                  and auth_data.password == password.encode())
+            return AuthResult(success=ok, handled=False,
+                              auth_data=user if ok else None)
+
+        # aiosmtpd's own check knows STARTTLS only; implicit TLS is TLS too.
+        options = {"authenticator": authenticator, "auth_required": True,
+                   "auth_require_tls": not args.implicit_tls}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(handler, hostname="peer.test", data_size_limit=64 * 1024 * 1024),
-        host="127.0.0.1", port=0)
+        lambda: SMTP(handler, hostname="peer.test", data_size_limit=64 * 1024 * 1024,
+                     tls_context=None if args.implicit_tls else context,
+                     require_starttls=args.require_starttls, **options),
+        host="127.0.0.1", port=0, ssl=context if args.implicit_tls else None)
     port = server.sockets[0].getsockname()[1]
     print("PORT %d" % port, flush=True)
     stop = asyncio.Event()
