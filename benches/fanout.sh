@@ -11,8 +11,11 @@
 #
 # Digests: "small" (about 25 KB) and "full" (about 150 KB, a day of A-Infos),
 # both MIME digests of English posts made by ../shared/corpus/gen-posts.py.
-# Prints one line per run: messages/s of tidings and of smtp-source, their
-# ratio, and tidings' peak memory (GNU time's maximum resident set size).
+# Each configuration runs REPEAT times (default 3), alternating with
+# smtp-source runs, from the same prepared database; prints one line per
+# configuration with the medians: messages/s of tidings and of smtp-source,
+# their ratio, tidings' peak memory (GNU time's maximum resident set size)
+# and CPU seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +23,7 @@ SUBSCRIBERS=${SUBSCRIBERS:-100000}
 CONNECTIONS=${CONNECTIONS:-8}
 SIZES=${SIZES:-"small full"}
 SIGNING=${SIGNING:-"ed25519 rsa none"}
+REPEAT=${REPEAT:-3}
 TARGET=${CARGO_TARGET_DIR:-target}
 TIDINGS=${TIDINGS:-$TARGET/release/tidings}
 [ -x "$TIDINGS" ] || { echo "build first: cargo build --release ($TIDINGS missing)" >&2; exit 1; }
@@ -59,10 +63,12 @@ python3 -c "
 for i in range($SUBSCRIBERS): print('reader%06d@bench.example' % i)" > "$work/subscribers"
 
 echo "fan-out of one digest to $SUBSCRIBERS subscribers, $CONNECTIONS connections, smtp-sink on 127.0.0.1:$port"
-echo "$(nproc) cores; tidings $("$TIDINGS" --version)"
+echo "$(nproc) cores; tidings $("$TIDINGS" --version); medians of $REPEAT runs each"
 printf '%-6s %-8s %9s %12s %14s %7s %9s %9s\n' digest signing bytes "tidings/s" "smtp-source/s" ratio "peak MB" "CPU s"
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
 for size in $SIZES; do
-  source_rate=
+  source_rates=()
   for signing in $SIGNING; do
     dir="$work/run-$size-$signing"
     mkdir -p "$dir"
@@ -80,26 +86,38 @@ for size in $SIZES; do
     t import --list en "$work/$size.mbox" >/dev/null
     t subscribers add --list en - < "$work/subscribers" >/dev/null
     t digest --list en --now --no-deliver >/dev/null
-    /usr/bin/time -v -o "$dir/time" "$TIDINGS" --config "$dir/lists.toml" digest > "$dir/out"
-    line=$(grep '^delivered:' "$dir/out")
-    sent=$(echo "$line" | sed -E 's/delivered: ([0-9]+) sent.*/\1/')
-    rate=$(echo "$line" | sed -E 's/.*\(([0-9]+) messages\/s, ([0-9.]+) MB\).*/\1/')
-    mb=$(echo "$line" | sed -E 's/.*\(([0-9]+) messages\/s, ([0-9.]+) MB\).*/\2/')
-    size_bytes=$(python3 -c "print(int($mb * 1e6 / max($sent, 1)))")
-    peak=$(awk -F: '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$dir/time")
-    cpu=$(awk -F: '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$dir/time")
-    if [ -z "$source_rate" ]; then
+    # Every run starts from this copy: the digest issued, nothing sent.
+    cp -a "$dir/data" "$dir/data.issued"
+    rates=() peaks=() cpus=()
+    for run in $(seq "$REPEAT"); do
+      rm -rf "$dir/data" && cp -a "$dir/data.issued" "$dir/data"
+      /usr/bin/time -v -o "$dir/time" "$TIDINGS" --config "$dir/lists.toml" digest > "$dir/out"
+      line=$(grep '^delivered:' "$dir/out")
+      sent=$(echo "$line" | sed -E 's/delivered: ([0-9]+) sent.*/\1/')
+      [ "$sent" = "$SUBSCRIBERS" ] || echo "  only $sent of $SUBSCRIBERS sent: $line" >&2
+      rates+=("$(echo "$line" | sed -E 's/.*\(([0-9]+) messages\/s, ([0-9.]+) MB\).*/\1/')")
+      mb=$(echo "$line" | sed -E 's/.*\(([0-9]+) messages\/s, ([0-9.]+) MB\).*/\2/')
+      size_bytes=$(python3 -c "print(int($mb * 1e6 / max($sent, 1)))")
+      peaks+=("$(awk -F: '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$dir/time")")
+      cpus+=("$(awk -F: '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$dir/time")")
       # smtp-source: the same number of messages, of the same size, over the
-      # same number of connections kept open (-d), into the same sink.
-      start=$(date +%s.%N)
-      /usr/sbin/smtp-source -d -s "$CONNECTIONS" -l "$size_bytes" -m "$SUBSCRIBERS" -N \
-        -f bench@bench.example -t reader@bench.example "127.0.0.1:$port"
-      end=$(date +%s.%N)
-      source_rate=$(python3 -c "print(round($SUBSCRIBERS / ($end - $start)))")
-    fi
+      # same number of connections kept open (-d), into the same sink, once
+      # after each tidings run of the first signing.
+      if [ "${#source_rates[@]}" -lt "$REPEAT" ]; then
+        start=$(date +%s.%N)
+        /usr/sbin/smtp-source -d -s "$CONNECTIONS" -l "$size_bytes" -m "$SUBSCRIBERS" -N \
+          -f bench@bench.example -t reader@bench.example "127.0.0.1:$port"
+        end=$(date +%s.%N)
+        source_rates+=("$(python3 -c "print(round($SUBSCRIBERS / ($end - $start)))")")
+      fi
+    done
+    rate=$(printf '%s\n' "${rates[@]}" | median)
+    source_rate=$(printf '%s\n' "${source_rates[@]}" | median)
     ratio=$(python3 -c "print('%.0f%%' % (100 * $rate / $source_rate))")
-    printf '%-6s %-8s %9s %12s %14s %7s %9s %9s\n' "$size" "$signing" "$size_bytes" "$rate" "$source_rate" "$ratio" "$peak" "$cpu"
-    [ "$sent" = "$SUBSCRIBERS" ] || echo "  only $sent of $SUBSCRIBERS sent: $line" >&2
+    printf '%-6s %-8s %9s %12s %14s %7s %9s %9s   (tidings: %s; smtp-source: %s)\n' \
+      "$size" "$signing" "$size_bytes" "$rate" "$source_rate" "$ratio" \
+      "$(printf '%s\n' "${peaks[@]}" | median)" "$(printf '%s\n' "${cpus[@]}" | median)" \
+      "${rates[*]}" "${source_rates[*]}"
     rm -rf "$dir"
   done
 done
