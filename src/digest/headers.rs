@@ -175,10 +175,14 @@ pub fn base64_body(bytes: &[u8]) -> String {
 /// Quoted-printable (RFC 2045 6.7) of LF-separated text: lines end in CRLF,
 /// soft breaks keep encoded lines within 76 characters.
 pub fn quoted_printable(text: &str) -> String {
+    quoted_printable_bytes(text.as_bytes())
+}
+
+/// [`quoted_printable`] of bytes in any charset.
+pub fn quoted_printable_bytes(text: &[u8]) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let bytes = line.as_bytes();
+    for line in text.split(|&b| b == b'\n') {
+        let bytes = line.strip_suffix(b"\r").unwrap_or(line);
         let mut column = 0;
         for (index, &byte) in bytes.iter().enumerate() {
             let last = index + 1 == bytes.len();
@@ -210,7 +214,7 @@ pub fn quoted_printable(text: &str) -> String {
         out.push_str("\r\n");
     }
     // `split` gives a last empty line for text ending in LF; one CRLF too many.
-    if text.ends_with('\n') {
+    if text.ends_with(b"\n") {
         out.truncate(out.len() - 2);
     }
     out

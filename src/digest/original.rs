@@ -117,25 +117,62 @@ impl<'a> Original<'a> {
 
     /// The message as a digest carries it: the kept fields in their order,
     /// a blank line and the body, every line ending in CRLF.
+    ///
+    /// A body line longer than SMTP allows (998 octets, RFC 5321 4.5.3.1.6)
+    /// would be broken up by some relay on the way, and the digest's DKIM
+    /// signature with it: a single-part body is then carried
+    /// quoted-printable, the same content once decoded. (A multipart one is
+    /// carried as it came.)
     pub fn for_digest(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + 2048);
+        let body = super::headers::crlf(self.body);
+        let recode = body
+            .split(|&b| b == b'\n')
+            .any(|line| line.len() > MAX_LINE + 1)
+            && self.single_part_unencoded();
+        let mut out = Vec::with_capacity(body.len() + 2048);
         for field in &self.fields {
-            if KEPT_FIELDS
+            let kept = KEPT_FIELDS
                 .iter()
-                .any(|kept| field.name.eq_ignore_ascii_case(kept))
-            {
+                .any(|kept| field.name.eq_ignore_ascii_case(kept));
+            let replaced = recode && field.name.eq_ignore_ascii_case("content-transfer-encoding");
+            if kept && !replaced {
                 out.extend_from_slice(&super::headers::crlf(field.raw));
                 out.extend_from_slice(b"\r\n");
             }
         }
+        if recode {
+            out.extend_from_slice(b"Content-Transfer-Encoding: quoted-printable\r\n");
+        }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&super::headers::crlf(self.body));
+        if recode {
+            out.extend_from_slice(super::headers::quoted_printable_bytes(&body).as_bytes());
+        } else {
+            out.extend_from_slice(&body);
+        }
         if !out.ends_with(b"\r\n") {
             out.extend_from_slice(b"\r\n");
         }
         out
     }
+
+    /// Whether the body is one part sent as it is (7bit, 8bit or binary),
+    /// which quoted-printable can carry instead.
+    fn single_part_unencoded(&self) -> bool {
+        let value = |name: &str| {
+            self.field(name)
+                .map(|field| field.value().to_ascii_lowercase())
+                .unwrap_or_default()
+        };
+        let content_type = value("content-type");
+        let encoding = value("content-transfer-encoding");
+        !content_type.starts_with("multipart/")
+            && !content_type.starts_with("message/")
+            && matches!(encoding.trim(), "" | "7bit" | "8bit" | "binary")
+    }
 }
+
+/// The longest line SMTP carries, without its CRLF.
+const MAX_LINE: usize = 998;
 
 fn trim_line_break(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -161,6 +198,45 @@ mod tests {
             original.for_digest(),
             b"Subject: =?utf-8?b?zpHOsg==?=\r\n continued\r\nFrom: A <a@x.org>\r\n\r\nBody\r\nline\r\n"
         );
+    }
+
+    #[test]
+    fn a_body_line_too_long_for_smtp_is_carried_quoted_printable() {
+        let long = "Ελευθερία ".repeat(150); // 2,850 octets on one line
+        let raw = format!(
+            "Subject: long\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nshort line\n{long}\nend\n"
+        );
+        let carried = Original::parse(raw.as_bytes()).for_digest();
+        let text = String::from_utf8(carried).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert_eq!(
+            head,
+            "Subject: long\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable"
+        );
+        assert!(body.split("\r\n").all(|line| line.len() <= 76));
+        let decoded = quoted_printable::decode(body, quoted_printable::ParseMode::Strict).unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            format!("short line\r\n{long}\r\nend\r\n")
+        );
+    }
+
+    #[test]
+    fn short_lines_and_multipart_bodies_are_carried_as_they_came() {
+        let short = "Content-Type: text/plain\n\nshort\n";
+        assert!(
+            String::from_utf8(Original::parse(short.as_bytes()).for_digest())
+                .unwrap()
+                .ends_with("\r\n\r\nshort\r\n")
+        );
+        let multipart = format!(
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\n\n{}\n--b--\n",
+            "x".repeat(1200)
+        );
+        let carried = Original::parse(multipart.as_bytes()).for_digest();
+        assert!(!String::from_utf8(carried)
+            .unwrap()
+            .contains("quoted-printable"));
     }
 
     #[test]
