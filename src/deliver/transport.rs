@@ -244,9 +244,9 @@ impl Connection<'_> {
                         // A server's refusal ends the transaction, not the
                         // session: RSET and go on with the next message.
                         // Anything else leaves the session in doubt.
-                        let reply = error.status().is_some();
+                        let answered = error.status().is_some();
                         if connection.has_broken()
-                            || !reply
+                            || !answered
                             || connection.command(Rset).await.is_err()
                         {
                             connection.abort().await;
