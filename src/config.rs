@@ -117,7 +117,7 @@ pub struct Delivery {
     pub username: Option<String>,
     /// File holding the AUTH password, trimmed (default none).
     pub password_file: Option<PathBuf>,
-    /// Connections to the relay at once (default 4); twice this bounds the
+    /// Connections to the relay at once (default 4); four times this bounds the
     /// messages in flight (see [`crate::deliver::outbox::WINDOW`]).
     pub connections: usize,
     /// Seconds to wait for the relay or the sendmail binary (default 60).

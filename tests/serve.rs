@@ -666,7 +666,9 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
         "{at_stop} of {SUBSCRIBERS} sent before SIGTERM; {} twice",
         twice.len()
     );
-    // At most the messages in flight at the stop (one per connection) repeat.
+    // A stop finishes and records the messages in flight, so hardly any
+    // repeat: at most one per connection (a crash could repeat up to
+    // `outbox::WINDOW` per connection, which digests.rs checks).
     assert!(twice.len() <= 4, "sent twice: {twice:?}");
     assert_eq!(received.len(), SUBSCRIBERS);
     // The scheduler reports what it sent and what still waits.
