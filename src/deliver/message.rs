@@ -36,9 +36,9 @@ pub struct Prepared {
     trailing: String,
     /// The rendered entity: Content-* fields, blank line, body.
     entity: Vec<u8>,
-    /// The entity dot-stuffed for SMTP's DATA phase, when it is UTF-8 (a
-    /// digest carrying an original in another 8-bit charset is not, and
-    /// goes through lettre's encoder instead).
+    /// The entity dot-stuffed and closed for SMTP's DATA phase, when it is
+    /// UTF-8 (a digest carrying an original in another 8-bit charset is
+    /// not, and goes through lettre's encoder instead).
     data_entity: Option<String>,
     /// The body's DKIM hash, when there are keys.
     body_hash: Option<BodyHash>,
@@ -75,6 +75,7 @@ impl Prepared {
         let data_entity = std::str::from_utf8(&entity).ok().map(|text| {
             let mut data = String::with_capacity(text.len() + text.len() / 64);
             dot_stuff(text, &mut data);
+            close_data(&mut data);
             data
         });
         Prepared {
@@ -108,18 +109,18 @@ impl Prepared {
         delivery: &DueDelivery,
         signers: &[Signer],
         smtp: bool,
-    ) -> anyhow::Result<Outgoing> {
+    ) -> anyhow::Result<Outgoing<'_>> {
         let (signatures, fields) = self.header(delivery, signers)?;
         match &self.data_entity {
             Some(entity) if smtp => {
-                let mut data =
-                    String::with_capacity(signatures.len() + fields.len() + entity.len() + 8);
-                let signatures = std::str::from_utf8(&signatures)?;
-                dot_stuff(signatures, &mut data);
-                dot_stuff(&fields, &mut data);
-                data.push_str(entity);
-                close_data(&mut data);
-                Ok(Outgoing::Data(data))
+                // The header ends in CRLF, so the entity begins a line.
+                let mut head = String::with_capacity(signatures.len() + fields.len() + 8);
+                dot_stuff(std::str::from_utf8(&signatures)?, &mut head);
+                dot_stuff(&fields, &mut head);
+                Ok(Outgoing::Data {
+                    head,
+                    shared: entity,
+                })
             }
             _ => {
                 let mut bytes =
@@ -140,7 +141,7 @@ impl Prepared {
     ) -> anyhow::Result<Vec<u8>> {
         match self.message(delivery, signers, false)? {
             Outgoing::Bytes(bytes) => Ok(bytes),
-            Outgoing::Data(_) => unreachable!("asked for the message as it is"),
+            Outgoing::Data { .. } => unreachable!("asked for the message as it is"),
         }
     }
 

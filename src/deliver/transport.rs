@@ -25,20 +25,21 @@ use lettre::{AsyncFileTransport, AsyncSendmailTransport, AsyncTransport, Tokio1E
 use crate::config::{Config, Tls, Transport};
 
 /// One recipient's message, in the form its transport takes.
-pub enum Outgoing {
+pub enum Outgoing<'a> {
     /// The message as it is.
     Bytes(Vec<u8>),
     /// For SMTP: the message as the DATA phase carries it, dot-stuffed and
-    /// closed by "." CRLF ([`data_form`]).
-    Data(String),
+    /// closed by "." CRLF ([`dot_stuff`], [`close_data`]): the recipient's
+    /// own header, then the body every recipient shares, not copied.
+    Data { head: String, shared: &'a str },
 }
 
-impl Outgoing {
+impl Outgoing<'_> {
     /// Its size on the way out.
     pub fn len(&self) -> usize {
         match self {
             Outgoing::Bytes(bytes) => bytes.len(),
-            Outgoing::Data(data) => data.len(),
+            Outgoing::Data { head, shared } => head.len() + shared.len(),
         }
     }
 
@@ -189,7 +190,7 @@ impl Connection<'_> {
     pub async fn send(
         &mut self,
         envelope: &Envelope,
-        message: &Outgoing,
+        message: &Outgoing<'_>,
     ) -> Result<String, SendError> {
         match (self.relay, message) {
             (Relay::Smtp(relay), _) => {
@@ -223,7 +224,9 @@ impl Connection<'_> {
                 let limit = timeout * (2 + (message.len() / 65_536) as u32);
                 let transaction = async {
                     match message {
-                        Outgoing::Data(data) => transact(connection, envelope, data).await,
+                        Outgoing::Data { head, shared } => {
+                            transact(connection, envelope, Content([head, shared])).await
+                        }
                         Outgoing::Bytes(bytes) => {
                             // lettre ends DATA with CRLF "." CRLF whatever
                             // the message ends with; without this the
@@ -283,7 +286,9 @@ impl Connection<'_> {
                     }),
                 }
             }
-            (_, Outgoing::Data(_)) => unreachable!("only SMTP is handed messages in DATA form"),
+            (_, Outgoing::Data { .. }) => {
+                unreachable!("only SMTP is handed messages in DATA form")
+            }
         }
     }
 
@@ -319,7 +324,7 @@ impl From<lettre::transport::smtp::Error> for Refused {
 async fn transact(
     connection: &mut AsyncSmtpConnection,
     envelope: &Envelope,
-    data: &str,
+    data: Content<'_>,
 ) -> Result<Response, Refused> {
     let offers = |extension| connection.server_info().supports_feature(extension);
     let mut parameters = Vec::new();
@@ -336,7 +341,7 @@ async fn transact(
         }
         parameters.push(MailParameter::SmtpUtfEight);
     }
-    if !data.is_ascii() {
+    if !data.0.iter().all(|part| part.is_ascii()) {
         if !offers(Extension::EightBitMime) {
             return Err(Refused::Unsupported(
                 "the message has 8-bit text and the relay does not offer 8BITMIME".to_string(),
@@ -355,15 +360,16 @@ async fn transact(
     connection.command(Data).await?;
     // `command` writes what it is given and reads one reply: here the
     // content with its closing dot, and the reply to the whole message.
-    Ok(connection.command(Content(data)).await?)
+    Ok(connection.command(data).await?)
 }
 
-/// Message content in DATA form, written as it is.
-struct Content<'a>(&'a str);
+/// Message content in DATA form, in pieces written one after the other as
+/// they are.
+struct Content<'a>([&'a str; 2]);
 
 impl std::fmt::Display for Content<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        self.0.iter().try_for_each(|part| f.write_str(part))
     }
 }
 
