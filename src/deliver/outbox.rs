@@ -12,9 +12,11 @@
 //! delivery not recorded as sent is still queued or deferred.
 //!
 //! Results are committed without waiting for the disk, and flushed every
-//! [`SYNC_EVERY`] and at the end of the run: a commit survives the process
-//! being killed, and a power failure can only take back the results of the
-//! last [`SYNC_EVERY`], whose deliveries are then sent again. Losing a
+//! [`SYNC_EVERY`] and by a checkpoint at the end of the run: a commit
+//! survives the process being killed, and a power failure can only take
+//! back results not flushed yet (those of the last [`SYNC_EVERY`], or of
+//! the run's end when a reader kept the checkpoint from them), whose
+//! deliveries are then sent again. Losing a
 //! result repeats a message and never loses one, so it need not cost a
 //! disk flush per message (as Postfix marks a recipient done without one).
 //!

@@ -112,9 +112,7 @@ impl Relay {
                         })?;
                         Some(Credentials::new(user.clone(), password.trim().to_string()))
                     }
-                    (Some(_), None) => {
-                        anyhow::bail!("[delivery] username is set but password_file is not")
-                    }
+                    // config refuses a username without password_file.
                     _ => None,
                 };
                 let tls_parameters = match delivery.tls {

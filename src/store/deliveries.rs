@@ -170,10 +170,11 @@ impl Store {
         result
     }
 
-    /// Flushes to the disk every result recorded without `sync`.
+    /// Flushes to the disk the results recorded without `sync`, by a
+    /// checkpoint: it flushes the log before copying it into the database,
+    /// and the database after. Frames a reader still holds are not copied
+    /// and so not flushed here, but by the next synced commit.
     pub fn sync_attempts(&mut self) -> rusqlite::Result<()> {
-        // A checkpoint flushes the log before copying it into the database
-        // and the database after.
         self.conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
     }
