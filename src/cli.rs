@@ -584,15 +584,8 @@ fn show_post(config: &Config, id: i64, raw: bool) -> anyhow::Result<()> {
 }
 
 /// The clock of a command: the system's, or `--at`.
-fn clock(at: Option<&str>) -> anyhow::Result<crate::deliver::Clock> {
-    match at {
-        None => Ok(crate::deliver::Clock::System),
-        Some(text) => {
-            let at = chrono::DateTime::parse_from_rfc3339(text)
-                .with_context(|| format!("--at {text} is not an RFC 3339 time"))?;
-            Ok(crate::deliver::Clock::Fixed(at.with_timezone(&chrono::Utc)))
-        }
-    }
+fn clock(at: Option<&str>) -> anyhow::Result<crate::clock::Clock> {
+    crate::clock::Clock::from_argument(at)
 }
 
 fn send_digests(
@@ -831,7 +824,7 @@ fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Result<()
                 entries.push((address, crate::deliver::unsubscribe_token()?));
             }
             let mut store = open_store(config)?;
-            let now = chrono::Utc::now().timestamp();
+            let now = crate::clock::unix_now();
             let added = store.add_subscribers(&list, &entries, mode.into(), now)?;
             let count = |kind: Added| added.iter().filter(|a| **a == kind).count();
             println!(
@@ -845,8 +838,7 @@ fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Result<()
             check_list(&list)?;
             let addresses = addresses_from(addresses)?;
             let mut store = open_store(config)?;
-            let removed =
-                store.remove_subscribers(&list, &addresses, chrono::Utc::now().timestamp())?;
+            let removed = store.remove_subscribers(&list, &addresses, crate::clock::unix_now())?;
             println!(
                 "{list}: {removed} removed, {} were not subscribed",
                 addresses.len() - removed
@@ -896,7 +888,7 @@ fn status(config: &Config) -> anyhow::Result<()> {
             .sum::<u64>()
     };
     let timezone = config.site.timezone;
-    let now = chrono::Utc::now().with_timezone(&timezone);
+    let now = crate::clock::now().with_timezone(&timezone);
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -5,6 +5,7 @@
 //! lists.toml; [`cli`] is the command line.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod deliver;
 pub mod digest;

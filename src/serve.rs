@@ -321,7 +321,7 @@ async fn send_digests(
                     &config,
                     &mut store,
                     &templates,
-                    chrono::Utc::now(),
+                    crate::clock::now(),
                     &deliver::Selection::default(),
                 )?;
                 Ok((store, issued))

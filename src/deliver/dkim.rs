@@ -112,7 +112,10 @@ impl Signer {
         let (context, _) = hasher.finish();
         match context.complete() {
             HashOutput::Ring(digest) => BodyHash(digest),
-            #[allow(unreachable_patterns)] // other variants exist with other mail-auth features
+            #[allow(
+                unreachable_patterns,
+                reason = "other variants exist with other mail-auth features"
+            )]
             _ => unreachable!("mail-auth is built with ring"),
         }
     }

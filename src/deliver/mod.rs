@@ -33,25 +33,8 @@ use crate::store::digests::{DigestRecord, IssuedDigest, NewDigest, PendingPost};
 use crate::store::subscribers::DigestMode;
 use crate::store::Store;
 
+pub use crate::clock::Clock;
 pub use outbox::{run_outbox, run_outbox_here, OutboxReport};
-
-/// Where the time comes from: the system clock, or a fixed instant for
-/// tests, snapshots and `--at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
-    System,
-    Fixed(DateTime<Utc>),
-}
-
-impl Clock {
-    /// The current time.
-    pub fn now(self) -> DateTime<Utc> {
-        match self {
-            Clock::System => Utc::now(),
-            Clock::Fixed(at) => at,
-        }
-    }
-}
 
 /// Which digests to consider.
 #[derive(Debug, Clone, Default)]

@@ -65,5 +65,5 @@ pub fn commit(store: &mut Store, posts: &[NewPost]) -> rusqlite::Result<Vec<Outc
 
 /// The current time in Unix seconds, as recorded in `received_at`.
 pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    crate::clock::unix_now()
 }

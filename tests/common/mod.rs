@@ -1,6 +1,9 @@
 //! Shared test support: a tidings instance in a temporary directory, run
 //! through the real binary, and the corpus in ../shared.
-#![allow(dead_code)] // each test binary uses its own part of this module
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of this module"
+)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
