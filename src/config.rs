@@ -56,6 +56,9 @@ pub struct Site {
     pub templates_dir: PathBuf,
     /// Timezone in which schedules run (default `UTC`).
     pub timezone: chrono_tz::Tz,
+    /// Where mail to postmaster@ the list domain goes: the person running
+    /// the service (default `root@localhost`).
+    pub operator: String,
 }
 
 /// The `[ingest]` table.
@@ -88,6 +91,8 @@ pub struct Listen {
     pub http: std::net::SocketAddr,
     /// Mail connections served at once (default 64).
     pub max_connections: usize,
+    /// Mail connections served at once for one client IP address (default 8).
+    pub max_connections_per_ip: usize,
     /// Recipients accepted per message (default 50).
     pub max_recipients: usize,
     /// Seconds a mail client may take to send one command (default 300).
@@ -441,6 +446,7 @@ struct RawSite {
     feeds_dir: Option<String>,
     templates_dir: Option<String>,
     timezone: Option<Spanned<String>>,
+    operator: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -464,6 +470,7 @@ struct RawListen {
     smtp: Option<Spanned<String>>,
     http: Option<Spanned<String>>,
     max_connections: Option<Spanned<i64>>,
+    max_connections_per_ip: Option<Spanned<i64>>,
     max_recipients: Option<Spanned<i64>>,
     command_timeout_secs: Option<Spanned<i64>>,
     data_timeout_secs: Option<Spanned<i64>>,
@@ -635,6 +642,20 @@ impl Errors<'_> {
             },
             None => Some(chrono_tz::UTC),
         };
+        let operator = match raw.operator {
+            Some(address) if lettre::Address::from_str(address.get_ref()).is_ok() => {
+                Some(address.into_inner())
+            }
+            Some(address) => {
+                self.at(
+                    address.span(),
+                    &format!("operator `{}` is not a mail address", address.get_ref()),
+                    "write the address of the person running the service, e.g. ops@example.org",
+                );
+                None
+            }
+            None => Some("root@localhost".to_string()),
+        };
         Some(Site {
             name: raw.name.unwrap_or_else(|| "tidings".to_string()),
             base_url: base_url?,
@@ -643,6 +664,7 @@ impl Errors<'_> {
             feeds_dir: dir(raw.feeds_dir, "feeds"),
             templates_dir: dir(raw.templates_dir, "templates"),
             timezone: timezone?,
+            operator: operator?,
         })
     }
 
@@ -722,6 +744,11 @@ impl Errors<'_> {
             smtp,
             http,
             max_connections: self.positive(raw.max_connections, 64, "max_connections"),
+            max_connections_per_ip: self.positive(
+                raw.max_connections_per_ip,
+                8,
+                "max_connections_per_ip",
+            ),
             max_recipients: self.positive(raw.max_recipients, 50, "max_recipients"),
             command_timeout_secs: self.positive(
                 raw.command_timeout_secs,
