@@ -19,7 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tidings::config::{self, Config};
 use tidings::feeds::{self, Mode};
-use tidings::store::{NewPost, Status, Store};
+use tidings::post::{FiledBy, NewPost, Post, Status};
+use tidings::store::{self, posts, Connection};
 
 const RUNS: usize = 7;
 const BATCH: usize = 10_000;
@@ -39,7 +40,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = configuration(dir.path());
     let started = Instant::now();
-    let mut store = Store::open(&config.database_path()).expect("open the store");
+    let mut store = store::open(&config.database_path()).expect("open the store");
     fill(&mut store, &config, posts);
     println!(
         "store: {posts} posts over {} lists, built in {:.1} s",
@@ -66,7 +67,7 @@ fn configuration(dir: &Path) -> Config {
 /// the figures.
 fn measure(dir: &Path, posts: usize) {
     let mut config = configuration(dir);
-    let store = Store::open(&config.database_path()).expect("open the store");
+    let store = store::open(&config.database_path()).expect("open the store");
 
     let files = (config.lists.len() + 1) * feeds::Format::ALL.len();
     let mut written = Vec::new();
@@ -111,9 +112,9 @@ fn measure(dir: &Path, posts: usize) {
     let peak = peak_memory_kb();
 
     drop(store);
-    let mut store = Store::open(&config.database_path()).expect("open the store");
+    let mut store = store::open(&config.database_path()).expect("open the store");
     let post = new_post(&config, posts, &texts(&config));
-    store.insert_posts(&[post]).expect("insert");
+    insert(&mut store, &[post]);
     let started = Instant::now();
     let report = feeds::regenerate_after_ingest(&config, &store).expect("regenerate");
     let one = started.elapsed();
@@ -128,18 +129,22 @@ fn measure(dir: &Path, posts: usize) {
     );
 }
 
+fn insert(db: &mut Connection, batch: &[NewPost]) {
+    store::transaction(db, |tx| posts::insert(tx, batch)).expect("insert");
+}
+
 /// Posts `0..count`, list by list in turn, as ingest would file them.
-fn fill(store: &mut Store, config: &Config, count: usize) {
+fn fill(store: &mut Connection, config: &Config, count: usize) {
     let texts = texts(config);
     let mut batch = Vec::with_capacity(BATCH);
     for n in 0..count {
         batch.push(new_post(config, n, &texts));
         if batch.len() == BATCH {
-            store.insert_posts(&batch).expect("insert");
+            insert(store, &batch);
             batch.clear();
         }
     }
-    store.insert_posts(&batch).expect("insert");
+    insert(store, &batch);
 }
 
 /// Paragraphs of each list's language, from ../shared/corpus/text.
@@ -174,35 +179,37 @@ fn new_post(config: &Config, n: usize, texts: &[Vec<String>]) -> NewPost {
     let title: String = paragraphs[start].chars().take(70).collect();
     let received_at = 1_600_000_000 + n as i64 * 30;
     NewPost {
-        key: Some(format!("{n:020x}")),
-        message_id: Some(format!("<{n}@bench.example.org>")),
-        list_code: Some(list.code.clone()),
-        lang: Some(if list.lang == "mul" {
-            "eu".into()
-        } else {
-            list.lang.clone()
-        }),
-        // One post in twenty is held: the feeds must step over them.
-        status: if n % 20 == 7 {
-            Status::Held
-        } else {
-            Status::Published
+        post: Post {
+            key: Some(format!("{n:020x}")),
+            message_id: Some(format!("<{n}@bench.example.org>")),
+            list_code: Some(list.code.clone()),
+            lang: Some(if list.lang == "mul" {
+                "eu".into()
+            } else {
+                list.lang.clone()
+            }),
+            // One post in twenty is held: the feeds must step over them.
+            status: if n % 20 == 7 {
+                Status::Held
+            } else {
+                Status::Published
+            },
+            reason: None,
+            filed_by: Some(FiledBy::Tag),
+            tag: Some(list.code.clone()),
+            subject: format!("({}) {title}", list.code),
+            title,
+            translations: Vec::new(),
+            machine_translation: false,
+            author_name: format!("Contributor {}", n % 997),
+            author_address: format!("c{}@example.org", n % 997),
+            date_header: None,
+            date: Some(received_at - 600),
+            received_at,
+            size: body.len(),
+            body,
+            attachments: Vec::new(),
         },
-        reason: None,
-        filed_by: Some("tag"),
-        tag: Some(list.code.clone()),
-        subject: format!("({}) {title}", list.code),
-        title,
-        translations: Vec::new(),
-        machine_translation: false,
-        author_name: format!("Contributor {}", n % 997),
-        author_address: format!("c{}@example.org", n % 997),
-        date_header: None,
-        date: Some(received_at - 600),
-        received_at,
-        size: body.len(),
-        body,
-        attachments: Vec::new(),
         raw: None,
     }
 }

@@ -13,6 +13,8 @@ pub mod feeds;
 pub mod ingest;
 pub mod lang;
 pub mod metrics;
+pub mod post;
 pub mod serve;
 pub mod store;
+pub mod subscribers;
 pub mod web;

@@ -25,7 +25,8 @@ use crate::ingest::committer::Committer;
 use crate::ingest::listener::{self, Limits, Protocol, Received};
 use crate::ingest::Outcome;
 use crate::metrics::Metrics;
-use crate::store::{Status, Store};
+use crate::post::Status;
+use crate::store::{deliveries, Handle};
 use crate::web;
 
 /// How long open sessions may take to finish after SIGTERM.
@@ -40,6 +41,10 @@ const FEED_INTERVAL: Duration = Duration::from_secs(300);
 /// by size) and for deliveries whose retry time has come. A digest thus
 /// goes out within this long of its cron slot.
 const DIGEST_TICK: Duration = Duration::from_secs(20);
+
+/// Reader connections of the daemon's store: the feed refresher, the
+/// scheduler and the web side read side by side.
+const STORE_READERS: usize = 3;
 
 /// Listener addresses given on the command line, over lists.toml.
 #[derive(Debug, Clone, Default)]
@@ -72,14 +77,19 @@ async fn serve(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let database = config.database_path();
-    let store = Store::open(&database)
-        .with_context(|| format!("opening the store {}", database.display()))?;
+    let store = {
+        let path = database.clone();
+        tokio::task::spawn_blocking(move || Handle::open(&path, STORE_READERS))
+            .await
+            .context("opening the store")?
+            .with_context(|| format!("opening the store {}", database.display()))?
+    };
     let metrics = Arc::new(Metrics::default());
     let posts_changed = Arc::new(Notify::new());
 
-    let (committer, committer_thread) = {
+    let (committer, committer_task) = {
         let posts_changed = posts_changed.clone();
-        Committer::spawn(store, move |posts, outcomes| {
+        Committer::spawn(store.clone(), move |posts, outcomes| {
             let published = posts.iter().zip(outcomes).any(|(post, outcome)| {
                 post.status == Status::Published && matches!(outcome, Outcome::Stored { .. })
             });
@@ -147,12 +157,14 @@ async fn serve(
         });
     }
     tasks.spawn(refresh_feeds(
+        store.clone(),
         config_rx.clone(),
         posts_changed,
         metrics.clone(),
         shutdown.clone(),
     ));
     tasks.spawn(send_digests(
+        store,
         config_rx.clone(),
         metrics.clone(),
         shutdown.clone(),
@@ -175,7 +187,7 @@ async fn serve(
     }
     // The listeners held the last handles: the committer finishes its batch and stops.
     drop(tasks);
-    let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
+    let _ = committer_task.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -235,12 +247,12 @@ fn log_message(metrics: &Metrics, received: &Received) {
 
 /// Rebuilds the feeds shortly after a burst of posts, and every few minutes.
 async fn refresh_feeds(
+    store: Handle,
     config: watch::Receiver<Arc<Config>>,
     posts_changed: Arc<Notify>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let mut store: Option<Store> = None;
     let mut first = true;
     loop {
         if !first {
@@ -256,41 +268,18 @@ async fn refresh_feeds(
         first = false;
         let config = config.borrow().clone();
         let started = Instant::now();
-        let kept = store.take();
-        let result = tokio::task::spawn_blocking(move || {
-            let opened = match kept {
-                Some(store) => Ok(store),
-                None => Store::open(&config.database_path()),
-            };
-            match opened {
-                Ok(store) => {
-                    let report = feeds::regenerate_after_ingest(&config, &store);
-                    (Some(store), report)
-                }
-                Err(error) => (
-                    None,
-                    Err(anyhow::Error::new(error).context("opening the store for feeds")),
-                ),
-            }
-        })
-        .await;
-        match result {
-            Ok((kept, report)) => {
-                store = kept;
-                match report {
-                    Ok(report) => {
-                        metrics.count_feed_build(
-                            started.elapsed().as_micros() as u64,
-                            report.written.len(),
-                        );
-                        if !report.written.is_empty() {
-                            tracing::info!(files = report.written.len(), "feeds updated");
-                        }
-                    }
-                    Err(error) => tracing::error!("feeds not updated: {error:#}"),
+        let report = store
+            .read(move |db| feeds::regenerate_after_ingest(&config, db))
+            .await;
+        match report {
+            Ok(report) => {
+                metrics
+                    .count_feed_build(started.elapsed().as_micros() as u64, report.written.len());
+                if !report.written.is_empty() {
+                    tracing::info!(files = report.written.len(), "feeds updated");
                 }
             }
-            Err(error) => tracing::error!(%error, "feed task failed"),
+            Err(error) => tracing::error!("feeds not updated: {error:#}"),
         }
     }
 }
@@ -301,34 +290,30 @@ async fn refresh_feeds(
 /// issues the digests that are due and runs the outbox, which also retries
 /// deferred deliveries whose time has come.
 async fn send_digests(
+    store: Handle,
     config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let mut store: Option<Store> = None;
     loop {
         let config = config.borrow().clone();
-        let kept = store.take();
+        // Composing a digest is CPU work and its store calls block: both
+        // stay off the runtime's workers.
         let issuing = {
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || -> anyhow::Result<(Store, Vec<deliver::Issue>)> {
-                let mut store = match kept {
-                    Some(store) => store,
-                    None => Store::open(&config.database_path())?,
-                };
+            let (config, store) = (config.clone(), store.clone());
+            tokio::task::spawn_blocking(move || {
                 let templates = Templates::load(&config.site.templates_dir)?;
-                let issued = deliver::issue_due_digests(
+                deliver::issue_due_digests(
                     &config,
-                    &mut store,
+                    &store,
                     &templates,
                     crate::clock::now(),
                     &deliver::Selection::default(),
-                )?;
-                Ok((store, issued))
+                )
             })
         };
         match issuing.await {
-            Ok(Ok((kept, issued))) => {
+            Ok(Ok(issued)) => {
                 for issue in &issued {
                     if let deliver::Issue::Issued(digest) = issue {
                         metrics.count_digest(&digest.record.list_code);
@@ -342,9 +327,10 @@ async fn send_digests(
                         );
                     }
                 }
-                store = deliver_queued(&config, kept, &metrics, &shutdown).await;
-                if let Some(kept) = store.take() {
-                    store = outbox_depth(kept, &metrics).await;
+                deliver_queued(&config, &store, &metrics, &shutdown).await;
+                match store.read(|db| deliveries::summary(db, 0)).await {
+                    Ok(summary) => metrics.set_outbox_depth(summary.waiting(None)),
+                    Err(error) => tracing::warn!(%error, "outbox depth not read"),
                 }
             }
             Ok(Err(error)) => tracing::error!("digests not issued: {error:#}"),
@@ -357,27 +343,26 @@ async fn send_digests(
     }
 }
 
-/// Runs the outbox once, unless a `tidings digest` run holds it; gives the
-/// store back for the next tick (or `None` when the run failed).
+/// Runs the outbox once, unless a `tidings digest` run holds it.
 async fn deliver_queued(
     config: &Arc<Config>,
-    store: Store,
+    store: &Handle,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-) -> Option<Store> {
+) {
     let lock = match deliver::OutboxLock::acquire(&config.site.data_dir) {
         Ok(Some(lock)) => lock,
-        Ok(None) => return Some(store),
+        Ok(None) => return,
         Err(error) => {
             tracing::error!("outbox not run: {error:#}");
-            return Some(store);
+            return;
         }
     };
     if shutdown.is_cancelled() {
-        return Some(store);
+        return;
     }
     let run = {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let (config, store, shutdown) = (config.clone(), store.clone(), shutdown.clone());
         tokio::task::spawn_blocking(move || {
             deliver::run_outbox_here(config, store, deliver::Clock::System, shutdown)
         })
@@ -387,7 +372,7 @@ async fn deliver_queued(
         .unwrap_or_else(|error| Err(anyhow::anyhow!("the outbox run failed: {error}")));
     drop(lock);
     match result {
-        Ok((report, store)) => {
+        Ok(report) => {
             metrics.count_deliveries(report.sent as u64, (report.failed + report.given_up) as u64);
             if report.sent + report.deferred + report.failed > 0 {
                 tracing::info!(
@@ -398,46 +383,8 @@ async fn deliver_queued(
                     "outbox run"
                 );
             }
-            Some(store)
         }
-        Err(error) => {
-            tracing::error!("outbox run failed: {error:#}");
-            None
-        }
-    }
-}
-
-/// Reads how many deliveries wait (queued or deferred) into the metrics;
-/// gives the store back.
-async fn outbox_depth(store: Store, metrics: &Metrics) -> Option<Store> {
-    use crate::store::deliveries::DeliveryState;
-    let counted = tokio::task::spawn_blocking(move || {
-        let depth = store.queue_summary(0).map(|summary| {
-            summary
-                .counts
-                .iter()
-                .filter(|(_, state, _)| {
-                    matches!(state, DeliveryState::Queued | DeliveryState::Deferred)
-                })
-                .map(|(_, _, n)| n)
-                .sum::<u64>()
-        });
-        (store, depth)
-    })
-    .await;
-    match counted {
-        Ok((store, Ok(depth))) => {
-            metrics.set_outbox_depth(depth);
-            Some(store)
-        }
-        Ok((store, Err(error))) => {
-            tracing::warn!(%error, "outbox depth not read");
-            Some(store)
-        }
-        Err(error) => {
-            tracing::error!(%error, "outbox depth task failed");
-            None
-        }
+        Err(error) => tracing::error!("outbox run failed: {error:#}"),
     }
 }
 

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use common::{generate, Peer, Tidings};
 use serde_json::Value;
-use tidings::store::subscribers::Subscriber;
-use tidings::store::Store;
+use tidings::deliver::DeliveryState;
+use tidings::post::{Status, StoredPost};
+use tidings::store::{self, deliveries, digests, posts, Connection};
+use tidings::subscribers::Subscriber;
 
 const DOMAIN: &str = "lists.example.org";
 const BASE_URL: &str = "https://news.example.org/";
@@ -157,8 +159,8 @@ fn relay_config(
     }
 }
 
-fn store(tidings: &Tidings) -> Store {
-    Store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap()
+fn store(tidings: &Tidings) -> Connection {
+    store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap()
 }
 
 /// Imports `n` generated posts (A-Infos tags) with `seed`.
@@ -221,20 +223,19 @@ fn read_back(dir: &Path, keys: Option<&Keys>, originals: Option<&Path>) -> Vec<V
 }
 
 /// The post ids of a list's digests, in digest order, one list per digest.
-fn digest_posts(store: &Store, list: &str) -> Vec<Vec<i64>> {
-    store
-        .digests(list)
+fn digest_posts(store: &Connection, list: &str) -> Vec<Vec<i64>> {
+    digests::of_list(store, list)
         .unwrap()
         .iter()
-        .map(|d| store.digest_post_ids(d.id).unwrap())
+        .map(|d| digests::post_ids(store, d.id).unwrap())
         .collect()
 }
 
 /// Writes the original bytes of `ids` as NNN.eml, in order, for the reader.
-fn write_originals(store: &Store, ids: &[i64], dir: &Path) {
+fn write_originals(store: &Connection, ids: &[i64], dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for (index, id) in ids.iter().enumerate() {
-        let raw = store.raw_message(*id).unwrap().unwrap();
+        let raw = posts::raw(store, *id).unwrap().unwrap();
         std::fs::write(dir.join(format!("{:03}.eml", index + 1)), raw).unwrap();
     }
 }
@@ -278,7 +279,7 @@ fn one(message: &Value, field: &str) -> String {
 }
 
 /// Checks a plain digest read back by the strict burster against the posts.
-fn check_plain(plain: &Value, posts: &[tidings::store::Post], context: &str) {
+fn check_plain(plain: &Value, posts: &[StoredPost], context: &str) {
     let split = plain["posts"]
         .as_array()
         .unwrap_or_else(|| panic!("{context}: no RFC 1153 digest read back: {plain}"));
@@ -350,9 +351,9 @@ fn check_plain(plain: &Value, posts: &[tidings::store::Post], context: &str) {
     }
 }
 
-fn posts_of(store: &Store, ids: &[i64]) -> Vec<tidings::store::Post> {
+fn posts_of(store: &Connection, ids: &[i64]) -> Vec<StoredPost> {
     ids.iter()
-        .map(|id| store.post(*id).unwrap().unwrap())
+        .map(|id| posts::get(store, *id).unwrap().unwrap())
         .collect()
 }
 
@@ -389,8 +390,7 @@ fn every_format_arrives_well_formed_signed_and_personal_through_smtp_sink() {
     let posts = posts_of(&store, ids);
     let originals = work.path().join("originals");
     write_originals(&store, ids, &originals);
-    let tokens: HashMap<String, String> = store
-        .subscribers(Some("en"))
+    let tokens: HashMap<String, String> = store::subscribers::list(&store, Some("en"))
         .unwrap()
         .into_iter()
         .map(|Subscriber { address, token, .. }| (address, token))
@@ -751,16 +751,18 @@ fn two_digests_in_a_row_never_repeat_a_post_and_a_new_year_opens_a_volume() {
     let second: BTreeSet<i64> = digests[1].iter().copied().collect();
     assert!(!first.is_empty() && !second.is_empty());
     assert!(first.is_disjoint(&second), "a post is in both digests");
-    let published: BTreeSet<i64> = store
-        .posts(&tidings::store::PostFilter {
+    let published: BTreeSet<i64> = posts::list(
+        &store,
+        &posts::PostFilter {
             list_code: Some("en".into()),
-            status: Some(tidings::store::Status::Published),
+            status: Some(Status::Published),
             limit: None,
-        })
-        .unwrap()
-        .iter()
-        .map(|p| p.id)
-        .collect();
+        },
+    )
+    .unwrap()
+    .iter()
+    .map(|p| p.id)
+    .collect();
     assert_eq!(
         &first | &second,
         published,
@@ -856,12 +858,10 @@ fn killed_during_fan_out_each_subscriber_gets_the_digest_once_after_a_restart() 
         "more duplicates than messages in flight: {twice:?}"
     );
     let store = store(&tidings);
-    let digest = store.last_digest("en").unwrap().unwrap();
-    let deliveries = store.deliveries(digest.id).unwrap();
+    let digest = digests::last(&store, "en").unwrap().unwrap();
+    let deliveries = deliveries::of_digest(&store, digest.id).unwrap();
     assert_eq!(deliveries.len(), SUBSCRIBERS);
-    assert!(deliveries
-        .iter()
-        .all(|d| d.state == tidings::store::deliveries::DeliveryState::Sent));
+    assert!(deliveries.iter().all(|d| d.state == DeliveryState::Sent));
 }
 
 #[test]
@@ -893,12 +893,9 @@ fn a_relay_answering_451_then_250_delivers_after_the_retry() {
     received.sort();
     assert_eq!(received, addresses);
     let store = store(&tidings);
-    let digest = store.last_digest("en").unwrap().unwrap();
-    for delivery in store.deliveries(digest.id).unwrap() {
-        assert_eq!(
-            delivery.state,
-            tidings::store::deliveries::DeliveryState::Sent
-        );
+    let digest = digests::last(&store, "en").unwrap().unwrap();
+    for delivery in deliveries::of_digest(&store, digest.id).unwrap() {
+        assert_eq!(delivery.state, DeliveryState::Sent);
         assert_eq!(delivery.attempts, 2);
         assert!(delivery.last_reply.unwrap().starts_with("250"));
     }
@@ -926,12 +923,11 @@ fn a_relay_refusing_one_recipient_with_550_fails_only_that_one() {
     expected.sort();
     assert_eq!(received, expected);
     let store = store(&tidings);
-    let digest = store.last_digest("en").unwrap().unwrap();
-    let failed: Vec<_> = store
-        .deliveries(digest.id)
+    let digest = digests::last(&store, "en").unwrap().unwrap();
+    let failed: Vec<_> = deliveries::of_digest(&store, digest.id)
         .unwrap()
         .into_iter()
-        .filter(|d| d.state == tidings::store::deliveries::DeliveryState::Failed)
+        .filter(|d| d.state == DeliveryState::Failed)
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].address, "gone@example.com");
@@ -979,10 +975,10 @@ fn dry_run_prints_one_message_per_format_and_records_nothing() {
     );
     let store = store(&tidings);
     assert!(
-        store.digests("gr").unwrap().is_empty(),
+        digests::of_list(&store, "gr").unwrap().is_empty(),
         "dry run recorded a digest"
     );
-    assert_eq!(store.queue_summary(1).unwrap().counts.len(), 0);
+    assert_eq!(deliveries::summary(&store, 1).unwrap().counts.len(), 0);
     let real = tidings.ok(&["digest", "--list", "gr", "--now"]);
     assert!(real.contains("issued Vol 1, Issue 1"), "{real}");
     assert!(real.contains("1 sent"), "{real}");

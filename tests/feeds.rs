@@ -969,11 +969,11 @@ fn held_and_rejected_posts_and_addresses_never_appear() {
     );
     // Contributors' addresses: those that no published text shows must
     // not be anywhere in a feed (from headers, that is).
-    let store = tidings::store::Store::open(&site.config().database_path()).unwrap();
-    let stored = store.posts(&tidings::store::PostFilter::default()).unwrap();
+    let db = tidings::store::open(&site.config().database_path()).unwrap();
+    let stored = tidings::store::posts::list(&db, &Default::default()).unwrap();
     let texts: Vec<String> = stored
         .iter()
-        .filter(|post| post.status == tidings::store::Status::Published)
+        .filter(|post| post.status == tidings::post::Status::Published)
         .map(|post| format!("{}\n{}\n{}", post.title, post.author_name, post.body).to_lowercase())
         .collect();
     let addresses: BTreeSet<String> = stored

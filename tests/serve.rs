@@ -687,9 +687,9 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
     assert!(en.split_whitespace().nth(3) == Some("300"), "{status}");
     assert!(en.ends_with(" 0"), "outbox drained: {status}");
     drop(daemon);
-    let store = tidings::store::Store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap();
+    let db = tidings::store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap();
     assert_eq!(
-        store.digests("en").unwrap().len(),
+        tidings::store::digests::of_list(&db, "en").unwrap().len(),
         1,
         "one digest, resumed, not a second one"
     );

@@ -17,11 +17,10 @@ use lettre::Address;
 
 use super::dkim::{BodyHash, Signer};
 use super::transport::{close_data, dot_stuff, Outgoing};
+use super::DueDelivery;
 use crate::config::{Config, List};
 use crate::digest::headers::{self, ListAddresses};
-use crate::store::deliveries::DueDelivery;
-use crate::store::digests::DigestRecord;
-use crate::store::subscribers::DigestMode;
+use crate::digest::{DigestMode, DigestRecord};
 
 /// What every recipient of one format of one digest shares.
 pub struct Prepared {

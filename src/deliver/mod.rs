@@ -4,7 +4,7 @@
 //! [`issue_due_digests`] decides which lists' digests are due
 //! ([`crate::digest::trigger`]), numbers and renders each
 //! ([`crate::digest`]) and records it with one queued delivery per
-//! subscriber in a single transaction ([`Store::issue_digest`]).
+//! subscriber in a single transaction ([`crate::store::digests::record`]).
 //! [`outbox::run_outbox`] then sends every due delivery through the
 //! configured [`transport`], signs with [`dkim`], personalises with
 //! [`message`], and records each result: sent only once the server
@@ -16,6 +16,7 @@
 pub mod dkim;
 pub mod message;
 pub mod outbox;
+mod queue;
 pub mod transport;
 
 use std::fs::File;
@@ -29,12 +30,12 @@ use crate::digest::numbering::{next_number, period_key};
 use crate::digest::templates::Templates;
 use crate::digest::trigger::{self, Due};
 use crate::digest::{compose_digest, Composition};
-use crate::store::digests::{DigestRecord, IssuedDigest, NewDigest, PendingPost};
-use crate::store::subscribers::DigestMode;
-use crate::store::Store;
+use crate::digest::{DigestMode, DigestRecord, IssuedDigest, NewDigest, PendingPost};
+use crate::store::{self, digests, Handle};
 
 pub use crate::clock::Clock;
 pub use outbox::{run_outbox, run_outbox_here, OutboxReport};
+pub use queue::{Attempt, DeliveryRow, DeliveryState, DueDelivery, ProblemDelivery, QueueSummary};
 
 /// Which digests to consider.
 #[derive(Debug, Clone, Default)]
@@ -68,13 +69,15 @@ fn selected<'a>(config: &'a Config, selection: &Selection) -> anyhow::Result<Vec
 /// Whether `list`'s digest is due at `now`, and why.
 fn due_now(
     config: &Config,
-    store: &Store,
+    store: &Handle,
     list: &List,
     now: DateTime<Utc>,
     selection: &Selection,
 ) -> anyhow::Result<Option<Due>> {
-    let pending = store.pending_digest_size(&list.code)?;
-    let last_slot = store.digest_slot(&list.code)?;
+    let code = list.code.clone();
+    let (pending, last_slot) = store.blocking_read(move |db| {
+        Ok::<_, store::Error>((digests::pending_size(db, &code)?, digests::slot(db, &code)?))
+    })?;
     Ok(trigger::due(
         list,
         &config.site.timezone,
@@ -87,10 +90,11 @@ fn due_now(
 
 /// Issues every digest due at `now`: each is numbered, rendered in every
 /// format and recorded with its posts and one queued delivery per
-/// subscriber, in one transaction per digest.
+/// subscriber, in one transaction per digest. Blocks on the store and
+/// composes on the calling thread: call it outside the runtime.
 pub fn issue_due_digests(
     config: &Config,
-    store: &mut Store,
+    store: &Handle,
     templates: &Templates,
     now: DateTime<Utc>,
     selection: &Selection,
@@ -100,10 +104,7 @@ pub fn issue_due_digests(
         let Some(due) = due_now(config, store, list, now, selection)? else {
             continue;
         };
-        let result = store
-            .issue_digest(&list.code, due.slot, |previous, posts| {
-                compose_if_worth_it(config, list, templates, now, due, previous, posts)
-            })
+        let result = issue_digest(config, store, list, templates, now, due)
             .with_context(|| format!("issuing the digest of {}", list.code))?;
         issued.push(match result {
             Some(digest) => Issue::Issued(digest),
@@ -113,6 +114,58 @@ pub fn issue_due_digests(
         });
     }
     Ok(issued)
+}
+
+/// Issues `list`'s next digest, or records only that its slot was
+/// decided when nothing is worth sending. Composition runs outside the
+/// write lock, on what a reader saw; if another process issued a digest or
+/// a post was published meanwhile, it runs again on the new state.
+fn issue_digest(
+    config: &Config,
+    store: &Handle,
+    list: &List,
+    templates: &Templates,
+    now: DateTime<Utc>,
+    due: Due,
+) -> anyhow::Result<Option<IssuedDigest>> {
+    loop {
+        let (previous, pending) = read_pending(store, &list.code)?;
+        let composed = compose_if_worth_it(
+            config,
+            list,
+            templates,
+            now,
+            due,
+            previous.as_ref(),
+            &pending,
+        )?;
+        let previous = previous.map(|digest| digest.id);
+        let pending: Vec<i64> = pending.iter().map(|p| p.post.id).collect();
+        let code = list.code.clone();
+        let recorded = store.blocking_write(move |tx| {
+            if !digests::unchanged(tx, &code, previous, &pending)? {
+                return Ok::<_, store::Error>(None);
+            }
+            digests::record(tx, &code, due.slot, composed, &pending).map(Some)
+        })?;
+        if let Some(issued) = recorded {
+            return Ok(issued);
+        }
+    }
+}
+
+/// A list's newest digest and the posts pending for its next one.
+fn read_pending(
+    store: &Handle,
+    list_code: &str,
+) -> store::Result<(Option<DigestRecord>, Vec<PendingPost>)> {
+    let code = list_code.to_string();
+    store.blocking_read(move |db| {
+        Ok((
+            digests::last(db, &code)?,
+            digests::pending_posts(db, &code)?,
+        ))
+    })
 }
 
 fn compose_if_worth_it(
@@ -168,7 +221,7 @@ pub const DRY_RUN_RECIPIENT: &str = "subscriber@example.invalid";
 /// message (signed when keys are configured), without recording anything.
 pub fn dry_run(
     config: &Config,
-    store: &Store,
+    store: &Handle,
     templates: &Templates,
     now: DateTime<Utc>,
     selection: &Selection,
@@ -179,8 +232,7 @@ pub fn dry_run(
         let Some(due) = due_now(config, store, list, now, selection)? else {
             continue;
         };
-        let previous = store.last_digest(&list.code)?;
-        let posts = store.pending_posts(&list.code)?;
+        let (previous, posts) = read_pending(store, &list.code)?;
         let Some(new) =
             compose_if_worth_it(config, list, templates, now, due, previous.as_ref(), &posts)?
         else {
@@ -206,7 +258,7 @@ pub fn dry_run(
                 body.entity,
                 !signers.is_empty(),
             );
-            let delivery = crate::store::deliveries::DueDelivery {
+            let delivery = DueDelivery {
                 id: 0,
                 digest_id: 0,
                 subscriber_id: 0,

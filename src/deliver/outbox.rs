@@ -1,9 +1,10 @@
 //! The outbox run: every due delivery goes out once, through `connections`
 //! workers, and its result is recorded as soon as the server has answered.
 //!
-//! One thread owns the store (SQLite never blocks the runtime): it hands
+//! One thread talks to the store (SQLite never blocks the runtime): it hands
 //! out due deliveries page by page and records results in group commits
-//! (one transaction for whatever results arrived together). A worker goes
+//! (one transaction for whatever results arrived together), through the
+//! store [`Handle`]'s blocking calls. A worker goes
 //! on sending while its last result commits, but never has more than
 //! [`WINDOW`] results waiting for their commit, so at any moment at most
 //! `WINDOW` messages per connection have been accepted by the server
@@ -36,11 +37,10 @@ use tokio_util::sync::CancellationToken;
 use super::dkim::Signer;
 use super::message::Prepared;
 use super::transport::{Relay, SendError};
-use super::Clock;
+use super::{Attempt, Clock, DueDelivery};
 use crate::config::Config;
-use crate::store::deliveries::{Attempt, DueDelivery};
-use crate::store::subscribers::DigestMode;
-use crate::store::Store;
+use crate::digest::DigestMode;
+use crate::store::{self, deliveries, digests, Handle};
 
 /// Deliveries read from the store at once.
 const PAGE: usize = 512;
@@ -85,16 +85,15 @@ struct Done {
     committed: oneshot::Sender<()>,
 }
 
-/// Delivers every delivery due now; returns the report and the store.
-/// When `stop` is cancelled (the daemon is shutting down), no new message
+/// Delivers every delivery due now. When `stop` is cancelled (the daemon is shutting down), no new message
 /// is started: those in flight are finished and recorded, the rest stay
 /// queued for the next run.
 pub async fn run_outbox(
     config: Arc<Config>,
-    store: Store,
+    store: Handle,
     clock: Clock,
     stop: CancellationToken,
-) -> anyhow::Result<(OutboxReport, Store)> {
+) -> anyhow::Result<OutboxReport> {
     let started = Instant::now();
     let signers = Arc::new(Signer::load_all(&config.dkim)?);
     let relay = Arc::new(Relay::from_config(&config)?);
@@ -130,12 +129,12 @@ pub async fn run_outbox(
     while let Some(joined) = workers.join_next().await {
         joined.context("a delivery worker failed")?;
     }
-    let (mut report, store) = tokio::task::spawn_blocking(move || store_thread.join())
+    let mut report = tokio::task::spawn_blocking(move || store_thread.join())
         .await
         .context("waiting for the outbox store thread")?
         .map_err(|_| anyhow::anyhow!("the outbox store thread panicked"))??;
     report.seconds = started.elapsed().as_secs_f64();
-    Ok((report, store))
+    Ok(report)
 }
 
 /// [`run_outbox`] on the calling thread, with a runtime of its own, to
@@ -143,10 +142,10 @@ pub async fn run_outbox(
 /// `spawn_blocking`.
 pub fn run_outbox_here(
     config: Arc<Config>,
-    store: Store,
+    store: Handle,
     clock: Clock,
     stop: CancellationToken,
-) -> anyhow::Result<(OutboxReport, Store)> {
+) -> anyhow::Result<OutboxReport> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -259,18 +258,18 @@ pub fn retry_delay(config: &Config, attempts: u32) -> i64 {
 /// commits results as they come, one transaction for all that arrived
 /// together, acknowledging each once it is committed.
 fn serve_store(
-    mut store: Store,
+    store: Handle,
     config: &Config,
     inbox: &std::sync::mpsc::Receiver<Done>,
     jobs: mpsc::Sender<Job>,
     clock: Clock,
     sign: bool,
-) -> anyhow::Result<(OutboxReport, Store)> {
+) -> anyhow::Result<OutboxReport> {
     let mut report = OutboxReport::default();
     let now = clock.now().timestamp();
     let age = config.delivery.give_up_after_hours * 3600;
     report.given_up = store
-        .give_up_deliveries(now - age, now)
+        .blocking_write(move |tx| deliveries::give_up(tx, now - age, now))
         .context("giving up old deliveries")?;
     let mut queue = Queue {
         page: VecDeque::new(),
@@ -284,8 +283,8 @@ fn serve_store(
     };
     let mut results = Vec::new();
     let mut synced = Instant::now();
-    queue.top_up(&mut store, config, clock, &mut results)?;
-    record(&mut store, &mut report, &mut results, clock, true)?;
+    queue.top_up(&store, config, clock, &mut results)?;
+    record(&store, &mut report, &mut results, clock, true)?;
     while let Ok(first) = inbox.recv() {
         let mut acks = Vec::new();
         let done = gather(inbox, first, config.delivery.connections);
@@ -309,9 +308,9 @@ fn serve_store(
             results.push((id, attempt));
             acks.push(committed);
         }
-        queue.top_up(&mut store, config, clock, &mut results)?;
+        queue.top_up(&store, config, clock, &mut results)?;
         let sync = synced.elapsed() >= SYNC_EVERY;
-        record(&mut store, &mut report, &mut results, clock, sync)?;
+        record(&store, &mut report, &mut results, clock, sync)?;
         if sync {
             synced = Instant::now();
         }
@@ -320,11 +319,13 @@ fn serve_store(
             let _ = ack.send(());
         }
     }
-    store.sync_attempts().context("flushing delivery results")?;
     store
-        .prune_digest_bodies()
+        .blocking_checkpoint()
+        .context("flushing delivery results")?;
+    store
+        .blocking_write(digests::prune_bodies)
         .context("dropping delivered digest bodies")?;
-    Ok((report, store))
+    Ok(report)
 }
 
 /// The results that have come with `first`, and, when they are fewer than
@@ -341,9 +342,11 @@ fn gather(inbox: &std::sync::mpsc::Receiver<Done>, first: Done, connections: usi
     done
 }
 
-/// Commits `results` (emptying it) and counts them in `report`.
+/// Commits `results` (emptying it) and counts them in `report`; with
+/// `sync` false, without waiting for the disk (see the module
+/// documentation).
 fn record(
-    store: &mut Store,
+    store: &Handle,
     report: &mut OutboxReport,
     results: &mut Vec<(i64, Attempt)>,
     clock: Clock,
@@ -352,10 +355,19 @@ fn record(
     if results.is_empty() {
         return Ok(());
     }
-    store
-        .record_attempts(results, clock.now().timestamp(), sync)
-        .context("recording delivery results")?;
-    for (_, attempt) in results.drain(..) {
+    let now = clock.now().timestamp();
+    let batch = std::mem::take(results);
+    let write = move |tx: &store::Transaction<'_>| {
+        deliveries::record_attempts(tx, &batch, now)?;
+        Ok::<_, store::Error>(batch)
+    };
+    let recorded = if sync {
+        store.blocking_write(write)
+    } else {
+        store.blocking_write_unsynced(write)
+    }
+    .context("recording delivery results")?;
+    for (_, attempt) in recorded {
         match attempt {
             Attempt::Sent { .. } => report.sent += 1,
             Attempt::Deferred { .. } => report.deferred += 1,
@@ -384,7 +396,7 @@ impl Queue {
     /// Fills the job queue; closes it when no delivery is left.
     fn top_up(
         &mut self,
-        store: &mut Store,
+        store: &Handle,
         config: &Config,
         clock: Clock,
         results: &mut Vec<(i64, Attempt)>,
@@ -417,7 +429,7 @@ impl Queue {
     /// (their list is gone) are failed into `results` on the way.
     fn next(
         &mut self,
-        store: &mut Store,
+        store: &Handle,
         config: &Config,
         clock: Clock,
         results: &mut Vec<(i64, Attempt)>,
@@ -427,8 +439,9 @@ impl Queue {
                 return Ok(None);
             }
             if self.page.is_empty() && !self.exhausted {
+                let (now, after) = (clock.now().timestamp(), self.after);
                 let due = store
-                    .due_deliveries(clock.now().timestamp(), self.after, PAGE)
+                    .blocking_read(move |db| deliveries::due(db, now, after, PAGE))
                     .context("reading due deliveries")?;
                 self.exhausted = due.len() < PAGE;
                 if let Some(last) = due.last() {
@@ -467,7 +480,7 @@ impl Queue {
 }
 
 fn prepare(
-    store: &Store,
+    store: &Handle,
     config: &Config,
     delivery: &DueDelivery,
     sign: bool,
@@ -475,10 +488,14 @@ fn prepare(
     let Some(list) = config.list(&delivery.list_code) else {
         return Ok(None);
     };
-    let Some(digest) = store.digest(delivery.digest_id)? else {
-        return Ok(None);
-    };
-    let Some((subject, entity)) = store.digest_body(delivery.digest_id, delivery.mode)? else {
+    let (digest_id, mode) = (delivery.digest_id, delivery.mode);
+    let found = store.blocking_read(move |db| {
+        let Some(digest) = digests::get(db, digest_id)? else {
+            return Ok::<_, store::Error>(None);
+        };
+        Ok(digests::body(db, digest_id, mode)?.map(|body| (digest, body)))
+    })?;
+    let Some((digest, (subject, entity))) = found else {
         return Ok(None);
     };
     Ok(Some(Prepared::new(

@@ -21,6 +21,7 @@ pub mod mime;
 pub mod numbering;
 pub mod original;
 pub mod plain;
+mod record;
 pub mod summary;
 pub mod templates;
 pub mod trigger;
@@ -31,11 +32,13 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{Config, List};
-use crate::store::digests::{DigestBody, PendingPost};
-use crate::store::subscribers::DigestMode;
 use headers::ListAddresses;
 use numbering::Number;
 use templates::{Labels, Templates};
+
+pub use record::{
+    DigestBody, DigestMode, DigestRecord, IssuedDigest, NewDigest, Pending, PendingPost,
+};
 
 /// Characters of a post's opening shown in the HTML and summary digests.
 const EXCERPT_CHARS: usize = 400;

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use super::numbering::Number;
 use super::templates::Templates;
 use super::{compose_digest, Composition};
+use super::{DigestMode, DigestRecord, PendingPost};
 use crate::config::{parse, Config, EMBEDDED_LISTS_TOML};
 use crate::deliver::message::Prepared;
-use crate::store::deliveries::DueDelivery;
-use crate::store::digests::{DigestRecord, PendingPost};
-use crate::store::{Post, Status};
+use crate::deliver::DueDelivery;
+use crate::post::{FiledBy, Post, Status, StoredPost};
 
 fn config() -> Config {
     let text = EMBEDDED_LISTS_TOML.replace(
@@ -22,28 +22,30 @@ fn config() -> Config {
 
 fn post(id: i64, list: &str, subject: &str, author: &str, body: &str, raw: &str) -> PendingPost {
     PendingPost {
-        post: Post {
+        post: StoredPost {
             id,
-            key: Some(format!("{id:020x}")),
-            message_id: Some(format!("<post{id}@example.net>")),
-            list_code: Some(list.to_string()),
-            lang: Some(list.to_string()),
-            status: Status::Published,
-            reason: None,
-            filed_by: Some("tag".to_string()),
-            tag: Some(list.to_string()),
-            subject: subject.to_string(),
-            title: subject.to_string(),
-            translations: vec![],
-            machine_translation: false,
-            author_name: author.to_string(),
-            author_address: format!("writer{id}@example.net"),
-            date_header: Some("Tue, 03 Mar 2026 09:15:00 +0100".to_string()),
-            date: Some(1_772_525_700),
-            received_at: 1_772_525_760,
-            body: body.to_string(),
-            attachments: vec![],
-            size: raw.len(),
+            post: Post {
+                key: Some(format!("{id:020x}")),
+                message_id: Some(format!("<post{id}@example.net>")),
+                list_code: Some(list.to_string()),
+                lang: Some(list.to_string()),
+                status: Status::Published,
+                reason: None,
+                filed_by: Some(FiledBy::Tag),
+                tag: Some(list.to_string()),
+                subject: subject.to_string(),
+                title: subject.to_string(),
+                translations: vec![],
+                machine_translation: false,
+                author_name: author.to_string(),
+                author_address: format!("writer{id}@example.net"),
+                date_header: Some("Tue, 03 Mar 2026 09:15:00 +0100".to_string()),
+                date: Some(1_772_525_700),
+                received_at: 1_772_525_760,
+                body: body.to_string(),
+                attachments: vec![],
+                size: raw.len(),
+            },
         },
         raw: Some(raw.as_bytes().to_vec()),
     }
@@ -182,7 +184,7 @@ fn personal_message_headers() {
         &config,
         list,
         &record,
-        crate::store::subscribers::DigestMode::Plain,
+        DigestMode::Plain,
         &subject,
         entity.into_bytes(),
         false,
@@ -193,7 +195,7 @@ fn personal_message_headers() {
         subscriber_id: 42,
         list_code: "en".to_string(),
         address: "reader@example.com".to_string(),
-        mode: crate::store::subscribers::DigestMode::Plain,
+        mode: DigestMode::Plain,
         token: "0123456789abcdef0123456789abcdef".to_string(),
         attempts: 0,
     };

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use super::Pending;
 use crate::config::List;
-use crate::store::digests::Pending;
 
 /// Why a digest is issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@
 //! into bytes; both are pure, so the same posts and configuration always
 //! give the same bytes. [`regenerate`] writes what changed: each feed
 //! records a fingerprint (the store's change counter for its scope, see
-//! `Store::feed_versions`, and a digest of the configuration it shows) in
+//! `store::feeds::versions`, and a digest of the configuration it shows) in
 //! `feeds_dir/.fingerprints`; a feed whose fingerprint is unchanged is not
 //! even rebuilt, and a rebuilt file whose bytes are unchanged is not
 //! rewritten. Files are replaced atomically ([`writer`]). Regenerations
@@ -48,7 +48,9 @@ use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::config::{Config, List};
-use crate::store::{Post, Store, ALL_SCOPE};
+use crate::post::StoredPost;
+use crate::store::feeds::{versions, ALL_SCOPE};
+use crate::store::{posts, Connection};
 use fingerprint::Fingerprints;
 
 /// The name of the feeds of all lists together: `all.rss`, `all.atom`...
@@ -234,7 +236,7 @@ pub fn entry_id(config: &Config, key: &str) -> String {
 /// The date a feed gives a post: its Date header, else the time it was
 /// received, and never later than that (a Date in the future is a wrong
 /// clock, not news from tomorrow).
-pub fn entry_date(post: &Post) -> DateTime<Utc> {
+pub fn entry_date(post: &crate::post::Post) -> DateTime<Utc> {
     let seconds = post.date.unwrap_or(post.received_at).min(post.received_at);
     Utc.timestamp_opt(seconds, 0)
         .single()
@@ -242,7 +244,7 @@ pub fn entry_date(post: &Post) -> DateTime<Utc> {
 }
 
 /// The feed of `scope` showing `posts` (newest first, published).
-pub fn build_feed(config: &Config, scope: Scope<'_>, posts: &[Post]) -> Feed {
+pub fn build_feed(config: &Config, scope: Scope<'_>, posts: &[StoredPost]) -> Feed {
     let site = &config.site;
     let (title, description, lang, home_url) = match scope {
         Scope::All => (
@@ -291,7 +293,12 @@ pub fn build_feed(config: &Config, scope: Scope<'_>, posts: &[Post]) -> Feed {
     }
 }
 
-fn build_entry(config: &Config, post: &Post, scope: Scope<'_>, feed_lang: Option<&str>) -> Entry {
+fn build_entry(
+    config: &Config,
+    post: &StoredPost,
+    scope: Scope<'_>,
+    feed_lang: Option<&str>,
+) -> Entry {
     // A published post always has a key; the id keeps to the same scheme
     // if one ever did not.
     let key = post
@@ -351,18 +358,18 @@ impl Report {
 
 /// Writes the feeds of every list and of all lists into `feeds_dir`, after
 /// waiting for any regeneration under way.
-pub fn regenerate(config: &Config, store: &Store, mode: Mode) -> anyhow::Result<Report> {
+pub fn regenerate(config: &Config, db: &Connection, mode: Mode) -> anyhow::Result<Report> {
     let dir = prepare_dir(config)?;
     let _lock =
         writer::Lock::acquire(&dir).with_context(|| format!("locking {}", dir.display()))?;
-    write_feeds(config, store, &dir, mode)
+    write_feeds(config, db, &dir, mode)
 }
 
 /// Regenerates the feeds that changed after posts were stored, unless a
 /// regeneration is under way: that one re-reads the store before it ends,
 /// so it will show these posts too. A burst of posts thus leads to one
 /// regeneration at a time, and nothing is missed.
-pub fn regenerate_after_ingest(config: &Config, store: &Store) -> anyhow::Result<Report> {
+pub fn regenerate_after_ingest(config: &Config, db: &Connection) -> anyhow::Result<Report> {
     let dir = prepare_dir(config)?;
     let mut report = Report::default();
     loop {
@@ -371,12 +378,12 @@ pub fn regenerate_after_ingest(config: &Config, store: &Store) -> anyhow::Result
         else {
             return Ok(report);
         };
-        let before = store.feed_versions().context("reading feed versions")?;
-        report.merge(write_feeds(config, store, &dir, Mode::Changed)?);
+        let before = versions(db).context("reading feed versions")?;
+        report.merge(write_feeds(config, db, &dir, Mode::Changed)?);
         drop(lock);
         // Posts stored while we held the lock were left to us by their
         // writers: look once more after letting go.
-        if store.feed_versions().context("reading feed versions")? == before {
+        if versions(db).context("reading feed versions")? == before {
             return Ok(report);
         }
     }
@@ -394,11 +401,11 @@ fn prepare_dir(config: &Config) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn write_feeds(config: &Config, store: &Store, dir: &Path, mode: Mode) -> anyhow::Result<Report> {
+fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyhow::Result<Report> {
     // Versions are read before the posts: a post stored in between is then
     // shown under an older fingerprint, and the next run builds again,
     // rather than the other way round, when it would be missed.
-    let versions = store.feed_versions().context("reading feed versions")?;
+    let versions = versions(db).context("reading feed versions")?;
     let digest = fingerprint::config_digest(config);
     let mut fingerprints = Fingerprints::load(dir);
     let mut report = Report::default();
@@ -416,8 +423,7 @@ fn write_feeds(config: &Config, store: &Store, dir: &Path, mode: Mode) -> anyhow
             report.unchanged += paths.len();
             continue;
         }
-        let posts = store
-            .latest_published(scope.list_code(), scope.entries(config))
+        let posts = posts::latest_published(db, scope.list_code(), scope.entries(config))
             .with_context(|| format!("reading the posts of the {} feeds", scope.name()))?;
         let feed = build_feed(config, scope, &posts);
         for (format, path) in Format::ALL.iter().zip(paths) {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::headers;
 use crate::config::{Config, List};
 use crate::lang::{parse_subject, Detector, Subject};
-use crate::store::{Attachment, NewPost, Status};
+use crate::post::{Attachment, FiledBy, NewPost, Post, Status};
 
 /// What the mail system told us about a message besides its bytes.
 #[derive(Debug, Clone, Default)]
@@ -77,8 +77,8 @@ impl<'a> Filer<'a> {
             (Some(message), broken) if !message.headers().is_empty() => (message, broken),
             (_, Some(reason)) => {
                 let mut post = rejected(raw.len(), Some(raw), received_at, reason);
-                post.status = Status::Held;
-                post.key = Some(hex(&Sha256::digest(raw))[..20].to_string());
+                post.post.status = Status::Held;
+                post.post.key = Some(hex(&Sha256::digest(raw))[..20].to_string());
                 return post;
             }
             _ => {
@@ -173,7 +173,7 @@ impl<'a> Filer<'a> {
         };
         let key = hex(&Sha256::digest(identity.as_bytes()))[..20].to_string();
 
-        NewPost {
+        let post = Post {
             key: Some(key),
             message_id,
             list_code: filing.list.map(|list| list.code.clone()),
@@ -194,6 +194,9 @@ impl<'a> Filer<'a> {
             body,
             attachments,
             size: raw.len(),
+        };
+        NewPost {
+            post,
             raw: Some(raw.to_vec()),
         }
     }
@@ -208,10 +211,10 @@ impl<'a> Filer<'a> {
         let (sent_to, addressed_to) = self.addressed_lists(message, envelope);
         if let Some(tag) = &parts.tag {
             if let Some(list) = self.config.list_by_tag(tag) {
-                return Filing::to(list, list.lang.clone(), "tag");
+                return Filing::to(list, list.lang.clone(), FiledBy::Tag);
             }
             return match sent_to.or(addressed_to).filter(|list| list.catch_all) {
-                Some(list) => Filing::to(list, tag.clone(), "address"),
+                Some(list) => Filing::to(list, tag.clone(), FiledBy::Address),
                 None => Filing::held(format!("no list serves the language tag ({tag})")),
             };
         }
@@ -227,15 +230,15 @@ impl<'a> Filer<'a> {
                 (true, Some(code)) => code.to_string(),
                 _ => list.lang.clone(),
             };
-            return Filing::to(list, lang, "address");
+            return Filing::to(list, lang, FiledBy::Address);
         }
         if let Some((code, list)) =
             detected.and_then(|code| Some((code, self.config.list_by_lang(code)?)))
         {
-            return Filing::to(list, code.to_string(), "detection");
+            return Filing::to(list, code.to_string(), FiledBy::Detection);
         }
         match addressed_to {
-            Some(list) => Filing::to(list, list.lang.clone(), "address"),
+            Some(list) => Filing::to(list, list.lang.clone(), FiledBy::Address),
             None => Filing::held(
                 "language unknown: no tag in the subject, not sent to a list address, and the text is not clearly in a served language"
                     .to_string(),
@@ -280,12 +283,12 @@ impl<'a> Filer<'a> {
 struct Filing<'a> {
     list: Option<&'a List>,
     lang: Option<String>,
-    by: Option<&'static str>,
+    by: Option<FiledBy>,
     held: Option<String>,
 }
 
 impl<'a> Filing<'a> {
-    fn to(list: &'a List, lang: String, by: &'static str) -> Self {
+    fn to(list: &'a List, lang: String, by: FiledBy) -> Self {
         Filing {
             list: Some(list),
             lang: Some(lang),
@@ -305,7 +308,7 @@ impl<'a> Filing<'a> {
 }
 
 fn rejected(size: usize, raw: Option<&[u8]>, received_at: i64, reason: String) -> NewPost {
-    NewPost {
+    let post = Post {
         key: None,
         message_id: None,
         list_code: None,
@@ -326,6 +329,9 @@ fn rejected(size: usize, raw: Option<&[u8]>, received_at: i64, reason: String) -
         body: String::new(),
         attachments: Vec::new(),
         size,
+    };
+    NewPost {
+        post,
         raw: raw.map(<[u8]>::to_vec),
     }
 }
@@ -502,7 +508,7 @@ mod tests {
         assert_eq!(post.status, Status::Published, "{:?}", post.reason);
         assert_eq!(post.list_code.as_deref(), Some("gr"));
         assert_eq!(post.lang.as_deref(), Some("el"));
-        assert_eq!(post.filed_by, Some("tag"));
+        assert_eq!(post.filed_by, Some(FiledBy::Tag));
         assert_eq!(post.title, "Ελλάδα: απεργία");
         assert_eq!(post.translations, ["en", "fr"]);
         assert!(post.machine_translation);
@@ -532,12 +538,12 @@ mod tests {
         let post = file("From: a@example.org\r\nTo: A-Infos-DE@lists.example.org\r\nSubject: Titel\r\n\r\nText\r\n");
         assert_eq!(
             (post.list_code.as_deref(), post.filed_by),
-            (Some("de"), Some("address"))
+            (Some("de"), Some(FiledBy::Address))
         );
         let post = file("From: a@example.org\r\nTo: a-infos@lists.example.org\r\nSubject: Titre\r\n\r\nTous les êtres humains naissent libres et égaux en dignité et en droits. Ils sont doués de raison et de conscience et doivent agir les uns envers les autres dans un esprit de fraternité.\r\n");
         assert_eq!(
             (post.list_code.as_deref(), post.filed_by),
-            (Some("fr"), Some("detection"))
+            (Some("fr"), Some(FiledBy::Detection))
         );
     }
 
@@ -556,7 +562,7 @@ mod tests {
         let big = vec![b'a'; config.ingest.max_message_bytes + 1];
         let post = filer.file_message(&big, &Envelope::default(), 0);
         assert_eq!(post.status, Status::Rejected);
-        assert!(post.reason.unwrap().contains("10485760"));
+        assert!(post.reason.as_deref().unwrap().contains("10485760"));
         assert!(post.raw.is_none());
         let post = filer.file_message(b"\r\n", &Envelope::default(), 0);
         assert_eq!(post.reason.as_deref(), Some("empty message"));

@@ -18,7 +18,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{commit, now, Envelope, Filer, Outcome};
 use crate::config::Config;
-use crate::store::{NewPost, Store};
+use crate::post::NewPost;
+use crate::store::{self, Connection};
 
 /// Posts committed per transaction.
 const BATCH: usize = 1000;
@@ -97,7 +98,7 @@ enum Source {
 /// Imports every message under `paths` into the store.
 pub fn import(
     config: &Config,
-    store: &mut Store,
+    db: &mut Connection,
     envelope: &Envelope,
     paths: &[PathBuf],
     show_progress: bool,
@@ -135,7 +136,8 @@ pub fn import(
         let reader =
             scope.spawn(move || read_sources(config, envelope, &sources, sender, &reader_progress));
         for batch in receiver {
-            let outcomes = commit(store, &batch.posts).context("writing to the store")?;
+            let outcomes = store::transaction(db, |tx| commit(tx, &batch.posts))
+                .context("writing to the store")?;
             for outcome in &outcomes {
                 summary.count(outcome);
             }

@@ -14,7 +14,9 @@ pub mod pipe;
 
 pub use filing::{Envelope, Filer};
 
-use crate::store::{Inserted, NewPost, Status, Store};
+use crate::post::{NewPost, Status};
+use crate::store::posts::{self, Inserted};
+use crate::store::{self, Transaction};
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +43,13 @@ impl Outcome {
     }
 }
 
-/// Stores filed posts in one transaction. When this returns `Ok`, every post
-/// is durable; on `Err` nothing of the batch was stored and the caller must
-/// answer "try again later".
-pub fn commit(store: &mut Store, posts: &[NewPost]) -> rusqlite::Result<Vec<Outcome>> {
-    let inserted = store.insert_posts(posts)?;
-    Ok(posts
+/// Stores filed posts in the caller's transaction and says what became of
+/// each. Once that transaction has committed, every post is durable; on
+/// `Err` the caller drops it, nothing of the batch is stored, and the
+/// sender must be told "try again later".
+pub fn commit(tx: &Transaction<'_>, batch: &[NewPost]) -> store::Result<Vec<Outcome>> {
+    let inserted = posts::insert(tx, batch)?;
+    Ok(batch
         .iter()
         .zip(inserted)
         .map(|(post, inserted)| match inserted {

@@ -11,7 +11,7 @@ use std::io::Read;
 
 use super::{commit, now, Envelope, Filer, Outcome};
 use crate::config::Config;
-use crate::store::Store;
+use crate::store;
 
 /// sysexits.h: the message is at fault; the MTA bounces it.
 pub const EX_DATAERR: u8 = 65;
@@ -54,11 +54,11 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
         Err(error) => return Delivery::tempfail(format!("cannot read the message: {error}")),
     };
     let post = Filer::new(config).file_message(&raw, envelope, now());
-    let mut store = match Store::open(&config.database_path()) {
-        Ok(store) => store,
+    let mut db = match store::open(&config.database_path()) {
+        Ok(db) => db,
         Err(error) => return Delivery::tempfail(format!("store unavailable: {error}")),
     };
-    match commit(&mut store, std::slice::from_ref(&post)) {
+    match store::transaction(&mut db, |tx| commit(tx, std::slice::from_ref(&post))) {
         Ok(outcomes) => match outcomes.into_iter().next() {
             Some(Outcome::Rejected { reason, .. }) => Delivery {
                 exit_code: EX_DATAERR,

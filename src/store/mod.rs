@@ -1,26 +1,34 @@
-//! The SQLite store: every post, its raw bytes, and (later) digests and
-//! deliveries. No other module touches SQLite.
+//! The SQLite store: posts and their raw bytes, feed change counters,
+//! subscribers, digests and deliveries. No other module touches SQLite.
 //!
-//! The connection runs in WAL mode with `synchronous = FULL`, so a committed
+//! Queries are plain functions over a [`Connection`] (reads) or a
+//! [`Transaction`] (writes), one file per table group, so a caller composes
+//! several steps in one transaction. Synchronous callers (the one-shot
+//! commands, the MTA pipe, the importer) [`open`] a connection and call them
+//! directly, writing through [`transaction`]; async code holds a [`Handle`],
+//! which runs them on threads that own the connections, so SQLite never
+//! blocks the runtime.
+//!
+//! Connections run in WAL mode with `synchronous = FULL`, so a committed
 //! transaction survives a crash or power loss: ingest acknowledges a message
-//! only after [`Store::insert_posts`] has returned. The schema is created and
+//! only after its transaction has committed. The schema is created and
 //! upgraded by the numbered migrations in `migrations/`, tracked in
 //! `PRAGMA user_version`.
 
-mod feeds;
-mod posts;
+mod handle;
+mod sql;
 
 pub mod deliveries;
 pub mod digests;
+pub mod feeds;
+pub mod posts;
 pub mod subscribers;
 
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
-
-pub use feeds::ALL_SCOPE;
-pub use posts::{Attachment, Inserted, NewPost, Post, PostFilter, Status};
+pub use handle::Handle;
+pub use rusqlite::{Connection, Transaction};
 
 /// Migrations in order; migration N brings the schema to user_version N.
 const MIGRATIONS: &[&str] = &[
@@ -32,62 +40,153 @@ const MIGRATIONS: &[&str] = &[
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An open store.
-pub struct Store {
-    conn: Connection,
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite refused: busy past the timeout, disk full, read-only, corrupt...
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value did not read back as what it should be.
+    #[error("column {column}: {message}")]
+    Corrupt { column: usize, message: String },
+    /// The thread that owns the connection is gone: the daemon is stopping.
+    #[error("the store connection is closed")]
+    Closed,
+    /// A query panicked (a bug); its transaction was rolled back.
+    #[error("a store query failed unexpectedly and was rolled back")]
+    Panicked,
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its
-    /// schema up to date.
-    pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        if let Some(dir) = path.parent() {
-            // An error here shows up as a clearer one from open below.
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path)?;
-        Self::prepare(conn)
-    }
+/// What store calls return.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-    /// An in-memory store, for tests and benchmarks.
-    pub fn open_in_memory() -> rusqlite::Result<Store> {
-        Self::prepare(Connection::open_in_memory()?)
+/// Opens (creating if needed) the database at `path` and brings its schema
+/// up to date.
+pub fn open(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        // An error here shows up as a clearer one from open below.
+        let _ = std::fs::create_dir_all(dir);
     }
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one place connections are opened and set up"
+    )]
+    let connection = Connection::open(path)?;
+    prepare(connection)
+}
 
-    fn prepare(conn: Connection) -> rusqlite::Result<Store> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn };
-        store.migrate()?;
-        Ok(store)
+/// An in-memory database, for tests and benchmarks.
+pub fn open_in_memory() -> Result<Connection> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one place connections are opened and set up"
+    )]
+    let connection = Connection::open_in_memory()?;
+    prepare(connection)
+}
+
+fn prepare(mut connection: Connection) -> Result<Connection> {
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut connection)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<()> {
+    if schema_version(connection)? >= MIGRATIONS.len() {
+        return Ok(());
     }
-
-    fn migrate(&mut self) -> rusqlite::Result<()> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if version >= MIGRATIONS.len() as i64 {
-            return Ok(());
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    transaction(connection, |tx| {
         // Another process may have migrated while we waited for the lock.
-        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(schema_version(tx)?) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
         }
-        tx.commit()
+        Ok(())
+    })
+}
+
+/// The schema version the database is at.
+pub fn schema_version(connection: &Connection) -> Result<usize> {
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    Ok(version as usize)
+}
+
+/// Runs `write` in one immediate transaction (the write lock is taken at
+/// once, so it cannot fail half-way for want of it) and commits when it
+/// returns `Ok`; on `Err` nothing it did is kept. When this returns `Ok`,
+/// the transaction is on disk.
+pub fn transaction<T, E: From<Error>>(
+    connection: &mut Connection,
+    write: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(Error::from)?;
+    let value = write(&tx)?;
+    tx.commit().map_err(Error::from)?;
+    Ok(value)
+}
+
+/// [`transaction`], committed without waiting for the disk: it survives
+/// the process being killed, but a power failure may take it back until the
+/// next synced commit or [`checkpoint`]. For what may be lost at the price
+/// of a repeat, never of a loss (delivery results: a result rolled back
+/// leaves its delivery queued).
+pub fn transaction_unsynced<T, E: From<Error>>(
+    connection: &mut Connection,
+    write: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    // In WAL mode a commit under synchronous = NORMAL only writes the log;
+    // a later FULL commit flushes it with everything before it.
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
+        .map_err(Error::from)?;
+    let result = transaction(connection, write);
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(Error::from)?;
+    result
+}
+
+/// Flushes to the disk what unsynced transactions wrote, by a checkpoint:
+/// it flushes the log before copying it into the database, and the
+/// database after. Frames a reader still holds are not copied and so not
+/// flushed here, but by the next synced commit.
+pub fn checkpoint(connection: &Connection) -> Result<()> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_applied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        drop(open(&path).unwrap());
+        let connection = open(&path).unwrap();
+        assert_eq!(schema_version(&connection).unwrap(), MIGRATIONS.len());
     }
 
-    /// The schema version this store is at.
-    pub fn schema_version(&self) -> rusqlite::Result<usize> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))?;
-        Ok(version as usize)
+    #[test]
+    fn a_failed_transaction_leaves_nothing() {
+        let mut connection = open_in_memory().unwrap();
+        let result: Result<()> = transaction(&mut connection, |tx| {
+            tx.execute(
+                "INSERT INTO digest_slots (list_code, last_slot) VALUES ('en', 1)",
+                [],
+            )?;
+            Err(Error::Closed)
+        });
+        assert!(result.is_err());
+        let rows: i64 = connection
+            .query_row("SELECT count(*) FROM digest_slots", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
     }
 }

@@ -1,0 +1,187 @@
+//! The command line as clap reads it: every command, its flags and its help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::digest::DigestMode;
+use crate::post::Status;
+
+/// tidings: a multilingual mailing-list digest and syndication daemon.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// The configuration file (default: ./lists.toml, else the embedded sample).
+    #[arg(long, global = true, env = "TIDINGS_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log lines for people (human) or for log collectors (json).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// A command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: LMTP and SMTP listeners, the scheduler and the HTTP side.
+    Serve {
+        /// LMTP listener address, over lists.toml (port 0 picks a free port).
+        #[arg(long)]
+        lmtp_listen: Option<std::net::SocketAddr>,
+        /// SMTP listener address, over lists.toml.
+        #[arg(long)]
+        smtp_listen: Option<std::net::SocketAddr>,
+        /// HTTP listener address, over lists.toml.
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
+    },
+    /// Check the configuration and print every problem with file:line:column.
+    Check,
+    /// Show each list: posts, subscribers, the next digest time, the outbox depth.
+    Status,
+    /// Store one message read on stdin, as an MTA pipe delivers it.
+    ///
+    /// Exits 0 once stored or held, 65 when the message must bounce, 75 when
+    /// the MTA should retry later.
+    Ingest {
+        /// File the post under this list code when its subject has no tag.
+        #[arg(long)]
+        list: Option<String>,
+        /// Envelope recipient(s); defaults to $ORIGINAL_RECIPIENT.
+        recipients: Vec<String>,
+    },
+    /// Import mbox files, Maildir folders and message files.
+    Import {
+        /// File untagged posts sent to no list address under this list code
+        /// (for importing one list's archive).
+        #[arg(long)]
+        list: Option<String>,
+        /// Files or folders to import.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write the RSS, Atom, RDF and JSON feeds of every list and of all
+    /// lists now, and print the files that changed.
+    Feeds {
+        /// Rebuild only the feeds whose posts changed, and leave the work to a
+        /// rebuild already under way: what `ingest` starts after a post.
+        #[arg(long, hide = true)]
+        after_ingest: bool,
+    },
+    /// Issue the digests that are due and deliver everything queued.
+    ///
+    /// A list's digest is due at each slot of its digest_schedule, or early
+    /// once its pending text passes digest_size_threshold; `--now` issues
+    /// one now. Deliveries queued or deferred earlier go out too.
+    Digest {
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// Issue now, whatever the schedule says (still none without posts
+        /// unless the list sets digest_send_empty).
+        #[arg(long)]
+        now: bool,
+        /// Print the digests that would be issued, one message per format,
+        /// as an mbox on stdout, and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Issue the digests but leave their delivery to a later run.
+        #[arg(long)]
+        no_deliver: bool,
+        /// Take this time (RFC 3339) as now, for numbering and schedules.
+        #[arg(long, hide = true)]
+        at: Option<String>,
+    },
+    /// Show the outbox: deliveries per list and state, the oldest deferred,
+    /// the last errors.
+    Queue {
+        #[command(subcommand)]
+        action: Option<QueueCommand>,
+    },
+    /// Add, remove or list digest subscribers (for administrators: no
+    /// confirmation is asked of the subscriber).
+    Subscribers {
+        #[command(subcommand)]
+        action: SubscribersCommand,
+    },
+    /// List stored posts, or show one.
+    Posts {
+        #[command(subcommand)]
+        show: Option<PostsCommand>,
+        /// Only posts of this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// Only posts with this status.
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        /// Only the newest N.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tidings posts show`.
+#[derive(Debug, Subcommand)]
+pub enum PostsCommand {
+    /// Show one post, or its original bytes.
+    Show {
+        id: i64,
+        /// Print the message exactly as it was received.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+/// `tidings queue retry`.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Make every deferred delivery due now and deliver.
+    Retry {
+        /// Take this time (RFC 3339) as now.
+        #[arg(long, hide = true)]
+        at: Option<String>,
+    },
+}
+
+/// `tidings subscribers add|remove|list`.
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Subscribe addresses to a list's digests (or change their format).
+    Add {
+        #[arg(long)]
+        list: String,
+        /// The digest format.
+        #[arg(long, value_enum, default_value_t = DigestMode::Mime)]
+        mode: DigestMode,
+        /// Addresses; `-` reads one per line from stdin.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Unsubscribe addresses; their pending deliveries are dropped.
+    Remove {
+        #[arg(long)]
+        list: String,
+        /// Addresses; `-` reads one per line from stdin.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// List subscribers: list, address, format.
+    List {
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+    },
+}

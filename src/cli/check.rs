@@ -1,0 +1,36 @@
+//! `tidings check`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::{self, ConfigErrors};
+
+/// `tidings check`: every problem of the configuration at once.
+pub fn check(path: Option<&Path>) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: ok, {} lists ({})",
+                config.source,
+                config.lists.len(),
+                config
+                    .lists
+                    .iter()
+                    .map(|l| l.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            match error.downcast_ref::<ConfigErrors>() {
+                Some(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("{} problem(s) found", errors.0.len());
+                }
+                None => eprintln!("error: {error:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

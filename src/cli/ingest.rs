@@ -1,0 +1,102 @@
+//! `tidings ingest` (one message from an MTA pipe) and `tidings import`
+//! (archives).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::{check_list, open_store};
+use crate::config::{self, Config};
+use crate::feeds;
+use crate::ingest::{self, Envelope};
+
+/// `tidings ingest`: stores the message on stdin and exits with what the
+/// MTA acts on (see [`ingest::pipe`]).
+pub fn ingest(path: Option<&Path>, list: Option<String>, mut recipients: Vec<String>) -> ExitCode {
+    // A broken configuration is the operator's fault, not the sender's:
+    // the MTA keeps the message and retries.
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tidings: configuration: {error:#}");
+            return ExitCode::from(ingest::pipe::EX_TEMPFAIL);
+        }
+    };
+    if recipients.is_empty() {
+        if let Ok(recipient) = std::env::var("ORIGINAL_RECIPIENT") {
+            recipients.push(recipient);
+        }
+    }
+    let envelope = Envelope {
+        list_code: list,
+        recipients,
+    };
+    let delivery = ingest::pipe::deliver(&config, &envelope, std::io::stdin().lock());
+    if delivery.published {
+        start_feed_refresh(path);
+    }
+    if delivery.exit_code == 0 {
+        tracing::info!("{}", delivery.message);
+    } else {
+        // Postfix quotes this line in the bounce or the deferral reason.
+        eprintln!("{}", delivery.message);
+    }
+    ExitCode::from(delivery.exit_code)
+}
+
+/// `tidings import`: every message under `paths`, then the feeds.
+pub fn import(config: &Config, list: Option<String>, paths: &[PathBuf]) -> anyhow::Result<()> {
+    if let Some(code) = &list {
+        check_list(config, code)?;
+    }
+    let mut db = open_store(config)?;
+    let started = Instant::now();
+    let envelope = Envelope {
+        list_code: list,
+        recipients: Vec::new(),
+    };
+    let summary = ingest::import::import(
+        config,
+        &mut db,
+        &envelope,
+        paths,
+        std::io::stderr().is_terminal(),
+    )?;
+    print!("{}", summary.render(started.elapsed().as_secs_f64()));
+    let feeds = feeds::regenerate_after_ingest(config, &db).context("writing the feeds")?;
+    println!("  feeds written {:>6}", feeds.written.len());
+    if !summary.unreadable.is_empty() {
+        anyhow::bail!(
+            "{} source(s) could not be read to the end",
+            summary.unreadable.len()
+        );
+    }
+    Ok(())
+}
+
+/// Once a post is published, its feeds are brought up to date by a
+/// detached `tidings feeds --after-ingest`: the MTA has its answer as soon as
+/// the post is on disk, and a burst of deliveries shares one rebuild (see
+/// `feeds::regenerate_after_ingest`). A failure to start it is only logged:
+/// the post is safe, and the next rebuild shows it.
+fn start_feed_refresh(config_path: Option<&Path>) {
+    let Ok(program) = std::env::current_exe() else {
+        tracing::warn!("feeds not refreshed: cannot find the tidings binary");
+        return;
+    };
+    let mut command = std::process::Command::new(program);
+    if let Some(path) = config_path {
+        command.arg("--config").arg(path);
+    }
+    command
+        .args(["feeds", "--after-ingest"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Err(error) = command.spawn() {
+        tracing::warn!(%error, "feeds not refreshed");
+    }
+}

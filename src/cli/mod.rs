@@ -1,0 +1,138 @@
+//! The command line: clap types in [`args`], one function per command in
+//! the file of its group, and [`run`], which dispatches and maps every
+//! outcome to output and an exit code.
+
+mod args;
+mod check;
+mod digest;
+mod feeds;
+mod ingest;
+mod posts;
+mod status;
+mod subscribers;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+pub use args::{Cli, Command, LogFormat, PostsCommand, QueueCommand, SubscribersCommand};
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::store::{self, Connection};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let path = config::locate(cli.config.as_deref());
+    let path = path.as_deref();
+    match cli.command {
+        Command::Serve {
+            lmtp_listen,
+            smtp_listen,
+            http_listen,
+        } => {
+            let overrides = crate::serve::Overrides {
+                lmtp: lmtp_listen,
+                smtp: smtp_listen,
+                http: http_listen,
+            };
+            with_config(path, |config| {
+                crate::serve::run(path.map(Path::to_path_buf), config, overrides)
+            })
+        }
+        Command::Check => check::check(path),
+        Command::Ingest { list, recipients } => ingest::ingest(path, list, recipients),
+        Command::Import { list, paths } => {
+            with_config(path, |config| ingest::import(&config, list, &paths))
+        }
+        Command::Feeds { after_ingest } => {
+            with_config(path, |config| feeds::write(&config, after_ingest))
+        }
+        Command::Posts {
+            show: Some(PostsCommand::Show { id, raw }),
+            ..
+        } => with_config(path, |config| posts::show(&config, id, raw)),
+        Command::Posts {
+            show: None,
+            list,
+            status,
+            limit,
+            json,
+        } => with_config(path, |config| {
+            let filter = store::posts::PostFilter {
+                list_code: list,
+                status,
+                limit,
+            };
+            posts::list(&config, &filter, json)
+        }),
+        Command::Digest {
+            list,
+            now,
+            dry_run,
+            no_deliver,
+            at,
+        } => with_config(path, |config| {
+            let run = digest::Run {
+                list,
+                force: now,
+                dry_run,
+                deliver: !no_deliver,
+            };
+            digest::digest(&config, run, at.as_deref())
+        }),
+        Command::Queue { action: None } => with_config(path, |config| digest::show_queue(&config)),
+        Command::Queue {
+            action: Some(QueueCommand::Retry { at }),
+        } => with_config(path, |config| digest::retry_queue(&config, at.as_deref())),
+        Command::Subscribers { action } => {
+            with_config(path, |config| subscribers::subscribers(&config, action))
+        }
+        Command::Status => with_config(path, |config| status::status(&config)),
+    }
+}
+
+/// Loads the configuration and runs `command` with it; a broken
+/// configuration or a failed command is printed and exits 1.
+fn with_config(
+    path: Option<&Path>,
+    command: impl FnOnce(Config) -> anyhow::Result<()>,
+) -> ExitCode {
+    match config::load(path).and_then(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            print_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints an error for the operator: each configuration problem on its own
+/// lines, anything else with its causes.
+fn print_error(error: &anyhow::Error) {
+    match error.downcast_ref::<ConfigErrors>() {
+        Some(errors) => eprintln!("{errors}"),
+        None => eprintln!("error: {error:#}"),
+    }
+}
+
+/// Opens the store of `config` for a one-shot command.
+fn open_store(config: &Config) -> anyhow::Result<Connection> {
+    let path = config.database_path();
+    store::open(&path).with_context(|| format!("opening the store {}", path.display()))
+}
+
+/// Opens the store of `config` as a [`store::Handle`], for the commands
+/// that share code with the daemon (digests and the outbox).
+fn open_handle(config: &Config) -> anyhow::Result<store::Handle> {
+    let path = config.database_path();
+    store::Handle::open(&path, 1).with_context(|| format!("opening the store {}", path.display()))
+}
+
+/// Fails unless `code` names a list of `config`.
+fn check_list(config: &Config, code: &str) -> anyhow::Result<()> {
+    if config.list(code).is_none() {
+        anyhow::bail!("no list has the code `{code}` in {}", config.source);
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! [`Handle`]: the store as async code holds it.
+//!
+//! A handle owns one writer connection on a thread of its own and a few
+//! reader connections on theirs (WAL lets readers read while the writer
+//! writes), and runs closures on them: `handle.read(|db| ...)` on a reader,
+//! `handle.write(|tx| ...)` on the writer, in one transaction. Async code
+//! awaits the answer, so SQLite never blocks the runtime; threads outside
+//! the runtime (the outbox's store thread, `spawn_blocking`, one-shot
+//! commands) use the `blocking_` forms. Writes queue on the writer thread
+//! in the order they were asked for; a caller that wants many writes in one
+//! transaction (the committer's group commit) gathers them itself.
+//!
+//! Clones share the threads; the threads stop once the last clone is gone
+//! and their queues are empty.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use super::{Connection, Error, Result, Transaction};
+
+/// Work for a connection's thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A cloneable door to the store; see the module documentation.
+#[derive(Clone)]
+pub struct Handle {
+    writer: mpsc::Sender<Job>,
+    /// The readers' shared queue; `None` when reads run on the writer
+    /// (an in-memory store, whose connections cannot share a database).
+    readers: Option<mpsc::Sender<Job>>,
+}
+
+impl Handle {
+    /// Opens the database at `path` with one writer and `readers` reader
+    /// connections (0: reads run on the writer), each on its own thread.
+    /// Blocks until every connection is open and the schema up to date:
+    /// call it from a blocking context (`spawn_blocking`, or before the
+    /// runtime starts).
+    pub fn open(path: &Path, readers: usize) -> Result<Handle> {
+        let writer = spawn("tidings-store-writer", {
+            let path = path.to_path_buf();
+            move || super::open(&path)
+        })?;
+        let readers = match readers {
+            0 => None,
+            count => {
+                let (queue, jobs) = mpsc::channel::<Job>();
+                let jobs = Arc::new(Mutex::new(jobs));
+                for _ in 0..count {
+                    let path = path.to_path_buf();
+                    spawn_reader(&path, Arc::clone(&jobs))?;
+                }
+                Some(queue)
+            }
+        };
+        Ok(Handle { writer, readers })
+    }
+
+    /// An in-memory store on one thread, for tests and benchmarks.
+    pub fn open_in_memory() -> Result<Handle> {
+        let writer = spawn("tidings-store-writer", super::open_in_memory)?;
+        Ok(Handle {
+            writer,
+            readers: None,
+        })
+    }
+
+    /// Runs `read` on a reader connection.
+    pub async fn read<T, E>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let answer = self.submit(self.reader_queue(), move |db| read(db));
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `write` in one transaction on the writer connection, committed
+    /// when it returns `Ok` (see [`super::transaction`]).
+    pub async fn write<T, E>(
+        &self,
+        write: impl FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let answer = self.submit(&self.writer, move |db| super::transaction(db, write));
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// [`Handle::read`] from a thread outside the runtime.
+    pub fn blocking_read<T, E>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let answer = self.submit(self.reader_queue(), move |db| read(db));
+        answer.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    /// [`Handle::write`] from a thread outside the runtime.
+    pub fn blocking_write<T, E>(
+        &self,
+        write: impl FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let answer = self.submit(&self.writer, move |db| super::transaction(db, write));
+        answer.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    /// [`Handle::blocking_write`] committed without waiting for the disk
+    /// (see [`super::transaction_unsynced`]).
+    pub fn blocking_write_unsynced<T, E>(
+        &self,
+        write: impl FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let answer = self.submit(&self.writer, move |db| {
+            super::transaction_unsynced(db, write)
+        });
+        answer.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    /// [`super::checkpoint`] on the writer, from a thread outside the
+    /// runtime.
+    pub fn blocking_checkpoint(&self) -> Result<()> {
+        let answer = self.submit(&self.writer, |db| super::checkpoint(db));
+        answer.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    fn reader_queue(&self) -> &mpsc::Sender<Job> {
+        self.readers.as_ref().unwrap_or(&self.writer)
+    }
+
+    /// Queues `work` for a connection; the answer comes once it has run.
+    /// A panic in `work` is caught on the connection's thread, which lives
+    /// on: the caller sees [`Error::Panicked`], and the open transaction, if
+    /// any, is rolled back as it is dropped.
+    fn submit<T, E>(
+        &self,
+        queue: &mpsc::Sender<Job>,
+        work: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> oneshot::Receiver<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |db| {
+            let result = catch_unwind(AssertUnwindSafe(|| work(db))).unwrap_or_else(|_| {
+                tracing::error!("a store query panicked; its transaction was rolled back");
+                Err(Error::Panicked.into())
+            });
+            // A caller that went away needs no answer.
+            let _ = answer.send(result);
+        });
+        // A send fails only once the thread is gone; the dropped answer
+        // then says so.
+        let _ = queue.send(job);
+        answered
+    }
+}
+
+/// Starts a thread that opens a connection with `open` and runs the jobs
+/// sent to it; returns once the connection is open.
+fn spawn(
+    name: &str,
+    open: impl FnOnce() -> Result<Connection> + Send + 'static,
+) -> Result<mpsc::Sender<Job>> {
+    let (queue, jobs) = mpsc::channel::<Job>();
+    let (opened, opening) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || match open() {
+            Ok(mut connection) => {
+                let _ = opened.send(Ok(()));
+                for job in jobs {
+                    job(&mut connection);
+                }
+            }
+            Err(error) => {
+                let _ = opened.send(Err(error));
+            }
+        })
+        .map_err(|_| Error::Closed)?;
+    opening.recv().map_err(|_| Error::Closed)??;
+    Ok(queue)
+}
+
+/// Starts a reader thread that takes jobs from the readers' shared queue.
+fn spawn_reader(path: &Path, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) -> Result<()> {
+    let path = path.to_path_buf();
+    let (opened, opening) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("tidings-store-reader".into())
+        .spawn(move || match super::open(&path) {
+            Ok(mut connection) => {
+                let _ = opened.send(Ok(()));
+                loop {
+                    // The lock is held only while waiting for a job, so the
+                    // readers take turns at the queue and run side by side.
+                    let job = match jobs.lock() {
+                        Ok(jobs) => jobs.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(&mut connection),
+                        Err(_) => return,
+                    }
+                }
+            }
+            Err(error) => {
+                let _ = opened.send(Err(error));
+            }
+        })
+        .map_err(|_| Error::Closed)?;
+    opening.recv().map_err(|_| Error::Closed)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(db: &Connection) -> Result<i64> {
+        Ok(db.query_row("SELECT count(*) FROM digest_slots", [], |row| row.get(0))?)
+    }
+
+    #[tokio::test]
+    async fn readers_see_what_the_writer_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = Handle::open(&dir.path().join("t.sqlite3"), 2).unwrap();
+        assert_eq!(handle.read(slots).await.unwrap(), 0);
+        handle
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO digest_slots (list_code, last_slot) VALUES ('en', 1)",
+                    [],
+                )?;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(handle.read(slots).await.unwrap(), 1);
+        // A failed write keeps nothing.
+        let failed: Result<()> = handle
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO digest_slots (list_code, last_slot) VALUES ('fr', 1)",
+                    [],
+                )?;
+                Err(Error::Closed)
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(handle.read(slots).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_query_leaves_the_store_usable() {
+        let handle = Handle::open_in_memory().unwrap();
+        let panicked: Result<()> = handle.read(|_| panic!("a bug in a query")).await;
+        assert!(matches!(panicked, Err(Error::Panicked)));
+        assert_eq!(handle.read(slots).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn blocking_calls_work_outside_a_runtime() {
+        let handle = Handle::open_in_memory().unwrap();
+        handle
+            .blocking_write_unsynced(|tx| {
+                tx.execute(
+                    "INSERT INTO digest_slots (list_code, last_slot) VALUES ('en', 1)",
+                    [],
+                )?;
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        handle.blocking_checkpoint().unwrap();
+        assert_eq!(handle.blocking_read(slots).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_store_that_cannot_open_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the database file should be.
+        let path = dir.path().join("db");
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(Handle::open(&path, 1), Err(Error::Sqlite(_))));
+    }
+}
