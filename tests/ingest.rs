@@ -391,6 +391,27 @@ fn oversize_message_bounces_with_the_limit_named() {
     let reason = String::from_utf8_lossy(&output.stderr);
     assert!(reason.contains("over the limit of 2048 bytes"), "{reason}");
     assert!(reason.contains(&big.len().to_string()), "{reason}");
+    // Recorded for the operator, without its bytes, like every rejection.
+    let rejected = tidings.ok(&["posts", "--status", "rejected", "--json"]);
+    let rows: Vec<Value> = rejected
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{rejected}");
+    assert!(rows[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("over the limit of 2048 bytes"));
+    assert_eq!(rows[0]["size"], big.len());
+    let raw = tidings.run_with_stdin(
+        &["posts", "show", "--raw", &rows[0]["id"].to_string()],
+        &[],
+        b"",
+    );
+    assert!(
+        !raw.status.success(),
+        "no bytes are kept of an oversize message"
+    );
 }
 
 #[test]

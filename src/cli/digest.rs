@@ -6,9 +6,9 @@ use std::io::Write;
 use super::{open_handle, open_store};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::deliver::{self, DeliveryState, Issue, Selection};
+use crate::deliver::{self, DeliveryState, Issue, MessageKind, Selection};
 use crate::digest::templates::Templates;
-use crate::store::{deliveries, Handle};
+use crate::store::{self, deliveries, outgoing, Handle};
 
 /// What `tidings digest` was asked to do.
 #[derive(Debug, Clone)]
@@ -130,14 +130,19 @@ fn deliver_queue(config: &Config, store: Handle, clock: Clock) -> anyhow::Result
     Ok(())
 }
 
-/// `tidings queue retry`: makes every deferred delivery due now and
-/// delivers.
+/// `tidings queue retry`: makes every deferred delivery and message due
+/// now and delivers.
 pub fn retry_queue(config: &Config, at: Option<&str>) -> anyhow::Result<()> {
     let clock = Clock::from_argument(at)?;
     let store = open_handle(config)?;
     let now = clock.now().timestamp();
-    let due = store.blocking_write(move |tx| deliveries::retry_deferred(tx, now))?;
-    println!("{due} deferred deliveries are due now");
+    let (digests, messages) = store.blocking_write(move |tx| {
+        Ok::<_, store::Error>((
+            deliveries::retry_deferred(tx, now)?,
+            outgoing::retry_deferred(tx, now)?,
+        ))
+    })?;
+    println!("{digests} deferred deliveries and {messages} deferred messages are due now");
     deliver_queue(config, store, clock)
 }
 
@@ -169,6 +174,26 @@ pub fn show_queue(config: &Config) -> anyhow::Result<()> {
             out,
             "{:<12} {:>9} {:>9} {:>9} {:>9}",
             list,
+            count(DeliveryState::Queued),
+            count(DeliveryState::Deferred),
+            count(DeliveryState::Sent),
+            count(DeliveryState::Failed)
+        )?;
+    }
+    let mut kinds: Vec<MessageKind> = summary.messages.iter().map(|(kind, _, _)| *kind).collect();
+    kinds.dedup();
+    for kind in kinds {
+        let count = |state: DeliveryState| {
+            summary
+                .messages
+                .iter()
+                .find(|(k, s, _)| *k == kind && *s == state)
+                .map_or(0, |(_, _, count)| *count)
+        };
+        writeln!(
+            out,
+            "{:<12} {:>9} {:>9} {:>9} {:>9}",
+            format!("({kind})"),
             count(DeliveryState::Queued),
             count(DeliveryState::Deferred),
             count(DeliveryState::Sent),

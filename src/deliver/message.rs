@@ -1,5 +1,5 @@
 //! One recipient's message: the personal header fields around a digest
-//! body rendered once.
+//! body rendered once, or a single queued message as it is ([`single`]).
 //!
 //! Every message carries Date, Message-ID at our domain, From the list, To
 //! the one subscriber (no other subscriber's address ever appears),
@@ -17,7 +17,7 @@ use lettre::Address;
 
 use super::dkim::{BodyHash, Signer};
 use super::transport::{close_data, dot_stuff, Outgoing};
-use super::DueDelivery;
+use super::{DueDelivery, NewMessage};
 use crate::config::{Config, List};
 use crate::digest::headers::{self, ListAddresses};
 use crate::digest::{DigestMode, DigestRecord};
@@ -180,6 +180,32 @@ impl Prepared {
             .map_err(|e| anyhow::anyhow!("bad recipient address {}: {e}", delivery.address))?;
         Ok(Envelope::new(Some(from), vec![to])?)
     }
+}
+
+/// A single queued message as it goes out: its envelope (the null sender
+/// when `sender` is empty) and its bytes, with a DKIM-Signature per key in
+/// front when it is to be signed.
+pub fn single(message: &NewMessage, signers: &[Signer]) -> anyhow::Result<(Envelope, Vec<u8>)> {
+    let sender = match message.sender.as_str() {
+        "" => None,
+        sender => Some(
+            Address::from_str(sender)
+                .map_err(|e| anyhow::anyhow!("bad envelope sender {sender}: {e}"))?,
+        ),
+    };
+    let recipient = Address::from_str(&message.recipient)
+        .map_err(|e| anyhow::anyhow!("bad recipient address {}: {e}", message.recipient))?;
+    let envelope = Envelope::new(sender, vec![recipient])?;
+    if !message.sign || signers.is_empty() {
+        return Ok((envelope, message.message.clone()));
+    }
+    let body_hash = Signer::body_hash(body_of(&message.message));
+    let mut bytes = Vec::with_capacity(message.message.len() + 512 * signers.len());
+    for signer in signers {
+        bytes.extend(signer.sign(&[&message.message], body_hash)?);
+    }
+    bytes.extend_from_slice(&message.message);
+    Ok((envelope, bytes))
 }
 
 /// The body of an entity: what follows its first blank line.

@@ -35,7 +35,10 @@ use crate::store::{self, digests, Handle};
 
 pub use crate::clock::Clock;
 pub use outbox::{run_outbox, run_outbox_here, OutboxReport};
-pub use queue::{Attempt, DeliveryRow, DeliveryState, DueDelivery, ProblemDelivery, QueueSummary};
+pub use queue::{
+    Attempt, DeliveryRow, DeliveryState, DueDelivery, DueMessage, MessageKind, NewMessage,
+    ProblemDelivery, QueueSummary,
+};
 
 /// Which digests to consider.
 #[derive(Debug, Clone, Default)]

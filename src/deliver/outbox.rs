@@ -1,5 +1,8 @@
-//! The outbox run: every due delivery goes out once, through `connections`
-//! workers, and its result is recorded as soon as the server has answered.
+//! The outbox run: every due delivery (a digest to a subscriber) and every
+//! due single message (`store::outgoing`) goes out once, through
+//! `connections` workers, and its result is recorded as soon as the server
+//! has answered. Single messages go first: they are few, and a reader waits
+//! for them (a confirmation, a reply).
 //!
 //! One thread talks to the store (SQLite never blocks the runtime): it hands
 //! out due deliveries page by page and records results in group commits
@@ -36,14 +39,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::dkim::Signer;
 use super::message::Prepared;
-use super::transport::{Relay, SendError};
-use super::{Attempt, Clock, DueDelivery};
+use super::transport::{Outgoing, Relay, SendError};
+use super::{Attempt, Clock, DueDelivery, DueMessage};
 use crate::config::Config;
 use crate::digest::DigestMode;
-use crate::store::{self, deliveries, digests, Handle};
+use crate::store::{self, deliveries, digests, outgoing, Handle};
 
 /// Deliveries read from the store at once.
 const PAGE: usize = 512;
+
+/// Single messages read from the store at once: each carries its whole
+/// message (up to the size limit), so few.
+const MESSAGE_PAGE: usize = 16;
 
 /// Results a worker may have waiting for their commit while it sends on:
 /// the bound, per connection, on messages sent twice after a crash.
@@ -70,23 +77,46 @@ pub struct OutboxReport {
     pub seconds: f64,
 }
 
-/// A delivery handed to a worker with what it shares with its digest.
-struct Job {
-    delivery: DueDelivery,
-    prepared: Arc<Prepared>,
+/// What a worker is handed.
+enum Job {
+    /// A digest delivery, with what it shares with its digest.
+    Digest {
+        delivery: DueDelivery,
+        prepared: Arc<Prepared>,
+    },
+    /// A single message.
+    Message(DueMessage),
+}
+
+impl Job {
+    fn target(&self) -> Target {
+        match self {
+            Job::Digest { delivery, .. } => Target::Delivery(delivery.id),
+            Job::Message(message) => Target::Message(message.id),
+        }
+    }
+}
+
+/// The row a result is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// A row of `deliveries`.
+    Delivery(i64),
+    /// A row of `outgoing`.
+    Message(i64),
 }
 
 /// A worker's result; the reply comes once it is committed.
 struct Done {
-    id: i64,
+    target: Target,
     attempt: Attempt,
     bytes: usize,
     unreachable: bool,
     committed: oneshot::Sender<()>,
 }
 
-/// Delivers every delivery due now. When `stop` is cancelled (the daemon is shutting down), no new message
-/// is started: those in flight are finished and recorded, the rest stay
+/// Delivers every delivery and message due now. When `stop` is cancelled
+/// (the daemon is shutting down), no new message is started: those in flight are finished and recorded, the rest stay
 /// queued for the next run.
 pub async fn run_outbox(
     config: Arc<Config>,
@@ -185,7 +215,7 @@ async fn work(
             attempt(&mut connection, signers, config, clock, &job).await;
         let (committed, done) = oneshot::channel();
         let result = Done {
-            id: job.delivery.id,
+            target: job.target(),
             attempt,
             bytes,
             unreachable,
@@ -202,7 +232,7 @@ async fn work(
     }
 }
 
-/// Sends one delivery and says what to record.
+/// Sends one delivery or message and says what to record.
 async fn attempt(
     connection: &mut super::transport::Connection<'_>,
     signers: &[Signer],
@@ -210,17 +240,22 @@ async fn attempt(
     clock: Clock,
     job: &Job,
 ) -> (Attempt, usize, bool) {
-    let delivery = &job.delivery;
-    let envelope = match job.prepared.envelope(delivery) {
-        Ok(envelope) => envelope,
-        Err(error) => {
-            let reply = format!("{error:#}");
-            return (Attempt::Failed { reply }, 0, false);
-        }
-    };
     let smtp = connection.speaks_smtp();
-    let message = match job.prepared.message(delivery, signers, smtp) {
-        Ok(message) => message,
+    let (prepared, attempts) = match job {
+        Job::Digest { delivery, prepared } => (
+            prepared
+                .envelope(delivery)
+                .and_then(|envelope| Ok((envelope, prepared.message(delivery, signers, smtp)?))),
+            delivery.attempts,
+        ),
+        Job::Message(due) => (
+            super::message::single(&due.message, signers)
+                .map(|(envelope, bytes)| (envelope, Outgoing::Bytes(bytes))),
+            due.attempts,
+        ),
+    };
+    let (envelope, message) = match prepared {
+        Ok(prepared) => prepared,
         Err(error) => {
             let reply = format!("{error:#}");
             return (Attempt::Failed { reply }, 0, false);
@@ -230,7 +265,7 @@ async fn attempt(
         Ok(reply) => (Attempt::Sent { reply }, message.len(), false),
         Err(SendError::Permanent { reply }) => (Attempt::Failed { reply }, 0, false),
         Err(SendError::Transient { reply, unreachable }) => {
-            let next_attempt_at = clock.now().timestamp() + retry_delay(config, delivery.attempts);
+            let next_attempt_at = clock.now().timestamp() + retry_delay(config, attempts);
             (
                 Attempt::Deferred {
                     reply,
@@ -269,12 +304,15 @@ fn serve_store(
     let now = clock.now().timestamp();
     let age = config.delivery.give_up_after_hours * 3600;
     report.given_up = store
-        .blocking_write(move |tx| deliveries::give_up(tx, now - age, now))
+        .blocking_write(move |tx| {
+            Ok::<_, store::Error>(
+                deliveries::give_up(tx, now - age, now)? + outgoing::give_up(tx, now - age, now)?,
+            )
+        })
         .context("giving up old deliveries")?;
     let mut queue = Queue {
-        page: VecDeque::new(),
-        after: 0,
-        exhausted: false,
+        messages: Page::default(),
+        page: Page::default(),
         prepared: HashMap::new(),
         stopping: false,
         sign,
@@ -289,7 +327,7 @@ fn serve_store(
         let mut acks = Vec::new();
         let done = gather(inbox, first, config.delivery.connections);
         for Done {
-            id,
+            target,
             attempt,
             bytes,
             unreachable,
@@ -305,7 +343,7 @@ fn serve_store(
                     report.unreachable.get_or_insert_with(|| reply.clone());
                 }
             }
-            results.push((id, attempt));
+            results.push((target, attempt));
             acks.push(committed);
         }
         queue.top_up(&store, config, clock, &mut results)?;
@@ -348,7 +386,7 @@ fn gather(inbox: &std::sync::mpsc::Receiver<Done>, first: Done, connections: usi
 fn record(
     store: &Handle,
     report: &mut OutboxReport,
-    results: &mut Vec<(i64, Attempt)>,
+    results: &mut Vec<(Target, Attempt)>,
     clock: Clock,
     sync: bool,
 ) -> anyhow::Result<()> {
@@ -358,7 +396,15 @@ fn record(
     let now = clock.now().timestamp();
     let batch = std::mem::take(results);
     let write = move |tx: &store::Transaction<'_>| {
-        deliveries::record_attempts(tx, &batch, now)?;
+        let (mut digests, mut messages) = (Vec::new(), Vec::new());
+        for (target, attempt) in &batch {
+            match *target {
+                Target::Delivery(id) => digests.push((id, attempt.clone())),
+                Target::Message(id) => messages.push((id, attempt.clone())),
+            }
+        }
+        deliveries::record_attempts(tx, &digests, now)?;
+        outgoing::record_attempts(tx, &messages, now)?;
         Ok::<_, store::Error>(batch)
     };
     let recorded = if sync {
@@ -377,11 +423,50 @@ fn record(
     Ok(())
 }
 
-/// The deliveries still to hand out in this run.
-struct Queue {
-    page: VecDeque<DueDelivery>,
+/// Rows read a page at a time, by id.
+struct Page<T> {
+    rows: VecDeque<T>,
+    /// The id of the last row read.
     after: i64,
+    /// The last read found fewer rows than a page: none are left.
     exhausted: bool,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Page {
+            rows: VecDeque::new(),
+            after: 0,
+            exhausted: false,
+        }
+    }
+}
+
+impl<T> Page<T> {
+    /// The next row, reading a page with `read(after)` when none is left
+    /// in memory; `id` tells a row's id.
+    fn next(
+        &mut self,
+        size: usize,
+        id: impl Fn(&T) -> i64,
+        read: impl FnOnce(i64) -> anyhow::Result<Vec<T>>,
+    ) -> anyhow::Result<Option<T>> {
+        if self.rows.is_empty() && !self.exhausted {
+            let rows = read(self.after)?;
+            self.exhausted = rows.len() < size;
+            if let Some(last) = rows.last() {
+                self.after = id(last);
+            }
+            self.rows.extend(rows);
+        }
+        Ok(self.rows.pop_front())
+    }
+}
+
+/// The deliveries and messages still to hand out in this run.
+struct Queue {
+    messages: Page<DueMessage>,
+    page: Page<DueDelivery>,
     prepared: HashMap<(i64, DigestMode), Arc<Prepared>>,
     /// The relay is unreachable: hand out nothing more.
     stopping: bool,
@@ -399,7 +484,7 @@ impl Queue {
         store: &Handle,
         config: &Config,
         clock: Clock,
-        results: &mut Vec<(i64, Attempt)>,
+        results: &mut Vec<(Target, Attempt)>,
     ) -> anyhow::Result<()> {
         while self.jobs.is_some() {
             let job = match self.held.take() {
@@ -432,24 +517,35 @@ impl Queue {
         store: &Handle,
         config: &Config,
         clock: Clock,
-        results: &mut Vec<(i64, Attempt)>,
+        results: &mut Vec<(Target, Attempt)>,
     ) -> anyhow::Result<Option<Job>> {
         loop {
             if self.stopping {
                 return Ok(None);
             }
-            if self.page.is_empty() && !self.exhausted {
-                let (now, after) = (clock.now().timestamp(), self.after);
-                let due = store
-                    .blocking_read(move |db| deliveries::due(db, now, after, PAGE))
-                    .context("reading due deliveries")?;
-                self.exhausted = due.len() < PAGE;
-                if let Some(last) = due.last() {
-                    self.after = last.id;
-                }
-                self.page.extend(due);
+            let now = clock.now().timestamp();
+            let message = self.messages.next(
+                MESSAGE_PAGE,
+                |m| m.id,
+                |after| {
+                    store
+                        .blocking_read(move |db| outgoing::due(db, now, after, MESSAGE_PAGE))
+                        .context("reading due messages")
+                },
+            )?;
+            if let Some(message) = message {
+                return Ok(Some(Job::Message(message)));
             }
-            let Some(delivery) = self.page.pop_front() else {
+            let delivery = self.page.next(
+                PAGE,
+                |d| d.id,
+                |after| {
+                    store
+                        .blocking_read(move |db| deliveries::due(db, now, after, PAGE))
+                        .context("reading due deliveries")
+                },
+            )?;
+            let Some(delivery) = delivery else {
                 return Ok(None);
             };
             let key = (delivery.digest_id, delivery.mode);
@@ -464,9 +560,9 @@ impl Queue {
                 }
             };
             match prepared {
-                Some(prepared) => return Ok(Some(Job { delivery, prepared })),
+                Some(prepared) => return Ok(Some(Job::Digest { delivery, prepared })),
                 None => results.push((
-                    delivery.id,
+                    Target::Delivery(delivery.id),
                     Attempt::Failed {
                         reply: format!(
                             "list {} is no longer configured or the digest body is gone",

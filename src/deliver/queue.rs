@@ -1,5 +1,6 @@
-//! The outbox as data: where each delivery stands, what one attempt gave,
-//! and the summaries `tidings queue`, `tidings status` and /metrics show.
+//! The outbox as data: where each delivery stands, the single messages
+//! queued beside the digests, what one attempt gave, and the summaries
+//! `tidings queue`, `tidings status` and /metrics show.
 
 use crate::digest::DigestMode;
 use crate::post::named;
@@ -59,6 +60,53 @@ pub struct DueDelivery {
     pub attempts: u32,
 }
 
+/// What a single outgoing message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MessageKind {
+    /// Mail passed on as it came, with a new envelope: mail to postmaster
+    /// for the operator.
+    Forward,
+}
+
+impl MessageKind {
+    /// Every kind.
+    pub const ALL: [MessageKind; 1] = [MessageKind::Forward];
+
+    /// The name used in SQL and in `tidings queue`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Forward => "forward",
+        }
+    }
+}
+
+named!(MessageKind: "message kind");
+
+/// A single message to queue for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub kind: MessageKind,
+    /// The list it concerns, if any.
+    pub list_code: Option<String>,
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    pub recipient: String,
+    /// The whole message, CRLF line ends.
+    pub message: Vec<u8>,
+    /// Sign with the configured DKIM keys (what tidings writes), or send as
+    /// it is (mail passed on keeps its own signatures).
+    pub sign: bool,
+}
+
+/// A queued message due now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueMessage {
+    pub id: i64,
+    pub message: NewMessage,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -93,23 +141,37 @@ impl Attempt {
 /// Counts and recent problems of the outbox, for `tidings queue`.
 #[derive(Debug, Clone, Default)]
 pub struct QueueSummary {
-    /// (list, state, count), by list then state.
+    /// Digest deliveries: (list, state, count), by list then state.
     pub counts: Vec<(String, DeliveryState, u64)>,
-    /// The deferred delivery waiting longest.
+    /// Single messages: (kind, state, count), by kind then state.
+    pub messages: Vec<(MessageKind, DeliveryState, u64)>,
+    /// The deferred digest delivery waiting longest.
     pub oldest_deferred: Option<ProblemDelivery>,
-    /// The latest deferred or failed deliveries, newest first.
+    /// The latest deferred or failed digest deliveries, newest first.
     pub last_errors: Vec<ProblemDelivery>,
 }
 
 impl QueueSummary {
-    /// Deliveries still to be made (queued or deferred), of one list or of
-    /// all: the outbox depth.
+    /// Digest deliveries still to be made (queued or deferred) of one list,
+    /// or with `None` everything still to be sent, single messages too:
+    /// the outbox depth.
     pub fn waiting(&self, list: Option<&str>) -> u64 {
-        self.counts
+        let digests: u64 = self
+            .counts
             .iter()
             .filter(|(code, state, _)| state.is_waiting() && list.is_none_or(|list| code == list))
             .map(|(_, _, count)| count)
-            .sum()
+            .sum();
+        let messages: u64 = match list {
+            Some(_) => 0,
+            None => self
+                .messages
+                .iter()
+                .filter(|(_, state, _)| state.is_waiting())
+                .map(|(_, _, count)| count)
+                .sum(),
+        };
+        digests + messages
     }
 
     /// Deliveries of `list` in `state`.
@@ -152,7 +214,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_outbox_depth_counts_queued_and_deferred_only() {
+    fn the_outbox_depth_counts_what_is_still_to_send() {
         let summary = QueueSummary {
             counts: vec![
                 ("en".into(), DeliveryState::Queued, 3),
@@ -160,9 +222,13 @@ mod tests {
                 ("fr".into(), DeliveryState::Deferred, 2),
                 ("fr".into(), DeliveryState::Failed, 7),
             ],
+            messages: vec![
+                (MessageKind::Forward, DeliveryState::Deferred, 1),
+                (MessageKind::Forward, DeliveryState::Sent, 4),
+            ],
             ..QueueSummary::default()
         };
-        assert_eq!(summary.waiting(None), 5);
+        assert_eq!(summary.waiting(None), 6);
         assert_eq!(summary.waiting(Some("en")), 3);
         assert_eq!(summary.waiting(Some("de")), 0);
         assert_eq!(summary.count("fr", DeliveryState::Failed), 7);

@@ -43,13 +43,21 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
     let raw = match read_limited(input, limit) {
         Ok(Input::Whole(raw)) => raw,
         Ok(Input::TooLarge(size)) => {
+            // Recorded for the operator like any rejection; the bounce does
+            // not wait for the record (a store that is down would only
+            // make the MTA retry a message that can never be taken).
+            let post = Filer::new(config).oversize(size, now());
+            let recorded = store::open(&config.database_path()).and_then(|mut db| {
+                store::transaction(&mut db, |tx| commit(tx, std::slice::from_ref(&post)))
+            });
+            if let Err(error) = recorded {
+                tracing::warn!(%error, "oversize message not recorded");
+            }
             return Delivery {
                 exit_code: EX_DATAERR,
-                message: format!(
-                    "message is {size} bytes, over the limit of {limit} bytes (ingest.max_message_bytes)"
-                ),
+                message: post.reason.clone().unwrap_or_default(),
                 published: false,
-            }
+            };
         }
         Err(error) => return Delivery::tempfail(format!("cannot read the message: {error}")),
     };

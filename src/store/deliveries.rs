@@ -93,8 +93,8 @@ pub fn of_digest(db: &Connection, digest_id: i64) -> Result<Vec<DeliveryRow>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Counts per list and state, the oldest deferred delivery and the latest
-/// `errors` problems.
+/// Counts per list and state (and of single messages per kind and state),
+/// the oldest deferred delivery and the latest `errors` problems.
 pub fn summary(db: &Connection, errors: usize) -> Result<QueueSummary> {
     let mut statement = db.prepare_cached(
         "SELECT g.list_code, d.state, count(*) FROM deliveries d \
@@ -119,6 +119,7 @@ pub fn summary(db: &Connection, errors: usize) -> Result<QueueSummary> {
     )?;
     Ok(QueueSummary {
         counts,
+        messages: super::outgoing::counts(db)?,
         oldest_deferred,
         last_errors,
     })

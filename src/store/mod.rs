@@ -1,5 +1,5 @@
 //! The SQLite store: posts and their raw bytes, feed change counters,
-//! subscribers, digests and deliveries. No other module touches SQLite.
+//! subscribers, digests and their deliveries, and single outgoing messages. No other module touches SQLite.
 //!
 //! Queries are plain functions over a [`Connection`] (reads) or a
 //! [`Transaction`] (writes), one file per table group, so a caller composes
@@ -21,6 +21,7 @@ mod sql;
 pub mod deliveries;
 pub mod digests;
 pub mod feeds;
+pub mod outgoing;
 pub mod posts;
 pub mod subscribers;
 
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_posts.sql"),
     include_str!("migrations/0002_feed_versions.sql"),
     include_str!("migrations/0003_digests.sql"),
+    include_str!("migrations/0004_outgoing.sql"),
 ];
 
 /// How long a writer waits for another writer before giving up.

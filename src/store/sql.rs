@@ -6,7 +6,7 @@ use rusqlite::Row;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::deliver::DeliveryState;
+use crate::deliver::{DeliveryState, MessageKind};
 use crate::digest::DigestMode;
 use crate::post::{FiledBy, Status};
 
@@ -30,7 +30,7 @@ macro_rules! stored_by_name {
     )*};
 }
 
-stored_by_name!(Status, FiledBy, DigestMode, DeliveryState);
+stored_by_name!(Status, FiledBy, DigestMode, DeliveryState, MessageKind);
 
 /// A value as the JSON text a column holds.
 pub fn to_json<T: Serialize>(value: &T) -> String {
