@@ -26,7 +26,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
-BINARY = os.path.join(ROOT, "target", "release", "tidings")
+# TIDINGS=path/to/tidings measures another build (e.g. the previous commit's).
+BINARY = os.environ.get("TIDINGS", os.path.join(ROOT, "target", "release", "tidings"))
 DATA = os.path.join(ROOT, "target", "bench-data")
 POSTS = int(os.environ.get("BENCH_POSTS", "100000"))
 

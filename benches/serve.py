@@ -31,7 +31,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "tidings")
+# TIDINGS=path/to/tidings measures another build (e.g. the previous commit's).
+BINARY = os.environ.get("TIDINGS", os.path.join(ROOT, "target", "release", "tidings"))
 CLIENTS = 8
 POSTS = int(os.environ.get("BENCH_POSTS", "20000"))
 
