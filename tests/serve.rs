@@ -636,7 +636,19 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
         let got: std::collections::HashSet<String> = peer.recipients().into_iter().collect();
         addresses.iter().all(|a| got.contains(a))
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The scheduler reports what it sent and what still waits. Once its
+    // outbox run is over, every message it sent is in the peer's folder (the
+    // peer writes each before its 250): a repeat would be there to count.
+    wait_until("the metrics to show the outbox drained", PATIENCE, || {
+        let metrics = get(&daemon, "/metrics", serde_json::json!({})).2;
+        let sent: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tidings_deliveries_sent_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        metrics.contains("\ntidings_outbox_depth 0\n")
+            && sent + at_stop as u64 >= SUBSCRIBERS as u64
+    });
     let mut received: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for to in peer.recipients() {
         *received.entry(to).or_default() += 1;
@@ -651,17 +663,6 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
     // `outbox::WINDOW` per connection, which digests.rs checks).
     assert!(twice.len() <= 4, "sent twice: {twice:?}");
     assert_eq!(received.len(), SUBSCRIBERS);
-    // The scheduler reports what it sent and what still waits.
-    wait_until("the metrics to show the outbox drained", PATIENCE, || {
-        let metrics = get(&daemon, "/metrics", serde_json::json!({})).2;
-        let sent: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("tidings_deliveries_sent_total "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
-        metrics.contains("\ntidings_outbox_depth 0\n")
-            && sent + at_stop as u64 >= SUBSCRIBERS as u64
-    });
     let status = tidings.ok(&["status"]);
     let en = status.lines().find(|l| l.starts_with("en ")).unwrap();
     assert!(en.split_whitespace().nth(3) == Some("300"), "{status}");
