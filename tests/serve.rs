@@ -119,7 +119,9 @@ for item in spec:
     msg["Subject"] = item["subject"]
     msg["Message-ID"] = item["id"]
     msg.set_content(item["body"], charset=item.get("charset", "utf-8"))
-    client = smtplib.LMTP(host, port) if protocol == "lmtp" else smtplib.SMTP(host, port)
+    # The timeout only bounds a failure: a daemon that never answers fails
+    # the test instead of hanging it.
+    client = smtplib.LMTP(host, port, timeout=60) if protocol == "lmtp" else smtplib.SMTP(host, port, timeout=60)
     try:
         refused = client.send_message(msg, to_addrs=item["to"])
         print(json.dumps({"id": item["id"], "ok": True, "refused": {k: [v[0], v[1].decode()] for k, v in refused.items()}}))
@@ -306,11 +308,16 @@ fn swaks_submits_a_post() {
     assert_eq!(tidings.posts(&[])[0]["title"], "France: grève générale");
 }
 
-/// Speaks raw SMTP: sends each line, prints every reply line.
+/// Speaks raw SMTP: sends each line, prints every reply line. `READ` reads
+/// a reply without sending anything (a client that stalls until the daemon
+/// speaks); `SLEEP S` is a client deliberately slow for S seconds before it
+/// reads; `RAW` sends bytes as they are, `\n` as CRLF.
 const CONVERSE: &str = r#"
 import socket, sys, time
 host, port = sys.argv[1], int(sys.argv[2])
-s = socket.create_connection((host, port), timeout=10)
+# The timeout only bounds a failure: a daemon that never answers fails the
+# test instead of hanging it.
+s = socket.create_connection((host, port), timeout=60)
 f = s.makefile("rb")
 def reply():
     lines = []
@@ -426,8 +433,9 @@ fn the_listener_refuses_what_is_not_ours() {
     );
     assert!(replies.last().unwrap().ends_with("<closed>"), "{replies:?}");
 
-    // A client that stalls is dropped.
-    let replies = converse(&daemon, "lmtp", &["LHLO c", "SLEEP 2.5"]);
+    // A client that stalls is dropped: it sends nothing more and reads
+    // what the daemon says once the command timeout (1 s here) has passed.
+    let replies = converse(&daemon, "lmtp", &["LHLO c", "READ"]);
     assert!(replies[2].starts_with("421 4.4.2"), "{replies:?}");
 }
 
@@ -681,21 +689,22 @@ fn a_store_that_cannot_commit_answers_451_and_the_retry_lands() {
     let tidings = Tidings::new();
     let daemon = Daemon::start(&tidings);
     // Another process holds the database's write lock longer than the
-    // daemon's busy timeout: the commit fails, and the sender must keep it.
+    // daemon's busy timeout, until its standard input closes: the commit
+    // fails, and the sender must keep the message.
     let database = tidings.path().join("data/tidings.sqlite3");
     let locker = r#"
-import sqlite3, sys, time
+import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("BEGIN EXCLUSIVE")
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.read()
 db.execute("ROLLBACK")
 "#;
     let mut lock = Command::new("python3")
         .arg("-c")
         .arg(locker)
         .arg(&database)
-        .arg("15")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -713,7 +722,8 @@ db.execute("ROLLBACK")
         refused[0]["error"].as_str().unwrap().starts_with("4.3.0"),
         "{refused:?}"
     );
-    lock.wait().unwrap();
+    drop(lock.stdin.take());
+    assert!(lock.wait().unwrap().success(), "the locker failed");
     let accepted = send("smtp", &daemon, message);
     assert_eq!(accepted[0]["ok"], true, "{accepted:?}");
     let posts = tidings.posts(&[]);
