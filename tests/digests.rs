@@ -12,9 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{generate, Peer, Tidings};
+use common::{generate, wait_until, Peer, Tidings, PATIENCE};
 use serde_json::Value;
 use tidings::deliver::DeliveryState;
 use tidings::post::{Status, StoredPost};
@@ -33,17 +32,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "nothing listens on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Postfix's smtp-sink, dumping each message into a file of `dir`.
 struct SmtpSink {
     child: Child,
@@ -59,7 +47,7 @@ impl SmtpSink {
             .trim()
             .to_string();
         let port = free_port();
-        let child = Command::new("/usr/sbin/smtp-sink")
+        let mut child = Command::new("/usr/sbin/smtp-sink")
             .args(["-u", &user, "-d"])
             .arg(format!("{}/%M.", dir.display()))
             .arg(format!("127.0.0.1:{port}"))
@@ -67,7 +55,12 @@ impl SmtpSink {
             .stdout(Stdio::null())
             .spawn()
             .expect("smtp-sink runs (apt-get install postfix)");
-        wait_for_port(port);
+        wait_until(&format!("smtp-sink to listen on {port}"), PATIENCE, || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("smtp-sink ended before it listened: {status}");
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         SmtpSink {
             child,
             port,
@@ -811,18 +804,13 @@ fn killed_during_fan_out_each_subscriber_gets_the_digest_once_after_a_restart() 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while peer.recipients().len() < SUBSCRIBERS / 4 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the fan-out did not start"
-        );
+    wait_until("a quarter of the fan-out to arrive", PATIENCE, || {
         assert!(
             child.try_wait().unwrap().is_none(),
             "tidings ended before the kill"
         );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        peer.recipients().len() >= SUBSCRIBERS / 4
+    });
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     let at_kill = peer.recipients().len();

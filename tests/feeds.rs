@@ -5,6 +5,8 @@
 //! says the store holds. Tests that need python3 or jing fail when those are
 //! missing: .ci/run installs them.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+use common::{shared, wait_until, PATIENCE};
 use serde_json::Value;
 use tidings::config::Config;
 
@@ -21,10 +24,6 @@ const FORMATS: [&str; 4] = ["rss", "atom", "rdf", "json"];
 const XML_FORMATS: [&str; 3] = ["rss", "atom", "rdf"];
 const SCRIPT_SUBJECT: &str = "<script>alert(1)</script> & \"x\"";
 const BASE_URL: &str = "https://news.example.net/a-infos/";
-
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
-}
 
 /// A tidings set-up in a tempdir: lists.toml (the shipped one with its own
 /// data_dir, feeds_dir and base_url), the store and the feeds.
@@ -1172,18 +1171,6 @@ fn ids_survive_a_change_of_base_url() {
     assert!(compared > 200);
 }
 
-/// Waits up to 20 s for `done`, for what `ingest` leaves to a detached rebuild.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn an_ingested_post_updates_its_list_and_all_and_nothing_else() {
     let site = small_site();
@@ -1206,9 +1193,14 @@ fn an_ingested_post_updates_its_list_and_all_and_nothing_else() {
             .map(|(name, _)| name)
             .collect()
     };
-    eventually("the de and all feeds to be rebuilt", || changed() == want);
-    // Let a rebuild still finishing settle; then nothing more may change.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_until("the de and all feeds to be rebuilt", PATIENCE, || {
+        want.is_subset(&changed())
+    });
+    // `tidings feeds` takes the feeds lock only once the detached rebuild has
+    // let go of it, and then finds nothing left to write: after it, the
+    // rebuild is over, and what it changed is all it will ever change.
+    let settled = site.run(&["feeds"]);
+    assert!(settled.starts_with("0 feed files written"), "{settled}");
     assert_eq!(changed(), want);
     for name in &want {
         if name != ".fingerprints" {
@@ -1222,10 +1214,14 @@ fn an_ingested_post_updates_its_list_and_all_and_nothing_else() {
             assert_eq!(mtimes_after.get(name), Some(mtime), "{name} was rewritten");
         }
     }
-    // A duplicate, or a held post, changes nothing at all.
+    // A duplicate, or a held post, changes nothing at all. Whatever either
+    // did to the store, a full rebuild after them (which also waits for any
+    // rebuild they started) would write it out, so nothing may be written.
     assert_success(&site.ingest(message), "duplicate ingest");
     let held = b"From: x@example.org\r\nTo: a-infos@lists.example.org\r\nSubject: (xx) Nobody serves this\r\n\r\ntext\r\n";
     assert_success(&site.ingest(held), "held ingest");
+    let rebuilt = site.run(&["feeds"]);
+    assert!(rebuilt.starts_with("0 feed files written"), "{rebuilt}");
     assert_eq!(site.mtimes(), mtimes_after);
 }
 
@@ -1262,9 +1258,11 @@ fn a_burst_of_concurrent_ingests_leaves_no_post_out() {
         })
     };
     for format in FORMATS {
-        eventually(&format!("fr.{format} to carry all 16 posts"), || {
-            complete(format)
-        });
+        wait_until(
+            &format!("fr.{format} to carry all 16 posts"),
+            PATIENCE,
+            || complete(format),
+        );
     }
     // Whoever regenerated last left every feed current.
     let output = site.run(&["feeds"]);

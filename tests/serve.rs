@@ -5,9 +5,8 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{Peer, Tidings};
+use common::{wait_for, wait_until, Peer, Tidings, PATIENCE};
 use serde_json::Value;
 
 /// A running `tidings serve`, killed when dropped.
@@ -24,7 +23,7 @@ impl Daemon {
     fn start(tidings: &Tidings) -> Daemon {
         let serve_json = tidings.path().join("data/serve.json");
         let _ = std::fs::remove_file(&serve_json);
-        let child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
             .args(["--config"])
             .arg(tidings.config())
             .args([
@@ -41,21 +40,19 @@ impl Daemon {
             .stderr(std::fs::File::create(tidings.path().join("serve.log")).unwrap())
             .spawn()
             .expect("start tidings serve");
-        let started = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&serve_json) {
-                if let Ok(addresses) = serde_json::from_str::<Value>(&text) {
-                    if addresses["pid"] == child.id() {
-                        return Daemon { child, addresses };
-                    }
-                }
+        let log = tidings.path().join("serve.log");
+        let addresses = wait_for("serve.json to name this daemon", PATIENCE, || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "tidings serve ended ({status}) before it listened:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "serve.json did not appear"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            let text = std::fs::read_to_string(&serve_json).ok()?;
+            let addresses: Value = serde_json::from_str(&text).ok()?;
+            (addresses["pid"] == child.id()).then_some(addresses)
+        });
+        Daemon { child, addresses }
     }
 
     fn address(&self, which: &str) -> (String, u16) {
@@ -73,18 +70,10 @@ impl Daemon {
     }
 
     /// Waits for the process to exit; its status code.
-    fn wait(&mut self, within: Duration) -> Option<i32> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                started.elapsed() < within,
-                "the daemon did not exit within {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn wait(&mut self) -> Option<i32> {
+        wait_for("the daemon to exit", PATIENCE, || {
+            self.child.try_wait().unwrap().map(|status| status.code())
+        })
     }
 }
 
@@ -130,7 +119,9 @@ for item in spec:
     msg["Subject"] = item["subject"]
     msg["Message-ID"] = item["id"]
     msg.set_content(item["body"], charset=item.get("charset", "utf-8"))
-    client = smtplib.LMTP(host, port) if protocol == "lmtp" else smtplib.SMTP(host, port)
+    # The timeout only bounds a failure: a daemon that never answers fails
+    # the test instead of hanging it.
+    client = smtplib.LMTP(host, port, timeout=60) if protocol == "lmtp" else smtplib.SMTP(host, port, timeout=60)
     try:
         refused = client.send_message(msg, to_addrs=item["to"])
         print(json.dumps({"id": item["id"], "ok": True, "refused": {k: [v[0], v[1].decode()] for k, v in refused.items()}}))
@@ -180,17 +171,6 @@ fn get(daemon: &Daemon, path: &str, headers: Value) -> (u16, Value, String) {
     (status, headers, lines.next().unwrap_or("").to_string())
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn posts_in_several_charsets_arrive_by_smtp_and_lmtp_and_show_in_served_feeds() {
     let tidings = Tidings::new();
@@ -230,7 +210,7 @@ fn posts_in_several_charsets_arrive_by_smtp_and_lmtp_and_show_in_served_feeds() 
     );
 
     // The feeds follow within the debounce, and a poll that changes nothing costs a 304.
-    wait_until("the Turkish feed to carry the post", || {
+    wait_until("the Turkish feed to carry the post", PATIENCE, || {
         get(&daemon, "/feeds/tr.atom", serde_json::json!({}))
             .2
             .contains("Türkiye: grev")
@@ -328,11 +308,16 @@ fn swaks_submits_a_post() {
     assert_eq!(tidings.posts(&[])[0]["title"], "France: grève générale");
 }
 
-/// Speaks raw SMTP: sends each line, prints every reply line.
+/// Speaks raw SMTP: sends each line, prints every reply line. `READ` reads
+/// a reply without sending anything (a client that stalls until the daemon
+/// speaks); `SLEEP S` is a client deliberately slow for S seconds before it
+/// reads; `RAW` sends bytes as they are, `\n` as CRLF.
 const CONVERSE: &str = r#"
 import socket, sys, time
 host, port = sys.argv[1], int(sys.argv[2])
-s = socket.create_connection((host, port), timeout=10)
+# The timeout only bounds a failure: a daemon that never answers fails the
+# test instead of hanging it.
+s = socket.create_connection((host, port), timeout=60)
 f = s.makefile("rb")
 def reply():
     lines = []
@@ -448,8 +433,9 @@ fn the_listener_refuses_what_is_not_ours() {
     );
     assert!(replies.last().unwrap().ends_with("<closed>"), "{replies:?}");
 
-    // A client that stalls is dropped.
-    let replies = converse(&daemon, "lmtp", &["LHLO c", "SLEEP 2.5"]);
+    // A client that stalls is dropped: it sends nothing more and reads
+    // what the daemon says once the command timeout (1 s here) has passed.
+    let replies = converse(&daemon, "lmtp", &["LHLO c", "READ"]);
     assert!(replies[2].starts_with("421 4.4.2"), "{replies:?}");
 }
 
@@ -526,13 +512,13 @@ for t in threads: t.join()
         .args([&host, &port.to_string(), log.to_str().unwrap()])
         .spawn()
         .unwrap();
-    wait_until("a few hundred acknowledged posts", || {
+    wait_until("a few hundred acknowledged posts", PATIENCE, || {
         std::fs::read_to_string(&log)
             .map(|t| t.lines().count() > 300)
             .unwrap_or(false)
     });
     daemon.signal("KILL");
-    daemon.wait(Duration::from_secs(10));
+    daemon.wait();
     sender.wait().unwrap();
     let acked: Vec<String> = std::fs::read_to_string(&log)
         .unwrap()
@@ -569,7 +555,7 @@ fn sigterm_exits_cleanly_and_sighup_keeps_a_good_config() {
     )
     .unwrap();
     daemon.signal("HUP");
-    wait_until("the reload error in the log", || {
+    wait_until("the reload error in the log", PATIENCE, || {
         std::fs::read_to_string(tidings.path().join("serve.log"))
             .unwrap()
             .contains("configuration not reloaded")
@@ -582,14 +568,14 @@ fn sigterm_exits_cleanly_and_sighup_keeps_a_good_config() {
     assert_eq!(sent[0]["ok"], true, "{sent:?}");
     std::fs::write(tidings.config(), &good).unwrap();
     daemon.signal("HUP");
-    wait_until("the reload in the log", || {
+    wait_until("the reload in the log", PATIENCE, || {
         std::fs::read_to_string(tidings.path().join("serve.log"))
             .unwrap()
             .contains("configuration reloaded")
     });
 
     daemon.signal("TERM");
-    assert_eq!(daemon.wait(Duration::from_secs(25)), Some(0));
+    assert_eq!(daemon.wait(), Some(0));
     assert!(Path::new(&tidings.path().join("data/tidings.sqlite3")).exists());
 }
 
@@ -641,9 +627,11 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
     );
     assert_eq!(sent[0]["ok"], true, "{sent:?}");
     // The size trigger makes the digest due at the scheduler's next look.
-    wait_until("the fan-out to begin", || !peer.recipients().is_empty());
+    wait_until("the fan-out to begin", PATIENCE, || {
+        !peer.recipients().is_empty()
+    });
     daemon.signal("TERM");
-    assert_eq!(daemon.wait(Duration::from_secs(30)), Some(0));
+    assert_eq!(daemon.wait(), Some(0));
     let at_stop = peer.recipients().len();
     assert!(
         at_stop < SUBSCRIBERS,
@@ -652,11 +640,23 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
 
     // After a restart the daemon finishes what is left, and issues no new digest.
     let daemon = Daemon::start(&tidings);
-    wait_until("every subscriber to have the digest", || {
+    wait_until("every subscriber to have the digest", PATIENCE, || {
         let got: std::collections::HashSet<String> = peer.recipients().into_iter().collect();
         addresses.iter().all(|a| got.contains(a))
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // The scheduler reports what it sent and what still waits. Once its
+    // outbox run is over, every message it sent is in the peer's folder (the
+    // peer writes each before its 250): a repeat would be there to count.
+    wait_until("the metrics to show the outbox drained", PATIENCE, || {
+        let metrics = get(&daemon, "/metrics", serde_json::json!({})).2;
+        let sent: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tidings_deliveries_sent_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        metrics.contains("\ntidings_outbox_depth 0\n")
+            && sent + at_stop as u64 >= SUBSCRIBERS as u64
+    });
     let mut received: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for to in peer.recipients() {
         *received.entry(to).or_default() += 1;
@@ -671,17 +671,6 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
     // `outbox::WINDOW` per connection, which digests.rs checks).
     assert!(twice.len() <= 4, "sent twice: {twice:?}");
     assert_eq!(received.len(), SUBSCRIBERS);
-    // The scheduler reports what it sent and what still waits.
-    wait_until("the metrics to show the outbox drained", || {
-        let metrics = get(&daemon, "/metrics", serde_json::json!({})).2;
-        let sent: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("tidings_deliveries_sent_total "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
-        metrics.contains("\ntidings_outbox_depth 0\n")
-            && sent + at_stop as u64 >= SUBSCRIBERS as u64
-    });
     let status = tidings.ok(&["status"]);
     let en = status.lines().find(|l| l.starts_with("en ")).unwrap();
     assert!(en.split_whitespace().nth(3) == Some("300"), "{status}");
@@ -700,21 +689,22 @@ fn a_store_that_cannot_commit_answers_451_and_the_retry_lands() {
     let tidings = Tidings::new();
     let daemon = Daemon::start(&tidings);
     // Another process holds the database's write lock longer than the
-    // daemon's busy timeout: the commit fails, and the sender must keep it.
+    // daemon's busy timeout, until its standard input closes: the commit
+    // fails, and the sender must keep the message.
     let database = tidings.path().join("data/tidings.sqlite3");
     let locker = r#"
-import sqlite3, sys, time
+import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("BEGIN EXCLUSIVE")
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.read()
 db.execute("ROLLBACK")
 "#;
     let mut lock = Command::new("python3")
         .arg("-c")
         .arg(locker)
         .arg(&database)
-        .arg("15")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -732,7 +722,8 @@ db.execute("ROLLBACK")
         refused[0]["error"].as_str().unwrap().starts_with("4.3.0"),
         "{refused:?}"
     );
-    lock.wait().unwrap();
+    drop(lock.stdin.take());
+    assert!(lock.wait().unwrap().success(), "the locker failed");
     let accepted = send("smtp", &daemon, message);
     assert_eq!(accepted[0]["ok"], true, "{accepted:?}");
     let posts = tidings.posts(&[]);

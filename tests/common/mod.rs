@@ -8,12 +8,46 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 /// ../shared beside the repository: corpus, schemas, seeds.
 pub fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+/// How long a test waits for something that takes well under a second on
+/// an idle machine. CI machines are slow and shared, so this is generous: it
+/// only bounds how long a failing test takes, a passing one never waits it.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits until `condition` holds: it is looked at again and again, at first
+/// every millisecond, then less and less often (up to every 100 ms). Panics
+/// with `what` and the time waited once `timeout` has passed without it.
+///
+/// Tests wait with this on what they need (a file, a port, a row, a log
+/// line), never with a fixed sleep.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    wait_for(what, timeout, || condition().then_some(()))
+}
+
+/// Waits until `probe` gives a value, as [`wait_until`] does, and returns it.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited < timeout,
+            "gave up after {waited:.1?} waiting for {what}"
+        );
+        std::thread::sleep(pause.min(timeout - waited));
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
 }
 
 /// A tidings set-up of its own: lists.toml, data/ and feeds/ in a tempdir.

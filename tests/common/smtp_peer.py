@@ -69,6 +69,8 @@ class Handler:
                        "login": login}, f)
         os.rename(name + ".tmp", name + ".eml")
         if self.delay:
+            # A relay deliberately slow (--delay): the scenario of tests that
+            # need a fan-out long enough to interrupt, not a wait on anything.
             await asyncio.sleep(self.delay)
         return "250 2.0.0 Ok: queued as %06d" % self.count
 

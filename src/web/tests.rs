@@ -1,0 +1,338 @@
+//! The web side in process: the router of [`super::router`] driven with
+//! `tower::ServiceExt::oneshot` over a feeds directory in a tempdir, as a
+//! feed reader, a cache and a prober would ask, and the pure helpers
+//! underneath.
+
+use std::io::Read;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderName, Request};
+use tower::ServiceExt;
+
+use super::*;
+
+#[test]
+fn conditional_requests_follow_rfc_9110() {
+    let modified = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let mut request = HeaderMap::new();
+    assert!(!not_modified(&request, "\"a\"", modified));
+    request.insert(
+        header::IF_MODIFIED_SINCE,
+        HeaderValue::from_str(&httpdate::fmt_http_date(modified)).unwrap(),
+    );
+    assert!(not_modified(&request, "\"a\"", modified));
+    // If-None-Match wins over If-Modified-Since.
+    request.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"b\""));
+    assert!(!not_modified(&request, "\"a\"", modified));
+    request.insert(
+        header::IF_NONE_MATCH,
+        HeaderValue::from_static("\"b\", W/\"a\""),
+    );
+    assert!(not_modified(&request, "\"a\"", modified));
+}
+
+#[test]
+fn only_feed_files_are_served() {
+    assert_eq!(feed_format("en.atom"), Some(Format::Atom));
+    assert_eq!(feed_format("all.json"), Some(Format::Json));
+    assert_eq!(feed_format("tidings.sqlite3"), None);
+}
+
+/// 2024-01-07 10:00:00 UTC, the modification time of the feeds written here.
+const MODIFIED_SECS: u64 = 1_704_621_600;
+const MODIFIED_HTTP: &str = "Sun, 07 Jan 2024 10:00:00 GMT";
+
+/// A feeds directory of its own, with the router that serves it.
+struct Site {
+    dir: tempfile::TempDir,
+    metrics: Arc<Metrics>,
+    router: Router,
+}
+
+/// What a request got back.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: HeaderName) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header"))
+    }
+}
+
+impl Site {
+    /// `dir/feeds` is the feeds directory; `dir` itself holds what must
+    /// never be served from it.
+    fn new() -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("feeds")).expect("feeds dir");
+        let metrics = Arc::new(Metrics::default());
+        let web = Arc::new(Web {
+            feeds_dir: dir.path().join("feeds"),
+            metrics: metrics.clone(),
+        });
+        Site {
+            dir,
+            metrics,
+            router: router(web),
+        }
+    }
+
+    fn feeds_dir(&self) -> PathBuf {
+        self.dir.path().join("feeds")
+    }
+
+    /// Writes `bytes` at `path` (relative to the feeds directory), modified
+    /// `seconds` after [`MODIFIED_SECS`].
+    fn write(&self, path: &str, bytes: &[u8], seconds: u64) {
+        let path = self.feeds_dir().join(path);
+        std::fs::write(&path, bytes).expect("write feed");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| {
+                file.set_modified(UNIX_EPOCH + Duration::from_secs(MODIFIED_SECS + seconds))
+            })
+            .expect("set the modification time");
+    }
+
+    async fn get(&self, uri: &str, headers: &[(HeaderName, &str)]) -> Answer {
+        let mut request = Request::builder().uri(uri);
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("the router answers");
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .expect("the whole body");
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.to_vec(),
+        }
+    }
+}
+
+/// An Atom feed long enough to be worth compressing.
+fn atom_feed() -> Vec<u8> {
+    let mut feed = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n<title>A-Infos (en)</title>\n",
+    );
+    for n in 0..20 {
+        feed.push_str(&format!(
+            "<entry><id>tag:lists.example.org,2026:posts/{n:020x}</id><title>Général strike, day {n}</title></entry>\n"
+        ));
+    }
+    feed.push_str("</feed>\n");
+    feed.into_bytes()
+}
+
+#[tokio::test]
+async fn each_feed_is_served_with_its_media_type_etag_and_last_modified() {
+    let site = Site::new();
+    let formats = [
+        ("en.rss", "application/rss+xml; charset=utf-8"),
+        ("en.atom", "application/atom+xml; charset=utf-8"),
+        ("en.rdf", "application/rdf+xml; charset=utf-8"),
+        ("en.json", "application/feed+json; charset=utf-8"),
+    ];
+    for (name, _) in formats {
+        site.write(name, format!("the feed {name}\n").as_bytes(), 0);
+    }
+    for (name, media_type) in formats {
+        let answer = site.get(&format!("/feeds/{name}"), &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}");
+        assert_eq!(answer.header(header::CONTENT_TYPE), Some(media_type));
+        assert_eq!(
+            answer.body,
+            std::fs::read(site.feeds_dir().join(name)).unwrap()
+        );
+        assert_eq!(answer.header(header::LAST_MODIFIED), Some(MODIFIED_HTTP));
+        assert_eq!(
+            answer.header(header::CACHE_CONTROL),
+            Some("public, max-age=60")
+        );
+        assert!(
+            answer
+                .headers
+                .get_all(header::VARY)
+                .iter()
+                .any(|v| v.as_bytes().eq_ignore_ascii_case(b"accept-encoding")),
+            "{:?}",
+            answer.headers
+        );
+        let etag = answer.header(header::ETAG).expect("an ETag").to_string();
+        assert!(
+            etag.len() > 2 && etag.starts_with('"') && etag.ends_with('"'),
+            "a strong entity tag: {etag}"
+        );
+        // A second poll of the same file gets the same validators.
+        let again = site.get(&format!("/feeds/{name}"), &[]).await;
+        assert_eq!(again.header(header::ETAG), Some(etag.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn a_conditional_get_that_matches_is_answered_304_without_the_body() {
+    let site = Site::new();
+    site.write("en.atom", &atom_feed(), 0);
+    let first = site.get("/feeds/en.atom", &[]).await;
+    let etag = first.header(header::ETAG).expect("an ETag").to_string();
+    let among_others = format!("\"other\", W/{etag}");
+
+    for request in [
+        (header::IF_NONE_MATCH, etag.as_str()),
+        (header::IF_NONE_MATCH, among_others.as_str()),
+        (header::IF_MODIFIED_SINCE, MODIFIED_HTTP),
+        (header::IF_MODIFIED_SINCE, "Sun, 07 Jan 2024 11:00:00 GMT"),
+    ] {
+        let answer = site
+            .get("/feeds/en.atom", std::slice::from_ref(&request))
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_MODIFIED, "{request:?}");
+        assert!(answer.body.is_empty(), "{request:?}");
+        // RFC 9110 15.4.5: a 304 carries the validators a 200 would.
+        assert_eq!(answer.header(header::ETAG), Some(etag.as_str()));
+        assert_eq!(answer.header(header::LAST_MODIFIED), Some(MODIFIED_HTTP));
+    }
+    for request in [
+        (header::IF_NONE_MATCH, "\"other\""),
+        (header::IF_MODIFIED_SINCE, "Sun, 07 Jan 2024 09:59:59 GMT"),
+    ] {
+        let answer = site
+            .get("/feeds/en.atom", std::slice::from_ref(&request))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{request:?}");
+        assert_eq!(answer.body, atom_feed(), "{request:?}");
+    }
+
+    // A rewritten feed has new validators: the old ETag gets the new body.
+    let mut changed = atom_feed();
+    changed.extend_from_slice(b"<!-- one more -->\n");
+    site.write("en.atom", &changed, 60);
+    let answer = site
+        .get("/feeds/en.atom", &[(header::IF_NONE_MATCH, etag.as_str())])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, changed);
+    assert_ne!(answer.header(header::ETAG), Some(etag.as_str()));
+    assert_eq!(
+        answer.header(header::LAST_MODIFIED),
+        Some("Sun, 07 Jan 2024 10:01:00 GMT")
+    );
+}
+
+#[tokio::test]
+async fn a_feed_is_gzipped_when_the_client_asks_and_decodes_to_the_file() {
+    let site = Site::new();
+    site.write("en.atom", &atom_feed(), 0);
+    let answer = site
+        .get("/feeds/en.atom", &[(header::ACCEPT_ENCODING, "gzip")])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header(header::CONTENT_ENCODING), Some("gzip"));
+    assert_ne!(answer.body, atom_feed());
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(answer.body.as_slice())
+        .read_to_end(&mut decoded)
+        .expect("a gzip stream");
+    assert_eq!(decoded, atom_feed());
+
+    let plain = site.get("/feeds/en.atom", &[]).await;
+    assert_eq!(plain.header(header::CONTENT_ENCODING), None);
+    assert_eq!(plain.body, atom_feed());
+}
+
+#[tokio::test]
+async fn dot_files_traversal_other_files_and_missing_feeds_are_404() {
+    let site = Site::new();
+    site.write("en.atom", &atom_feed(), 0);
+    // The feed writer's own files, a dot file with a feed's extension, a
+    // file that is not a feed, and a feed outside the directory.
+    let private: [&[u8]; 4] = [
+        b"en 1-0123456789abcdef\n",
+        b"a half-written feed",
+        b"not a feed",
+        b"not for the web",
+    ];
+    site.write(".fingerprints", private[0], 0);
+    site.write(".en.atom", private[1], 0);
+    site.write(".en.atom.1234.tmp", private[1], 0);
+    site.write("notes.txt", private[2], 0);
+    std::fs::create_dir(site.feeds_dir().join("sub")).unwrap();
+    std::fs::write(site.dir.path().join("secret.atom"), private[3]).unwrap();
+    let secret = site.dir.path().join("secret.atom");
+    let absolute = secret.to_str().unwrap().replace('/', "%2F");
+
+    assert_eq!(site.get("/feeds/en.atom", &[]).await.status, StatusCode::OK);
+    for (uri, name) in [
+        ("/feeds/.fingerprints".to_string(), Some(".fingerprints")),
+        ("/feeds/.en.atom".to_string(), Some(".en.atom")),
+        (
+            "/feeds/.en.atom.1234.tmp".to_string(),
+            Some(".en.atom.1234.tmp"),
+        ),
+        ("/feeds/notes.txt".to_string(), Some("notes.txt")),
+        (
+            "/feeds/..%2Fsecret.atom".to_string(),
+            Some("../secret.atom"),
+        ),
+        (
+            "/feeds/sub%2F..%2F..%2Fsecret.atom".to_string(),
+            Some("sub/../../secret.atom"),
+        ),
+        (format!("/feeds/{absolute}"), secret.to_str()),
+        ("/feeds/../secret.atom".to_string(), Some("../secret.atom")),
+        ("/feeds/fr.atom".to_string(), None),
+    ] {
+        // Each file exists but the missing one's: only the routing (for
+        // the raw `..`) and the handler's checks keep it from being served.
+        if let Some(name) = name {
+            assert!(site.feeds_dir().join(name).is_file(), "{name}");
+        }
+        let answer = site.get(&uri, &[]).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            !private.contains(&answer.body.as_slice()),
+            "{uri}: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+}
+
+#[tokio::test]
+async fn healthz_and_metrics_answer_in_plain_text() {
+    let site = Site::new();
+    let health = site.get("/healthz", &[]).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(
+        health.header(header::CONTENT_TYPE),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(health.body, b"ok\n");
+
+    site.metrics.count_post(Some("en"), "stored");
+    let metrics = site.get("/metrics", &[]).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    // The Prometheus text exposition format, version 0.0.4.
+    assert_eq!(
+        metrics.header(header::CONTENT_TYPE),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(metrics.body).expect("utf-8 metrics");
+    assert!(
+        text.contains("tidings_posts_received_total{list=\"en\",outcome=\"stored\"} 1\n"),
+        "{text}"
+    );
+}
