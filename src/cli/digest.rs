@@ -142,7 +142,10 @@ pub fn retry_queue(config: &Config, at: Option<&str>) -> anyhow::Result<()> {
             outgoing::retry_deferred(tx, now)?,
         ))
     })?;
-    println!("{digests} deferred deliveries and {messages} deferred messages are due now");
+    println!("{digests} deferred deliveries are due now");
+    if messages > 0 {
+        println!("{messages} deferred messages are due now");
+    }
     deliver_queue(config, store, clock)
 }
 
