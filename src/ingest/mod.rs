@@ -11,6 +11,7 @@ mod headers;
 pub mod import;
 pub mod listener;
 pub mod pipe;
+pub mod route;
 
 pub use filing::{Envelope, Filer};
 
