@@ -76,7 +76,12 @@ enum Received {
 
 impl Incoming {
     fn new() -> Self {
-        let receiver = DataReceiver::new();
+        let mut receiver = DataReceiver::new();
+        // The receiver finds the end and dot-stuffing only after a CRLF it
+        // has seen; the CRLF that ended the DATA command is that one, so a
+        // message starts at a line start.
+        let mut scratch = Vec::new();
+        receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
         Incoming {
             receiver,
             content: Vec::new(),

@@ -499,6 +499,35 @@ fn smtp_answers_once_and_a_temporary_failure_wins() {
 }
 
 #[test]
+fn data_starts_at_a_line_start_so_a_lone_dot_ends_an_empty_message() {
+    let mut client = Client::in_transaction(Protocol::Smtp);
+    client.send(format!("RCPT TO:<{LIST}>\r\n"));
+    assert_eq!(
+        client.send("DATA\r\n.\r\n"),
+        [
+            "354 end data with <CR><LF>.<CR><LF>",
+            "250 2.0.0 stored as post 1"
+        ]
+    );
+    assert_eq!(client.messages.len(), 1);
+    assert!(client.messages[0].content.is_empty());
+    // Also when the dot comes in a read of its own.
+    client.send(format!(
+        "MAIL FROM:<a@example.org>\r\nRCPT TO:<{LIST}>\r\nDATA\r\n"
+    ));
+    assert_eq!(client.send(".\r\n"), ["250 2.0.0 stored as post 1"]);
+    assert!(client.messages[1].content.is_empty());
+}
+
+#[test]
+fn data_starts_at_a_line_start_so_a_stuffed_first_line_is_unstuffed() {
+    let mut client = Client::in_transaction(Protocol::Smtp);
+    client.send(format!("RCPT TO:<{LIST}>\r\n"));
+    client.send("DATA\r\n..X\r\n..\r\n.\r\n");
+    assert_eq!(client.messages[0].content.as_slice(), b".X\r\n.\r\n");
+}
+
+#[test]
 fn a_dot_after_a_bare_lf_does_not_end_the_message() {
     // SMTP smuggling: only CRLF.CRLF ends DATA.
     let mut client = Client::in_transaction(Protocol::Smtp);
