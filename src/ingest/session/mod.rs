@@ -325,7 +325,7 @@ impl Session {
             Ok(Request::Lhlo { host }) => self.hello(hello::Verb::Lhlo, &host, out),
             Ok(Request::Ehlo { host }) => self.hello(hello::Verb::Ehlo, &host, out),
             Ok(Request::Helo { host }) => self.hello(hello::Verb::Helo, &host, out),
-            Ok(Request::Mail { from }) => self.mail(from, out),
+            Ok(Request::Mail { from }) => self.mail(from, line, out),
             Ok(Request::Rcpt { to }) => self.rcpt(to, line, out),
             Ok(Request::Data) => self.data(out),
             Ok(Request::Rset) => self.reset(out),

@@ -316,6 +316,26 @@ fn a_declared_size_over_the_limit_is_552() {
 }
 
 #[test]
+fn mail_size_overflow_is_refused() {
+    let mut client = Client::new(Protocol::Smtp);
+    client.send("EHLO c\r\n");
+    // smtp-proto read this one as SIZE=999.
+    assert_eq!(
+        client.send("MAIL FROM:<a@b.example> SIZE=99999999999999999999999\r\n"),
+        ["552 5.3.4 declared message size exceeds the limit of 10485760 bytes"]
+    );
+    for size in ["18446744073709551616", "184467440737095516150"] {
+        let replies = client.send(format!("MAIL FROM:<a@b.example> SIZE={size}\r\n"));
+        assert!(
+            replies.len() == 1
+                && (replies[0].starts_with("552 ") || replies[0].starts_with("501 ")),
+            "{size}: {replies:?}"
+        );
+    }
+    assert!(client.session.is_idle(), "no transaction was opened");
+}
+
+#[test]
 fn unknown_and_unoffered_verbs_are_500_and_502() {
     let mut client = Client::new(Protocol::Smtp);
     assert_eq!(
