@@ -3,12 +3,16 @@
 //!
 //! This is the I/O around [`Session`], which decides every reply: the
 //! accept loop, a task per connection, reads and writes, the deadlines the
-//! session names, and shutdown. A complete message goes to
+//! session names, and shutdown. Connections are limited in all and per
+//! client IP address; a client over either limit still gets an answer, a
+//! 421, rather than waiting without a greeting. A complete message goes to
 //! the [`Intake`]; the session answers 250 only for what the intake has on
 //! disk, and 451 when it could not take it, so the sender keeps it.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -18,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::intake::Intake;
-use super::session::{Deadline, Delivered, Message, Next, Rules, Session};
+use super::session::{self, Deadline, Delivered, Message, Next, Rules, Session};
 use crate::config::{Config, Listen};
 
 pub use super::session::Protocol;
@@ -30,14 +34,23 @@ pub const MAX_ERRORS: u32 = 10;
 /// the input that followed a message while the message is being stored.
 const READ_BUFFER: usize = 16 * 1024;
 
+/// Clients turned away with a 421 at once; past this a client over the
+/// limits is closed without one, so a flood costs no more than this.
+const MAX_REFUSALS: usize = 64;
+
+/// How long writing the 421 to a client turned away may take.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a closing connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(1);
 
 /// Limits that keep one client, or one host, from holding the daemon.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once; more wait in the kernel's backlog.
+    /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once for one client IP address.
+    pub max_connections_per_ip: usize,
     /// Recipients accepted per message.
     pub max_recipients: usize,
     /// How long a client may take to send one command.
@@ -52,6 +65,7 @@ impl From<&Listen> for Limits {
     fn from(listen: &Listen) -> Self {
         Limits {
             max_connections: listen.max_connections,
+            max_connections_per_ip: listen.max_connections_per_ip,
             max_recipients: listen.max_recipients,
             command_timeout: Duration::from_secs(listen.command_timeout_secs),
             data_timeout: Duration::from_secs(listen.data_timeout_secs),
@@ -95,14 +109,14 @@ pub async fn run<I: Intake>(
     context: Arc<Context<I>>,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(context.limits.max_connections));
+    let slots = Arc::new(Slots::new(
+        context.limits.max_connections,
+        context.limits.max_connections_per_ip,
+    ));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let mut sessions = tokio::task::JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
-        let (stream, peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -114,14 +128,33 @@ pub async fn run<I: Intake>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let context = context.clone();
-        let shutdown = shutdown.clone();
-        sessions.spawn(async move {
-            if let Err(error) = converse(stream, &context, &shutdown).await {
-                tracing::debug!(%peer, %error, "session ended");
+        match slots.take(peer.ip()) {
+            Some(slot) => {
+                let context = context.clone();
+                let shutdown = shutdown.clone();
+                sessions.spawn(async move {
+                    if let Err(error) = converse(stream, &context, &shutdown).await {
+                        tracing::debug!(%peer, %error, "session ended");
+                    }
+                    drop(slot);
+                });
             }
-            drop(permit);
-        });
+            None => {
+                tracing::debug!(%peer, "connection refused: too many connections");
+                // Over MAX_REFUSALS, the stream is dropped here: closed.
+                if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    let reply = session::too_many_connections(&context.config.borrow().site.domain);
+                    sessions.spawn(async move {
+                        let written =
+                            tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(&reply)).await;
+                        if let Ok(Ok(())) = written {
+                            close(&mut stream).await;
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+        }
         // Reap finished sessions so the set does not grow without bound.
         while sessions.try_join_next().is_some() {}
     }
@@ -234,11 +267,74 @@ async fn close(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     .await;
 }
 
+/// Connection slots, in all and per client IP address.
+struct Slots {
+    total: usize,
+    per_ip: usize,
+    taken: Mutex<Taken>,
+}
+
+#[derive(Default)]
+struct Taken {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// A taken slot, given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    ip: IpAddr,
+}
+
+impl Slots {
+    fn new(total: usize, per_ip: usize) -> Self {
+        Slots {
+            total,
+            per_ip,
+            taken: Mutex::new(Taken::default()),
+        }
+    }
+
+    /// A slot for a client at `ip`, unless the listener is full in all or
+    /// for that address.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        // An IPv4 client reaching an IPv6 socket counts as its IPv4 address.
+        let ip = ip.to_canonical();
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let for_ip = taken.by_ip.get(&ip).copied().unwrap_or(0);
+        if taken.total >= self.total || for_ip >= self.per_ip {
+            return None;
+        }
+        taken.total += 1;
+        *taken.by_ip.entry(ip).or_default() += 1;
+        Some(Slot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut taken = self
+            .slots
+            .taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        taken.total -= 1;
+        if let Some(count) = taken.by_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                taken.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
     use std::path::Path;
-    use std::sync::Mutex;
 
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
     use tokio::net::TcpStream;
@@ -553,10 +649,31 @@ mod tests {
     fn limits_come_from_the_listen_section() {
         let limits = Limits::from(&config().listen);
         assert_eq!(limits.max_connections, 64);
+        assert_eq!(limits.max_connections_per_ip, 8);
         assert_eq!(limits.max_recipients, 50);
         assert_eq!(limits.command_timeout, Duration::from_secs(300));
         assert_eq!(limits.data_timeout, Duration::from_secs(600));
         assert_eq!(limits.max_errors, MAX_ERRORS);
+    }
+
+    #[test]
+    fn slots_are_limited_per_address_and_in_all() {
+        let slots = Arc::new(Slots::new(3, 2));
+        let one = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+        let other = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let first = slots.take(one).unwrap();
+        let second = slots.take(mapped).unwrap();
+        assert!(slots.take(one).is_none(), "the same host, mapped or not");
+        let third = slots.take(other).unwrap();
+        assert!(slots.take(other).is_none(), "full in all");
+        drop(first);
+        let again = slots.take(one);
+        assert!(again.is_some(), "a slot given back is free again");
+        drop((again, second, third));
+        let taken = slots.taken.lock().unwrap();
+        assert_eq!(taken.total, 0);
+        assert!(taken.by_ip.is_empty(), "no address is remembered");
     }
 
     async fn connect(address: SocketAddr) -> BufReader<TcpStream> {
@@ -572,5 +689,55 @@ mod tests {
     async fn closed(stream: &mut BufReader<TcpStream>) -> bool {
         let mut rest = Vec::new();
         stream.read_to_end(&mut rest).await.is_ok() && rest.is_empty()
+    }
+
+    /// Connects until the listener greets (a freed slot is seen a moment
+    /// after the client saw its connection close).
+    async fn connect_until_greeted(address: SocketAddr) -> BufReader<TcpStream> {
+        for _ in 0..500 {
+            let mut stream = connect(address).await;
+            if banner(&mut stream).await.starts_with("220 ") {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no slot came free");
+    }
+
+    #[tokio::test]
+    async fn a_full_listener_answers_421_and_keeps_accepting() {
+        for (total, per_ip) in [(8, 2), (2, 8)] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let context = context(Protocol::Smtp, Recording::default(), |limits| {
+                limits.max_connections = total;
+                limits.max_connections_per_ip = per_ip;
+            });
+            let shutdown = CancellationToken::new();
+            let server = tokio::spawn(run(listener, context, shutdown.clone()));
+            let mut first = connect(address).await;
+            assert!(banner(&mut first).await.starts_with("220 "));
+            let mut second = connect(address).await;
+            assert!(banner(&mut second).await.starts_with("220 "));
+            for _ in 0..3 {
+                let mut refused = connect(address).await;
+                assert_eq!(
+                    banner(&mut refused).await,
+                    "421 4.7.0 lists.example.org too many connections, try again later",
+                    "total {total}, per address {per_ip}"
+                );
+                assert!(closed(&mut refused).await);
+            }
+            first.get_mut().write_all(b"QUIT\r\n").await.unwrap();
+            assert!(banner(&mut first).await.starts_with("221 "));
+            assert!(closed(&mut first).await);
+            drop(first);
+            let mut third = connect_until_greeted(address).await;
+            third.get_mut().write_all(b"NOOP\r\n").await.unwrap();
+            assert_eq!(banner(&mut third).await, "250 2.0.0 ok");
+            drop((second, third));
+            shutdown.cancel();
+            server.await.unwrap();
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The greeting and the hello verbs: EHLO and HELO (RFC 5321 4.1.1.1) for
-//! SMTP, LHLO (RFC 2033 4.1) for LMTP.
+//! SMTP, LHLO (RFC 2033 4.1) for LMTP; and the 421 a client gets instead of
+//! a greeting when every slot is taken.
 
 use std::borrow::Cow;
 
@@ -17,6 +18,13 @@ pub(super) enum Verb {
 /// The 220 greeting of a session.
 pub(super) fn greeting(domain: &str, protocol: Protocol) -> String {
     format!("220 {domain} tidings {} ready\r\n", protocol.name())
+}
+
+/// The reply to a client that connects when the listener is full, in all or
+/// for the client's address; the driver closes the connection after it
+/// (RFC 5321 3.1: 421 instead of the greeting).
+pub fn too_many_connections(domain: &str) -> Vec<u8> {
+    format!("421 4.7.0 {domain} too many connections, try again later\r\n").into_bytes()
 }
 
 impl Session {

@@ -31,6 +31,7 @@ use super::route::Route;
 use crate::config::Config;
 
 pub use data::{Delivered, Message, Recipient};
+pub use hello::too_many_connections;
 
 /// Longest command line accepted, CRLF included: smtp-proto's own bound,
 /// well above RFC 5321 4.5.3.1.4's 512 octets. A longer line is answered

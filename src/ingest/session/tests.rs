@@ -717,3 +717,11 @@ fn a_session_is_idle_only_outside_a_transaction() {
     client.send("x: y\r\n\r\nz\r\n.\r\n");
     assert!(client.session.is_idle());
 }
+
+#[test]
+fn too_many_connections_is_421() {
+    assert_eq!(
+        too_many_connections("lists.example.org"),
+        b"421 4.7.0 lists.example.org too many connections, try again later\r\n"
+    );
+}
