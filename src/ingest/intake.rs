@@ -59,8 +59,9 @@ pub struct Received {
     pub outcome: Result<Outcome, String>,
 }
 
-/// The daemon's intake: posts are filed and committed by the
-/// [`Committer`]; postmaster mail is queued for the operator.
+/// The daemon's intake: posts are filed off the async workers and
+/// committed by the [`Committer`]; postmaster mail is queued for the
+/// operator.
 pub struct StoreIntake {
     committer: Committer,
     on_message: Box<dyn Fn(&Received) + Send + Sync>,
@@ -101,7 +102,20 @@ impl Intake for StoreIntake {
                 .map(|recipient| recipient.address.clone())
                 .collect(),
         };
-        let post = Filer::new(config).file_message(&message.content, &envelope, now());
+        // Parsing and language detection of up to max_message_bytes is CPU
+        // work: it runs on the blocking pool, not on an async worker.
+        let (config, content) = (config.clone(), message.content.clone());
+        let filed = tokio::task::spawn_blocking(move || {
+            Filer::new(&config).file_message(&content, &envelope, now())
+        })
+        .await;
+        let post = match filed {
+            Ok(post) => post,
+            Err(error) => {
+                tracing::error!(%error, "filing a message failed");
+                return Err(Deferred::new("the message could not be filed"));
+            }
+        };
         let message_id = post.message_id.clone();
         let list = post.list_code.clone();
         let outcome = self
