@@ -22,7 +22,8 @@ use crate::deliver;
 use crate::digest::templates::Templates;
 use crate::feeds;
 use crate::ingest::committer::Committer;
-use crate::ingest::listener::{self, Limits, Protocol, Received};
+use crate::ingest::intake::{Received, StoreIntake};
+use crate::ingest::listener::{self, Limits, Protocol};
 use crate::ingest::Outcome;
 use crate::metrics::Metrics;
 use crate::post::Status;
@@ -121,13 +122,7 @@ async fn serve(
         "tidings serving"
     );
 
-    let limits = Limits {
-        max_connections: config.listen.max_connections,
-        max_recipients: config.listen.max_recipients,
-        command_timeout: Duration::from_secs(config.listen.command_timeout_secs),
-        data_timeout: Duration::from_secs(config.listen.data_timeout_secs),
-        ..Limits::default()
-    };
+    let limits = Limits::from(&config.listen);
     let feeds_dir = config.site.feeds_dir.clone();
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let shutdown = CancellationToken::new();
@@ -138,9 +133,10 @@ async fn serve(
         let context = Arc::new(listener::Context {
             protocol,
             config: config_rx.clone(),
-            committer: committer.clone(),
             limits: limits.clone(),
-            on_message: Box::new(move |received: &Received| log_message(&metrics, received)),
+            intake: StoreIntake::new(committer.clone(), move |received: &Received| {
+                log_message(&metrics, received)
+            }),
         });
         tasks.spawn(listener::run(listener, context, shutdown.clone()));
     }

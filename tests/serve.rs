@@ -480,6 +480,36 @@ fn lmtp_answers_each_recipient_and_pipelined_commands_work() {
 }
 
 #[test]
+fn postmaster_is_accepted_and_answered_451_until_it_can_be_queued() {
+    let tidings = Tidings::new();
+    let daemon = Daemon::start(&tidings);
+    let replies = converse(
+        &daemon,
+        "lmtp",
+        &[
+            "LHLO c",
+            "MAIL FROM:<a@example.org>",
+            "RCPT TO:<a-infos-en@lists.example.org>",
+            "RCPT TO:<Postmaster@lists.example.org>",
+            "DATA",
+            "RAW From: a@example.org\\nSubject: (en) to the list and postmaster\\nMessage-ID: <postmaster-1@x>\\n\\nbody\\n.\\n",
+            "READ",
+            "QUIT",
+        ],
+    );
+    // RFC 5321 4.5.1: postmaster is accepted at RCPT.
+    assert!(replies[4].starts_with("250 2.1.5"), "{replies:?}");
+    // LMTP answers each recipient: the post is stored; postmaster mail stays
+    // with the sender until the store can queue it for [site] operator.
+    assert!(replies[6].starts_with("250 2.0.0 stored"), "{replies:?}");
+    assert_eq!(
+        replies[7],
+        "451 4.3.0 postmaster mail cannot be queued yet; try again later"
+    );
+    assert_eq!(tidings.posts(&[]).len(), 1);
+}
+
+#[test]
 fn every_acknowledged_message_survives_sigkill() {
     let tidings = Tidings::new();
     let mut daemon = Daemon::start(&tidings);

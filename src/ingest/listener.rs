@@ -1,106 +1,122 @@
 //! The LMTP (RFC 2033) and SMTP (RFC 5321) listeners: how Postfix, Exim or
 //! a smarthost hand mail to tidings.
 //!
-//! smtp-proto parses commands and un-stuffs DATA; this module holds the
-//! session: which recipients are ours (a list's posting address; its
-//! -request, -bounces and -confirm addresses are refused as not yet
-//! supported; anything else is refused, so tidings is never a relay), the
-//! limits (size, recipients, connections, command and data time, errors),
-//! and the replies. A message is acknowledged with 250 only after the
-//! [`Committer`] has it on disk; if the store fails the answer is 451 and
-//! the sender keeps the message. LMTP answers once per accepted recipient.
+//! This is the I/O around [`Session`], which decides every reply: the
+//! accept loop, a task per connection, reads and writes, the deadlines the
+//! session names, and shutdown. Connections are limited in all and per
+//! client IP address; a client over either limit still gets an answer, a
+//! 421, rather than waiting without a greeting. A complete message goes to
+//! the [`Intake`]; the session answers 250 only for what the intake has on
+//! disk, and 451 when it could not take it, so the sender keeps it.
 
-use std::borrow::Cow;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
-use smtp_proto::{EhloResponse, Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::committer::Committer;
-use super::{now, Envelope, Filer, Outcome};
-use crate::config::Config;
+use super::intake::Intake;
+use super::session::{self, Deadline, Delivered, Message, Next, Rules, Session};
+use crate::config::{Config, Listen};
 
-/// Which protocol a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// RFC 2033: LHLO, one reply per recipient after DATA.
-    Lmtp,
-    /// RFC 5321: EHLO/HELO, one reply per message.
-    Smtp,
-}
+pub use super::session::Protocol;
 
-impl Protocol {
-    fn name(self) -> &'static str {
-        match self {
-            Protocol::Lmtp => "LMTP",
-            Protocol::Smtp => "ESMTP",
-        }
-    }
-}
+/// Protocol errors tolerated per connection before it is closed.
+pub const MAX_ERRORS: u32 = 10;
 
-/// Limits that keep one client from holding the daemon.
+/// Bytes read from a client at a time; also bounds what a session keeps of
+/// the input that followed a message while the message is being stored.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Clients turned away with a 421 at once; past this a client over the
+/// limits is closed without one, so a flood costs no more than this.
+const MAX_REFUSALS: usize = 64;
+
+/// How long writing the 421 to a client turned away may take.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a closing connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Limits that keep one client, or one host, from holding the daemon.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once; more wait in the kernel's backlog.
+    /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once for one client IP address.
+    pub max_connections_per_ip: usize,
     /// Recipients accepted per message.
     pub max_recipients: usize,
     /// How long a client may take to send one command.
     pub command_timeout: Duration,
     /// How long a client may take to send a whole message.
     pub data_timeout: Duration,
-    /// Protocol errors tolerated per connection before it is closed.
+    /// Protocol errors tolerated per connection (default [`MAX_ERRORS`]).
     pub max_errors: u32,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl From<&Listen> for Limits {
+    fn from(listen: &Listen) -> Self {
         Limits {
-            max_connections: 64,
-            max_recipients: 50,
-            command_timeout: Duration::from_secs(300),
-            data_timeout: Duration::from_secs(600),
-            max_errors: 10,
+            max_connections: listen.max_connections,
+            max_connections_per_ip: listen.max_connections_per_ip,
+            max_recipients: listen.max_recipients,
+            command_timeout: Duration::from_secs(listen.command_timeout_secs),
+            data_timeout: Duration::from_secs(listen.data_timeout_secs),
+            max_errors: MAX_ERRORS,
+        }
+    }
+}
+
+impl Limits {
+    fn rules(&self) -> Rules {
+        Rules {
+            max_recipients: self.max_recipients,
+            max_errors: self.max_errors,
+        }
+    }
+
+    fn timeout(&self, deadline: Deadline) -> Duration {
+        match deadline {
+            Deadline::Command(_) => self.command_timeout,
+            Deadline::Message(_) => self.data_timeout,
         }
     }
 }
 
 /// What every session of a listener shares.
-pub struct Context {
+pub struct Context<I> {
+    /// The protocol the listener speaks.
     pub protocol: Protocol,
+    /// The configuration; each session keeps the one current when it began.
     pub config: watch::Receiver<Arc<Config>>,
-    pub committer: Committer,
+    /// Connection, recipient, time and error limits.
     pub limits: Limits,
-    /// Called with each message's outcome and list, for logs and metrics.
-    pub on_message: Box<dyn Fn(&Received) + Send + Sync>,
-}
-
-/// One received message, as logged.
-#[derive(Debug)]
-pub struct Received {
-    pub protocol: Protocol,
-    pub message_id: Option<String>,
-    pub list: Option<String>,
-    pub outcome: Result<Outcome, String>,
+    /// Where complete messages go.
+    pub intake: I,
 }
 
 /// Accepts connections until `shutdown`, then waits for open sessions to
-/// finish their transaction.
-pub async fn run(listener: TcpListener, context: Arc<Context>, shutdown: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(context.limits.max_connections));
+/// finish their transaction (idle ones are told 421 and closed).
+pub async fn run<I: Intake>(
+    listener: TcpListener,
+    context: Arc<Context<I>>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Slots::new(
+        context.limits.max_connections,
+        context.limits.max_connections_per_ip,
+    ));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let mut sessions = tokio::task::JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-        };
-        let (stream, peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -112,15 +128,33 @@ pub async fn run(listener: TcpListener, context: Arc<Context>, shutdown: Cancell
             },
         };
         let _ = stream.set_nodelay(true);
-        let context = context.clone();
-        let shutdown = shutdown.clone();
-        sessions.spawn(async move {
-            let (reader, writer) = stream.into_split();
-            if let Err(error) = session(reader, writer, peer, &context, &shutdown).await {
-                tracing::debug!(%peer, %error, "session ended");
+        match slots.take(peer.ip()) {
+            Some(slot) => {
+                let context = context.clone();
+                let shutdown = shutdown.clone();
+                sessions.spawn(async move {
+                    if let Err(error) = converse(stream, &context, &shutdown).await {
+                        tracing::debug!(%peer, %error, "session ended");
+                    }
+                    drop(slot);
+                });
             }
-            drop(permit);
-        });
+            None => {
+                tracing::debug!(%peer, "connection refused: too many connections");
+                // Over MAX_REFUSALS, the stream is dropped here: closed.
+                if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    let reply = session::too_many_connections(&context.config.borrow().site.domain);
+                    sessions.spawn(async move {
+                        let written =
+                            tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(&reply)).await;
+                        if let Ok(Ok(())) = written {
+                            close(&mut stream).await;
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+        }
         // Reap finished sessions so the set does not grow without bound.
         while sessions.try_join_next().is_some() {}
     }
@@ -128,356 +162,582 @@ pub async fn run(listener: TcpListener, context: Arc<Context>, shutdown: Cancell
     while sessions.join_next().await.is_some() {}
 }
 
-/// What a session is in the middle of.
-#[derive(Default)]
-struct Transaction {
-    sender: Option<String>,
-    recipients: Vec<String>,
-}
-
-async fn session(
-    mut reader: impl AsyncRead + Unpin,
-    mut writer: impl AsyncWrite + Unpin,
-    peer: SocketAddr,
-    context: &Context,
+/// Serves one connection until the client quits, the session closes it,
+/// a deadline passes or, while no transaction is open, `shutdown` fires;
+/// then closes it without losing the last reply.
+pub async fn converse<I: Intake>(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    context: &Context<I>,
     shutdown: &CancellationToken,
-) -> std::io::Result<()> {
+) -> io::Result<()> {
+    let served = serve(&mut stream, context, shutdown).await;
+    close(&mut stream).await;
+    served
+}
+
+async fn serve<I: Intake>(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    context: &Context<I>,
+    shutdown: &CancellationToken,
+) -> io::Result<()> {
     let config = context.config.borrow().clone();
-    let protocol = context.protocol;
-    let domain = config.site.domain.clone();
-    let limit = config.ingest.max_message_bytes;
-    let filer = Filer::new(&config);
-    let mut out: Vec<u8> =
-        format!("220 {domain} tidings {} ready\r\n", protocol.name()).into_bytes();
-    let mut greeted = false;
-    let mut transaction = Transaction::default();
-    let mut errors = 0u32;
-    let mut commands = RequestReceiver::default();
-    let mut input = vec![0u8; 16 * 1024];
-    // Bytes read but not yet processed (pipelined commands after a message).
-    let mut pending: Vec<u8> = Vec::new();
-
+    let limits = &context.limits;
+    let mut session = Session::new(context.protocol, config.clone(), limits.rules());
+    send(stream, &session.greeting(), limits.command_timeout).await?;
+    let mut input = vec![0u8; READ_BUFFER];
+    let mut deadline = session.deadline();
+    let mut until = Instant::now() + limits.timeout(deadline);
     loop {
-        writer.write_all(&out).await?;
-        writer.flush().await?;
-        out.clear();
-        if pending.is_empty() {
-            // A client between transactions is told to come back later at
-            // shutdown; one in the middle of a transaction is let finish.
-            let idle = transaction.sender.is_none();
-            let read = tokio::select! {
-                _ = shutdown.cancelled(), if idle => {
-                    writer.write_all(format!("421 4.3.2 {domain} shutting down\r\n").as_bytes()).await?;
-                    return Ok(());
-                }
-                read = tokio::time::timeout(context.limits.command_timeout, reader.read(&mut input)) => read,
-            };
-            let n = match read {
-                Ok(result) => result?,
-                Err(_) => {
-                    writer
-                        .write_all(format!("421 4.4.2 {domain} command timeout\r\n").as_bytes())
-                        .await?;
-                    return Ok(());
-                }
-            };
-            if n == 0 {
-                return Ok(());
+        let read = tokio::select! {
+            _ = shutdown.cancelled(), if session.is_idle() => {
+                return send(stream, &session.shut_down(), limits.command_timeout).await;
             }
-            pending.extend_from_slice(&input[..n]);
-        }
-        let chunk = std::mem::take(&mut pending);
-        let mut bytes = chunk.iter();
-        loop {
-            let request = match commands.ingest(&mut bytes) {
-                Ok(request) => request,
-                Err(ProtoError::NeedsMoreData { .. }) => break,
-                Err(error) => {
-                    errors += 1;
-                    out.extend_from_slice(syntax_reply(&error).as_bytes());
-                    if errors >= context.limits.max_errors {
-                        out.extend_from_slice(b"421 4.7.0 too many errors, closing\r\n");
-                        writer.write_all(&out).await?;
-                        return Ok(());
-                    }
-                    continue;
-                }
-            };
-            match request {
-                Request::Lhlo { host } if protocol == Protocol::Lmtp => {
-                    greeted = true;
-                    transaction = Transaction::default();
-                    ehlo(&mut out, &domain, &host, limit);
-                }
-                Request::Ehlo { host } if protocol == Protocol::Smtp => {
-                    greeted = true;
-                    transaction = Transaction::default();
-                    ehlo(&mut out, &domain, &host, limit);
-                }
-                Request::Helo { host } if protocol == Protocol::Smtp => {
-                    greeted = true;
-                    transaction = Transaction::default();
-                    out.extend_from_slice(format!("250 {domain} hello {host}\r\n").as_bytes());
-                }
-                Request::Lhlo { .. } | Request::Ehlo { .. } | Request::Helo { .. } => {
-                    errors += 1;
-                    let expected = if protocol == Protocol::Lmtp { "LHLO" } else { "EHLO or HELO" };
-                    out.extend_from_slice(format!("500 5.5.1 this is {}: say {expected}\r\n", protocol.name()).as_bytes());
-                }
-                Request::Mail { from } => {
-                    if !greeted {
-                        out.extend_from_slice(b"503 5.5.1 say hello first\r\n");
-                    } else if transaction.sender.is_some() {
-                        out.extend_from_slice(b"503 5.5.1 sender already given\r\n");
-                    } else if from.size > limit {
-                        out.extend_from_slice(
-                            format!("552 5.3.4 message size {} exceeds the limit of {limit} bytes\r\n", from.size).as_bytes(),
-                        );
-                    } else {
-                        transaction.sender = Some(from.address.into_owned());
-                        out.extend_from_slice(b"250 2.1.0 sender ok\r\n");
-                    }
-                }
-                Request::Rcpt { to } => {
-                    if transaction.sender.is_none() {
-                        out.extend_from_slice(b"503 5.5.1 need MAIL before RCPT\r\n");
-                    } else if transaction.recipients.len() >= context.limits.max_recipients {
-                        out.extend_from_slice(b"452 4.5.3 too many recipients\r\n");
-                    } else {
-                        let (reply, accepted) = recipient_reply(&config, &to.address);
-                        if accepted {
-                            transaction.recipients.push(to.address.to_ascii_lowercase());
-                        }
-                        out.extend_from_slice(reply.as_bytes());
-                    }
-                }
-                Request::Data => {
-                    if transaction.sender.is_none() {
-                        out.extend_from_slice(b"503 5.5.1 need MAIL before DATA\r\n");
-                        continue;
-                    }
-                    if transaction.recipients.is_empty() {
-                        out.extend_from_slice(b"554 5.5.1 no valid recipients\r\n");
-                        continue;
-                    }
-                    out.extend_from_slice(b"354 end data with <CR><LF>.<CR><LF>\r\n");
-                    writer.write_all(&out).await?;
-                    writer.flush().await?;
-                    out.clear();
-                    let started = bytes.as_slice().to_vec();
-                    let (message, after) =
-                        match receive_data(&mut reader, started, limit, context.limits.data_timeout).await? {
-                            Some(received) => received,
-                            None => {
-                                writer.write_all(format!("421 4.4.2 {domain} data timeout\r\n").as_bytes()).await?;
-                                return Ok(());
-                            }
-                        };
-                    // Commands pipelined after the message are handled next.
-                    pending = after;
-                    let recipients = std::mem::take(&mut transaction.recipients);
-                    transaction = Transaction::default();
-                    let reply = match message {
-                        Data::TooLarge(size) => {
-                            format!("552 5.3.4 message is {size} bytes, over the limit of {limit} bytes\r\n")
-                        }
-                        Data::Complete(raw) => deliver(context, &filer, raw, &recipients).await,
-                    };
-                    let replies = if protocol == Protocol::Lmtp { recipients.len() } else { 1 };
-                    for _ in 0..replies {
-                        out.extend_from_slice(reply.as_bytes());
-                    }
-                    break;
-                }
-                Request::Rset => {
-                    transaction = Transaction::default();
-                    out.extend_from_slice(b"250 2.0.0 reset\r\n");
-                }
-                Request::Noop { .. } => out.extend_from_slice(b"250 2.0.0 ok\r\n"),
-                Request::Quit => {
-                    out.extend_from_slice(format!("221 2.0.0 {domain} bye\r\n").as_bytes());
-                    writer.write_all(&out).await?;
-                    writer.flush().await?;
-                    return Ok(());
-                }
-                Request::Vrfy { .. } => out.extend_from_slice(b"252 2.5.0 cannot verify, send a message and see\r\n"),
-                Request::Help { .. } => {
-                    out.extend_from_slice(b"214 2.0.0 tidings accepts posts for its lists; see the list's help address\r\n")
-                }
-                Request::StartTls | Request::Auth { .. } | Request::Bdat { .. } | Request::Expn { .. }
-                | Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
-                    errors += 1;
-                    out.extend_from_slice(b"502 5.5.1 command not implemented\r\n");
-                }
-            }
-            if errors >= context.limits.max_errors {
-                out.extend_from_slice(b"421 4.7.0 too many errors, closing\r\n");
-                writer.write_all(&out).await?;
-                tracing::info!(%peer, "closed after too many errors");
-                return Ok(());
-            }
-        }
-    }
-}
-
-fn ehlo(out: &mut Vec<u8>, domain: &str, _client: &str, limit: usize) {
-    let mut response = EhloResponse::new(Cow::Borrowed(domain));
-    response.capabilities = smtp_proto::EXT_PIPELINING
-        | smtp_proto::EXT_8BIT_MIME
-        | smtp_proto::EXT_SMTP_UTF8
-        | smtp_proto::EXT_SIZE
-        | smtp_proto::EXT_ENHANCED_STATUS_CODES;
-    response.size = limit;
-    response
-        .write(&mut *out)
-        .expect("writing to a Vec cannot fail");
-}
-
-fn syntax_reply(error: &ProtoError) -> String {
-    match error {
-        ProtoError::UnknownCommand => "500 5.5.2 unknown command\r\n".into(),
-        ProtoError::ResponseTooLong => "500 5.5.2 line too long\r\n".into(),
-        ProtoError::InvalidSenderAddress => "501 5.1.7 bad sender address syntax\r\n".into(),
-        ProtoError::InvalidRecipientAddress => "501 5.1.3 bad recipient address syntax\r\n".into(),
-        ProtoError::SyntaxError { syntax } => format!("501 5.5.4 syntax: {syntax}\r\n"),
-        ProtoError::InvalidParameter { param } => {
-            format!("501 5.5.4 invalid parameter {param}\r\n")
-        }
-        ProtoError::UnsupportedParameter { param } => {
-            format!("555 5.5.4 unsupported parameter {param}\r\n")
-        }
-        ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => {
-            "500 5.5.2 syntax error\r\n".into()
-        }
-    }
-}
-
-/// The reply to `RCPT TO:<address>` and whether the recipient is accepted.
-pub fn recipient_reply(config: &Config, address: &str) -> (String, bool) {
-    let lower = address.trim().to_ascii_lowercase();
-    let Some((local, domain)) = lower.rsplit_once('@') else {
-        return (
-            format!("550 5.1.3 <{address}>: not a mail address\r\n"),
-            false,
-        );
-    };
-    if domain != config.site.domain {
-        return (
-            format!("550 5.7.1 <{address}>: relay access denied\r\n"),
-            false,
-        );
-    }
-    if config.list_by_address(&lower).is_some() {
-        return ("250 2.1.5 recipient ok\r\n".into(), true);
-    }
-    for suffix in ["-request", "-bounces", "-confirm"] {
-        let Some(list_local) = local.split('+').next().and_then(|l| l.strip_suffix(suffix)) else {
-            continue;
+            read = tokio::time::timeout_at(until, stream.read(&mut input)) => read,
         };
-        if config
-            .list_by_address(&format!("{list_local}@{domain}"))
-            .is_some()
-        {
-            return (
-                format!("550 5.1.1 <{address}>: {suffix} addresses are not yet supported by tidings\r\n"),
-                false,
-            );
-        }
-    }
-    (
-        format!("550 5.1.1 <{address}>: no such list here\r\n"),
-        false,
-    )
-}
-
-enum Data {
-    Complete(Vec<u8>),
-    TooLarge(usize),
-}
-
-/// Reads a message up to the lone dot, starting with the bytes already
-/// read; past `limit` bytes the rest is read and thrown away. Returns the
-/// message and the bytes that followed the dot, or `None` when the client
-/// took longer than `timeout`.
-async fn receive_data(
-    reader: &mut (impl AsyncRead + Unpin),
-    mut chunk: Vec<u8>,
-    limit: usize,
-    timeout: Duration,
-) -> std::io::Result<Option<(Data, Vec<u8>)>> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut receiver = DataReceiver::new();
-    let mut message = Vec::new();
-    let mut discard: Option<(DummyDataReceiver, usize)> = None;
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let mut bytes = chunk.iter();
-        let done = match &mut discard {
-            Some((dummy, size)) => {
-                let before = bytes.len();
-                let done = dummy.ingest(&mut bytes);
-                *size += before - bytes.len();
-                done
-            }
-            None => {
-                let done = receiver.ingest(&mut bytes, &mut message);
-                if !done && message.len() > limit {
-                    discard = Some((DummyDataReceiver::new_data(&receiver), message.len()));
-                    message = Vec::new();
-                }
-                done
-            }
-        };
-        if done {
-            let after = bytes.as_slice().to_vec();
-            let data = match discard {
-                Some((_, size)) => Data::TooLarge(size),
-                None if message.len() > limit => Data::TooLarge(message.len()),
-                None => Data::Complete(message),
-            };
-            return Ok(Some((data, after)));
-        }
-        let n = match tokio::time::timeout_at(deadline, reader.read(&mut buffer)).await {
-            Ok(result) => result?,
-            Err(_) => return Ok(None),
+        let n = match read {
+            Ok(read) => read?,
+            Err(_) => return send(stream, &session.timed_out(), limits.command_timeout).await,
         };
         if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+            return Ok(());
         }
-        chunk.clear();
-        chunk.extend_from_slice(&buffer[..n]);
+        let mut output = session.receive(&input[..n]);
+        loop {
+            send(stream, &output.replies, limits.command_timeout).await?;
+            match output.next {
+                Next::Read => break,
+                Next::Close => return Ok(()),
+                Next::Deliver(message) => {
+                    let delivered = deliver(&context.intake, &config, &message).await;
+                    output = session.delivered(delivered);
+                }
+            }
+        }
+        // A new command or message has begun: its own deadline starts now.
+        if session.deadline() != deadline {
+            deadline = session.deadline();
+            until = Instant::now() + limits.timeout(deadline);
+        }
     }
 }
 
-/// Files and commits one message; the reply to send for it.
-async fn deliver(
-    context: &Context,
-    filer: &Filer<'_>,
-    raw: Vec<u8>,
-    recipients: &[String],
-) -> String {
-    let envelope = Envelope {
-        list_code: None,
-        recipients: recipients.to_vec(),
+/// Hands `message` to the intake: once as a post if it has list
+/// recipients, once for the operator if postmaster is among them.
+async fn deliver<I: Intake>(intake: &I, config: &Arc<Config>, message: &Message) -> Delivered {
+    let post = match message.post_recipients().next() {
+        Some(_) => Some(intake.post(config, message).await),
+        None => None,
     };
-    let post = filer.file_message(&raw, &envelope, now());
-    let message_id = post.message_id.clone();
-    let list = post.list_code.clone();
-    let outcome = context.committer.submit(post).await;
-    let reply = match &outcome {
-        Ok(Outcome::Stored { id }) => format!("250 2.0.0 stored as post {id}\r\n"),
-        Ok(Outcome::Held { id, reason }) => {
-            format!("250 2.0.0 held as post {id} for a moderator: {reason}\r\n")
+    let postmaster = match message.to_postmaster() {
+        true => Some(intake.postmaster(config, message).await),
+        false => None,
+    };
+    Delivered { post, postmaster }
+}
+
+/// Writes replies; a client that does not read them within `timeout` is
+/// given up.
+async fn send(
+    stream: &mut (impl AsyncWrite + Unpin),
+    bytes: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    tokio::time::timeout(timeout, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    })
+    .await
+    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+/// Ends the connection: FIN first, then what the client still sends is
+/// read and dropped for a moment. Closing a socket with unread input sends
+/// a reset, which can destroy the final reply (a 421, or the reply to a
+/// pipelined QUIT) before the client has read it.
+async fn close(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
+    let _ = tokio::time::timeout(LINGER, async {
+        stream.shutdown().await?;
+        let mut discard = [0u8; 4096];
+        while stream.read(&mut discard).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
+}
+
+/// Connection slots, in all and per client IP address.
+struct Slots {
+    total: usize,
+    per_ip: usize,
+    taken: Mutex<Taken>,
+}
+
+#[derive(Default)]
+struct Taken {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// A taken slot, given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    ip: IpAddr,
+}
+
+impl Slots {
+    fn new(total: usize, per_ip: usize) -> Self {
+        Slots {
+            total,
+            per_ip,
+            taken: Mutex::new(Taken::default()),
         }
-        Ok(Outcome::Duplicate { id }) => format!("250 2.0.0 already stored as post {id}\r\n"),
-        Ok(Outcome::Rejected { reason, .. }) => format!("550 5.6.0 {reason}\r\n"),
-        Err(error) => format!("451 4.3.0 {error}; try again later\r\n"),
-    };
-    (context.on_message)(&Received {
-        protocol: context.protocol,
-        message_id,
-        list,
-        outcome: outcome.map_err(|e| e.to_string()),
-    });
-    reply
+    }
+
+    /// A slot for a client at `ip`, unless the listener is full in all or
+    /// for that address.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        // An IPv4 client reaching an IPv6 socket counts as its IPv4 address.
+        let ip = ip.to_canonical();
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let for_ip = taken.by_ip.get(&ip).copied().unwrap_or(0);
+        if taken.total >= self.total || for_ip >= self.per_ip {
+            return None;
+        }
+        taken.total += 1;
+        *taken.by_ip.entry(ip).or_default() += 1;
+        Some(Slot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut taken = self
+            .slots
+            .taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        taken.total -= 1;
+        if let Some(count) = taken.by_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                taken.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::path::Path;
+
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::ingest::intake::Deferred;
+    use crate::ingest::route::Route;
+    use crate::ingest::Outcome;
+
+    /// An intake that keeps what it is given and answers as told.
+    #[derive(Default)]
+    struct Recording {
+        posts: Mutex<Vec<Message>>,
+        postmaster: Mutex<Vec<Message>>,
+        defer_posts: bool,
+    }
+
+    impl Intake for Recording {
+        async fn post(&self, _: &Arc<Config>, message: &Message) -> Result<Outcome, Deferred> {
+            let mut posts = self.posts.lock().unwrap();
+            posts.push(message.clone());
+            if self.defer_posts {
+                return Err(Deferred::new("store unavailable: disk full"));
+            }
+            Ok(Outcome::Stored {
+                id: posts.len() as i64,
+            })
+        }
+
+        async fn postmaster(&self, _: &Arc<Config>, message: &Message) -> Result<(), Deferred> {
+            self.postmaster.lock().unwrap().push(message.clone());
+            Ok(())
+        }
+    }
+
+    fn config() -> Config {
+        crate::config::parse(
+            crate::config::EMBEDDED_LISTS_TOML,
+            "lists.toml",
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    fn context(
+        protocol: Protocol,
+        intake: Recording,
+        limits: impl FnOnce(&mut Limits),
+    ) -> Arc<Context<Recording>> {
+        let config = Arc::new(config());
+        let mut chosen = Limits::from(&config.listen);
+        limits(&mut chosen);
+        // The receiver keeps the last value after the sender is gone.
+        let (_, receiver) = watch::channel(config);
+        Arc::new(Context {
+            protocol,
+            config: receiver,
+            limits: chosen,
+            intake,
+        })
+    }
+
+    /// The client's end of a session served over an in-memory pipe.
+    struct Client {
+        read: BufReader<ReadHalf<DuplexStream>>,
+        write: Option<WriteHalf<DuplexStream>>,
+    }
+
+    impl Client {
+        /// Starts `converse` on one end of a pipe; the other is the client.
+        fn start(
+            context: &Arc<Context<Recording>>,
+            shutdown: &CancellationToken,
+        ) -> (Client, tokio::task::JoinHandle<io::Result<()>>) {
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            let (context, shutdown) = (context.clone(), shutdown.clone());
+            let session = tokio::spawn(async move { converse(server, &context, &shutdown).await });
+            let (read, write) = tokio::io::split(client);
+            let client = Client {
+                read: BufReader::new(read),
+                write: Some(write),
+            };
+            (client, session)
+        }
+
+        /// The last line of the next reply, or "<closed>".
+        async fn reply(&mut self) -> String {
+            loop {
+                let mut line = String::new();
+                if self.read.read_line(&mut line).await.unwrap() == 0 {
+                    return "<closed>".into();
+                }
+                if line.as_bytes().get(3) != Some(&b'-') {
+                    return line.trim_end().to_string();
+                }
+            }
+        }
+
+        async fn send(&mut self, bytes: &[u8]) {
+            self.write.as_mut().unwrap().write_all(bytes).await.unwrap();
+        }
+
+        async fn say(&mut self, line: &str) -> String {
+            self.send(format!("{line}\r\n").as_bytes()).await;
+            self.reply().await
+        }
+
+        /// Sends `bytes` one at a time, `gap` apart, from a task of its own;
+        /// it returns how many got through before the pipe closed.
+        fn trickle(
+            &mut self,
+            bytes: &'static [u8],
+            gap: Duration,
+        ) -> tokio::task::JoinHandle<usize> {
+            let mut write = self.write.take().unwrap();
+            tokio::spawn(async move {
+                for (sent, byte) in bytes.iter().enumerate() {
+                    tokio::time::sleep(gap).await;
+                    if write.write_all(&[*byte]).await.is_err() {
+                        return sent;
+                    }
+                }
+                bytes.len()
+            })
+        }
+    }
+
+    const LIST: &str = "a-infos-en@lists.example.org";
+
+    #[tokio::test]
+    async fn a_message_goes_to_the_intake_with_its_routes_and_lmtp_answers_each_recipient() {
+        let context = context(Protocol::Lmtp, Recording::default(), |_| {});
+        let (mut client, session) = Client::start(&context, &CancellationToken::new());
+        assert_eq!(
+            client.reply().await,
+            "220 lists.example.org tidings LMTP ready"
+        );
+        assert!(client.say("LHLO c").await.starts_with("250 "));
+        client
+            .send(format!("MAIL FROM:<a@example.org>\r\nRCPT TO:<{LIST}>\r\nRCPT TO:<postmaster>\r\nDATA\r\n").as_bytes())
+            .await;
+        for expected in ["250 2.1.0", "250 2.1.5", "250 2.1.5", "354 "] {
+            assert!(client.reply().await.starts_with(expected), "{expected}");
+        }
+        client.send(b"Subject: (en) hi\r\n\r\nbody\r\n.\r\n").await;
+        assert_eq!(client.reply().await, "250 2.0.0 stored as post 1");
+        assert_eq!(client.reply().await, "250 2.0.0 queued for the postmaster");
+        assert_eq!(client.say("QUIT").await, "221 2.0.0 lists.example.org bye");
+        assert_eq!(client.reply().await, "<closed>");
+        drop(client);
+        session.await.unwrap().unwrap();
+
+        let posts = context.intake.posts.lock().unwrap();
+        let postmaster = context.intake.postmaster.lock().unwrap();
+        assert_eq!(posts.len(), 1);
+        assert_eq!(postmaster.len(), 1);
+        let routes: Vec<&Route> = posts[0].recipients.iter().map(|r| &r.route).collect();
+        assert_eq!(
+            routes,
+            [&Route::Post { list: "en".into() }, &Route::Postmaster]
+        );
+        assert_eq!(
+            posts[0].content.as_slice(),
+            b"Subject: (en) hi\r\n\r\nbody\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_is_451_and_the_session_goes_on() {
+        let intake = Recording {
+            defer_posts: true,
+            ..Recording::default()
+        };
+        let context = context(Protocol::Smtp, intake, |_| {});
+        let (mut client, _session) = Client::start(&context, &CancellationToken::new());
+        client.reply().await;
+        client.say("EHLO c").await;
+        client.say("MAIL FROM:<a@example.org>").await;
+        client.say(&format!("RCPT TO:<{LIST}>")).await;
+        client.say("DATA").await;
+        assert_eq!(
+            client.say("x: y\r\n\r\nz\r\n.").await,
+            "451 4.3.0 store unavailable: disk full; try again later"
+        );
+        assert_eq!(client.say("NOOP").await, "250 2.0.0 ok");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_command_timeout_is_a_deadline_per_command_not_per_read() {
+        let context = context(Protocol::Smtp, Recording::default(), |limits| {
+            limits.command_timeout = Duration::from_secs(10);
+        });
+        let (mut client, session) = Client::start(&context, &CancellationToken::new());
+        client.reply().await;
+        // Each byte comes well within the timeout; the command never does.
+        const LINE: &[u8] = b"NOOP one byte at a time\r\n";
+        let trickle = client.trickle(LINE, Duration::from_secs(3));
+        assert_eq!(
+            client.reply().await,
+            "421 4.4.2 lists.example.org command timeout"
+        );
+        assert_eq!(client.reply().await, "<closed>");
+        session.await.unwrap().unwrap();
+        assert!(trickle.await.unwrap() < LINE.len(), "dropped mid-line");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_command_has_a_deadline_of_its_own() {
+        let context = context(Protocol::Smtp, Recording::default(), |limits| {
+            limits.command_timeout = Duration::from_secs(10);
+        });
+        let (mut client, _session) = Client::start(&context, &CancellationToken::new());
+        client.reply().await;
+        // Five commands, 6 s apart: longer in all than one timeout.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            assert_eq!(client.say("NOOP").await, "250 2.0.0 ok");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_data_timeout_is_a_deadline_per_message() {
+        let context = context(Protocol::Smtp, Recording::default(), |limits| {
+            limits.command_timeout = Duration::from_secs(10);
+            limits.data_timeout = Duration::from_secs(30);
+        });
+        let (mut client, session) = Client::start(&context, &CancellationToken::new());
+        client.reply().await;
+        client.say("EHLO c").await;
+        client.say("MAIL FROM:<a@example.org>").await;
+        client.say(&format!("RCPT TO:<{LIST}>")).await;
+        assert!(client.say("DATA").await.starts_with("354 "));
+        const MESSAGE: &[u8] = b"Subject: slow\r\n\r\none byte every few seconds\r\n.\r\n";
+        let trickle = client.trickle(MESSAGE, Duration::from_secs(3));
+        assert_eq!(
+            client.reply().await,
+            "421 4.4.2 lists.example.org data timeout"
+        );
+        assert_eq!(client.reply().await, "<closed>");
+        session.await.unwrap().unwrap();
+        assert!(trickle.await.unwrap() < MESSAGE.len());
+        assert!(context.intake.posts.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn shutdown_sends_an_idle_client_421() {
+        let context = context(Protocol::Lmtp, Recording::default(), |_| {});
+        let shutdown = CancellationToken::new();
+        let (mut client, session) = Client::start(&context, &shutdown);
+        client.reply().await;
+        assert!(client.say("LHLO c").await.starts_with("250 "));
+        shutdown.cancel();
+        assert_eq!(
+            client.reply().await,
+            "421 4.3.2 lists.example.org shutting down"
+        );
+        assert_eq!(client.reply().await, "<closed>");
+        drop(client);
+        session.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_an_open_transaction_finish_first() {
+        let context = context(Protocol::Smtp, Recording::default(), |_| {});
+        let shutdown = CancellationToken::new();
+        let (mut client, session) = Client::start(&context, &shutdown);
+        client.reply().await;
+        client.say("EHLO c").await;
+        client.say("MAIL FROM:<a@example.org>").await;
+        shutdown.cancel();
+        assert_eq!(
+            client.say(&format!("RCPT TO:<{LIST}>")).await,
+            "250 2.1.5 recipient ok"
+        );
+        client.say("DATA").await;
+        assert_eq!(
+            client.say("x: y\r\n\r\nz\r\n.").await,
+            "250 2.0.0 stored as post 1"
+        );
+        assert_eq!(
+            client.reply().await,
+            "421 4.3.2 lists.example.org shutting down"
+        );
+        drop(client);
+        session.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_last_reply_survives_input_the_client_sends_after_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let context = context(Protocol::Smtp, Recording::default(), |_| {});
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(run(listener, context, shutdown.clone()));
+        let mut client = connect(address).await;
+        banner(&mut client).await;
+        client.get_mut().write_all(b"QUIT\r\n").await.unwrap();
+        assert_eq!(banner(&mut client).await, "221 2.0.0 lists.example.org bye");
+        // A client that has not seen the end yet sends more. Had the
+        // listener closed at once, the first write would draw a reset and
+        // a later one fail: the listener reads until the client closes.
+        for _ in 0..20 {
+            client.get_mut().write_all(b"NOOP\r\n").await.unwrap();
+        }
+        assert!(closed(&mut client).await, "an orderly end, not a reset");
+        drop(client);
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+
+    #[test]
+    fn limits_come_from_the_listen_section() {
+        let limits = Limits::from(&config().listen);
+        assert_eq!(limits.max_connections, 64);
+        assert_eq!(limits.max_connections_per_ip, 8);
+        assert_eq!(limits.max_recipients, 50);
+        assert_eq!(limits.command_timeout, Duration::from_secs(300));
+        assert_eq!(limits.data_timeout, Duration::from_secs(600));
+        assert_eq!(limits.max_errors, MAX_ERRORS);
+    }
+
+    #[test]
+    fn slots_are_limited_per_address_and_in_all() {
+        let slots = Arc::new(Slots::new(3, 2));
+        let one = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+        let other = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let first = slots.take(one).unwrap();
+        let second = slots.take(mapped).unwrap();
+        assert!(slots.take(one).is_none(), "the same host, mapped or not");
+        let third = slots.take(other).unwrap();
+        assert!(slots.take(other).is_none(), "full in all");
+        drop(first);
+        let again = slots.take(one);
+        assert!(again.is_some(), "a slot given back is free again");
+        drop((again, second, third));
+        let taken = slots.taken.lock().unwrap();
+        assert_eq!(taken.total, 0);
+        assert!(taken.by_ip.is_empty(), "no address is remembered");
+    }
+
+    async fn connect(address: SocketAddr) -> BufReader<TcpStream> {
+        BufReader::new(TcpStream::connect(address).await.unwrap())
+    }
+
+    async fn banner(stream: &mut BufReader<TcpStream>) -> String {
+        let mut line = String::new();
+        stream.read_line(&mut line).await.unwrap();
+        line.trim_end().to_string()
+    }
+
+    async fn closed(stream: &mut BufReader<TcpStream>) -> bool {
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.is_ok() && rest.is_empty()
+    }
+
+    /// Connects until the listener greets (a freed slot is seen a moment
+    /// after the client saw its connection close).
+    async fn connect_until_greeted(address: SocketAddr) -> BufReader<TcpStream> {
+        for _ in 0..500 {
+            let mut stream = connect(address).await;
+            if banner(&mut stream).await.starts_with("220 ") {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no slot came free");
+    }
+
+    #[tokio::test]
+    async fn a_full_listener_answers_421_and_keeps_accepting() {
+        for (total, per_ip) in [(8, 2), (2, 8)] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let context = context(Protocol::Smtp, Recording::default(), |limits| {
+                limits.max_connections = total;
+                limits.max_connections_per_ip = per_ip;
+            });
+            let shutdown = CancellationToken::new();
+            let server = tokio::spawn(run(listener, context, shutdown.clone()));
+            let mut first = connect(address).await;
+            assert!(banner(&mut first).await.starts_with("220 "));
+            let mut second = connect(address).await;
+            assert!(banner(&mut second).await.starts_with("220 "));
+            for _ in 0..3 {
+                let mut refused = connect(address).await;
+                assert_eq!(
+                    banner(&mut refused).await,
+                    "421 4.7.0 lists.example.org too many connections, try again later",
+                    "total {total}, per address {per_ip}"
+                );
+                assert!(closed(&mut refused).await);
+            }
+            first.get_mut().write_all(b"QUIT\r\n").await.unwrap();
+            assert!(banner(&mut first).await.starts_with("221 "));
+            assert!(closed(&mut first).await);
+            drop(first);
+            let mut third = connect_until_greeted(address).await;
+            third.get_mut().write_all(b"NOOP\r\n").await.unwrap();
+            assert_eq!(banner(&mut third).await, "250 2.0.0 ok");
+            drop((second, third));
+            shutdown.cancel();
+            server.await.unwrap();
+        }
+    }
 }

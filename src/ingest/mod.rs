@@ -3,14 +3,20 @@
 //! [`Filer::file_message`] decides what a message is (pure); [`commit`]
 //! stores a batch of filed posts in one transaction and says what became of
 //! each. The MTA pipe (`tidings ingest`), the importer (`tidings import`)
-//! and the daemon's LMTP/SMTP listener all go through these two.
+//! and the daemon's LMTP/SMTP listener all go through these two. The
+//! listener is a sans-IO [`session`] driven by [`listener`], with the
+//! recipient table in [`route`] and the hand-over to the store in
+//! [`intake`].
 
 pub mod committer;
 mod filing;
 mod headers;
 pub mod import;
+pub mod intake;
 pub mod listener;
 pub mod pipe;
+pub mod route;
+pub mod session;
 
 pub use filing::{Envelope, Filer};
 

@@ -1,0 +1,264 @@
+//! DATA (RFC 5321 4.1.1.4): the message itself, un-stuffed by smtp-proto
+//! (RFC 5321 4.5.2), held to the size limit, and the replies once the
+//! intake has it: one per message for SMTP, one per accepted recipient for
+//! LMTP (RFC 2033 4.2).
+
+use std::sync::Arc;
+
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
+
+use super::{reply, Flow, Protocol, Session, State, DATA_CHUNK};
+use crate::ingest::intake::Deferred;
+use crate::ingest::route::Route;
+use crate::ingest::Outcome;
+
+/// One accepted recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The address as given in RCPT TO (`postmaster` for a bare postmaster).
+    pub address: String,
+    /// Where its mail goes.
+    pub route: Route,
+}
+
+/// A message received in full, with its envelope.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The protocol it arrived by.
+    pub protocol: Protocol,
+    /// The MAIL FROM reverse-path; empty for a bounce (`<>`).
+    pub sender: String,
+    /// The accepted recipients in RCPT order; at least one.
+    pub recipients: Vec<Recipient>,
+    /// The message as sent, dot-unstuffed, ending in the CRLF before the
+    /// final dot (empty for an empty message).
+    pub content: Arc<Vec<u8>>,
+}
+
+impl Message {
+    /// The recipients that are list posting addresses.
+    pub fn post_recipients(&self) -> impl Iterator<Item = &Recipient> {
+        self.recipients
+            .iter()
+            .filter(|recipient| matches!(recipient.route, Route::Post { .. }))
+    }
+
+    /// Whether postmaster is among the recipients.
+    pub fn to_postmaster(&self) -> bool {
+        self.recipients
+            .iter()
+            .any(|recipient| recipient.route == Route::Postmaster)
+    }
+}
+
+/// What the intake made of a [`Message`], for [`Session::delivered`].
+#[derive(Debug, Clone, Default)]
+pub struct Delivered {
+    /// The post filed for the list recipients, if there were any.
+    pub post: Option<Result<Outcome, Deferred>>,
+    /// The copy queued for the operator, if postmaster was a recipient.
+    pub postmaster: Option<Result<(), Deferred>>,
+}
+
+/// A message being received.
+pub(super) struct Incoming {
+    receiver: DataReceiver,
+    content: Vec<u8>,
+    /// Once over the limit: the rest is read and counted, not kept.
+    discarding: Option<(DummyDataReceiver, usize)>,
+}
+
+/// A message at its final dot.
+enum Received {
+    Complete(Vec<u8>),
+    TooLarge(usize),
+}
+
+impl Incoming {
+    fn new() -> Self {
+        let mut receiver = DataReceiver::new();
+        // The receiver finds the end and dot-stuffing only after a CRLF it
+        // has seen; the CRLF that ended the DATA command is that one, so a
+        // message starts at a line start.
+        let mut scratch = Vec::new();
+        receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
+        Incoming {
+            receiver,
+            content: Vec::new(),
+            discarding: None,
+        }
+    }
+
+    /// Takes message bytes from `input` up to the final dot; returns how
+    /// many it used and whether the message is complete.
+    pub(super) fn ingest(&mut self, input: &[u8], limit: usize) -> (usize, bool) {
+        let mut rest = input;
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(DATA_CHUNK)];
+            let mut bytes = chunk.iter();
+            let done = match &mut self.discarding {
+                Some((discard, size)) => {
+                    let done = discard.ingest(&mut bytes);
+                    *size += chunk.len() - bytes.len();
+                    done
+                }
+                None => {
+                    let done = self.receiver.ingest(&mut bytes, &mut self.content);
+                    if !done && self.content.len() > limit {
+                        let discard = DummyDataReceiver::new_data(&self.receiver);
+                        self.discarding = Some((discard, self.content.len()));
+                        self.content = Vec::new();
+                    }
+                    done
+                }
+            };
+            rest = &rest[chunk.len() - bytes.len()..];
+            if done {
+                return (input.len() - rest.len(), true);
+            }
+        }
+        (input.len(), false)
+    }
+
+    /// Message bytes kept so far.
+    #[cfg(test)]
+    pub(super) fn kept(&self) -> usize {
+        self.content.len()
+    }
+
+    fn finish(self, limit: usize) -> Received {
+        match self.discarding {
+            Some((_, size)) => Received::TooLarge(size),
+            None if self.content.len() > limit => Received::TooLarge(self.content.len()),
+            None => Received::Complete(self.content),
+        }
+    }
+}
+
+impl Session {
+    /// DATA: 354 and the message follows, if the envelope is complete.
+    pub(super) fn data(&mut self, out: &mut Vec<u8>) -> Flow {
+        if self.transaction.sender.is_none() {
+            reply(out, "503 5.5.1 need MAIL before DATA");
+        } else if self.transaction.recipients.is_empty() {
+            reply(out, "554 5.5.1 no valid recipients");
+        } else {
+            reply(out, "354 end data with <CR><LF>.<CR><LF>");
+            self.state = State::Data(Box::new(Incoming::new()));
+        }
+        Flow::Continue
+    }
+
+    /// At the final dot: a message for the intake, or the 552 for one over
+    /// the limit. The transaction is over either way.
+    pub(super) fn end_of_data(&mut self, incoming: Incoming, out: &mut Vec<u8>) -> Option<Message> {
+        self.state = State::Command;
+        let transaction = std::mem::take(&mut self.transaction);
+        let limit = self.config.ingest.max_message_bytes;
+        match incoming.finish(limit) {
+            Received::TooLarge(size) => {
+                let text =
+                    format!("552 5.3.4 message is {size} bytes, over the limit of {limit} bytes");
+                let routes: Vec<Route> = transaction
+                    .recipients
+                    .iter()
+                    .map(|recipient| recipient.route.clone())
+                    .collect();
+                answer(self.protocol, &routes, |_| text.clone(), out);
+                None
+            }
+            Received::Complete(content) => {
+                let routes = transaction
+                    .recipients
+                    .iter()
+                    .map(|recipient| recipient.route.clone())
+                    .collect();
+                self.state = State::Delivering(routes);
+                Some(Message {
+                    protocol: self.protocol,
+                    sender: transaction.sender.unwrap_or_default(),
+                    recipients: transaction.recipients,
+                    content: Arc::new(content),
+                })
+            }
+        }
+    }
+}
+
+/// The replies for a delivered message.
+pub(super) fn reply_delivered(
+    protocol: Protocol,
+    routes: &[Route],
+    delivered: &Delivered,
+    out: &mut Vec<u8>,
+) {
+    answer(
+        protocol,
+        routes,
+        |route| match route {
+            Route::Postmaster => postmaster_reply(delivered.postmaster.as_ref()),
+            _ => post_reply(delivered.post.as_ref()),
+        },
+        out,
+    );
+}
+
+/// LMTP: one reply per recipient. SMTP: one for the message, the first
+/// temporary failure if any (the client retries the whole message), else
+/// the first permanent one, else the first success.
+fn answer(
+    protocol: Protocol,
+    routes: &[Route],
+    reply_for: impl Fn(&Route) -> String,
+    out: &mut Vec<u8>,
+) {
+    let replies: Vec<String> = routes.iter().map(reply_for).collect();
+    match protocol {
+        Protocol::Lmtp => replies.iter().for_each(|text| reply(out, text)),
+        Protocol::Smtp => {
+            let chosen = ["4", "5", ""]
+                .iter()
+                .find_map(|class| replies.iter().find(|text| text.starts_with(class)));
+            if let Some(text) = chosen {
+                reply(out, text);
+            }
+        }
+    }
+}
+
+fn post_reply(post: Option<&Result<Outcome, Deferred>>) -> String {
+    match post {
+        Some(Ok(Outcome::Stored { id })) => format!("250 2.0.0 stored as post {id}"),
+        Some(Ok(Outcome::Held { id, reason })) => {
+            format!(
+                "250 2.0.0 held as post {id} for a moderator: {}",
+                one_line(reason)
+            )
+        }
+        Some(Ok(Outcome::Duplicate { id })) => format!("250 2.0.0 already stored as post {id}"),
+        Some(Ok(Outcome::Rejected { reason, .. })) => format!("550 5.6.0 {}", one_line(reason)),
+        Some(Err(deferred)) => format!(
+            "451 4.3.0 {}; try again later",
+            one_line(&deferred.to_string())
+        ),
+        None => "451 4.3.0 the post was not filed; try again later".into(),
+    }
+}
+
+fn postmaster_reply(postmaster: Option<&Result<(), Deferred>>) -> String {
+    match postmaster {
+        Some(Ok(())) => "250 2.0.0 queued for the postmaster".into(),
+        Some(Err(deferred)) => format!(
+            "451 4.3.0 {}; try again later",
+            one_line(&deferred.to_string())
+        ),
+        None => "451 4.3.0 the message was not queued for the postmaster; try again later".into(),
+    }
+}
+
+/// A reason as one reply line: control characters become spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
