@@ -87,6 +87,7 @@ async fn serve(
     };
     let metrics = Arc::new(Metrics::default());
     let posts_changed = Arc::new(Notify::new());
+    let outbox_wakeup = Arc::new(Notify::new());
 
     let (committer, committer_task) = {
         let posts_changed = posts_changed.clone();
@@ -134,9 +135,12 @@ async fn serve(
             protocol,
             config: config_rx.clone(),
             limits: limits.clone(),
-            intake: StoreIntake::new(committer.clone(), move |received: &Received| {
-                log_message(&metrics, received)
-            }),
+            intake: StoreIntake::new(
+                committer.clone(),
+                store.clone(),
+                outbox_wakeup.clone(),
+                move |received: &Received| log_message(&metrics, received),
+            ),
         });
         tasks.spawn(listener::run(listener, context, shutdown.clone()));
     }
@@ -161,6 +165,7 @@ async fn serve(
     ));
     tasks.spawn(send_digests(
         store,
+        outbox_wakeup,
         config_rx.clone(),
         metrics.clone(),
         shutdown.clone(),
@@ -282,11 +287,13 @@ async fn refresh_feeds(
 
 /// The digest scheduler: at start (a digest that fell due while the daemon
 /// was down goes out once, not once per missed slot: the trigger compares
-/// the latest slot with the last one served) and every [`DIGEST_TICK`],
-/// issues the digests that are due and runs the outbox, which also retries
-/// deferred deliveries whose time has come.
+/// the latest slot with the last one served), every [`DIGEST_TICK`] and
+/// whenever `wakeup` says a message was queued, issues the digests that are
+/// due and runs the outbox, which also retries deferred deliveries whose
+/// time has come.
 async fn send_digests(
     store: Handle,
+    wakeup: Arc<Notify>,
     config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -335,6 +342,7 @@ async fn send_digests(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(DIGEST_TICK) => {}
+            _ = wakeup.notified() => {}
         }
     }
 }

@@ -10,10 +10,14 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use super::committer::Committer;
+use super::forward::forward;
 use super::session::{Message, Protocol};
 use super::{now, Envelope, Filer, Outcome};
 use crate::config::Config;
+use crate::store::{self, outgoing, Handle};
 
 /// Takes the messages a listener received.
 pub trait Intake: Send + Sync + 'static {
@@ -60,36 +64,58 @@ pub struct Received {
 }
 
 /// The daemon's intake: posts are filed off the async workers and
-/// committed by the [`Committer`]; postmaster mail is queued for the
-/// operator.
+/// committed by the [`Committer`]; postmaster mail is queued in the store
+/// for the outbox to pass on to the operator.
 pub struct StoreIntake {
     committer: Committer,
+    store: Handle,
+    /// Woken when a message is queued, so the outbox sends it now rather
+    /// than at its next round.
+    outbox: Arc<Notify>,
     on_message: Box<dyn Fn(&Received) + Send + Sync>,
 }
 
 impl StoreIntake {
-    /// An intake committing through `committer`; `on_message` is called with
-    /// each post's outcome, for logs and metrics.
+    /// An intake committing posts through `committer` and other mail
+    /// through `store`, waking `outbox` when it queued a message to send;
+    /// `on_message` is called with each post's outcome, for logs and
+    /// metrics.
     pub fn new(
         committer: Committer,
+        store: Handle,
+        outbox: Arc<Notify>,
         on_message: impl Fn(&Received) + Send + Sync + 'static,
     ) -> Self {
         StoreIntake {
             committer,
+            store,
+            outbox,
             on_message: Box::new(on_message),
         }
     }
 
-    /// Durably queues a postmaster message for `operator`.
-    ///
-    /// TO BE FILLED BY THE STORE LAYER: write `message` (its sender,
-    /// recipients and content) through the store so that it is on disk
-    /// before this returns `Ok`, for the outbox to pass on to `operator`.
-    /// Until then postmaster mail is answered 451, so senders keep it and no
-    /// mail is lost.
-    async fn queue_for_operator(&self, operator: &str, message: &Message) -> Result<(), Deferred> {
-        let _ = (operator, message);
-        Err(Deferred::new("postmaster mail cannot be queued yet"))
+    /// Queues a postmaster message for the operator ([`forward`]); returns
+    /// once it is on disk. One that has been through postmaster before (a
+    /// loop) is kept, failed, and not sent.
+    async fn queue_for_operator(&self, config: &Config, message: &Message) -> Result<(), Deferred> {
+        let via = format!("postmaster@{}", config.site.domain);
+        let forward = forward(&via, &config.site.operator, &message.sender, &message.content);
+        let now = now();
+        let queued = self
+            .store
+            .write(move |tx| {
+                match &forward.looped {
+                    None => outgoing::queue(tx, &forward.message, now)?,
+                    Some(reason) => outgoing::keep_unsent(tx, &forward.message, now, reason)?,
+                };
+                Ok::<_, store::Error>(forward.looped.is_none())
+            })
+            .await
+            .map_err(|error| Deferred::new(format!("store unavailable: {error}")))?;
+        if queued {
+            self.outbox.notify_one();
+        }
+        Ok(())
     }
 }
 
@@ -133,9 +159,7 @@ impl Intake for StoreIntake {
     }
 
     async fn postmaster(&self, config: &Arc<Config>, message: &Message) -> Result<(), Deferred> {
-        let queued = self
-            .queue_for_operator(&config.site.operator, message)
-            .await;
+        let queued = self.queue_for_operator(config, message).await;
         match &queued {
             Ok(()) => {
                 tracing::info!(protocol = ?message.protocol, sender = %message.sender, "postmaster mail queued")

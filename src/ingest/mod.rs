@@ -10,6 +10,7 @@
 
 pub mod committer;
 mod filing;
+pub mod forward;
 mod headers;
 pub mod import;
 pub mod intake;

@@ -25,6 +25,27 @@ pub fn queue(tx: &Transaction<'_>, message: &NewMessage, now: i64) -> Result<i64
     Ok(tx.last_insert_rowid())
 }
 
+/// Keeps `message` without sending it, failed at `now` for `reason` (a
+/// loop, say): recorded for the operator, never handed to the outbox.
+pub fn keep_unsent(tx: &Transaction<'_>, message: &NewMessage, now: i64, reason: &str) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO outgoing (kind, list_code, sender, recipient, message, sign, state, \
+         created_at, next_attempt_at, last_attempt_at, last_reply) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'failed', ?7, ?7, ?7, ?8)",
+    )?
+    .execute(params![
+        message.kind,
+        message.list_code,
+        message.sender,
+        message.recipient,
+        message.message,
+        message.sign,
+        now,
+        reason
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
 /// Up to `limit` messages due at `now` with an id above `after`, by id.
 /// Each carries its whole message, so pages are small.
 pub fn due(db: &Connection, now: i64, after: i64, limit: usize) -> Result<Vec<DueMessage>> {
@@ -191,6 +212,19 @@ mod tests {
             counts(&db).unwrap(),
             vec![(MessageKind::Forward, DeliveryState::Sent, 1)]
         );
+    }
+
+    #[test]
+    fn a_message_kept_unsent_is_never_due() {
+        let mut db = open_in_memory().unwrap();
+        let id = transaction(&mut db, |tx| {
+            keep_unsent(tx, &forward("ops@example.org"), 100, "a mail loop")
+        })
+        .unwrap();
+        assert!(due(&db, 1000, 0, 10).unwrap().is_empty());
+        let (message, state, reply) = get(&db, id).unwrap().unwrap();
+        assert_eq!(message, forward("ops@example.org"));
+        assert_eq!((state, reply.as_deref()), (DeliveryState::Failed, Some("a mail loop")));
     }
 
     #[test]
