@@ -62,9 +62,9 @@ impl Prepared {
             .unwrap_or_default()
             .with_timezone(&config.site.timezone);
         let leading = format!(
-            "Date: {}\r\nFrom: {}\r\n",
+            "Date: {}\r\n{}",
             headers::rfc5322_date(&date),
-            headers::mailbox(&list.title, &list.address)
+            headers::mailbox_field("From", &list.title, &list.address)
         );
         let subject = format!("Subject:{subject}\r\n");
         let trailing = format!(

@@ -60,7 +60,7 @@ pub struct Composition<'a> {
 /// Renders every format of a digest.
 pub fn compose_digest(composition: &Composition<'_>) -> anyhow::Result<Vec<DigestBody>> {
     let digest = Digest::new(composition)?;
-    let subject = headers::encode_value(&digest.subject);
+    let subject = headers::encode_value("Subject", &digest.subject);
     let mut bodies = Vec::with_capacity(DigestMode::ALL.len());
     for mode in DigestMode::ALL {
         let entity = match mode {
