@@ -185,8 +185,6 @@ impl Prepared {
 
 /// The body of an entity: what follows its first blank line.
 fn body_of(entity: &[u8]) -> &[u8] {
-    entity
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
+    memchr::memmem::find(entity, b"\r\n\r\n")
         .map_or(&entity[entity.len()..], |at| &entity[at + 4..])
 }

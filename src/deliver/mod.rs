@@ -236,7 +236,7 @@ pub fn unsubscribe_token() -> anyhow::Result<String> {
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| anyhow::anyhow!("no system randomness"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(data_encoding::HEXLOWER.encode(&bytes))
 }
 
 /// Holds the outbox lock of `data_dir` while alive, so two delivery runs

@@ -27,6 +27,8 @@ pub mod trigger;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use data_encoding::HEXLOWER;
+use memchr::memmem;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -246,7 +248,7 @@ impl<'a> Digest<'a> {
             seed.update(pending.post.id.to_be_bytes());
         }
         let seed = seed.finalize();
-        let boundary_seed = seed[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let boundary_seed = HEXLOWER.encode(&seed[..8]);
 
         Ok(Digest {
             config,
@@ -297,23 +299,16 @@ impl<'a> Digest<'a> {
                 format!("=_tidings_{}_{}_{attempt}", part, self.boundary_seed)
             };
             let marker = format!("--{boundary}");
+            let finder = memmem::Finder::new(marker.as_bytes());
             let taken = contents
                 .iter()
-                .any(|content| contains(content, marker.as_bytes()));
+                .any(|content| finder.find(content).is_some());
             if !taken {
                 return boundary;
             }
             attempt += 1;
         }
     }
-}
-
-/// Whether `needle` occurs in `haystack`.
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && haystack
-            .windows(needle.len())
-            .any(|window| window == needle)
 }
 
 /// Rendered template text: trailing spaces and blank lines at either end

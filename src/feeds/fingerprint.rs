@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use data_encoding::HEXLOWER;
 use sha2::{Digest, Sha256};
 
 use super::{writer, GENERATOR_VERSION};
@@ -36,10 +37,7 @@ pub fn config_digest(config: &Config) -> String {
         field(&list.description);
         field(&list.feed_entries.to_string());
     }
-    hasher.finalize()[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    HEXLOWER.encode(&hasher.finalize()[..8])
 }
 
 /// The fingerprint of each feed as last written.
