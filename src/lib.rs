@@ -15,4 +15,5 @@ pub mod lang;
 pub mod metrics;
 pub mod serve;
 pub mod store;
+pub mod text;
 pub mod web;

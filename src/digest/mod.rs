@@ -332,25 +332,13 @@ fn tidy_text(text: &str) -> String {
 /// most [`EXCERPT_PARAGRAPHS`] and [`EXCERPT_CHARS`] characters; a cut
 /// paragraph ends at a word with "…".
 pub fn excerpt(body: &str) -> Vec<String> {
-    let mut paragraphs = Vec::new();
-    let mut current: Vec<&str> = Vec::new();
-    for line in body.lines() {
-        let line = line.trim();
-        if line.is_empty() {
-            if !current.is_empty() {
-                paragraphs.push(current.join(" "));
-                current.clear();
-            }
-        } else {
-            current.push(line);
-        }
-    }
-    if !current.is_empty() {
-        paragraphs.push(current.join(" "));
-    }
+    let paragraphs = crate::text::paragraphs(body).into_iter().map(|lines| {
+        let lines: Vec<&str> = lines.into_iter().map(str::trim_start).collect();
+        lines.join(" ")
+    });
     let mut out = Vec::new();
     let mut left = EXCERPT_CHARS;
-    for paragraph in paragraphs.into_iter().take(EXCERPT_PARAGRAPHS) {
+    for paragraph in paragraphs.take(EXCERPT_PARAGRAPHS) {
         let length = paragraph.chars().count();
         if length <= left {
             left -= length;
