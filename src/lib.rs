@@ -10,6 +10,7 @@ pub mod config;
 pub mod deliver;
 pub mod digest;
 pub mod feeds;
+pub mod files;
 pub mod ingest;
 pub mod lang;
 pub mod metrics;
