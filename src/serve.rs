@@ -8,7 +8,7 @@
 //! configuration stays.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,10 +110,9 @@ async fn serve(
         "http": http.local_addr()?.to_string(),
         "pid": std::process::id(),
     });
-    write_atomically(
-        &config.site.data_dir.join("serve.json"),
-        addresses.to_string().as_bytes(),
-    )?;
+    let serve_json = config.site.data_dir.join("serve.json");
+    crate::files::replace(&serve_json, addresses.to_string().as_bytes())
+        .with_context(|| format!("writing {}", serve_json.display()))?;
     tracing::info!(
         lmtp = %lmtp.local_addr()?,
         smtp = %smtp.local_addr()?,
@@ -390,23 +389,4 @@ async fn deliver_queued(
         }
         Err(error) => tracing::error!("outbox run failed: {error:#}"),
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, so a
-/// reader sees the old file or the new one, never half of one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temporary = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut file = std::fs::File::create(&temporary)
-        .with_context(|| format!("writing {}", temporary.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
 }

@@ -7,6 +7,8 @@
 //! and List-Unsubscribe-Post, as RFC 8058 and Gmail require.
 
 use anyhow::Context;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use mail_auth::common::crypto::{
     Algorithm, Ed25519Key, HashContext, HashImpl, HashOutput, RsaKey, Sha256, SigningKey,
 };
@@ -153,13 +155,12 @@ impl Signer {
     /// The TXT record to publish at `SELECTOR._domainkey.DOMAIN`.
     pub fn dns_record(&self) -> String {
         match &self.key {
-            Key::Ed25519(key) => format!(
-                "v=DKIM1; k=ed25519; p={}",
-                crate::digest::headers::base64(&key.public_key())
-            ),
+            Key::Ed25519(key) => {
+                format!("v=DKIM1; k=ed25519; p={}", BASE64.encode(key.public_key()))
+            }
             Key::Rsa(key) => format!(
                 "v=DKIM1; k=rsa; p={}",
-                crate::digest::headers::base64(&rsa_spki(&key.public_key()))
+                BASE64.encode(rsa_spki(&key.public_key()))
             ),
         }
     }

@@ -61,9 +61,9 @@ impl Prepared {
             .unwrap_or_default()
             .with_timezone(&config.site.timezone);
         let leading = format!(
-            "Date: {}\r\nFrom: {}\r\n",
+            "Date: {}\r\n{}",
             headers::rfc5322_date(&date),
-            headers::mailbox(&list.title, &list.address)
+            headers::mailbox_field("From", &list.title, &list.address)
         );
         let subject = format!("Subject:{subject}\r\n");
         let trailing = format!(
@@ -210,8 +210,6 @@ pub fn single(message: &NewMessage, signers: &[Signer]) -> anyhow::Result<(Envel
 
 /// The body of an entity: what follows its first blank line.
 fn body_of(entity: &[u8]) -> &[u8] {
-    entity
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
+    memchr::memmem::find(entity, b"\r\n\r\n")
         .map_or(&entity[entity.len()..], |at| &entity[at + 4..])
 }

@@ -19,7 +19,6 @@ pub mod outbox;
 mod queue;
 pub mod transport;
 
-use std::fs::File;
 use std::path::Path;
 
 use anyhow::Context;
@@ -291,33 +290,23 @@ pub fn unsubscribe_token() -> anyhow::Result<String> {
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| anyhow::anyhow!("no system randomness"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(data_encoding::HEXLOWER.encode(&bytes))
 }
 
-/// Holds the outbox lock of `data_dir` while alive, so two delivery runs
-/// never hand out the same queued deliveries.
+/// Holds the outbox lock of `data_dir` (`outbox.lock`) while alive, so two
+/// delivery runs never hand out the same queued deliveries.
 pub struct OutboxLock {
-    _file: File,
+    _lock: crate::files::LockFile,
 }
 
 impl OutboxLock {
-    /// Takes the lock, or says that another run holds it.
+    /// Takes the lock if it is free; `None` when another run holds it.
     pub fn acquire(data_dir: &Path) -> anyhow::Result<Option<OutboxLock>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("outbox.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(OutboxLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(error)) => {
-                Err(error).with_context(|| format!("locking {}", path.display()))
-            }
-        }
+        let lock = crate::files::LockFile::try_acquire(&path)
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(lock.map(|lock| OutboxLock { _lock: lock }))
     }
 }

@@ -2,35 +2,40 @@
 //! encoded-words, folding, mailboxes, dates, base64 and quoted-printable
 //! bodies, and the addresses and URLs a list advertises (RFC 2369, RFC 2919,
 //! RFC 8058).
+//!
+//! The encoding itself is lettre's: `email-encoding` writes encoded-words
+//! and folds lines, `quoted_printable` and `email-encoding` encode bodies.
+//! What is decided here is what to encode: a value that is not ASCII, or
+//! ASCII that a reader would take for an encoded-word, becomes encoded-words
+//! as a whole; a phrase with specials is quoted.
+
+use std::fmt::{self, Write as _};
 
 use chrono::{DateTime, TimeZone};
+use email_encoding::headers::rfc2047;
+use email_encoding::headers::writer::EmailWriter;
 
 use crate::config::{Config, List};
-
-/// Longest header line we write, in octets (RFC 5322 recommends 78).
-const LINE: usize = 78;
 
 /// `Name: value` as one header field, folded and encoded per RFC 2047 when
 /// the value is not ASCII, ending in CRLF.
 pub fn unstructured(name: &str, value: &str) -> String {
-    let mut out = String::with_capacity(name.len() + value.len() + 8);
-    out.push_str(name);
-    out.push(':');
     let value = unfold(value);
-    if value.is_ascii() && !looks_encoded(&value) {
-        fold_words(&mut out, &value);
-    } else {
-        encoded_words(&mut out, &value);
-    }
-    out.push_str("\r\n");
-    out
+    field(name, |writer| {
+        if value.is_ascii() && !looks_encoded(&value) {
+            writer.folding().write_str(&value)
+        } else {
+            rfc2047::encode(&value, writer)
+        }
+    })
 }
 
-/// A header value as it would follow `Name:`, for values built here (the
-/// same folding and encoding as [`unstructured`], without name and CRLF).
-pub fn encode_value(value: &str) -> String {
-    let field = unstructured("X", value);
-    field[2..field.len() - 2].to_string()
+/// The value of an unstructured `name` field as it follows `Name:` (the
+/// same folding and encoding as [`unstructured`], without name and CRLF),
+/// for fields written elsewhere.
+pub fn encode_value(name: &str, value: &str) -> String {
+    let field = unstructured(name, value);
+    field[name.len() + 1..field.len() - 2].to_string()
 }
 
 /// Joins folded lines and turns line breaks and tabs into spaces.
@@ -54,80 +59,67 @@ fn looks_encoded(value: &str) -> bool {
     value.contains("=?") && value.contains("?=")
 }
 
-/// Appends ` word word...` folding before a space whenever a line would
-/// pass [`LINE`]. A word longer than a line stays whole (RFC 5322 allows up
-/// to 998).
-fn fold_words(out: &mut String, value: &str) {
-    let mut column = out.len();
-    for (index, word) in value.split(' ').enumerate() {
-        if index > 0 && column + 1 + word.len() > LINE {
-            out.push_str("\r\n");
-            column = 0;
-        }
-        out.push(' ');
-        out.push_str(word);
-        column += 1 + word.len();
+/// `Name:` and what `write` writes after one space, folded by
+/// [`EmailWriter`] (lines within 76 characters where a space allows, an
+/// encoded-word never longer than 75), ending in CRLF.
+fn field(name: &str, write: impl FnOnce(&mut EmailWriter<'_>) -> fmt::Result) -> String {
+    let mut out = String::with_capacity(name.len() + 80);
+    out.push_str(name);
+    out.push(':');
+    {
+        // One space after the colon, and no fold before the first word.
+        let column = out.len();
+        let mut writer = EmailWriter::new(&mut out, column, 1, false);
+        write(&mut writer).expect("writing to a String cannot fail");
     }
+    out.push_str("\r\n");
+    out
 }
 
-/// Appends the value as RFC 2047 B encoded-words in UTF-8, each at most 75
-/// characters and never splitting a character, one per folded line.
-fn encoded_words(out: &mut String, value: &str) {
-    // A line holding encoded-words stays within 76 characters (RFC 2047
-    // section 2): " =?utf-8?b?" + base64 + "?=" after what the line already
-    // holds, base64 in whole groups of 4 for 3 bytes.
-    let mut column = out.len() - out.rfind('\n').map_or(0, |i| i + 1);
-    let mut start = 0;
-    while start < value.len() {
-        let mut room = 76usize.saturating_sub(column + 13) / 4 * 3;
-        if room < 12 && column > 0 {
-            out.push_str("\r\n");
-            column = 0;
-            room = 63 / 4 * 3;
-        }
-        let mut end = (start + room).min(value.len());
-        while !value.is_char_boundary(end) {
-            end -= 1;
-        }
-        if end == start {
-            // A character longer than the room: cannot happen with room >= 12.
-            end = start + value[start..].chars().next().map_or(1, char::len_utf8);
-        }
-        if column > 0 && start > 0 {
-            out.push_str("\r\n");
-            column = 0;
-        }
-        let word = format!(" =?utf-8?b?{}?=", base64(&value.as_bytes()[start..end]));
-        column += word.len();
-        out.push_str(&word);
-        start = end;
+/// A mailbox field, `Name: Display Name <address>` (RFC 5322), the display
+/// name quoted or encoded as needed, ending in CRLF.
+pub fn mailbox_field(name: &str, display_name: &str, address: &str) -> String {
+    if unfold(display_name).is_empty() {
+        return field(name, |writer| writer.write_str(address));
     }
+    phrase_field(name, display_name, address)
 }
 
-/// A mailbox `Display Name <address>` (RFC 5322), the name quoted or
-/// encoded as needed.
-pub fn mailbox(name: &str, address: &str) -> String {
-    let name = unfold(name);
-    if name.is_empty() {
-        return address.to_string();
-    }
-    format!("{} <{address}>", phrase(&name))
+/// `Name: phrase <id>`, ending in CRLF: a display name and its address
+/// (RFC 5322 name-addr), or a description and its List-Id (RFC 2919).
+fn phrase_field(name: &str, phrase: &str, bracketed: &str) -> String {
+    let phrase = unfold(phrase);
+    field(name, |writer| {
+        if !phrase.is_empty() {
+            write_phrase(&phrase, writer)?;
+            writer.space();
+        }
+        writer.folding().write_str(&format!("<{bracketed}>"))
+    })
 }
 
-/// A display name or List-Id description as an RFC 5322 phrase: atoms as
-/// they are, a quoted-string when it has specials, encoded-words when it is
-/// not ASCII.
-pub fn phrase(text: &str) -> String {
+/// Writes a display name or List-Id description as an RFC 5322 phrase:
+/// atoms as they are, a quoted-string when it has specials, encoded-words
+/// when it is not ASCII (or looks encoded).
+///
+/// `email-encoding`'s own `quoted_string::encode` is stricter: it quotes
+/// any space and turns every other special (`:`, `,`, `(`...) into
+/// encoded-words, which RFC 5322 does not ask for and readers show less
+/// well in a raw header.
+fn write_phrase(text: &str, writer: &mut EmailWriter<'_>) -> fmt::Result {
     if !text.is_ascii() || looks_encoded(text) {
-        let mut out = String::new();
-        encoded_words(&mut out, text);
-        return out.trim_start().replace("\r\n ", " ");
+        return rfc2047::encode(text, writer);
     }
     let special = |c: char| "()<>[]:;@\\,.\"".contains(c);
     if text.chars().any(special) {
-        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+        // Escaping doubles every backslash, so a fold at a space never
+        // follows an unfinished quoted-pair.
+        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+        writer.write_char('"')?;
+        writer.folding().write_str(&escaped)?;
+        writer.write_char('"')
     } else {
-        text.to_string()
+        writer.folding().write_str(text)
     }
 }
 
@@ -139,90 +131,34 @@ where
     time.format("%a, %d %b %Y %H:%M:%S %z").to_string()
 }
 
-/// Base64 (RFC 4648) without line breaks.
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> shift) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Base64 in lines of 76 characters, each ending in CRLF (RFC 2045 6.8).
 pub fn base64_body(bytes: &[u8]) -> String {
-    let encoded = base64(bytes);
-    let mut out = String::with_capacity(encoded.len() + encoded.len() / 76 * 2 + 2);
-    for line in encoded.as_bytes().chunks(76) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+    let mut out = String::with_capacity(email_encoding::body::base64::encoded_len(bytes.len()) + 2);
+    email_encoding::body::base64::encode(bytes, &mut out).expect("writing to a String cannot fail");
+    if !out.is_empty() {
         out.push_str("\r\n");
     }
     out
 }
 
-/// Quoted-printable (RFC 2045 6.7) of LF-separated text: lines end in CRLF,
-/// soft breaks keep encoded lines within 76 characters.
-pub fn quoted_printable(text: &str) -> String {
-    quoted_printable_bytes(text.as_bytes())
-}
-
-/// [`quoted_printable`] of bytes in any charset.
-pub fn quoted_printable_bytes(text: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for line in text.split(|&b| b == b'\n') {
-        let bytes = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut column = 0;
-        for (index, &byte) in bytes.iter().enumerate() {
-            let last = index + 1 == bytes.len();
-            let literal = match byte {
-                b'=' => false,
-                // Trailing white space would be lost in transport.
-                b' ' | b'\t' => !last,
-                // A leading dot or "From " is safe to keep, but encoding
-                // the dot spares broken relays.
-                b'.' => column != 0,
-                33..=126 => true,
-                _ => false,
-            };
-            let width = if literal { 1 } else { 3 };
-            // Leave room for the "=" of a soft break unless this is the
-            // line's last character.
-            let limit = if last { 76 } else { 75 };
-            if column + width > limit {
-                out.push_str("=\r\n");
-                column = 0;
-            }
-            if literal {
-                out.push(byte as char);
-            } else {
-                out.push_str(&format!("={byte:02X}"));
-            }
-            column += width;
-        }
-        out.push_str("\r\n");
-    }
-    // `split` gives a last empty line for text ending in LF; one CRLF too many.
-    if text.ends_with(b"\n") {
-        out.truncate(out.len() - 2);
-    }
-    out
+/// Quoted-printable (RFC 2045 6.7) of text in any charset whose lines end in
+/// LF or CRLF: lines end in CRLF, soft breaks keep encoded lines within 76
+/// characters, and white space at the end of a line is encoded.
+///
+/// A line starting with "." is left as it is: every transport dot-stuffs
+/// (our SMTP writer, lettre's, `sendmail -i`), which is where that matters.
+pub fn quoted_printable(text: &[u8]) -> String {
+    // The crate takes CRLF for a line break and would encode a bare LF.
+    quoted_printable::encode_to_str(crlf(text))
 }
 
 /// The body of a text part and its Content-Transfer-Encoding: 7bit for
 /// ASCII text with short lines, quoted-printable for mostly ASCII text,
 /// base64 otherwise (Greek, Russian, Chinese...).
+///
+/// Not `email_encoding::body::Encoding::choose`: it calls ASCII with a bare
+/// CR 7bit, and a line of 75 or 76 characters too long for 7bit, which
+/// would make every RFC 1153 digest (76 columns) quoted-printable.
 pub fn encode_text(text: &str) -> (&'static str, String) {
     let short_lines = text.split('\n').all(|line| line.len() <= 76);
     if text.is_ascii() && short_lines && !text.contains('\r') {
@@ -234,7 +170,7 @@ pub fn encode_text(text: &str) -> (&'static str, String) {
     }
     let non_ascii = text.bytes().filter(|b| !b.is_ascii()).count();
     if non_ascii * 6 < text.len() {
-        let mut body = quoted_printable(text);
+        let mut body = quoted_printable(text.as_bytes());
         if !body.ends_with("\r\n") {
             body.push_str("\r\n");
         }
@@ -341,11 +277,7 @@ impl ListAddresses {
     /// List-Archive and Precedence.
     pub fn shared_fields(&self, list_title: &str) -> String {
         let mut out = String::new();
-        out.push_str(&format!(
-            "List-Id: {} <{}>\r\n",
-            phrase(list_title),
-            self.list_id
-        ));
+        out.push_str(&phrase_field("List-Id", list_title, &self.list_id));
         out.push_str(&format!("List-Post: <mailto:{}>\r\n", self.post));
         out.push_str(&format!(
             "List-Help: <mailto:{}?subject=help>\r\n",
@@ -372,57 +304,69 @@ impl ListAddresses {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
+    use mail_parser::MessageParser;
+
     use super::*;
 
+    /// The text of a field's encoded-words, each decoded on its own: a word
+    /// that split a character would not be UTF-8.
     fn decode_words(field: &str) -> String {
-        // A minimal decoder for the tests: our own B words only.
         let value = field.split_once(':').unwrap().1.replace("\r\n", "");
-        let mut out = Vec::new();
+        let mut out = String::new();
         for word in value.split_whitespace() {
             let payload = word
                 .strip_prefix("=?utf-8?b?")
                 .and_then(|w| w.strip_suffix("?="))
                 .expect("encoded word");
-            out.extend(debase64(payload));
-        }
-        String::from_utf8(out).unwrap()
-    }
-
-    fn debase64(text: &str) -> Vec<u8> {
-        let value = |c: u8| match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            _ => 63,
-        };
-        let bytes: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
-        let mut out = Vec::new();
-        for chunk in bytes.chunks(4) {
-            let mut n = 0u32;
-            for (i, &c) in chunk.iter().enumerate() {
-                n |= u32::from(value(c)) << (18 - 6 * i);
-            }
-            for i in 0..chunk.len() - 1 {
-                out.push((n >> (16 - 8 * i)) as u8);
-            }
+            let bytes = BASE64.decode(payload).expect("base64");
+            out.push_str(&String::from_utf8(bytes).expect("whole characters"));
         }
         out
     }
 
+    /// The message a reader (mail-parser) makes of `fields`.
+    fn parsed(fields: &str) -> mail_parser::Message<'_> {
+        MessageParser::default()
+            .parse(fields.as_bytes())
+            .expect("a message")
+    }
+
+    /// A phrase written at the start of a line.
+    fn phrase(text: &str) -> String {
+        let mut out = String::new();
+        {
+            let mut writer = EmailWriter::new(&mut out, 0, 0, false);
+            write_phrase(text, &mut writer).unwrap();
+        }
+        out
+    }
+
+    fn assert_lines_within(field: &str, limit: usize) {
+        for line in field.trim_end().split("\r\n") {
+            assert!(line.len() <= limit, "{} > {limit}: {line}", line.len());
+        }
+    }
+
     #[test]
-    fn base64_matches_rfc_4648_vectors() {
+    fn base64_bodies_match_rfc_4648_vectors_in_lines_of_76() {
         for (plain, encoded) in [
             ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
+            ("f", "Zg==\r\n"),
+            ("fo", "Zm8=\r\n"),
+            ("foo", "Zm9v\r\n"),
+            ("foob", "Zm9vYg==\r\n"),
+            ("fooba", "Zm9vYmE=\r\n"),
+            ("foobar", "Zm9vYmFy\r\n"),
         ] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
+            assert_eq!(base64_body(plain.as_bytes()), encoded);
         }
+        let bytes: Vec<u8> = (0..=255).collect();
+        let body = base64_body(&bytes);
+        let lines: Vec<&str> = body.strip_suffix("\r\n").unwrap().split("\r\n").collect();
+        assert!(lines[..lines.len() - 1].iter().all(|line| line.len() == 76));
+        assert_eq!(BASE64.decode(lines.concat()).unwrap(), bytes);
     }
 
     #[test]
@@ -435,6 +379,15 @@ mod tests {
             assert!(word.len() <= 75, "{word}");
         }
         assert_eq!(decode_words(&field), subject);
+        assert_eq!(parsed(&field).subject(), Some(subject));
+    }
+
+    #[test]
+    fn ascii_that_looks_encoded_is_encoded() {
+        let subject = "=?utf-8?b?U3Bvb2Y=?= is not a word";
+        let field = unstructured("Subject", subject);
+        assert!(field.starts_with("Subject: =?utf-8?b?"), "{field}");
+        assert_eq!(parsed(&field).subject(), Some(subject));
     }
 
     #[test]
@@ -449,15 +402,53 @@ mod tests {
     }
 
     #[test]
+    fn an_encoded_value_folds_for_its_own_field_name() {
+        // Regression: values were folded as if they followed "X:", so a
+        // Subject's first line ran 6 characters past the others.
+        for subject in ["word ".repeat(30), "Ελληνικά ".repeat(12)] {
+            let field = format!("Subject:{}\r\n", encode_value("Subject", subject.trim()));
+            assert_eq!(field, unstructured("Subject", &subject));
+            assert_lines_within(&field, 78);
+        }
+    }
+
+    #[test]
     fn quoted_printable_keeps_lines_short_and_round_trips_utf8() {
         let text = format!("{}é\nend = here \n", "x".repeat(100));
-        let encoded = quoted_printable(&text);
+        let encoded = quoted_printable(text.as_bytes());
         assert!(
             encoded.split("\r\n").all(|line| line.len() <= 76),
             "{encoded}"
         );
         assert!(encoded.contains("=C3=A9"));
         assert!(encoded.contains("end =3D here=20\r\n"));
+    }
+
+    #[test]
+    fn quoted_printable_encodes_trailing_white_space_and_decodes_back() {
+        let text = format!(
+            ".leading dot\nFrom the start\ntab\t\n{}\n{} \nlast",
+            "é".repeat(60),
+            "y".repeat(75)
+        );
+        let encoded = quoted_printable(text.as_bytes());
+        for line in encoded.split("\r\n") {
+            assert!(line.len() <= 76, "{line}");
+            assert!(!line.ends_with([' ', '\t']), "{line}");
+            // A soft break never splits an "=XX".
+            let soft = line.strip_suffix('=').unwrap_or(line);
+            if let Some(at) = soft.rfind('=') {
+                assert!(at + 3 <= soft.len(), "{line}");
+            }
+        }
+        assert!(encoded.contains("tab=09\r\n"), "{encoded}");
+        let decoded =
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(encoded.as_bytes())
+                .expect("valid quoted-printable");
+        assert_eq!(
+            String::from_utf8(decoded).unwrap().replace("\r\n", "\n"),
+            text
+        );
     }
 
     #[test]
@@ -468,6 +459,28 @@ mod tests {
             "\"A-Infos: The Supplement\""
         );
         assert!(phrase("A-Infos Ελληνικά").starts_with("=?utf-8?b?"));
+        assert_eq!(phrase(r#"Joe "the \ one""#), r#""Joe \"the \\ one\"""#);
+    }
+
+    #[test]
+    fn mailbox_fields_fold_and_read_back() {
+        for name in [
+            "A-Infos English",
+            "A-Infos: The Supplement, with a long description of what it is",
+            r#"Joe "the \ one" Bloggs"#,
+            "A-Infos Ελληνικά: Σύνοψη των ειδήσεων της εβδομάδας από όλο τον κόσμο",
+        ] {
+            let field = mailbox_field("From", name, "a-infos@lists.example.org");
+            assert_lines_within(&field, 78);
+            let message = parsed(&field);
+            let from = message.from().and_then(|from| from.first()).unwrap();
+            assert_eq!(from.name(), Some(name), "{field}");
+            assert_eq!(from.address(), Some("a-infos@lists.example.org"));
+        }
+        assert_eq!(
+            mailbox_field("From", " ", "a@example.org"),
+            "From: a@example.org\r\n"
+        );
     }
 
     #[test]

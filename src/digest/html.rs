@@ -72,21 +72,11 @@ pub fn render_html_entity(digest: &Digest<'_>) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Text split into paragraphs (at blank lines), each a list of lines.
+/// Text split into paragraphs (at blank lines), each a list of lines
+/// without their indentation, which HTML would not show.
 fn paragraphs(text: &str) -> Vec<Vec<&str>> {
-    let mut out = Vec::new();
-    let mut current = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-        } else {
-            current.push(line.trim());
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
+    crate::text::paragraphs(text)
+        .into_iter()
+        .map(|lines| lines.into_iter().map(str::trim_start).collect())
+        .collect()
 }

@@ -91,9 +91,10 @@ fn synthesized(entry: &Entry<'_>) -> Vec<u8> {
     if let Some(date) = &post.date_header {
         out.push_str(&headers::unstructured("Date", date));
     }
-    out.push_str(&format!(
-        "From: {}\r\n",
-        headers::mailbox(&post.author_name, &post.author_address)
+    out.push_str(&headers::mailbox_field(
+        "From",
+        &post.author_name,
+        &post.author_address,
     ));
     out.push_str(&headers::unstructured("Subject", &post.subject));
     if let Some(id) = &post.message_id {

@@ -28,6 +28,8 @@ pub mod trigger;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use data_encoding::HEXLOWER;
+use memchr::memmem;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -63,7 +65,7 @@ pub struct Composition<'a> {
 /// Renders every format of a digest.
 pub fn compose_digest(composition: &Composition<'_>) -> anyhow::Result<Vec<DigestBody>> {
     let digest = Digest::new(composition)?;
-    let subject = headers::encode_value(&digest.subject);
+    let subject = headers::encode_value("Subject", &digest.subject);
     let mut bodies = Vec::with_capacity(DigestMode::ALL.len());
     for mode in DigestMode::ALL {
         let entity = match mode {
@@ -249,7 +251,7 @@ impl<'a> Digest<'a> {
             seed.update(pending.post.id.to_be_bytes());
         }
         let seed = seed.finalize();
-        let boundary_seed = seed[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let boundary_seed = HEXLOWER.encode(&seed[..8]);
 
         Ok(Digest {
             config,
@@ -300,23 +302,16 @@ impl<'a> Digest<'a> {
                 format!("=_tidings_{}_{}_{attempt}", part, self.boundary_seed)
             };
             let marker = format!("--{boundary}");
+            let finder = memmem::Finder::new(marker.as_bytes());
             let taken = contents
                 .iter()
-                .any(|content| contains(content, marker.as_bytes()));
+                .any(|content| finder.find(content).is_some());
             if !taken {
                 return boundary;
             }
             attempt += 1;
         }
     }
-}
-
-/// Whether `needle` occurs in `haystack`.
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && haystack
-            .windows(needle.len())
-            .any(|window| window == needle)
 }
 
 /// Rendered template text: trailing spaces and blank lines at either end
@@ -340,25 +335,13 @@ fn tidy_text(text: &str) -> String {
 /// most [`EXCERPT_PARAGRAPHS`] and [`EXCERPT_CHARS`] characters; a cut
 /// paragraph ends at a word with "…".
 pub fn excerpt(body: &str) -> Vec<String> {
-    let mut paragraphs = Vec::new();
-    let mut current: Vec<&str> = Vec::new();
-    for line in body.lines() {
-        let line = line.trim();
-        if line.is_empty() {
-            if !current.is_empty() {
-                paragraphs.push(current.join(" "));
-                current.clear();
-            }
-        } else {
-            current.push(line);
-        }
-    }
-    if !current.is_empty() {
-        paragraphs.push(current.join(" "));
-    }
+    let paragraphs = crate::text::paragraphs(body).into_iter().map(|lines| {
+        let lines: Vec<&str> = lines.into_iter().map(str::trim_start).collect();
+        lines.join(" ")
+    });
     let mut out = Vec::new();
     let mut left = EXCERPT_CHARS;
-    for paragraph in paragraphs.into_iter().take(EXCERPT_PARAGRAPHS) {
+    for paragraph in paragraphs.take(EXCERPT_PARAGRAPHS) {
         let length = paragraph.chars().count();
         if length <= left {
             left -= length;

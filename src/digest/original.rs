@@ -145,7 +145,7 @@ impl<'a> Original<'a> {
         }
         out.extend_from_slice(b"\r\n");
         if recode {
-            out.extend_from_slice(super::headers::quoted_printable_bytes(&body).as_bytes());
+            out.extend_from_slice(super::headers::quoted_printable(&body).as_bytes());
         } else {
             out.extend_from_slice(&body);
         }

@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use data_encoding::HEXLOWER;
 use sha2::{Digest, Sha256};
 
-use super::{writer, GENERATOR_VERSION};
+use super::GENERATOR_VERSION;
 use crate::config::Config;
+use crate::files;
 
 const FILE: &str = ".fingerprints";
 
@@ -36,10 +38,7 @@ pub fn config_digest(config: &Config) -> String {
         field(&list.description);
         field(&list.feed_entries.to_string());
     }
-    hasher.finalize()[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    HEXLOWER.encode(&hasher.finalize()[..8])
 }
 
 /// The fingerprint of each feed as last written.
@@ -74,16 +73,17 @@ impl Fingerprints {
         self.by_name.insert(name.to_string(), fingerprint);
     }
 
-    /// Writes the fingerprints back, when they changed.
-    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+    /// Writes the fingerprints back, when they changed; says whether it
+    /// wrote (the directory is then to be synced).
+    pub fn save(&self, dir: &Path) -> std::io::Result<bool> {
         if self.by_name == self.loaded {
-            return Ok(());
+            return Ok(false);
         }
         let text: String = self
             .by_name
             .iter()
             .map(|(name, fingerprint)| format!("{name} {fingerprint}\n"))
             .collect();
-        writer::replace_if_changed(&dir.join(FILE), text.as_bytes()).map(|_| ())
+        files::replace_if_changed(&dir.join(FILE), text.as_bytes())
     }
 }

@@ -4,6 +4,7 @@
 use linkify::{LinkFinder, LinkKind};
 
 use super::text::xml_safe;
+use crate::text::paragraphs;
 
 /// Schemes made into links; anything else (`javascript:`, `data:`, mail
 /// addresses) stays text.
@@ -45,27 +46,6 @@ pub fn body_html(body: &str) -> String {
         html.push_str("</p>\n");
     }
     html
-}
-
-/// The lines of each paragraph, trailing white space removed; blank lines
-/// separate paragraphs and are not kept.
-fn paragraphs(text: &str) -> Vec<Vec<&str>> {
-    let mut paragraphs = Vec::new();
-    let mut current = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end();
-        if line.trim_start().is_empty() {
-            if !current.is_empty() {
-                paragraphs.push(std::mem::take(&mut current));
-            }
-        } else {
-            current.push(line);
-        }
-    }
-    if !current.is_empty() {
-        paragraphs.push(current);
-    }
-    paragraphs
 }
 
 /// `text` with `&`, `<`, `>` and `"` as HTML character references, fit for

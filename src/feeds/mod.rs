@@ -27,7 +27,7 @@
 //! `store::feeds::versions`, and a digest of the configuration it shows) in
 //! `feeds_dir/.fingerprints`; a feed whose fingerprint is unchanged is not
 //! even rebuilt, and a rebuilt file whose bytes are unchanged is not
-//! rewritten. Files are replaced atomically ([`writer`]). Regenerations
+//! rewritten. Files are replaced atomically ([`crate::files`]). Regenerations
 //! are serialised by a lock on `feeds_dir/.lock`; after ingest,
 //! [`regenerate_after_ingest`] leaves the work to a regeneration already
 //! under way, so a burst of posts leads to one regeneration, not one per post.
@@ -39,7 +39,6 @@ pub mod json;
 pub mod rdf;
 pub mod rss;
 pub mod text;
-pub mod writer;
 mod xml;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +47,7 @@ use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::config::{Config, List};
+use crate::files::{self, LockFile};
 use crate::post::StoredPost;
 use crate::store::feeds::{versions, ALL_SCOPE};
 use crate::store::{posts, Connection};
@@ -68,6 +68,10 @@ const TAG_DATE: &str = "2026";
 /// The `updated` date of a feed without entries: fixed, so an empty feed is
 /// not rewritten on every run (2026-01-01T00:00:00Z).
 const EMPTY_FEED_UPDATED: i64 = 1_767_225_600;
+
+/// The lock file in `feeds_dir` that lets one regeneration at a time
+/// write it.
+const LOCK_FILE: &str = ".lock";
 
 /// Which posts a feed shows.
 #[derive(Debug, Clone, Copy)]
@@ -360,8 +364,9 @@ impl Report {
 /// waiting for any regeneration under way.
 pub fn regenerate(config: &Config, db: &Connection, mode: Mode) -> anyhow::Result<Report> {
     let dir = prepare_dir(config)?;
-    let _lock =
-        writer::Lock::acquire(&dir).with_context(|| format!("locking {}", dir.display()))?;
+    let lock_path = dir.join(LOCK_FILE);
+    let _lock = LockFile::acquire(&lock_path)
+        .with_context(|| format!("locking {}", lock_path.display()))?;
     write_feeds(config, db, &dir, mode)
 }
 
@@ -371,10 +376,11 @@ pub fn regenerate(config: &Config, db: &Connection, mode: Mode) -> anyhow::Resul
 /// regeneration at a time, and nothing is missed.
 pub fn regenerate_after_ingest(config: &Config, db: &Connection) -> anyhow::Result<Report> {
     let dir = prepare_dir(config)?;
+    let lock_path = dir.join(LOCK_FILE);
     let mut report = Report::default();
     loop {
-        let Some(lock) = writer::Lock::try_acquire(&dir)
-            .with_context(|| format!("locking {}", dir.display()))?
+        let Some(lock) = LockFile::try_acquire(&lock_path)
+            .with_context(|| format!("locking {}", lock_path.display()))?
         else {
             return Ok(report);
         };
@@ -428,7 +434,7 @@ fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyh
         let feed = build_feed(config, scope, &posts);
         for (format, path) in Format::ALL.iter().zip(paths) {
             let bytes = format.render(&feed)?;
-            if writer::replace_if_changed(&path, &bytes)
+            if files::replace_if_changed(&path, &bytes)
                 .with_context(|| format!("writing {}", path.display()))?
             {
                 report.written.push(path);
@@ -438,11 +444,11 @@ fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyh
         }
         fingerprints.set(scope.name(), fingerprint);
     }
-    fingerprints
+    let saved = fingerprints
         .save(dir)
         .with_context(|| format!("writing the fingerprints in {}", dir.display()))?;
-    if !report.written.is_empty() {
-        writer::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
+    if saved || !report.written.is_empty() {
+        files::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;
     }
     Ok(report)
 }

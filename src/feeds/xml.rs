@@ -1,5 +1,7 @@
 //! A detail of how the RSS formats are written (pure).
 
+use memchr::memmem;
+
 /// `xml` with the character references the RSS Advisory Board's RSS Profile
 /// recommends: `&#x26;` for `&amp;`, `&#x3C;` for `&lt;` and `&#x3E;` for
 /// `&gt;`, outside CDATA sections (inside one, text is not parsed, so it
@@ -14,7 +16,7 @@ pub fn with_hex_references(xml: &[u8]) -> Vec<u8> {
     while at < xml.len() {
         let rest = &xml[at..];
         if rest.starts_with(CDATA_START) {
-            let end = find(rest, CDATA_END).map_or(rest.len(), |end| end + CDATA_END.len());
+            let end = memmem::find(rest, CDATA_END).map_or(rest.len(), |end| end + CDATA_END.len());
             out.extend_from_slice(&rest[..end]);
             at += end;
             continue;
@@ -34,12 +36,6 @@ pub fn with_hex_references(xml: &[u8]) -> Vec<u8> {
         at += reference.len();
     }
     out
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use data_encoding::HEXLOWER;
 use mail_parser::{HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
@@ -78,7 +79,7 @@ impl<'a> Filer<'a> {
             (_, Some(reason)) => {
                 let mut post = rejected(raw.len(), Some(raw), received_at, reason);
                 post.post.status = Status::Held;
-                post.post.key = Some(hex(&Sha256::digest(raw))[..20].to_string());
+                post.post.key = Some(HEXLOWER.encode(&Sha256::digest(raw))[..20].to_string());
                 return post;
             }
             _ => {
@@ -159,7 +160,7 @@ impl<'a> Filer<'a> {
             Some(id) => format!("mid:{id}"),
             None => format!(
                 "content:{}",
-                hex(&Sha256::digest(
+                HEXLOWER.encode(&Sha256::digest(
                     [
                         author_address.as_str(),
                         &subject,
@@ -171,7 +172,7 @@ impl<'a> Filer<'a> {
                 ))
             ),
         };
-        let key = hex(&Sha256::digest(identity.as_bytes()))[..20].to_string();
+        let key = HEXLOWER.encode(&Sha256::digest(identity.as_bytes()))[..20].to_string();
 
         let post = Post {
             key: Some(key),
@@ -471,16 +472,6 @@ fn clean_body(text: &str) -> String {
 /// Body text reduced to what survives re-sending: words separated by one space.
 fn normalise(body: &str) -> String {
     body.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
 }
 
 #[cfg(test)]

@@ -23,9 +23,8 @@ pub struct Forward {
 /// `to`.
 pub fn forward(via: &str, to: &str, sender: &str, content: &[u8]) -> Forward {
     let field = format!("Delivered-To: {via}\r\n");
-    let looped = delivered_to(content, via).then(|| {
-        format!("not passed on to {to}: it has been through {via} already (a mail loop)")
-    });
+    let looped = delivered_to(content, via)
+        .then(|| format!("not passed on to {to}: it has been through {via} already (a mail loop)"));
     let mut message = Vec::with_capacity(field.len() + content.len() + 2);
     message.extend_from_slice(field.as_bytes());
     message.extend_from_slice(content);
@@ -63,31 +62,50 @@ mod tests {
 
     #[test]
     fn a_forward_keeps_every_byte_and_names_the_address_it_came_through() {
-        let content = b"From: a@example.org\r\nSubject: hello\r\nDKIM-Signature: v=1; x\r\n\r\nbody\r\n";
-        let forward = forward(
+        let content =
+            b"From: a@example.org\r\nSubject: hello\r\nDKIM-Signature: v=1; x\r\n\r\nbody\r\n";
+        let passed = forward(
             "postmaster@lists.example.org",
             "ops@example.net",
             "a@example.org",
             content,
         );
-        assert_eq!(forward.looped, None);
-        assert_eq!(forward.message.recipient, "ops@example.net");
-        assert_eq!(forward.message.sender, "a@example.org");
-        assert!(!forward.message.sign, "mail passed on keeps its own signatures");
-        let expected = [b"Delivered-To: postmaster@lists.example.org\r\n".as_slice(), content].concat();
-        assert_eq!(forward.message.message, expected);
+        assert_eq!(passed.looped, None);
+        assert_eq!(passed.message.recipient, "ops@example.net");
+        assert_eq!(passed.message.sender, "a@example.org");
+        assert!(
+            !passed.message.sign,
+            "mail passed on keeps its own signatures"
+        );
+        let expected = [
+            b"Delivered-To: postmaster@lists.example.org\r\n".as_slice(),
+            content,
+        ]
+        .concat();
+        assert_eq!(passed.message.message, expected);
     }
 
     #[test]
     fn a_message_that_came_through_before_is_a_loop() {
-        let content = b"Delivered-To: POSTMASTER@lists.example.org\r\nSubject: again\r\n\r\nbody\r\n";
-        let forward = forward("postmaster@lists.example.org", "ops@example.net", "", content);
-        let reason = forward.looped.expect("a loop");
+        let content =
+            b"Delivered-To: POSTMASTER@lists.example.org\r\nSubject: again\r\n\r\nbody\r\n";
+        let again = forward(
+            "postmaster@lists.example.org",
+            "ops@example.net",
+            "",
+            content,
+        );
+        let reason = again.looped.expect("a loop");
         assert!(reason.contains("mail loop"), "{reason}");
         // Another address's Delivered-To is no loop.
         let content = b"Delivered-To: someone@example.net\r\nSubject: once\r\n\r\nbody";
-        let forward = forward("postmaster@lists.example.org", "ops@example.net", "", content);
-        assert_eq!(forward.looped, None);
-        assert!(forward.message.message.ends_with(b"body\r\n"));
+        let once = forward(
+            "postmaster@lists.example.org",
+            "ops@example.net",
+            "",
+            content,
+        );
+        assert_eq!(once.looped, None);
+        assert!(once.message.message.ends_with(b"body\r\n"));
     }
 }

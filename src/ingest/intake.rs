@@ -99,7 +99,12 @@ impl StoreIntake {
     /// loop) is kept, failed, and not sent.
     async fn queue_for_operator(&self, config: &Config, message: &Message) -> Result<(), Deferred> {
         let via = format!("postmaster@{}", config.site.domain);
-        let forward = forward(&via, &config.site.operator, &message.sender, &message.content);
+        let forward = forward(
+            &via,
+            &config.site.operator,
+            &message.sender,
+            &message.content,
+        );
         let now = now();
         let queued = self
             .store

@@ -27,7 +27,12 @@ pub fn queue(tx: &Transaction<'_>, message: &NewMessage, now: i64) -> Result<i64
 
 /// Keeps `message` without sending it, failed at `now` for `reason` (a
 /// loop, say): recorded for the operator, never handed to the outbox.
-pub fn keep_unsent(tx: &Transaction<'_>, message: &NewMessage, now: i64, reason: &str) -> Result<i64> {
+pub fn keep_unsent(
+    tx: &Transaction<'_>,
+    message: &NewMessage,
+    now: i64,
+    reason: &str,
+) -> Result<i64> {
     tx.prepare_cached(
         "INSERT INTO outgoing (kind, list_code, sender, recipient, message, sign, state, \
          created_at, next_attempt_at, last_attempt_at, last_reply) \
@@ -224,7 +229,10 @@ mod tests {
         assert!(due(&db, 1000, 0, 10).unwrap().is_empty());
         let (message, state, reply) = get(&db, id).unwrap().unwrap();
         assert_eq!(message, forward("ops@example.org"));
-        assert_eq!((state, reply.as_deref()), (DeliveryState::Failed, Some("a mail loop")));
+        assert_eq!(
+            (state, reply.as_deref()),
+            (DeliveryState::Failed, Some("a mail loop"))
+        );
     }
 
     #[test]
