@@ -1,0 +1,243 @@
+//! Located errors: every problem in a configuration file as file, line,
+//! column, what is wrong and how to fix it, and the collector that gathers
+//! them while the tables are checked.
+
+use std::fmt;
+use std::ops::{Range, RangeInclusive};
+
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use serde::{Deserialize, Deserializer};
+use toml::de::{DeValue, ValueDeserializer};
+use toml::Spanned;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file, as given on the command line (or the embedded name).
+    pub file: String,
+    /// Line of the problem, from 1.
+    pub line: usize,
+    /// Column of the problem in characters, from 1.
+    pub column: usize,
+    /// What is wrong, quoting what the file says.
+    pub message: String,
+    /// How to fix it.
+    pub help: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}\n  help: {}",
+            self.file, self.line, self.column, self.message, self.help
+        )
+    }
+}
+
+/// Every problem found in a configuration file, in the order of the file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// Collects the problems of one file while its tables are checked.
+pub(super) struct Errors<'a> {
+    file: &'a str,
+    text: &'a str,
+    found: Vec<ConfigError>,
+}
+
+impl<'a> Errors<'a> {
+    pub(super) fn new(file: &'a str, text: &'a str) -> Errors<'a> {
+        Errors {
+            file,
+            text,
+            found: Vec::new(),
+        }
+    }
+
+    /// Whether nothing has been found wrong so far.
+    pub(super) fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// Everything found, in the file's order, for [`super::parse`] to
+    /// return.
+    pub(super) fn into_errors(mut self) -> ConfigErrors {
+        self.found.sort_by_key(|error| (error.line, error.column));
+        ConfigErrors(self.found)
+    }
+
+    /// Records a problem at the start of `span`.
+    pub(super) fn at(&mut self, span: Range<usize>, message: &str, help: &str) {
+        let (line, column) = line_column(self.text, span.start);
+        self.found.push(ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.to_string(),
+            help: help.to_string(),
+        });
+    }
+
+    /// The line (from 1) where `span` starts, to point from one problem to
+    /// another place in the file.
+    pub(super) fn line_of(&self, span: Range<usize>) -> usize {
+        line_column(self.text, span.start).0
+    }
+
+    /// Records a TOML error; `fallback` locates errors that carry no span.
+    pub(super) fn toml(&mut self, error: &toml::de::Error, fallback: Range<usize>, help: &str) {
+        let span = error.span().unwrap_or(fallback);
+        let message = error.message().trim().to_string();
+        let help = if message.starts_with("unknown field") {
+            "remove the key or correct its spelling (see the shipped lists.toml)"
+        } else if message.starts_with("missing field") {
+            "add the key to this table"
+        } else {
+            help
+        };
+        self.at(span, &message, help);
+    }
+
+    /// Deserialises one table on its own, so that an error in it leaves the
+    /// other tables to be checked; `name` is how the table is written.
+    pub(super) fn table<T: DeserializeOwned>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        name: &str,
+    ) -> Option<T> {
+        let span = value.span();
+        if !matches!(value.get_ref(), DeValue::Table(_)) {
+            self.at(
+                span,
+                &format!("{name} must be a table"),
+                "see the shipped lists.toml for its layout",
+            );
+            return None;
+        }
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(table) => Some(table),
+            Err(error) => {
+                self.toml(&error, span, &format!("correct this value in {name}"));
+                None
+            }
+        }
+    }
+
+    /// The value chosen from a closed set, or `None` when the file spells
+    /// something outside the set (recorded, with the set's help).
+    pub(super) fn choice<T: Choice>(&mut self, chosen: Chosen<T>) -> Option<T> {
+        match chosen.value {
+            Ok(value) => Some(value),
+            Err(written) => {
+                self.at(
+                    chosen.span,
+                    &format!("{} `{written}` is not known", T::WHAT),
+                    T::HELP,
+                );
+                None
+            }
+        }
+    }
+
+    /// A whole number in `range`, or `default` when absent; `what` and
+    /// `help` explain a value out of range.
+    pub(super) fn bounded<T>(
+        &mut self,
+        value: Option<Spanned<i64>>,
+        range: RangeInclusive<i64>,
+        default: T,
+        what: &str,
+        help: &str,
+    ) -> T
+    where
+        T: TryFrom<i64>,
+    {
+        let Some(value) = value else {
+            return default;
+        };
+        if range.contains(value.get_ref()) {
+            if let Ok(number) = T::try_from(*value.get_ref()) {
+                return number;
+            }
+        }
+        self.at(
+            value.span(),
+            &format!(
+                "{what} must be between {} and {}",
+                range.start(),
+                range.end()
+            ),
+            help,
+        );
+        default
+    }
+
+    /// A whole number above zero, or `default` when absent.
+    pub(super) fn positive<T>(&mut self, value: Option<Spanned<i64>>, default: T, what: &str) -> T
+    where
+        T: TryFrom<i64> + fmt::Display,
+    {
+        let Some(value) = value else {
+            return default;
+        };
+        match T::try_from(*value.get_ref()) {
+            Ok(number) if *value.get_ref() > 0 => number,
+            _ => {
+                self.at(
+                    value.span(),
+                    &format!("{what} must be a positive whole number"),
+                    &format!("the default is {default}"),
+                );
+                default
+            }
+        }
+    }
+}
+
+/// A closed set of values spelled in lists.toml (an enum that serde reads
+/// from its spelling), with what to say when a file spells another.
+pub(super) trait Choice: DeserializeOwned {
+    /// What the key is called in an error, e.g. "transport".
+    const WHAT: &'static str;
+    /// The allowed spellings and what each means, for the help line.
+    const HELP: &'static str;
+}
+
+/// A [`Choice`] as the file spells it: serde's reading of the spelling, or
+/// the spelling it could not read. A bad spelling is kept instead of
+/// failing the whole table, so the table's other keys are still checked.
+pub(super) struct Chosen<T> {
+    span: Range<usize>,
+    value: Result<T, String>,
+}
+
+impl<'de, T: Choice> Deserialize<'de> for Chosen<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let written = Spanned::<String>::deserialize(deserializer)?;
+        let span = written.span();
+        let spelling: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            written.get_ref().as_str().into_deserializer();
+        let value = T::deserialize(spelling).map_err(|_| written.into_inner());
+        Ok(Chosen { span, value })
+    }
+}
