@@ -51,17 +51,37 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
+/// Where each line of a text starts, so that a byte offset finds its line
+/// by binary search instead of by counting every line break before it.
+struct Lines {
+    /// Byte offset of the start of each line; the first is 0.
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(at, _)| at + 1));
+        Lines { starts }
+    }
+
+    /// Line and column (both from 1, the column in characters) of `offset`.
+    fn locate(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self.starts[line - 1];
+        let column = text
+            .get(start..offset)
+            .map_or(offset - start, |before| before.chars().count());
+        (line, column + 1)
+    }
 }
 
 /// Collects the problems of one file while its tables are checked.
 pub(super) struct Errors<'a> {
     file: &'a str,
     text: &'a str,
+    lines: Lines,
     found: Vec<ConfigError>,
 }
 
@@ -70,6 +90,7 @@ impl<'a> Errors<'a> {
         Errors {
             file,
             text,
+            lines: Lines::new(text),
             found: Vec::new(),
         }
     }
@@ -88,7 +109,7 @@ impl<'a> Errors<'a> {
 
     /// Records a problem at the start of `span`.
     pub(super) fn at(&mut self, span: Range<usize>, message: &str, help: &str) {
-        let (line, column) = line_column(self.text, span.start);
+        let (line, column) = self.lines.locate(self.text, span.start);
         self.found.push(ConfigError {
             file: self.file.to_string(),
             line,
@@ -101,7 +122,7 @@ impl<'a> Errors<'a> {
     /// The line (from 1) where `span` starts, to point from one problem to
     /// another place in the file.
     pub(super) fn line_of(&self, span: Range<usize>) -> usize {
-        line_column(self.text, span.start).0
+        self.lines.locate(self.text, span.start).0
     }
 
     /// Records a TOML error; `fallback` locates errors that carry no span.
@@ -239,5 +260,25 @@ impl<'de, T: Choice> Deserialize<'de> for Chosen<T> {
             written.get_ref().as_str().into_deserializer();
         let value = T::deserialize(spelling).map_err(|_| written.into_inner());
         Ok(Chosen { span, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_found_by_offset() {
+        let text = "a\nbé\n\nlast";
+        let lines = Lines::new(text);
+        assert_eq!(lines.locate(text, 0), (1, 1));
+        assert_eq!(lines.locate(text, 1), (1, 2));
+        assert_eq!(lines.locate(text, 2), (2, 1));
+        // The column counts characters, not bytes: é is two bytes.
+        assert_eq!(lines.locate(text, 5), (2, 3));
+        assert_eq!(lines.locate(text, 6), (3, 1));
+        assert_eq!(lines.locate(text, 7), (4, 1));
+        assert_eq!(lines.locate(text, text.len()), (4, 5));
+        assert_eq!(lines.locate(text, text.len() + 10), (4, 5));
     }
 }

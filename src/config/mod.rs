@@ -11,6 +11,7 @@
 //! [`listen`], [`delivery`], [`dkim`] and [`list`]; [`errors`] locates and
 //! collects the problems.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
@@ -61,23 +62,58 @@ pub struct Config {
     pub delivery: Delivery,
     /// DKIM keys every outgoing message is signed with (default none).
     pub dkim: Vec<DkimKey>,
-    /// The lists, in the file's order.
+    /// The lists, in the file's order. Read-only once loaded: the lookups
+    /// below go through an index built with them.
     pub lists: Vec<List>,
+    index: Index,
+}
+
+/// Where each list is in [`Config::lists`], by what mail and posts name
+/// it; lookups answer in constant time however many lists there are.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    /// Codes and aliases (unique across lists, lowercase).
+    tags: HashMap<String, usize>,
+    /// Posting addresses (lowercase).
+    addresses: HashMap<String, usize>,
+    /// Primary language subtags (lowercase), to the first list with it.
+    languages: HashMap<String, usize>,
+}
+
+impl Index {
+    fn new(lists: &[List]) -> Index {
+        let mut index = Index::default();
+        for (position, list) in lists.iter().enumerate() {
+            for tag in std::iter::once(&list.code).chain(&list.aliases) {
+                index.tags.entry(tag.clone()).or_insert(position);
+            }
+            index
+                .addresses
+                .entry(list.address.clone())
+                .or_insert(position);
+            index
+                .languages
+                .entry(primary_subtag(&list.lang))
+                .or_insert(position);
+        }
+        index
+    }
+}
+
+fn primary_subtag(lang: &str) -> String {
+    lang.split('-').next().unwrap_or("").to_ascii_lowercase()
 }
 
 impl Config {
     /// The list with this code, if any.
     pub fn list(&self, code: &str) -> Option<&List> {
-        self.lists.iter().find(|list| list.code == code)
+        self.at(self.index.tags.get(code))
+            .filter(|list| list.code == code)
     }
 
     /// The list whose code or alias is `tag` (case-insensitive).
     pub fn list_by_tag(&self, tag: &str) -> Option<&List> {
-        let tag = tag.to_ascii_lowercase();
-        self.lists
-            .iter()
-            .find(|list| list.code == tag)
-            .or_else(|| self.lists.iter().find(|l| l.aliases.contains(&tag)))
+        self.at(self.index.tags.get(&tag.to_ascii_lowercase()))
     }
 
     /// The list whose posting address is `address` (case-insensitive,
@@ -90,14 +126,16 @@ impl Config {
             }
             _ => address,
         };
-        self.lists.iter().find(|list| list.address == address)
+        self.at(self.index.addresses.get(&address))
     }
 
     /// The list serving the BCP 47 language `lang` (primary subtag match).
     pub fn list_by_lang(&self, lang: &str) -> Option<&List> {
-        let primary = |tag: &str| tag.split('-').next().unwrap_or("").to_ascii_lowercase();
-        let wanted = primary(lang);
-        self.lists.iter().find(|list| primary(&list.lang) == wanted)
+        self.at(self.index.languages.get(&primary_subtag(lang)))
+    }
+
+    fn at(&self, position: Option<&usize>) -> Option<&List> {
+        self.lists.get(*position?)
     }
 
     /// Path of the SQLite database.
@@ -220,6 +258,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
         listen,
         delivery,
         dkim,
+        index: Index::new(&lists),
         lists,
     })
 }
@@ -494,5 +533,47 @@ address = "en@x.org"
         assert_eq!(found[3].message, "DKIM algorithm `ed448` is not known");
         assert!(found[3].help.contains("ed25519-sha256 or rsa-sha256"));
         assert!(found[4].help.contains("yearly, quarterly, monthly, weekly"));
+    }
+
+    /// A file of `lists` lists, each with an alias and a schedule.
+    fn many_lists(lists: usize) -> String {
+        let mut text = String::from("[site]\ndomain = \"lists.example.org\"\n");
+        for n in 0..lists {
+            text.push_str(&format!(
+                "\n[[list]]\ncode = \"l{n}\"\nlang = \"en\"\nname = \"List {n}\"\naddress = \"list-{n}@lists.example.org\"\naliases = [\"a{n}\"]\ndigest_schedule = \"{} 18 * * 1-5\"\n",
+                n % 60
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn twenty_thousand_lists_load_and_are_found() {
+        let config = parse(&many_lists(20_000), "lists.toml", Path::new(".")).unwrap();
+        assert_eq!(config.lists.len(), 20_000);
+        assert_eq!(
+            config.list("l19999").unwrap().address,
+            "list-19999@lists.example.org"
+        );
+        assert_eq!(config.list_by_tag("A12345").unwrap().code, "l12345");
+        let list = config
+            .list_by_address("<List-7+x@lists.example.org>")
+            .unwrap();
+        assert_eq!(list.code, "l7");
+        assert_eq!(config.list_by_lang("en-GB").unwrap().code, "l0");
+        assert!(config.list("a1").is_none(), "an alias is not a code");
+        // The last of many problems is still located by its own line.
+        let text = many_lists(20_000).replace("code = \"l19999\"", "code = \"l0\"");
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let line = text.lines().position(|l| l == "code = \"l0\"").unwrap() + 1;
+        assert!(
+            found[0].message.contains(&format!("(line {line})")),
+            "{}",
+            found[0].message
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let last = lines.iter().rposition(|&l| l == "code = \"l0\"").unwrap() + 1;
+        assert_eq!((found[0].line, found[0].column), (last, 8));
     }
 }
