@@ -141,7 +141,7 @@ impl Choice for Tls {
 pub(super) struct RawDelivery {
     transport: Option<Chosen<Transport>>,
     outbox_dir: Option<String>,
-    host: Option<String>,
+    host: Option<Spanned<String>>,
     port: Option<Spanned<i64>>,
     tls: Option<Chosen<Tls>>,
     tls_ca_file: Option<String>,
@@ -153,7 +153,7 @@ pub(super) struct RawDelivery {
     retry_initial_seconds: Option<Spanned<i64>>,
     retry_max_seconds: Option<Spanned<i64>>,
     give_up_after_hours: Option<Spanned<i64>>,
-    helo_name: Option<String>,
+    helo_name: Option<Spanned<String>>,
 }
 
 impl RawDelivery {
@@ -169,6 +169,7 @@ impl RawDelivery {
             .and_then(|chosen| errors.choice(chosen))
             .unwrap_or(default.tls);
         if let Some(username) = &self.username {
+            errors.one_line(username, "username");
             if tls == Tls::None {
                 errors.at(
                     username.span(),
@@ -183,6 +184,16 @@ impl RawDelivery {
                 );
             }
         }
+        let mut one_line = |value: Option<Spanned<String>>, key: &str, default: String| match value
+        {
+            Some(value) => {
+                errors.one_line(&value, key);
+                value.into_inner()
+            }
+            None => default,
+        };
+        let host = one_line(self.host, "host", default.host);
+        let helo_name = one_line(self.helo_name, "helo_name", default.helo_name);
         let port = errors.bounded(
             self.port,
             1..=65535,
@@ -228,7 +239,7 @@ impl RawDelivery {
         Delivery {
             transport,
             outbox_dir: self.outbox_dir.map_or(default.outbox_dir, path),
-            host: self.host.unwrap_or(default.host),
+            host,
             port,
             tls,
             tls_ca_file: self.tls_ca_file.map(path),
@@ -242,7 +253,7 @@ impl RawDelivery {
             retry_initial_seconds,
             retry_max_seconds: retry_max_seconds.max(retry_initial_seconds),
             give_up_after_hours,
-            helo_name: self.helo_name.unwrap_or(default.helo_name),
+            helo_name,
         }
     }
 }

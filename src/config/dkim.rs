@@ -64,6 +64,7 @@ impl RawDkim {
             Some(chosen) => errors.choice(chosen)?,
         };
         let domain = match self.domain {
+            Some(domain) if !errors.one_line(&domain, "DKIM domain") => return None,
             Some(domain) if is_domain(domain.get_ref()) => domain.into_inner(),
             Some(domain) => {
                 errors.at(
@@ -75,6 +76,9 @@ impl RawDkim {
             }
             None => site.domain.clone(),
         };
+        if !errors.one_line(&self.selector, "DKIM selector") {
+            return None;
+        }
         let selector = self.selector.get_ref();
         if selector.is_empty()
             || !selector.split('.').all(|label| {

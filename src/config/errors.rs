@@ -180,6 +180,30 @@ impl<'a> Errors<'a> {
         }
     }
 
+    /// Whether `value` fits on one header line; records the problem if
+    /// not. Every string that ends up in a mail header goes through here: a
+    /// line break in it would start a header of the writer's choosing (a
+    /// `Bcc:`) in every message.
+    pub(super) fn one_line(&mut self, value: &Spanned<String>, key: &str) -> bool {
+        let Some(control) = value.get_ref().chars().find(|c| c.is_control()) else {
+            return true;
+        };
+        let what = match control {
+            '\r' | '\n' => "a line break",
+            '\t' => "a tab",
+            _ => "a control character",
+        };
+        self.at(
+            value.span(),
+            &format!(
+                "{key} contains {what} (U+{:04X}); it goes into mail headers",
+                control as u32
+            ),
+            "write it on one line without control characters: a line break here would start a new header in every message",
+        );
+        false
+    }
+
     /// A whole number in `range`, or `default` when absent; `what` and
     /// `help` explain a value out of range.
     pub(super) fn bounded<T>(

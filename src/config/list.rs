@@ -88,9 +88,9 @@ pub const DEFAULT_DIGEST_SIZE_THRESHOLD: usize = 30 * 1024;
 pub(super) struct RawList {
     code: Spanned<String>,
     lang: Spanned<String>,
-    name: String,
-    title: Option<String>,
-    description: Option<String>,
+    name: Spanned<String>,
+    title: Option<Spanned<String>>,
+    description: Option<Spanned<String>>,
     address: Spanned<String>,
     #[serde(default)]
     aliases: Vec<Spanned<String>>,
@@ -155,6 +155,14 @@ impl RawList {
                 "write a tag such as en, el, zh or pt-BR (or mul for several languages)",
             );
         }
+        errors.one_line(&self.name, "name");
+        let mut text = |value: Option<Spanned<String>>, key: &str| {
+            let value = value?;
+            errors.one_line(&value, key);
+            Some(value.into_inner())
+        };
+        let title = text(self.title, "title");
+        let description = text(self.description, "description");
         let address = address_in(&self.address, errors, seen);
         let (digest_schedule, schedule) = match self.digest_schedule {
             Some(expression) => match parse_schedule(expression.get_ref()) {
@@ -197,10 +205,10 @@ impl RawList {
                 DEFAULT_DIGEST_SIZE_THRESHOLD
             }),
         };
-        let name = self.name;
+        let name = self.name.into_inner();
         Some(List {
-            title: self.title.unwrap_or_else(|| name.clone()),
-            description: self.description.unwrap_or_else(|| name.clone()),
+            title: title.unwrap_or_else(|| name.clone()),
+            description: description.unwrap_or_else(|| name.clone()),
             code,
             lang: self.lang.into_inner(),
             name,
@@ -221,6 +229,9 @@ impl RawList {
 /// address, or another list's.
 fn address_in(written: &Spanned<String>, errors: &mut Errors<'_>, seen: &mut Seen) -> String {
     let address = written.get_ref().to_ascii_lowercase();
+    if !errors.one_line(written, "address") {
+        return address;
+    }
     if lettre::Address::from_str(&address).is_err() {
         errors.at(
             written.span(),

@@ -535,6 +535,93 @@ address = "en@x.org"
         assert!(found[4].help.contains("yearly, quarterly, monthly, weekly"));
     }
 
+    #[test]
+    fn line_breaks_never_reach_a_header() {
+        let cases = [
+            (
+                "[site]\nname = \"A\\r\\nBcc: victim@example.com\"\n",
+                "name",
+                (2, 8),
+            ),
+            (
+                "[site]\noperator = \"ops@example.org\\nBcc: v@x\"\n",
+                "operator",
+                (2, 12),
+            ),
+            (
+                "[site]\nbase_url = \"http://x.org/\\n\"\n",
+                "base_url",
+                (2, 12),
+            ),
+            (
+                "[site]\ndomain = \"lists.example.org\\r\"\n",
+                "domain",
+                (2, 10),
+            ),
+            (
+                "[delivery]\nhelo_name = \"mx\\r\\nX: y\"\n",
+                "helo_name",
+                (2, 13),
+            ),
+            ("[delivery]\nhost = \"relay\\n\"\n", "host", (2, 8)),
+            (
+                "[[dkim]]\nselector = \"s\\n\"\nkey_file = \"k\"\n",
+                "DKIM selector",
+                (2, 12),
+            ),
+            (
+                "[[dkim]]\nselector = \"s\"\nkey_file = \"k\"\ndomain = \"x.org\\n\"\n",
+                "DKIM domain",
+                (4, 10),
+            ),
+        ];
+        for (table, key, place) in cases {
+            let found = errors(&format!("{table}\n{ONE_LIST}"));
+            assert_eq!(found.len(), 1, "{key}: {found:#?}");
+            assert_eq!((found[0].line, found[0].column), place, "{key}");
+            assert!(
+                found[0].message.starts_with(&format!("{key} contains")),
+                "{found:#?}"
+            );
+            assert!(found[0].help.contains("one line"), "{}", found[0].help);
+        }
+        for (key, value) in [
+            ("name", "\"English\\u0000\""),
+            ("title", "\"A-Infos\\r\\nBcc: victim@example.com\""),
+            ("description", "\"\"\"two\nlines\"\"\""),
+            ("address", "\"en@lists.example.org\\n\""),
+        ] {
+            let text = ONE_LIST.replace("name = \"English\"\n", "") + &format!("{key} = {value}\n");
+            let text = if key == "name" {
+                text
+            } else {
+                format!("{text}name = \"English\"\n")
+            };
+            let text = if key == "address" {
+                text.replace("address = \"en@lists.example.org\"\n", "")
+            } else {
+                text
+            };
+            let found = errors(&text);
+            assert_eq!(found.len(), 1, "{key}: {found:#?}");
+            assert!(
+                found[0].message.starts_with(&format!("{key} contains")),
+                "{found:#?}"
+            );
+            let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+            assert_eq!(
+                (found[0].line, found[0].column),
+                (line, key.len() + 4),
+                "{key}"
+            );
+        }
+        let found = errors(&format!("{ONE_LIST}aliases = [\"ok\", \"x\\ny\"]\n"));
+        assert!(
+            found.iter().any(|e| e.line == 6 && e.column == 18),
+            "{found:#?}"
+        );
+    }
+
     /// A file of `lists` lists, each with an alias and a schedule.
     fn many_lists(lists: usize) -> String {
         let mut text = String::from("[site]\ndomain = \"lists.example.org\"\n");

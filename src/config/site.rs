@@ -57,7 +57,7 @@ impl Default for Site {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSite {
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     base_url: Option<Spanned<String>>,
     domain: Option<Spanned<String>>,
     data_dir: Option<String>,
@@ -85,15 +85,27 @@ impl RawSite {
         let domain = match self.domain() {
             Ok(domain) => domain,
             Err(written) => {
-                errors.at(
-                    written.span(),
-                    &format!("domain `{}` is not a mail domain", written.get_ref()),
-                    "write a host name such as lists.example.org",
-                );
+                if errors.one_line(written, "domain") {
+                    errors.at(
+                        written.span(),
+                        &format!("domain `{}` is not a mail domain", written.get_ref()),
+                        "write a host name such as lists.example.org",
+                    );
+                }
                 default.domain
             }
         };
-        let base_url = self.base_url.and_then(|url| base_url(errors, &url));
+        let name = match self.name {
+            Some(name) => {
+                errors.one_line(&name, "name");
+                name.into_inner()
+            }
+            None => default.name,
+        };
+        let base_url = match self.base_url {
+            Some(url) if errors.one_line(&url, "base_url") => base_url(errors, &url),
+            _ => None,
+        };
         let timezone = match self.timezone {
             Some(zone) => chrono_tz::Tz::from_str(zone.get_ref()).unwrap_or_else(|_| {
                 errors.at(
@@ -106,7 +118,7 @@ impl RawSite {
             None => default.timezone,
         };
         let operator = match self.operator {
-            Some(address) => {
+            Some(address) if errors.one_line(&address, "operator") => {
                 if lettre::Address::from_str(address.get_ref()).is_err() {
                     errors.at(
                         address.span(),
@@ -116,13 +128,13 @@ impl RawSite {
                 }
                 address.into_inner()
             }
-            None => default.operator,
+            _ => default.operator,
         };
         let dir = |value: Option<String>, default: PathBuf| {
             relative_to(base, value.map_or(default, PathBuf::from))
         };
         Site {
-            name: self.name.unwrap_or(default.name),
+            name,
             base_url: base_url.unwrap_or(default.base_url),
             domain,
             data_dir: dir(self.data_dir, default.data_dir),
