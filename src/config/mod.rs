@@ -382,9 +382,9 @@ address = "en@x.org"
     }
 
     #[test]
-    fn five_field_cron_is_accepted() {
+    fn a_schedule_is_five_fields() {
         assert!(parse_schedule("0 18 * * *").is_ok());
-        assert!(parse_schedule("0 0 18 * * *").is_ok());
+        assert!(parse_schedule("0 0 18 * * *").is_err());
         assert!(parse_schedule("18 * *").is_err());
     }
 
@@ -619,6 +619,33 @@ address = "en@x.org"
         assert!(
             found.iter().any(|e| e.line == 6 && e.column == 18),
             "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_schedule_error_says_what_was_written_and_what_is_allowed() {
+        let found = errors(&format!("{ONE_LIST}digest_schedule = \"0 24 * * *\"\n"));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!((found[0].line, found[0].column), (6, 19));
+        assert_eq!(
+            found[0].message,
+            "digest_schedule `0 24 * * *`: hour 24 is out of range (hour takes 0-23)"
+        );
+        assert!(found[0].help.contains("hour (0-23)"), "{}", found[0].help);
+        assert!(found[0].help.contains("weekday (0-7 or SUN-SAT"));
+        let found = errors(&format!("{ONE_LIST}digest_schedule = \"0 0 18 * * *\"\n"));
+        assert!(
+            found[0]
+                .message
+                .contains("it has 6 fields; tidings takes 5"),
+            "{}",
+            found[0].message
+        );
+        let found = errors(&format!("{ONE_LIST}digest_schedule = \"0 0 30 2 *\"\n"));
+        assert!(
+            found[0].message.contains("never fires"),
+            "{}",
+            found[0].message
         );
     }
 
