@@ -28,7 +28,7 @@ pub struct List {
     pub title: String,
     /// One-line description of the list, in its language (default the name).
     pub description: String,
-    /// Posting address, lowercase.
+    /// Posting address, lowercase, in the `[site]` domain.
     pub address: String,
     /// Other tags contributors use for this list, lowercase (default none).
     pub aliases: Vec<String>,
@@ -106,11 +106,16 @@ pub(super) struct RawList {
 }
 
 /// Checks every list, alone and against the others (tags and addresses
-/// are unique).
-pub(super) fn check(raw: Vec<RawList>, errors: &mut Errors<'_>, feeds: &Feeds) -> Vec<List> {
+/// are unique); `domain` is the `[site]` domain when it is valid.
+pub(super) fn check(
+    raw: Vec<RawList>,
+    errors: &mut Errors<'_>,
+    feeds: &Feeds,
+    domain: Option<&str>,
+) -> Vec<List> {
     let mut seen = Seen::default();
     raw.into_iter()
-        .filter_map(|list| list.check(errors, feeds, &mut seen))
+        .filter_map(|list| list.check(errors, feeds, domain, &mut seen))
         .collect()
 }
 
@@ -123,7 +128,13 @@ struct Seen {
 }
 
 impl RawList {
-    fn check(self, errors: &mut Errors<'_>, feeds: &Feeds, seen: &mut Seen) -> Option<List> {
+    fn check(
+        self,
+        errors: &mut Errors<'_>,
+        feeds: &Feeds,
+        domain: Option<&str>,
+        seen: &mut Seen,
+    ) -> Option<List> {
         let code = self.code.get_ref().to_ascii_lowercase();
         if !is_code(&code) {
             errors.at(
@@ -164,7 +175,7 @@ impl RawList {
         };
         let title = text(self.title, "title");
         let description = text(self.description, "description");
-        let address = address_in(&self.address, errors, seen);
+        let address = address_in(&self.address, errors, domain, seen);
         let (digest_schedule, schedule) = match self.digest_schedule {
             Some(expression) => match parse_schedule(expression.get_ref()) {
                 Ok(schedule) => (expression.into_inner(), Some(schedule)),
@@ -224,8 +235,13 @@ impl RawList {
 }
 
 /// The posting address, lowercase, with its problems recorded: not an
-/// address, or another list's.
-fn address_in(written: &Spanned<String>, errors: &mut Errors<'_>, seen: &mut Seen) -> String {
+/// address, outside the site's domain, or another list's.
+fn address_in(
+    written: &Spanned<String>,
+    errors: &mut Errors<'_>,
+    domain: Option<&str>,
+    seen: &mut Seen,
+) -> String {
     let address = written.get_ref().to_ascii_lowercase();
     if !errors.one_line(written, "address") {
         return address;
@@ -236,6 +252,20 @@ fn address_in(written: &Spanned<String>, errors: &mut Errors<'_>, seen: &mut See
             &format!("address `{}` is not a mail address", written.get_ref()),
             "write the list's posting address, e.g. a-infos-en@lists.example.org",
         );
+    } else if let Some(domain) = domain {
+        let (local, in_domain) = address.rsplit_once('@').unwrap_or((&address, ""));
+        if in_domain != domain {
+            errors.at(
+                written.span(),
+                &format!(
+                    "address `{}` is outside the [site] domain `{domain}`, so the listener would refuse its mail as relaying",
+                    written.get_ref()
+                ),
+                &format!(
+                    "write the address in the site's domain, e.g. {local}@{domain}, or set [site] domain to `{in_domain}`"
+                ),
+            );
+        }
     }
     if let Some(&first) = seen.addresses.get(&address) {
         let line = errors.line_of(first..first);

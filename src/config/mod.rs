@@ -228,7 +228,9 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
         }
     }
 
-    let site = raw_site.unwrap_or_default().check(&mut errors, base);
+    let raw_site = raw_site.unwrap_or_default();
+    let domain = raw_site.domain().ok();
+    let site = raw_site.check(&mut errors, base);
     let ingest = raw_ingest.unwrap_or_default().check(&mut errors);
     let feeds = raw_feeds.unwrap_or_default().check(&mut errors);
     let listen = raw_listen.unwrap_or_default().check(&mut errors);
@@ -239,7 +241,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
         .into_iter()
         .filter_map(|raw| raw.check(&mut errors, &site, base))
         .collect();
-    let lists = list::check(raw_lists, &mut errors, &feeds);
+    let lists = list::check(raw_lists, &mut errors, &feeds, domain.as_deref());
     if lists.is_empty() && errors.is_empty() {
         errors.at(
             0..0,
@@ -309,7 +311,7 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let text = "[site]\nname = \"x\"\nbogus = 1\n\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@x.org\"\n";
+        let text = "[site]\nname = \"x\"\nbogus = 1\n\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@lists.example.org\"\n";
         let found = errors(text);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!((found[0].line, found[0].column), (3, 1));
@@ -327,14 +329,14 @@ timezone = "Mars/Olympus"
 code = "en"
 lang = "en"
 name = "English"
-address = "en@x.org"
+address = "en@lists.example.org"
 digest_schedule = "every day"
 
 [[list]]
 code = "EN"
 lang = "english language"
 name = "Again"
-address = "en@x.org"
+address = "en@lists.example.org"
 "#;
         let found = errors(text);
         let lines: Vec<usize> = found.iter().map(|e| e.line).collect();
@@ -344,7 +346,7 @@ address = "en@x.org"
 
     #[test]
     fn delivery_and_dkim_errors_are_located() {
-        let text = "[delivery]\ntransport = \"pigeon\"\nconnections = 0\n\n[[dkim]]\nselector = \"s1\"\nkey_file = \"/nonexistent/key.pem\"\n\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@x.org\"\ndigest_volume = \"fortnightly\"\n";
+        let text = "[delivery]\ntransport = \"pigeon\"\nconnections = 0\n\n[[dkim]]\nselector = \"s1\"\nkey_file = \"/nonexistent/key.pem\"\n\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@lists.example.org\"\ndigest_volume = \"fortnightly\"\n";
         let found = errors(text);
         let lines: Vec<usize> = found.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 3, 7, 14], "{found:#?}");
@@ -354,7 +356,7 @@ address = "en@x.org"
 
     #[test]
     fn a_relay_password_never_goes_without_tls_or_a_file() {
-        let list = "\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@x.org\"\n";
+        let list = "\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@lists.example.org\"\n";
         let clear = format!(
             "[delivery]\ntls = \"none\"\nusername = \"tidings\"\npassword_file = \"pw\"\n{list}"
         );
@@ -620,6 +622,37 @@ address = "en@x.org"
             found.iter().any(|e| e.line == 6 && e.column == 18),
             "{found:#?}"
         );
+    }
+
+    #[test]
+    fn a_list_address_outside_the_site_domain_is_refused() {
+        let text = ONE_LIST.replace("en@lists.example.org", "en@example.com");
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!((found[0].line, found[0].column), (5, 11));
+        assert!(found[0]
+            .message
+            .contains("outside the [site] domain `lists.example.org`"));
+        assert!(
+            found[0].help.contains("en@lists.example.org"),
+            "{}",
+            found[0].help
+        );
+        // The domain compares without regard to case, in either place.
+        let config = parse(
+            &format!(
+                "[site]\ndomain = \"Lists.Example.ORG\"\n{}",
+                ONE_LIST.replace("@lists", "@LISTS")
+            ),
+            "lists.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(config.site.domain, "lists.example.org");
+        assert_eq!(config.lists[0].address, "en@lists.example.org");
+        // Another wrong [site] value does not keep the addresses unchecked.
+        let found = errors(&format!("[site]\ntimezone = \"Mars\"\n{text}"));
+        assert_eq!(found.len(), 2, "{found:#?}");
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub struct Site {
     /// ends in `/` (default the `[listen] http` address,
     /// `http://127.0.0.1:8080/`).
     pub base_url: url::Url,
-    /// Mail domain of the list addresses (default `lists.example.org`).
+    /// Mail domain of the list addresses, lowercase (default
+    /// `lists.example.org`). Every list address is in it.
     pub domain: String,
     /// Where the SQLite store and the outbox live (default `data`, relative
     /// to the configuration file).
@@ -68,12 +69,15 @@ pub(super) struct RawSite {
 }
 
 impl RawSite {
-    /// The mail domain: as written, or the default when absent; the
-    /// written value when it is not a domain.
+    /// The mail domain, lowercase: as written, or the default when absent;
+    /// the written value when it is not a domain. The lists' addresses are
+    /// checked against it even when another `[site]` value is wrong.
     pub(super) fn domain(&self) -> Result<String, &Spanned<String>> {
         match &self.domain {
             None => Ok(Site::default().domain),
-            Some(domain) if is_domain(domain.get_ref()) => Ok(domain.get_ref().clone()),
+            Some(domain) if is_domain(domain.get_ref()) => {
+                Ok(domain.get_ref().to_ascii_lowercase())
+            }
             Some(domain) => Err(domain),
         }
     }
