@@ -51,6 +51,28 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// The text of a configuration file read as bytes, or the error that
+/// locates its first byte that is not UTF-8.
+pub(super) fn decode<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigErrors> {
+    let error = match std::str::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(error) => error,
+    };
+    let offset = error.valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..offset]).expect("valid up to here");
+    let (line, column) = Lines::new(valid).locate(valid, offset);
+    Err(ConfigErrors(vec![ConfigError {
+        file: file.to_string(),
+        line,
+        column,
+        message: format!(
+            "the file is not UTF-8: byte 0x{:02X} here starts no character",
+            bytes[offset]
+        ),
+        help: "save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`, or correct the text at this point".to_string(),
+    }]))
+}
+
 /// Where each line of a text starts, so that a byte offset finds its line
 /// by binary search instead of by counting every line break before it.
 struct Lines {
@@ -304,5 +326,19 @@ mod tests {
         assert_eq!(lines.locate(text, 7), (4, 1));
         assert_eq!(lines.locate(text, text.len()), (4, 5));
         assert_eq!(lines.locate(text, text.len() + 10), (4, 5));
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line_and_column() {
+        let bytes = b"[site]\nname = \"Caf\xe9\"\n";
+        let errors = decode(bytes, "lists.toml").unwrap_err().0;
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].column), (2, 12));
+        assert!(errors[0].message.contains("0xE9"), "{}", errors[0].message);
+        assert!(errors[0].help.contains("UTF-8"));
+        // Characters before the bad byte on its line count once each.
+        let errors = decode(b"x = \"\xc3\xa9\xff\"", "f").unwrap_err().0;
+        assert_eq!((errors[0].line, errors[0].column), (1, 7));
+        assert_eq!(decode("ok = 1".as_bytes(), "f").unwrap(), "ok = 1");
     }
 }

@@ -155,14 +155,17 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Reads and validates the configuration at `path`, or the embedded one.
+/// A file that is not UTF-8 is refused at its first bad byte.
 pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            let bytes = std::fs::read(path).map_err(|e| {
                 anyhow::anyhow!("cannot read configuration {}: {e}", path.display())
             })?;
+            let file = path.display().to_string();
+            let text = errors::decode(&bytes, &file)?;
             let base = path.parent().unwrap_or(Path::new("."));
-            Ok(parse(&text, &path.display().to_string(), base)?)
+            Ok(parse(text, &file, base)?)
         }
         None => Ok(parse(EMBEDDED_LISTS_TOML, EMBEDDED_NAME, Path::new("."))?),
     }
@@ -679,6 +682,28 @@ address = "en@lists.example.org"
             found[0].message.contains("never fires"),
             "{}",
             found[0].message
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lists.toml");
+        let mut bytes = ONE_LIST.as_bytes().to_vec();
+        let at = bytes.windows(7).position(|w| w == b"English").unwrap();
+        bytes[at + 1] = 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let error = load(Some(&path)).unwrap_err();
+        let errors = error
+            .downcast_ref::<ConfigErrors>()
+            .expect("located errors");
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].file, path.display().to_string());
+        assert_eq!((errors.0[0].line, errors.0[0].column), (4, 10));
+        assert!(
+            errors.0[0].message.contains("0xFF"),
+            "{}",
+            errors.0[0].message
         );
     }
 
