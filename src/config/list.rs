@@ -119,12 +119,28 @@ pub(super) fn check(
         .collect()
 }
 
-/// The tags and addresses of the lists checked so far, each with the
-/// offset where it was first written.
+/// What the lists checked so far have written: tags and addresses, each
+/// with the offset where it was first written, and schedules, parsed once
+/// for all the lists that share one (most lists do).
 #[derive(Default)]
 struct Seen {
     tags: HashMap<String, usize>,
     addresses: HashMap<String, usize>,
+    schedules: HashMap<String, cron::Schedule>,
+}
+
+impl Seen {
+    /// `expression` parsed by [`parse_schedule`], or the copy of an
+    /// earlier list's.
+    fn schedule(&mut self, expression: &str) -> Result<cron::Schedule, String> {
+        if let Some(schedule) = self.schedules.get(expression) {
+            return Ok(schedule.clone());
+        }
+        let schedule = parse_schedule(expression)?;
+        self.schedules
+            .insert(expression.to_string(), schedule.clone());
+        Ok(schedule)
+    }
 }
 
 impl RawList {
@@ -177,7 +193,7 @@ impl RawList {
         let description = text(self.description, "description");
         let address = address_in(&self.address, errors, domain, seen);
         let (digest_schedule, schedule) = match self.digest_schedule {
-            Some(expression) => match parse_schedule(expression.get_ref()) {
+            Some(expression) => match seen.schedule(expression.get_ref()) {
                 Ok(schedule) => (expression.into_inner(), Some(schedule)),
                 Err(error) => {
                     errors.at(
@@ -190,7 +206,10 @@ impl RawList {
             },
             None => (
                 DEFAULT_SCHEDULE.to_string(),
-                Some(parse_schedule(DEFAULT_SCHEDULE).expect("the default schedule is valid")),
+                Some(
+                    seen.schedule(DEFAULT_SCHEDULE)
+                        .expect("the default schedule is valid"),
+                ),
             ),
         };
         let feed_entries = errors.bounded(
