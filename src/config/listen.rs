@@ -1,0 +1,129 @@
+//! The `[listen]` table: where `tidings serve` listens, and the limits that
+//! keep one mail client from holding the daemon. [`Listen::default`] is
+//! where those limits are stated; the listener takes them from here.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::errors::Errors;
+
+/// The `[listen]` table: where `tidings serve` listens and how much it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// LMTP listener (default 127.0.0.1:8024).
+    pub lmtp: SocketAddr,
+    /// SMTP listener (default 127.0.0.1:8025).
+    pub smtp: SocketAddr,
+    /// HTTP listener for feeds, health and metrics (default 127.0.0.1:8080).
+    pub http: SocketAddr,
+    /// Mail connections served at once (default 64).
+    pub max_connections: usize,
+    /// Mail connections served at once for one client IP address (default 8).
+    pub max_connections_per_ip: usize,
+    /// Recipients accepted per message (default 50).
+    pub max_recipients: usize,
+    /// Seconds a mail client may take to send one command (default 300).
+    pub command_timeout_secs: u64,
+    /// Seconds a mail client may take to send a whole message (default 600).
+    pub data_timeout_secs: u64,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        let loopback = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        Listen {
+            lmtp: loopback(8024),
+            smtp: loopback(8025),
+            http: loopback(8080),
+            max_connections: 64,
+            max_connections_per_ip: 8,
+            max_recipients: 50,
+            command_timeout_secs: 300,
+            data_timeout_secs: 600,
+        }
+    }
+}
+
+impl Listen {
+    /// How long a mail client may take to send one command
+    /// (`command_timeout_secs`; default 5 minutes).
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs(self.command_timeout_secs)
+    }
+
+    /// How long a mail client may take to send a whole message
+    /// (`data_timeout_secs`; default 10 minutes).
+    pub fn data_timeout(&self) -> Duration {
+        Duration::from_secs(self.data_timeout_secs)
+    }
+}
+
+/// `[listen]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListen {
+    lmtp: Option<Spanned<String>>,
+    smtp: Option<Spanned<String>>,
+    http: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    max_connections_per_ip: Option<Spanned<i64>>,
+    max_recipients: Option<Spanned<i64>>,
+    command_timeout_secs: Option<Spanned<i64>>,
+    data_timeout_secs: Option<Spanned<i64>>,
+}
+
+impl RawListen {
+    /// The checked table; a wrong value is recorded and its default kept.
+    pub(super) fn check(self, errors: &mut Errors<'_>) -> Listen {
+        let default = Listen::default();
+        let mut address = |value: Option<Spanned<String>>, default: SocketAddr| {
+            match value {
+            None => default,
+            Some(text) => text.get_ref().parse().unwrap_or_else(|_| {
+                errors.at(
+                    text.span(),
+                    &format!("`{}` is not an address:port", text.get_ref()),
+                    "write an IP address and a port, e.g. \"127.0.0.1:8024\" (port 0 picks a free one)",
+                );
+                default
+            }),
+        }
+        };
+        let lmtp = address(self.lmtp, default.lmtp);
+        let smtp = address(self.smtp, default.smtp);
+        let http = address(self.http, default.http);
+        Listen {
+            lmtp,
+            smtp,
+            http,
+            max_connections: errors.positive(
+                self.max_connections,
+                default.max_connections,
+                "max_connections",
+            ),
+            max_connections_per_ip: errors.positive(
+                self.max_connections_per_ip,
+                default.max_connections_per_ip,
+                "max_connections_per_ip",
+            ),
+            max_recipients: errors.positive(
+                self.max_recipients,
+                default.max_recipients,
+                "max_recipients",
+            ),
+            command_timeout_secs: errors.positive(
+                self.command_timeout_secs,
+                default.command_timeout_secs,
+                "command_timeout_secs",
+            ),
+            data_timeout_secs: errors.positive(
+                self.data_timeout_secs,
+                default.data_timeout_secs,
+                "data_timeout_secs",
+            ),
+        }
+    }
+}

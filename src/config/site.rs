@@ -1,0 +1,180 @@
+//! The `[site]` table: what every list shares (name, public URL, mail
+//! domain, directories, timezone, operator).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::errors::Errors;
+use super::{is_domain, relative_to, Listen};
+
+/// The `[site]` table: what is shared by every list.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Display name of the service, e.g. "A-Infos" (default `tidings`).
+    pub name: String,
+    /// Public URL under which feeds and archive pages are served; always
+    /// ends in `/` (default the `[listen] http` address,
+    /// `http://127.0.0.1:8080/`).
+    pub base_url: url::Url,
+    /// Mail domain of the list addresses, lowercase (default
+    /// `lists.example.org`). Every list address is in it.
+    pub domain: String,
+    /// Where the SQLite store and the outbox live (default `data`, relative
+    /// to the configuration file).
+    pub data_dir: PathBuf,
+    /// Where generated feeds are written (default `feeds`).
+    pub feeds_dir: PathBuf,
+    /// Where templates are read from (default `templates`).
+    pub templates_dir: PathBuf,
+    /// Timezone in which schedules run (default `UTC`).
+    pub timezone: chrono_tz::Tz,
+    /// Where mail to postmaster@ the list domain goes: the person running
+    /// the service (default `root@localhost`).
+    pub operator: String,
+}
+
+impl Default for Site {
+    /// The documented defaults; directories are relative, as written in a
+    /// file (the loader takes them relative to the file).
+    fn default() -> Self {
+        let base_url = format!("http://{}/", Listen::default().http);
+        Site {
+            name: "tidings".to_string(),
+            base_url: url::Url::parse(&base_url).expect("the default base_url is a URL"),
+            domain: "lists.example.org".to_string(),
+            data_dir: PathBuf::from("data"),
+            feeds_dir: PathBuf::from("feeds"),
+            templates_dir: PathBuf::from("templates"),
+            timezone: chrono_tz::UTC,
+            operator: "root@localhost".to_string(),
+        }
+    }
+}
+
+/// `[site]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSite {
+    name: Option<Spanned<String>>,
+    base_url: Option<Spanned<String>>,
+    domain: Option<Spanned<String>>,
+    data_dir: Option<String>,
+    feeds_dir: Option<String>,
+    templates_dir: Option<String>,
+    timezone: Option<Spanned<String>>,
+    operator: Option<Spanned<String>>,
+}
+
+impl RawSite {
+    /// The mail domain, lowercase: as written, or the default when absent;
+    /// the written value when it is not a domain. The lists' addresses are
+    /// checked against it even when another `[site]` value is wrong.
+    pub(super) fn domain(&self) -> Result<String, &Spanned<String>> {
+        match &self.domain {
+            None => Ok(Site::default().domain),
+            Some(domain) if is_domain(domain.get_ref()) => {
+                Ok(domain.get_ref().to_ascii_lowercase())
+            }
+            Some(domain) => Err(domain),
+        }
+    }
+
+    /// The checked table; a wrong value is recorded and its default kept,
+    /// so that the tables that depend on `[site]` are still checked.
+    pub(super) fn check(self, errors: &mut Errors<'_>, base: &Path) -> Site {
+        let default = Site::default();
+        let domain = match self.domain() {
+            Ok(domain) => domain,
+            Err(written) => {
+                if errors.one_line(written, "domain") {
+                    errors.at(
+                        written.span(),
+                        &format!("domain `{}` is not a mail domain", written.get_ref()),
+                        "write a host name such as lists.example.org",
+                    );
+                }
+                default.domain
+            }
+        };
+        let name = match self.name {
+            Some(name) => {
+                errors.one_line(&name, "name");
+                name.into_inner()
+            }
+            None => default.name,
+        };
+        let base_url = match self.base_url {
+            Some(url) if errors.one_line(&url, "base_url") => base_url(errors, &url),
+            _ => None,
+        };
+        let timezone = match self.timezone {
+            Some(zone) => chrono_tz::Tz::from_str(zone.get_ref()).unwrap_or_else(|_| {
+                errors.at(
+                    zone.span(),
+                    &format!("unknown timezone `{}`", zone.get_ref()),
+                    "use an IANA name such as UTC or Europe/Athens",
+                );
+                default.timezone
+            }),
+            None => default.timezone,
+        };
+        let operator = match self.operator {
+            Some(address) if errors.one_line(&address, "operator") => {
+                if lettre::Address::from_str(address.get_ref()).is_err() {
+                    errors.at(
+                        address.span(),
+                        &format!("operator `{}` is not a mail address", address.get_ref()),
+                        "write the address of the person running the service, e.g. ops@example.org",
+                    );
+                }
+                address.into_inner()
+            }
+            _ => default.operator,
+        };
+        let dir = |value: Option<String>, default: PathBuf| {
+            relative_to(base, value.map_or(default, PathBuf::from))
+        };
+        Site {
+            name,
+            base_url: base_url.unwrap_or(default.base_url),
+            domain,
+            data_dir: dir(self.data_dir, default.data_dir),
+            feeds_dir: dir(self.feeds_dir, default.feeds_dir),
+            templates_dir: dir(self.templates_dir, default.templates_dir),
+            timezone,
+            operator,
+        }
+    }
+}
+
+/// An http(s) URL ending in `/`, so that relative paths join under it.
+fn base_url(errors: &mut Errors<'_>, url: &Spanned<String>) -> Option<url::Url> {
+    match url::Url::parse(url.get_ref()) {
+        Ok(mut parsed) if matches!(parsed.scheme(), "http" | "https") => {
+            if !parsed.path().ends_with('/') {
+                let path = format!("{}/", parsed.path());
+                parsed.set_path(&path);
+            }
+            Some(parsed)
+        }
+        Ok(_) => {
+            errors.at(
+                url.span(),
+                &format!("base_url `{}` is not an http(s) URL", url.get_ref()),
+                "write it as https://host/path/",
+            );
+            None
+        }
+        Err(error) => {
+            errors.at(
+                url.span(),
+                &format!("base_url `{}` is not a URL: {error}", url.get_ref()),
+                "write it as https://host/path/",
+            );
+            None
+        }
+    }
+}
