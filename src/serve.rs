@@ -353,7 +353,7 @@ async fn deliver_queued(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) {
-    let lock = match deliver::OutboxLock::acquire(&config.site.data_dir) {
+    let lock = match deliver::OutboxLock::try_acquire(&config.site.data_dir) {
         Ok(Some(lock)) => lock,
         Ok(None) => return,
         Err(error) => {

@@ -420,7 +420,15 @@ fn the_listener_refuses_what_is_not_ours() {
     );
     assert!(replies[4].starts_with("354"), "{replies:?}");
     assert!(replies[5].starts_with("552 5.3.4"), "{replies:?}");
-    assert!(tidings.posts(&[]).is_empty());
+    // Refused, and recorded as such (without its bytes): every message
+    // ends as a row.
+    let posts = tidings.posts(&[]);
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["status"], "rejected");
+    assert!(posts[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("over the limit of 4096 bytes"));
 
     // A command flood is cut off.
     let flood: Vec<String> = (0..12).map(|i| format!("BOGUS {i}")).collect();

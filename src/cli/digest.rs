@@ -95,7 +95,7 @@ fn write_mbox_message(out: &mut impl Write, sender: &str, message: &[u8]) -> any
 
 /// Runs the outbox once, unless another run holds it.
 fn deliver_queue(config: &Config, store: Handle, clock: Clock) -> anyhow::Result<()> {
-    let Some(_lock) = deliver::OutboxLock::acquire(&config.site.data_dir)? else {
+    let Some(_lock) = deliver::OutboxLock::try_acquire(&config.site.data_dir)? else {
         println!("another delivery run holds the outbox; the queue is left to it");
         return Ok(());
     };

@@ -541,6 +541,25 @@ address = "en@lists.example.org"
     }
 
     #[test]
+    fn the_operator_is_outside_the_list_domain() {
+        let list = "\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@lists.example.org\"\n";
+        let found = errors(&format!(
+            "[site]\ndomain = \"lists.example.org\"\noperator = \"postmaster@Lists.Example.org\"\n{list}"
+        ));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!((found[0].line, found[0].column), (3, 12));
+        assert!(
+            found[0].message.contains("list domain"),
+            "{}",
+            found[0].message
+        );
+        let fine = format!(
+            "[site]\ndomain = \"lists.example.org\"\noperator = \"ops@example.org\"\n{list}"
+        );
+        assert!(parse(&fine, "lists.toml", Path::new(".")).is_ok());
+    }
+
+    #[test]
     fn line_breaks_never_reach_a_header() {
         let cases = [
             (

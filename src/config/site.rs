@@ -123,12 +123,23 @@ impl RawSite {
         };
         let operator = match self.operator {
             Some(address) if errors.one_line(&address, "operator") => {
-                if lettre::Address::from_str(address.get_ref()).is_err() {
-                    errors.at(
+                match lettre::Address::from_str(address.get_ref()) {
+                    Err(_) => errors.at(
                         address.span(),
                         &format!("operator `{}` is not a mail address", address.get_ref()),
                         "write the address of the person running the service, e.g. ops@example.org",
-                    );
+                    ),
+                    // Everything at the list domain comes to tidings: mail
+                    // to postmaster passed on there would come straight back.
+                    Ok(parsed) if parsed.domain().eq_ignore_ascii_case(&domain) => errors.at(
+                        address.span(),
+                        &format!(
+                            "operator `{}` is at the list domain {domain}, whose mail tidings itself answers",
+                            address.get_ref()
+                        ),
+                        "give an address outside the list domain, e.g. root@localhost or ops@example.org",
+                    ),
+                    Ok(_) => {}
                 }
                 address.into_inner()
             }

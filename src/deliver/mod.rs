@@ -301,7 +301,7 @@ pub struct OutboxLock {
 
 impl OutboxLock {
     /// Takes the lock if it is free; `None` when another run holds it.
-    pub fn acquire(data_dir: &Path) -> anyhow::Result<Option<OutboxLock>> {
+    pub fn try_acquire(data_dir: &Path) -> anyhow::Result<Option<OutboxLock>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join("outbox.lock");

@@ -36,6 +36,15 @@ pub trait Intake: Send + Sync + 'static {
         config: &Arc<Config>,
         message: &Message,
     ) -> impl Future<Output = Result<(), Deferred>> + Send;
+
+    /// Records that a message of `size` bytes was refused for its size
+    /// (already answered 552; the record does not change the answer).
+    fn oversize(
+        &self,
+        config: &Arc<Config>,
+        protocol: Protocol,
+        size: usize,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Why a message could not be taken now; the sender should try again later.
@@ -161,6 +170,17 @@ impl Intake for StoreIntake {
             outcome: outcome.clone().map_err(|deferred| deferred.to_string()),
         });
         outcome
+    }
+
+    async fn oversize(&self, config: &Arc<Config>, protocol: Protocol, size: usize) {
+        let post = Filer::new(config).oversize(size, now());
+        let outcome = self.committer.submit(post).await;
+        (self.on_message)(&Received {
+            protocol,
+            message_id: None,
+            list: None,
+            outcome: outcome.map_err(|error| error.to_string()),
+        });
     }
 
     async fn postmaster(&self, config: &Arc<Config>, message: &Message) -> Result<(), Deferred> {

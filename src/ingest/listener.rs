@@ -211,6 +211,13 @@ async fn serve<I: Intake>(
                     let delivered = deliver(&context.intake, &config, &message).await;
                     output = session.delivered(delivered);
                 }
+                Next::Oversize(size) => {
+                    context
+                        .intake
+                        .oversize(&config, context.protocol, size)
+                        .await;
+                    output = session.resume();
+                }
             }
         }
         // A new command or message has begun: its own deadline starts now.
@@ -349,6 +356,7 @@ mod tests {
     struct Recording {
         posts: Mutex<Vec<Message>>,
         postmaster: Mutex<Vec<Message>>,
+        oversize: Mutex<Vec<usize>>,
         defer_posts: bool,
     }
 
@@ -367,6 +375,10 @@ mod tests {
         async fn postmaster(&self, _: &Arc<Config>, message: &Message) -> Result<(), Deferred> {
             self.postmaster.lock().unwrap().push(message.clone());
             Ok(())
+        }
+
+        async fn oversize(&self, _: &Arc<Config>, _: Protocol, size: usize) {
+            self.oversize.lock().unwrap().push(size);
         }
     }
 

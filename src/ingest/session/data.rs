@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 
-use super::{reply, Flow, Protocol, Session, State, DATA_CHUNK};
+use super::{reply, Flow, Next, Protocol, Session, State, DATA_CHUNK};
 use crate::ingest::intake::Deferred;
 use crate::ingest::route::Route;
 use crate::ingest::Outcome;
@@ -150,8 +150,8 @@ impl Session {
     }
 
     /// At the final dot: a message for the intake, or the 552 for one over
-    /// the limit. The transaction is over either way.
-    pub(super) fn end_of_data(&mut self, incoming: Incoming, out: &mut Vec<u8>) -> Option<Message> {
+    /// the limit (to be recorded). The transaction is over either way.
+    pub(super) fn end_of_data(&mut self, incoming: Incoming, out: &mut Vec<u8>) -> Next {
         self.state = State::Command;
         let transaction = std::mem::take(&mut self.transaction);
         let limit = self.config.ingest.max_message_bytes;
@@ -165,7 +165,7 @@ impl Session {
                     .map(|recipient| recipient.route.clone())
                     .collect();
                 answer(self.protocol, &routes, |_| text.clone(), out);
-                None
+                Next::Oversize(size)
             }
             Received::Complete(content) => {
                 let routes = transaction
@@ -174,7 +174,7 @@ impl Session {
                     .map(|recipient| recipient.route.clone())
                     .collect();
                 self.state = State::Delivering(routes);
-                Some(Message {
+                Next::Deliver(Message {
                     protocol: self.protocol,
                     sender: transaction.sender.unwrap_or_default(),
                     recipients: transaction.recipients,

@@ -89,6 +89,10 @@ pub enum Next {
     /// Hand the message to the intake, then pass what became of it to
     /// [`Session::delivered`] before reading again.
     Deliver(Message),
+    /// A message of this many bytes was over the size limit and has been
+    /// answered 552: have it recorded as rejected, then go on with
+    /// [`Session::resume`].
+    Oversize(usize),
     /// Close the connection.
     Close,
 }
@@ -201,6 +205,15 @@ impl Session {
         Output { replies, next }
     }
 
+    /// Goes on with the input that followed an oversize message, after
+    /// [`Next::Oversize`].
+    pub fn resume(&mut self) -> Output {
+        let mut replies = Vec::new();
+        let pending = std::mem::take(&mut self.pending);
+        let next = self.advance(&pending, &mut replies);
+        Output { replies, next }
+    }
+
     /// The deadline that applies while waiting for input now.
     pub fn deadline(&self) -> Deadline {
         match self.state {
@@ -237,7 +250,7 @@ impl Session {
     /// message is kept for [`Session::delivered`].
     fn advance(&mut self, input: &[u8], out: &mut Vec<u8>) -> Next {
         let (used, next) = self.run(input, out);
-        if let Next::Deliver(_) = next {
+        if let Next::Deliver(_) | Next::Oversize(_) = next {
             self.pending.extend_from_slice(&input[used..]);
         }
         next
@@ -306,9 +319,7 @@ impl Session {
                     let used = input.len() - rest.len();
                     let finished = std::mem::replace(&mut self.state, State::Command);
                     if let State::Data(incoming) = finished {
-                        if let Some(message) = self.end_of_data(*incoming, out) {
-                            return (used, Next::Deliver(message));
-                        }
+                        return (used, self.end_of_data(*incoming, out));
                     }
                 }
             }

@@ -27,6 +27,8 @@ const LIST: &str = "a-infos-en@lists.example.org";
 struct Client {
     session: Session,
     messages: Vec<Message>,
+    /// Sizes of the oversize messages handed out for the record.
+    oversize: Vec<usize>,
     closed: bool,
     answer: Box<dyn Fn(&Message) -> Delivered>,
 }
@@ -51,6 +53,7 @@ impl Client {
         Client {
             session: Session::new(protocol, Arc::new(config), RULES),
             messages: Vec::new(),
+            oversize: Vec::new(),
             closed: false,
             answer: Box::new(accept_all),
         }
@@ -101,6 +104,10 @@ impl Client {
                     let delivered = (self.answer)(&message);
                     self.messages.push(message);
                     output = self.session.delivered(delivered);
+                }
+                Next::Oversize(size) => {
+                    self.oversize.push(size);
+                    output = self.session.resume();
                 }
             }
         }
@@ -582,13 +589,15 @@ fn a_message_over_the_limit_is_discarded_while_counting_and_is_552() {
                 assert!(incoming.kept() <= 1000 + 100, "kept {}", incoming.kept());
             }
         }
-        let replies = client.send(".\r\n");
+        // A command pipelined after the message is answered after it.
+        let replies = client.send(".\r\nNOOP\r\n");
         let expected = "552 5.3.4 message is 2000003 bytes, over the limit of 1000 bytes";
         match protocol {
-            Protocol::Smtp => assert_eq!(replies, [expected]),
-            Protocol::Lmtp => assert_eq!(replies, [expected, expected]),
+            Protocol::Smtp => assert_eq!(replies, [expected, "250 2.0.0 ok"]),
+            Protocol::Lmtp => assert_eq!(replies, [expected, expected, "250 2.0.0 ok"]),
         }
         assert!(client.messages.is_empty(), "nothing goes to the intake");
+        assert_eq!(client.oversize, [2_000_003], "the refusal is recorded");
         assert!(client.session.is_idle());
     }
 }
