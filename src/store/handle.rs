@@ -272,6 +272,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn queries_run_on_the_store_threads_never_on_the_callers() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = Handle::open(&dir.path().join("t.sqlite3"), 1).unwrap();
+        let thread = || std::thread::current().name().map(str::to_string);
+        let read = handle
+            .read(move |_| Ok::<_, Error>(thread()))
+            .await
+            .unwrap();
+        let written = handle
+            .write(move |_| Ok::<_, Error>(thread()))
+            .await
+            .unwrap();
+        assert_eq!(read.as_deref(), Some("tidings-store-reader"));
+        assert_eq!(written.as_deref(), Some("tidings-store-writer"));
+    }
+
+    #[tokio::test]
     async fn a_panicking_query_leaves_the_store_usable() {
         let handle = Handle::open_in_memory().unwrap();
         let panicked: Result<()> = handle.read(|_| panic!("a bug in a query")).await;

@@ -176,6 +176,55 @@ mod tests {
     }
 
     #[test]
+    fn connections_are_durable_and_keep_their_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = open(&dir.path().join("t.sqlite3")).unwrap();
+        let pragma = |name: &str| -> String {
+            connection
+                .pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0))
+                .map(|value| match value {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(text) => text,
+                    other => format!("{other:?}"),
+                })
+                .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        // 2 is FULL: a commit is on disk when it returns.
+        assert_eq!(pragma("synchronous"), "2");
+        assert_eq!(pragma("foreign_keys"), "1");
+    }
+
+    /// Only `store` names rusqlite: every other module reaches SQLite
+    /// through the functions here (ARCHITECTURE.md, first invariant).
+    #[test]
+    fn only_the_store_names_rusqlite() {
+        fn walk(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push(path);
+                }
+            }
+        }
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        assert!(files.len() > 40, "the source tree was read");
+        let outside: Vec<_> = files
+            .iter()
+            .filter(|path| !path.starts_with(src.join("store")))
+            .filter(|path| std::fs::read_to_string(path).unwrap().contains("rusqlite"))
+            .collect();
+        assert!(
+            outside.is_empty(),
+            "rusqlite named outside store: {outside:?}"
+        );
+    }
+
+    #[test]
     fn a_failed_transaction_leaves_nothing() {
         let mut connection = open_in_memory().unwrap();
         let result: Result<()> = transaction(&mut connection, |tx| {
