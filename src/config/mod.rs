@@ -154,6 +154,13 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     local.exists().then_some(local)
 }
 
+/// The shipped configuration as tidings reads it, for tests.
+#[cfg(test)]
+pub fn shipped() -> Config {
+    parse(EMBEDDED_LISTS_TOML, EMBEDDED_NAME, Path::new("."))
+        .expect("the shipped lists.toml is valid")
+}
+
 /// Reads and validates the configuration at `path`, or the embedded one.
 /// A file that is not UTF-8 is refused at its first bad byte.
 pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {

@@ -477,15 +477,9 @@ fn normalise(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn config() -> Config {
-        crate::config::parse(
-            crate::config::EMBEDDED_LISTS_TOML,
-            "lists.toml",
-            Path::new("."),
-        )
-        .unwrap()
+        crate::config::shipped()
     }
 
     fn file(raw: &str) -> NewPost {

@@ -341,7 +341,6 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-    use std::path::Path;
 
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
     use tokio::net::TcpStream;
@@ -383,12 +382,7 @@ mod tests {
     }
 
     fn config() -> Config {
-        crate::config::parse(
-            crate::config::EMBEDDED_LISTS_TOML,
-            "lists.toml",
-            Path::new("."),
-        )
-        .unwrap()
+        crate::config::shipped()
     }
 
     fn context(

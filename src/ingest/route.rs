@@ -162,15 +162,9 @@ fn decode_verp(detail: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn config() -> Config {
-        crate::config::parse(
-            crate::config::EMBEDDED_LISTS_TOML,
-            "lists.toml",
-            Path::new("."),
-        )
-        .unwrap()
+        crate::config::shipped()
     }
 
     fn list(code: &str) -> String {

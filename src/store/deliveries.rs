@@ -36,11 +36,22 @@ pub fn due(db: &Connection, now: i64, after: i64, limit: usize) -> Result<Vec<Du
 /// Records the results of attempts made at `now`. Only rows still queued
 /// or deferred change, so a result recorded twice counts once.
 pub fn record_attempts(tx: &Transaction<'_>, results: &[(i64, Attempt)], now: i64) -> Result<()> {
-    let mut update = tx.prepare_cached(
-        "UPDATE deliveries SET state = ?2, attempts = attempts + 1, last_attempt_at = ?3, \
+    record_in(tx, "deliveries", results, now)
+}
+
+/// [`record_attempts`] in `table`, which has the state columns of
+/// `deliveries` (as `outgoing` has).
+pub(super) fn record_in(
+    tx: &Transaction<'_>,
+    table: &'static str,
+    results: &[(i64, Attempt)],
+    now: i64,
+) -> Result<()> {
+    let mut update = tx.prepare_cached(&format!(
+        "UPDATE {table} SET state = ?2, attempts = attempts + 1, last_attempt_at = ?3, \
          next_attempt_at = ?4, last_reply = ?5 \
-         WHERE id = ?1 AND state IN ('queued', 'deferred')",
-    )?;
+         WHERE id = ?1 AND state IN ('queued', 'deferred')"
+    ))?;
     for (id, attempt) in results {
         let next = match attempt {
             Attempt::Deferred {
@@ -67,8 +78,15 @@ pub fn give_up(tx: &Transaction<'_>, issued_before: i64, now: i64) -> Result<usi
 
 /// Makes every deferred delivery due at `now`; returns how many.
 pub fn retry_deferred(tx: &Transaction<'_>, now: i64) -> Result<usize> {
+    retry_in(tx, "deliveries", now)
+}
+
+/// [`retry_deferred`] in `table`.
+pub(super) fn retry_in(tx: &Transaction<'_>, table: &'static str, now: i64) -> Result<usize> {
     Ok(tx.execute(
-        "UPDATE deliveries SET next_attempt_at = ?1 WHERE state = 'deferred' AND next_attempt_at > ?1",
+        &format!(
+            "UPDATE {table} SET next_attempt_at = ?1 WHERE state = 'deferred' AND next_attempt_at > ?1"
+        ),
         [now],
     )?)
 }

@@ -9,20 +9,7 @@ use crate::deliver::{Attempt, DeliveryState, DueMessage, MessageKind, NewMessage
 
 /// Queues `message` for delivery at `now`; returns its id.
 pub fn queue(tx: &Transaction<'_>, message: &NewMessage, now: i64) -> Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO outgoing (kind, list_code, sender, recipient, message, sign, state, \
-         created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
-    )?
-    .execute(params![
-        message.kind,
-        message.list_code,
-        message.sender,
-        message.recipient,
-        message.message,
-        message.sign,
-        now
-    ])?;
-    Ok(tx.last_insert_rowid())
+    insert(tx, message, now, None)
 }
 
 /// Keeps `message` without sending it, failed at `now` for `reason` (a
@@ -33,10 +20,25 @@ pub fn keep_unsent(
     now: i64,
     reason: &str,
 ) -> Result<i64> {
+    insert(tx, message, now, Some(reason))
+}
+
+/// Inserts `message` at `now`: queued, or failed for the reason given.
+fn insert(
+    tx: &Transaction<'_>,
+    message: &NewMessage,
+    now: i64,
+    failed: Option<&str>,
+) -> Result<i64> {
+    let state = match failed {
+        None => DeliveryState::Queued,
+        Some(_) => DeliveryState::Failed,
+    };
+    let last_attempt_at = failed.map(|_| now);
     tx.prepare_cached(
         "INSERT INTO outgoing (kind, list_code, sender, recipient, message, sign, state, \
          created_at, next_attempt_at, last_attempt_at, last_reply) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'failed', ?7, ?7, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
     )?
     .execute(params![
         message.kind,
@@ -45,8 +47,10 @@ pub fn keep_unsent(
         message.recipient,
         message.message,
         message.sign,
+        state,
         now,
-        reason
+        last_attempt_at,
+        failed
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -67,21 +71,7 @@ pub fn due(db: &Connection, now: i64, after: i64, limit: usize) -> Result<Vec<Du
 /// Records the results of attempts made at `now`. Only messages still
 /// queued or deferred change, so a result recorded twice counts once.
 pub fn record_attempts(tx: &Transaction<'_>, results: &[(i64, Attempt)], now: i64) -> Result<()> {
-    let mut update = tx.prepare_cached(
-        "UPDATE outgoing SET state = ?2, attempts = attempts + 1, last_attempt_at = ?3, \
-         next_attempt_at = ?4, last_reply = ?5 \
-         WHERE id = ?1 AND state IN ('queued', 'deferred')",
-    )?;
-    for (id, attempt) in results {
-        let next = match attempt {
-            Attempt::Deferred {
-                next_attempt_at, ..
-            } => *next_attempt_at,
-            Attempt::Sent { .. } | Attempt::Failed { .. } => now,
-        };
-        update.execute(params![id, attempt.state(), now, next, attempt.reply()])?;
-    }
-    Ok(())
+    super::deliveries::record_in(tx, "outgoing", results, now)
 }
 
 /// Fails every message still pending that was queued before
@@ -97,10 +87,7 @@ pub fn give_up(tx: &Transaction<'_>, created_before: i64, now: i64) -> Result<us
 
 /// Makes every deferred message due at `now`; returns how many.
 pub fn retry_deferred(tx: &Transaction<'_>, now: i64) -> Result<usize> {
-    Ok(tx.execute(
-        "UPDATE outgoing SET next_attempt_at = ?1 WHERE state = 'deferred' AND next_attempt_at > ?1",
-        [now],
-    )?)
+    super::deliveries::retry_in(tx, "outgoing", now)
 }
 
 /// How many messages of each kind are in each state, by kind then state.

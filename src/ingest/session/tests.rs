@@ -1,19 +1,12 @@
 //! The session over plain byte strings: every reply it can give, and the
 //! defects found probing the old listener, each under its own name.
 
-use std::path::Path;
-
 use super::*;
 use crate::ingest::intake::Deferred;
 use crate::ingest::Outcome;
 
 fn config() -> Config {
-    crate::config::parse(
-        crate::config::EMBEDDED_LISTS_TOML,
-        "lists.toml",
-        Path::new("."),
-    )
-    .unwrap()
+    crate::config::shipped()
 }
 
 const RULES: Rules = Rules {
