@@ -89,13 +89,10 @@ async fn serve(
     let posts_changed = Arc::new(Notify::new());
     let outbox_wakeup = Arc::new(Notify::new());
 
-    let (committer, committer_task) = {
+    let committer = {
         let posts_changed = posts_changed.clone();
-        Committer::spawn(store.clone(), move |posts, outcomes| {
-            let published = posts.iter().zip(outcomes).any(|(post, outcome)| {
-                post.status == Status::Published && matches!(outcome, Outcome::Stored { .. })
-            });
-            if published {
+        Committer::new(store.clone(), move |post, outcome| {
+            if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
                 posts_changed.notify_one();
             }
         })
@@ -169,7 +166,6 @@ async fn serve(
         metrics.clone(),
         shutdown.clone(),
     ));
-    drop(committer);
 
     wait_for_signals(config_path, &config_tx).await;
     tracing::info!("shutting down: no new connections, open transactions may finish");
@@ -185,9 +181,9 @@ async fn serve(
         );
         tasks.abort_all();
     }
-    // The listeners held the last handles: the committer finishes its batch and stops.
+    // The listeners and tasks are done: the store threads stop once the
+    // last handle is dropped, after their queued work.
     drop(tasks);
-    let _ = committer_task.await;
     tracing::info!("stopped");
     Ok(())
 }

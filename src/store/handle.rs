@@ -7,8 +7,15 @@
 //! awaits the answer, so SQLite never blocks the runtime; threads outside
 //! the runtime (the outbox's store thread, `spawn_blocking`, one-shot
 //! commands) use the `blocking_` forms. Writes queue on the writer thread
-//! in the order they were asked for; a caller that wants many writes in one
-//! transaction (the committer's group commit) gathers them itself.
+//! in the order they were asked for.
+//!
+//! [`Handle::write_grouped`] is the group commit: the writes of that kind
+//! that are waiting when the writer gets to them run in one transaction,
+//! each in a savepoint of its own (one that fails takes back only its own
+//! changes), and are answered once that transaction has committed. Under
+//! load one disk flush then covers many callers, while each answer still
+//! follows the commit of its own write: what a listener needs to answer 250
+//! only for a post on disk.
 //!
 //! Clones share the threads; the threads stop once the last clone is gone
 //! and their queues are empty.
@@ -24,13 +31,32 @@ use super::{Connection, Error, Result, Transaction};
 /// Work for a connection's thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// A grouped write: run in the group's transaction (or told it could not
+/// begin), it returns what to do once the transaction has committed or
+/// failed to.
+type GroupedJob = Box<dyn FnOnce(Result<&Transaction<'_>, &str>) -> Finish + Send>;
+
+/// Answers a grouped write with the fate of its transaction.
+type Finish = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+/// Most grouped writes in one transaction.
+const MAX_GROUP: usize = 256;
+
+/// What the writer thread is handed.
+enum Work {
+    /// Runs alone with the connection.
+    Alone(Job),
+    /// Runs in a transaction shared with the grouped writes waiting with it.
+    Grouped(GroupedJob),
+}
+
 /// A cloneable door to the store; see the module documentation.
 #[derive(Clone)]
 pub struct Handle {
-    writer: mpsc::Sender<Job>,
+    writer: mpsc::Sender<Work>,
     /// The readers' shared queue; `None` when reads run on the writer
     /// (an in-memory store, whose connections cannot share a database).
-    readers: Option<mpsc::Sender<Job>>,
+    readers: Option<mpsc::Sender<Work>>,
 }
 
 impl Handle {
@@ -47,7 +73,7 @@ impl Handle {
         let readers = match readers {
             0 => None,
             count => {
-                let (queue, jobs) = mpsc::channel::<Job>();
+                let (queue, jobs) = mpsc::channel::<Work>();
                 let jobs = Arc::new(Mutex::new(jobs));
                 for _ in 0..count {
                     let path = path.to_path_buf();
@@ -93,6 +119,44 @@ impl Handle {
     {
         let answer = self.submit(&self.writer, move |db| super::transaction(db, write));
         answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `write` in the writer's next group transaction, in a savepoint
+    /// of its own, and answers once that transaction has committed (see the
+    /// module documentation). An `Err` from `write` takes back only its own
+    /// changes; a failed commit fails every write of the group.
+    pub async fn write_grouped<T, E>(
+        &self,
+        write: impl FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel::<Result<T, E>>();
+        let job: GroupedJob = Box::new(move |tx| {
+            let tx = match tx {
+                Ok(tx) => tx,
+                Err(reason) => {
+                    let _ = answer.send(Err(Error::Group(reason.to_string()).into()));
+                    return Box::new(|_| {});
+                }
+            };
+            match in_savepoint(tx, write) {
+                Ok(value) => Box::new(move |committed: Result<(), &str>| {
+                    let _ = answer.send(match committed {
+                        Ok(()) => Ok(value),
+                        Err(reason) => Err(Error::Group(reason.to_string()).into()),
+                    });
+                }),
+                Err(error) => {
+                    let _ = answer.send(Err(error));
+                    Box::new(|_| {})
+                }
+            }
+        });
+        let _ = self.writer.send(Work::Grouped(job));
+        answered.await.map_err(|_| Error::Closed)?
     }
 
     /// [`Handle::read`] from a thread outside the runtime.
@@ -144,7 +208,7 @@ impl Handle {
         answer.blocking_recv().map_err(|_| Error::Closed)?
     }
 
-    fn reader_queue(&self) -> &mpsc::Sender<Job> {
+    fn reader_queue(&self) -> &mpsc::Sender<Work> {
         self.readers.as_ref().unwrap_or(&self.writer)
     }
 
@@ -154,7 +218,7 @@ impl Handle {
     /// any, is rolled back as it is dropped.
     fn submit<T, E>(
         &self,
-        queue: &mpsc::Sender<Job>,
+        queue: &mpsc::Sender<Work>,
         work: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     ) -> oneshot::Receiver<Result<T, E>>
     where
@@ -172,8 +236,79 @@ impl Handle {
         });
         // A send fails only once the thread is gone; the dropped answer
         // then says so.
-        let _ = queue.send(job);
+        let _ = queue.send(Work::Alone(job));
         answered
+    }
+}
+
+/// Runs `write` in a savepoint of `tx`: released when it succeeds, rolled
+/// back when it fails or panics, so the group's other writes stand either
+/// way.
+fn in_savepoint<T, E: From<Error>>(
+    tx: &Transaction<'_>,
+    write: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    tx.execute_batch("SAVEPOINT grouped").map_err(Error::from)?;
+    let result = catch_unwind(AssertUnwindSafe(|| write(tx))).unwrap_or_else(|_| {
+        tracing::error!("a store query panicked; its changes were rolled back");
+        Err(Error::Panicked.into())
+    });
+    let end = match result {
+        Ok(_) => "RELEASE grouped",
+        Err(_) => "ROLLBACK TO grouped; RELEASE grouped",
+    };
+    tx.execute_batch(end).map_err(Error::from)?;
+    result
+}
+
+/// The writer thread's loop: each job alone, and the grouped writes that
+/// wait together in one transaction.
+fn run_writer(connection: &mut Connection, jobs: mpsc::Receiver<Work>) {
+    let mut held: Option<Work> = None;
+    loop {
+        let work = match held.take() {
+            Some(work) => work,
+            None => match jobs.recv() {
+                Ok(work) => work,
+                Err(_) => return,
+            },
+        };
+        match work {
+            Work::Alone(job) => job(connection),
+            Work::Grouped(first) => {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match jobs.try_recv() {
+                        Ok(Work::Grouped(job)) => group.push(job),
+                        Ok(alone) => {
+                            held = Some(alone);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_group(connection, group);
+            }
+        }
+    }
+}
+
+/// Runs `group` in one immediate transaction, commits, and answers each.
+fn run_group(connection: &mut Connection, group: Vec<GroupedJob>) {
+    let tx = match connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => {
+            let reason = error.to_string();
+            for job in group {
+                job(Err(&reason))(Err(&reason));
+            }
+            return;
+        }
+    };
+    let finishes: Vec<Finish> = group.into_iter().map(|job| job(Ok(&tx))).collect();
+    let committed = tx.commit().map_err(|error| error.to_string());
+    for finish in finishes {
+        finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
     }
 }
 
@@ -182,17 +317,15 @@ impl Handle {
 fn spawn(
     name: &str,
     open: impl FnOnce() -> Result<Connection> + Send + 'static,
-) -> Result<mpsc::Sender<Job>> {
-    let (queue, jobs) = mpsc::channel::<Job>();
+) -> Result<mpsc::Sender<Work>> {
+    let (queue, jobs) = mpsc::channel::<Work>();
     let (opened, opening) = mpsc::channel();
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || match open() {
             Ok(mut connection) => {
                 let _ = opened.send(Ok(()));
-                for job in jobs {
-                    job(&mut connection);
-                }
+                run_writer(&mut connection, jobs);
             }
             Err(error) => {
                 let _ = opened.send(Err(error));
@@ -204,7 +337,7 @@ fn spawn(
 }
 
 /// Starts a reader thread that takes jobs from the readers' shared queue.
-fn spawn_reader(path: &Path, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) -> Result<()> {
+fn spawn_reader(path: &Path, jobs: Arc<Mutex<mpsc::Receiver<Work>>>) -> Result<()> {
     let path = path.to_path_buf();
     let (opened, opening) = mpsc::channel();
     std::thread::Builder::new()
@@ -220,7 +353,12 @@ fn spawn_reader(path: &Path, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) -> Result<()
                         Err(_) => return,
                     };
                     match job {
-                        Ok(job) => job(&mut connection),
+                        Ok(Work::Alone(job)) => job(&mut connection),
+                        // Reads are never grouped; a stray group write would
+                        // have no transaction of its own here.
+                        Ok(Work::Grouped(job)) => {
+                            job(Err("a grouped write reached a reader"))(Err("not run"))
+                        }
                         Err(_) => return,
                     }
                 }
@@ -286,6 +424,49 @@ mod tests {
             .unwrap();
         assert_eq!(read.as_deref(), Some("tidings-store-reader"));
         assert_eq!(written.as_deref(), Some("tidings-store-writer"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_writes_commit_together_and_a_failing_one_takes_back_only_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = Handle::open(&dir.path().join("t.sqlite3"), 1).unwrap();
+        let mut writes = tokio::task::JoinSet::new();
+        for n in 0..50i64 {
+            let handle = handle.clone();
+            writes.spawn(async move {
+                let result = handle
+                    .write_grouped(move |tx| {
+                        tx.execute(
+                            "INSERT INTO digest_slots (list_code, last_slot) VALUES (?1, ?2)",
+                            rusqlite::params![format!("l{n}"), n],
+                        )?;
+                        if n % 10 == 3 {
+                            return Err(Error::Closed);
+                        }
+                        Ok(n)
+                    })
+                    .await;
+                (n, result)
+            });
+        }
+        while let Some(joined) = writes.join_next().await {
+            let (n, result) = joined.unwrap();
+            assert_eq!(result.is_ok(), n % 10 != 3, "write {n}: {result:?}");
+        }
+        // Each write's answer came after its commit: every good one is
+        // there, no failed one is.
+        assert_eq!(handle.read(slots).await.unwrap(), 45);
+        let failed: i64 = handle
+            .read(|db| {
+                Ok::<_, Error>(db.query_row(
+                    "SELECT count(*) FROM digest_slots WHERE last_slot % 10 = 3",
+                    [],
+                    |row| row.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed, 0);
     }
 
     #[tokio::test]

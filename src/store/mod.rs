@@ -57,6 +57,9 @@ pub enum Error {
     /// A query panicked (a bug); its transaction was rolled back.
     #[error("a store query failed unexpectedly and was rolled back")]
     Panicked,
+    /// The group transaction a write was part of could not begin or commit.
+    #[error("the transaction failed: {0}")]
+    Group(String),
 }
 
 /// What store calls return.
