@@ -19,11 +19,14 @@ use crate::store::{self, Handle};
 #[error("store unavailable: {0}")]
 pub struct CommitError(String);
 
+/// What is called after each post's transaction committed.
+type OnCommit = dyn Fn(&NewPost, &Outcome) + Send + Sync;
+
 /// Commits posts through the store; cheap to clone.
 #[derive(Clone)]
 pub struct Committer {
     store: Handle,
-    committed: Arc<dyn Fn(&NewPost, &Outcome) + Send + Sync>,
+    committed: Arc<OnCommit>,
 }
 
 impl Committer {
