@@ -143,6 +143,7 @@ async fn serve(
     let web = Arc::new(web::Web {
         feeds_dir,
         metrics: metrics.clone(),
+        store: store.clone(),
     });
     {
         let shutdown = shutdown.clone();

@@ -22,19 +22,22 @@ use tower_http::compression::CompressionLayer;
 
 use crate::feeds::Format;
 use crate::metrics::Metrics;
+use crate::store::{self, Handle};
 
 /// What the handlers share.
 pub struct Web {
     /// The directory the feed writer fills.
     pub feeds_dir: PathBuf,
     pub metrics: Arc<Metrics>,
+    /// The store, read through its handle's reader threads.
+    pub store: Handle,
 }
 
 /// The router of every page the daemon serves.
 pub fn router(web: Arc<Web>) -> Router {
     Router::new()
         .route("/feeds/{name}", get(feed))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .layer(CompressionLayer::new())
         .with_state(web)
@@ -49,6 +52,20 @@ pub async fn run(
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+/// `ok` once the store has answered a read through the daemon's handle;
+/// 503 with the reason when it cannot.
+async fn health(State(web): State<Arc<Web>>) -> Response {
+    let read = web.store.read(store::schema_version).await;
+    match read {
+        Ok(_) => "ok\n".into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {error}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(web): State<Arc<Web>>) -> impl IntoResponse {

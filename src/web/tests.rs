@@ -72,9 +72,12 @@ impl Site {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("feeds")).expect("feeds dir");
         let metrics = Arc::new(Metrics::default());
+        let store =
+            crate::store::Handle::open(&dir.path().join("tidings.sqlite3"), 1).expect("a store");
         let web = Arc::new(Web {
             feeds_dir: dir.path().join("feeds"),
             metrics: metrics.clone(),
+            store,
         });
         Site {
             dir,
