@@ -19,4 +19,5 @@ pub mod serve;
 pub mod store;
 pub mod subscribers;
 pub mod text;
+pub mod tokens;
 pub mod web;

@@ -118,6 +118,9 @@ async fn serve(
         lists = config.lists.len(),
         "tidings serving"
     );
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
 
     let limits = Limits::from(&config.listen);
     let feeds_dir = config.site.feeds_dir.clone();

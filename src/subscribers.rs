@@ -1,18 +1,135 @@
-//! Subscribers: who reads each list by email, and in which format.
+//! Subscribers: who reads each list by email, and how.
+//!
+//! A person (one address) may follow several lists; each subscription has a
+//! [`Mode`]: a digest format, each post as it arrives, or no mail for now.
 
 use crate::digest::DigestMode;
+use crate::post::named;
 
-/// A subscriber of one list.
+/// How a subscriber receives a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Mode {
+    /// The MIME digest (RFC 2046).
+    Mime,
+    /// The plain-text digest (RFC 1153).
+    Plain,
+    /// The HTML digest with its plain-text alternative.
+    Html,
+    /// The table of contents with each post's first lines and link.
+    Summary,
+    /// Each post as it arrives.
+    Post,
+    /// Nothing for now (subscribed, suspended).
+    #[value(name = "nomail")]
+    NoMail,
+}
+
+impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 6] = [
+        Mode::Mime,
+        Mode::Plain,
+        Mode::Html,
+        Mode::Summary,
+        Mode::Post,
+        Mode::NoMail,
+    ];
+
+    /// The name used in SQL, commands and pages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Mime => "mime",
+            Mode::Plain => "plain",
+            Mode::Html => "html",
+            Mode::Summary => "summary",
+            Mode::Post => "post",
+            Mode::NoMail => "nomail",
+        }
+    }
+
+    /// The digest format of a digest mode.
+    pub fn digest(self) -> Option<DigestMode> {
+        match self {
+            Mode::Mime => Some(DigestMode::Mime),
+            Mode::Plain => Some(DigestMode::Plain),
+            Mode::Html => Some(DigestMode::Html),
+            Mode::Summary => Some(DigestMode::Summary),
+            Mode::Post | Mode::NoMail => None,
+        }
+    }
+
+    /// What the mode sends, for deciding when a change takes effect.
+    fn kind(self) -> Kind {
+        match self {
+            Mode::Post => Kind::Posts,
+            Mode::NoMail => Kind::Nothing,
+            _ => Kind::Digests,
+        }
+    }
+
+    /// Whether a change from `self` to `to` waits for the list's next
+    /// digest: leaving digests for posts or no mail (the posts pending for
+    /// the digest then come in it, one last time), and leaving posts for
+    /// digests (the posts of that digest came one by one already). Other
+    /// changes take effect at once: another digest format, no mail from
+    /// posts, and anything from no mail.
+    pub fn waits_for_digest(self, to: Mode) -> bool {
+        matches!(
+            (self.kind(), to.kind()),
+            (Kind::Digests, Kind::Posts | Kind::Nothing) | (Kind::Posts, Kind::Digests)
+        )
+    }
+}
+
+impl From<DigestMode> for Mode {
+    fn from(mode: DigestMode) -> Mode {
+        match mode {
+            DigestMode::Mime => Mode::Mime,
+            DigestMode::Plain => Mode::Plain,
+            DigestMode::Html => Mode::Html,
+            DigestMode::Summary => Mode::Summary,
+        }
+    }
+}
+
+named!(Mode: "delivery mode");
+
+#[derive(PartialEq, Eq)]
+enum Kind {
+    Digests,
+    Posts,
+    Nothing,
+}
+
+/// A person: one address, whatever lists they follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub id: i64,
+    pub address: String,
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A subscriber: one person's subscription to one list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {
     pub id: i64,
     pub list_code: String,
+    pub person_id: i64,
     pub address: String,
-    pub mode: DigestMode,
-    /// Personal secret of the one-click unsubscribe URL (RFC 8058).
-    pub token: String,
+    pub mode: Mode,
+    /// A change waiting for the list's next digest.
+    pub next_mode: Option<Mode>,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+impl Subscriber {
+    /// The mode the subscriber will be in once any waiting change applied.
+    pub fn chosen_mode(&self) -> Mode {
+        self.next_mode.unwrap_or(self.mode)
+    }
 }
 
 /// What subscribing an address did.
@@ -25,4 +142,23 @@ pub enum Added {
     Updated,
     /// Already subscribed in this mode.
     Unchanged,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_between_digests_posts_and_no_mail_wait_for_the_next_digest() {
+        assert!(Mode::Mime.waits_for_digest(Mode::Post));
+        assert!(Mode::Summary.waits_for_digest(Mode::NoMail));
+        assert!(Mode::Post.waits_for_digest(Mode::Html));
+        assert!(!Mode::Mime.waits_for_digest(Mode::Plain));
+        assert!(!Mode::Post.waits_for_digest(Mode::NoMail));
+        assert!(!Mode::NoMail.waits_for_digest(Mode::Mime));
+        assert!(!Mode::NoMail.waits_for_digest(Mode::Post));
+        assert_eq!("nomail".parse::<Mode>(), Ok(Mode::NoMail));
+        assert_eq!(Mode::Post.digest(), None);
+        assert_eq!(Mode::from(DigestMode::Html), Mode::Html);
+    }
 }

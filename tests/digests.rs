@@ -383,10 +383,16 @@ fn every_format_arrives_well_formed_signed_and_personal_through_smtp_sink() {
     let posts = posts_of(&store, ids);
     let originals = work.path().join("originals");
     write_originals(&store, ids, &originals);
+    // Each subscriber's one-click token is the site secret's signature of
+    // that subscriber, for unsubscribing.
+    let secret = tidings::tokens::Secret::load_or_create(&tidings.path().join("data")).unwrap();
     let tokens: HashMap<String, String> = store::subscribers::list(&store, Some("en"))
         .unwrap()
         .into_iter()
-        .map(|Subscriber { address, token, .. }| (address, token))
+        .map(|Subscriber { address, id, .. }| {
+            let token = secret.sign(tidings::tokens::Purpose::Unsubscribe, id, None);
+            (address, token)
+        })
         .collect();
 
     assert_eq!(sink.messages(), 300);

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::digest::DigestMode;
 use crate::post::Status;
+use crate::subscribers::Mode;
 
 /// tidings: a multilingual mailing-list digest and syndication daemon.
 #[derive(Debug, Parser)]
@@ -164,8 +164,8 @@ pub enum SubscribersCommand {
         #[arg(long)]
         list: String,
         /// The digest format.
-        #[arg(long, value_enum, default_value_t = DigestMode::Mime)]
-        mode: DigestMode,
+        #[arg(long, value_enum, default_value_t = Mode::Mime)]
+        mode: Mode,
         /// Addresses; `-` reads one per line from stdin.
         #[arg(required = true)]
         addresses: Vec<String>,

@@ -9,6 +9,10 @@ use crate::config::{self, ConfigErrors};
 pub fn check(path: Option<&Path>) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
+            for warning in &config.warnings {
+                let text = warning.to_string().replacen(": ", ": warning: ", 1);
+                eprintln!("{text}");
+            }
             println!(
                 "{}: ok, {} lists ({})",
                 config.source,

@@ -45,7 +45,7 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
                 let parsed = lettre::Address::from_str(&address)
                     .map_err(|e| anyhow::anyhow!("`{address}` is not a mail address: {e}"))?;
                 let address = format!("{}@{}", parsed.user(), parsed.domain().to_ascii_lowercase());
-                entries.push((address, crate::deliver::unsubscribe_token()?));
+                entries.push(address);
             }
             let mut db = open_store(config)?;
             let now = crate::clock::unix_now();

@@ -105,6 +105,7 @@ pub(super) struct Errors<'a> {
     text: &'a str,
     lines: Lines,
     found: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl<'a> Errors<'a> {
@@ -114,7 +115,28 @@ impl<'a> Errors<'a> {
             text,
             lines: Lines::new(text),
             found: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Records something that works but is likely not what the operator
+    /// wants; it does not stop tidings.
+    pub(super) fn warn(&mut self, span: Range<usize>, message: &str, help: &str) {
+        let (line, column) = self.lines.locate(self.text, span.start);
+        self.warnings.push(ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.to_string(),
+            help: help.to_string(),
+        });
+    }
+
+    /// The warnings recorded so far, in the file's order.
+    pub(super) fn take_warnings(&mut self) -> Vec<ConfigError> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        warnings.sort_by_key(|warning| (warning.line, warning.column));
+        warnings
     }
 
     /// Whether nothing has been found wrong so far.

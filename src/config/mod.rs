@@ -65,6 +65,9 @@ pub struct Config {
     /// The lists, in the file's order. Read-only once loaded: the lookups
     /// below go through an index built with them.
     pub lists: Vec<List>,
+    /// What works but is likely not meant (`tidings check` prints them,
+    /// `serve` logs them).
+    pub warnings: Vec<ConfigError>,
     index: Index,
 }
 
@@ -270,6 +273,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
         listen,
         delivery,
         dkim,
+        warnings: errors.take_warnings(),
         index: Index::new(&lists),
         lists,
     })

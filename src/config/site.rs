@@ -169,6 +169,22 @@ fn base_url(errors: &mut Errors<'_>, url: &Spanned<String>) -> Option<url::Url> 
                 let path = format!("{}/", parsed.path());
                 parsed.set_path(&path);
             }
+            let loopback = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(name)) => name == "localhost",
+                None => false,
+            };
+            if parsed.scheme() == "http" && !loopback {
+                errors.warn(
+                    url.span(),
+                    &format!(
+                        "base_url `{}` is not https: digests carry no one-click unsubscribe link (RFC 8058 asks for https), only the mailto, and large mailbox providers may file them as spam",
+                        url.get_ref()
+                    ),
+                    "serve the site over https (a reverse proxy in front of tidings serve) and write base_url = \"https://...\"",
+                );
+            }
             Some(parsed)
         }
         Ok(_) => {

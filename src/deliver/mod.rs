@@ -283,16 +283,6 @@ pub fn dry_run(
     Ok(runs)
 }
 
-/// A new unsubscribe secret: 128 random bits in hex.
-pub fn unsubscribe_token() -> anyhow::Result<String> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("no system randomness"))?;
-    Ok(data_encoding::HEXLOWER.encode(&bytes))
-}
-
 /// Holds the outbox lock of `data_dir` (`outbox.lock`) while alive, so two
 /// delivery runs never hand out the same queued deliveries.
 pub struct OutboxLock {

@@ -44,6 +44,7 @@ use super::{Attempt, Clock, DueDelivery, DueMessage};
 use crate::config::Config;
 use crate::digest::DigestMode;
 use crate::store::{self, deliveries, digests, outgoing, Handle};
+use crate::tokens::{Purpose, Secret};
 
 /// Deliveries read from the store at once.
 const PAGE: usize = 512;
@@ -126,6 +127,7 @@ pub async fn run_outbox(
 ) -> anyhow::Result<OutboxReport> {
     let started = Instant::now();
     let signers = Arc::new(Signer::load_all(&config.dkim)?);
+    let secret = Secret::load_or_create(&config.site.data_dir)?;
     let relay = Arc::new(Relay::from_config(&config)?);
     let connections = config.delivery.connections;
     // Results go to the store thread; jobs come back through a queue it
@@ -139,7 +141,7 @@ pub async fn run_outbox(
         let sign = !signers.is_empty();
         std::thread::Builder::new()
             .name("outbox-store".into())
-            .spawn(move || serve_store(store, &config, &inbox, jobs, clock, sign))
+            .spawn(move || serve_store(store, &config, &secret, &inbox, jobs, clock, sign))
             .context("starting the outbox store thread")?
     };
 
@@ -295,6 +297,7 @@ pub fn retry_delay(config: &Config, attempts: u32) -> i64 {
 fn serve_store(
     store: Handle,
     config: &Config,
+    secret: &Secret,
     inbox: &std::sync::mpsc::Receiver<Done>,
     jobs: mpsc::Sender<Job>,
     clock: Clock,
@@ -321,7 +324,7 @@ fn serve_store(
     };
     let mut results = Vec::new();
     let mut synced = Instant::now();
-    queue.top_up(&store, config, clock, &mut results)?;
+    queue.top_up(&store, config, secret, clock, &mut results)?;
     record(&store, &mut report, &mut results, clock, true)?;
     while let Ok(first) = inbox.recv() {
         let mut acks = Vec::new();
@@ -346,7 +349,7 @@ fn serve_store(
             results.push((target, attempt));
             acks.push(committed);
         }
-        queue.top_up(&store, config, clock, &mut results)?;
+        queue.top_up(&store, config, secret, clock, &mut results)?;
         let sync = synced.elapsed() >= SYNC_EVERY;
         record(&store, &mut report, &mut results, clock, sync)?;
         if sync {
@@ -483,13 +486,14 @@ impl Queue {
         &mut self,
         store: &Handle,
         config: &Config,
+        secret: &Secret,
         clock: Clock,
         results: &mut Vec<(Target, Attempt)>,
     ) -> anyhow::Result<()> {
         while self.jobs.is_some() {
             let job = match self.held.take() {
                 Some(job) => Some(job),
-                None => self.next(store, config, clock, results)?,
+                None => self.next(store, config, secret, clock, results)?,
             };
             let Some(job) = job else {
                 self.jobs = None;
@@ -516,6 +520,7 @@ impl Queue {
         &mut self,
         store: &Handle,
         config: &Config,
+        secret: &Secret,
         clock: Clock,
         results: &mut Vec<(Target, Attempt)>,
     ) -> anyhow::Result<Option<Job>> {
@@ -545,9 +550,10 @@ impl Queue {
                         .context("reading due deliveries")
                 },
             )?;
-            let Some(delivery) = delivery else {
+            let Some(mut delivery) = delivery else {
                 return Ok(None);
             };
+            delivery.token = secret.sign(Purpose::Unsubscribe, delivery.subscriber_id, None);
             let key = (delivery.digest_id, delivery.mode);
             let prepared = match self.prepared.get(&key) {
                 Some(prepared) => Some(Arc::clone(prepared)),

@@ -231,8 +231,10 @@ pub struct ListAddresses {
     /// The page explaining how to leave (the same for everyone; the
     /// personal one-click URL goes in List-Unsubscribe only).
     pub unsubscribe_url: String,
-    /// Prefix of the personal one-click URL; the subscriber's token follows.
-    pub one_click_prefix: String,
+    /// Prefix of the personal one-click URL, the subscriber's token to
+    /// follow; `None` when base_url is not https, which RFC 8058 requires
+    /// of it (the mailto then stands alone).
+    pub one_click_prefix: Option<String>,
 }
 
 impl ListAddresses {
@@ -253,7 +255,8 @@ impl ListAddresses {
             archive_url: format!("{base}lists/{}/", list.code),
             subscribe_url: format!("{base}lists/{}/subscribe", list.code),
             unsubscribe_url: format!("{base}lists/{}/unsubscribe", list.code),
-            one_click_prefix: format!("{base}unsubscribe/"),
+            one_click_prefix: (config.site.base_url.scheme() == "https")
+                .then(|| format!("{base}unsubscribe/")),
         }
     }
 
@@ -267,9 +270,12 @@ impl ListAddresses {
         format!("{}+{encoded}@{}", self.bounces_local, self.domain)
     }
 
-    /// The one-click unsubscribe URL of the subscriber with `token` (RFC 8058).
-    pub fn one_click_url(&self, token: &str) -> String {
-        format!("{}{token}", self.one_click_prefix)
+    /// The one-click unsubscribe URL of the subscriber with `token` (RFC
+    /// 8058), when base_url is https.
+    pub fn one_click_url(&self, token: &str) -> Option<String> {
+        self.one_click_prefix
+            .as_ref()
+            .map(|prefix| format!("{prefix}{token}"))
     }
 
     /// The list header fields every recipient shares (RFC 2369, RFC 2919),
@@ -293,12 +299,19 @@ impl ListAddresses {
     }
 
     /// List-Unsubscribe with the subscriber's one-click URL and a mailto,
-    /// and List-Unsubscribe-Post (RFC 8058), each ending in CRLF.
+    /// and List-Unsubscribe-Post (RFC 8058), each ending in CRLF; without
+    /// https, the mailto alone.
     pub fn unsubscribe_fields(&self, token: &str) -> String {
-        format!(
-            "List-Unsubscribe: <{}{token}>,\r\n <mailto:{}?subject=unsubscribe>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-            self.one_click_prefix, self.request
-        )
+        match self.one_click_url(token) {
+            Some(url) => format!(
+                "List-Unsubscribe: <{url}>,\r\n <mailto:{}?subject=unsubscribe>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+                self.request
+            ),
+            None => format!(
+                "List-Unsubscribe: <mailto:{}?subject=unsubscribe>\r\n",
+                self.request
+            ),
+        }
     }
 }
 

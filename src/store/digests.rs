@@ -158,12 +158,18 @@ pub fn record(
             rendered.entity
         ])?;
     }
+    // Posts not yet handed out to the list's post subscribers go out first,
+    // before waiting mode changes apply: a subscriber leaving digests for
+    // posts gets this digest and then each later post, one leaving posts
+    // for digests each post so far and then the next digest.
+    super::post_deliveries::fan_out(tx, list_code, new.issued_at)?;
     let modes: Vec<&str> = new.bodies.iter().map(|b| b.mode.as_str()).collect();
     let queued = tx.execute(
         "INSERT INTO deliveries (digest_id, subscriber_id, address, mode, state, next_attempt_at) \
-         SELECT ?1, id, address, mode, 'queued', ?3 FROM subscribers \
-         WHERE list_code = ?2 AND removed_at IS NULL \
-         AND mode IN (SELECT value FROM json_each(?4)) ORDER BY id",
+         SELECT ?1, s.id, p.address, s.mode, 'queued', ?3 FROM subscribers s \
+         JOIN people p ON p.id = s.person_id \
+         WHERE s.list_code = ?2 AND s.removed_at IS NULL \
+         AND s.mode IN (SELECT value FROM json_each(?4)) ORDER BY s.id",
         params![
             digest_id,
             list_code,
@@ -171,6 +177,7 @@ pub fn record(
             super::sql::to_json(&modes)
         ],
     )?;
+    super::subscribers::apply_waiting_modes(tx, list_code)?;
     Ok(Some(IssuedDigest {
         record: DigestRecord {
             id: digest_id,

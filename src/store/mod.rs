@@ -22,6 +22,7 @@ pub mod deliveries;
 pub mod digests;
 pub mod feeds;
 pub mod outgoing;
+pub mod post_deliveries;
 pub mod posts;
 pub mod subscribers;
 
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_feed_versions.sql"),
     include_str!("migrations/0003_digests.sql"),
     include_str!("migrations/0004_outgoing.sql"),
+    include_str!("migrations/0005_people.sql"),
 ];
 
 /// How long a writer waits for another writer before giving up.
@@ -99,18 +101,34 @@ fn prepare(mut connection: Connection) -> Result<Connection> {
     Ok(connection)
 }
 
+/// Brings the schema up to date. Foreign keys are off while migrations run
+/// (SQLite's procedure for changing a table: a migration may rebuild one
+/// that others refer to) and checked before the commit.
 fn migrate(connection: &mut Connection) -> Result<()> {
     if schema_version(connection)? >= MIGRATIONS.len() {
         return Ok(());
     }
-    transaction(connection, |tx| {
+    connection.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = transaction(connection, |tx| {
         // Another process may have migrated while we waited for the lock.
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(schema_version(tx)?) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
         }
+        let broken: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })?;
+        if broken > 0 {
+            return Err(Error::Corrupt {
+                column: 0,
+                message: format!("{broken} rows refer to rows that do not exist after migrating"),
+            });
+        }
         Ok(())
-    })
+    });
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
 }
 
 /// The schema version the database is at.
@@ -176,6 +194,48 @@ mod tests {
         drop(open(&path).unwrap());
         let connection = open(&path).unwrap();
         assert_eq!(schema_version(&connection).unwrap(), MIGRATIONS.len());
+    }
+
+    #[test]
+    fn subscribers_of_a_version_4_store_become_people_with_subscriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        {
+            #[expect(clippy::disallowed_methods, reason = "building an old store by hand")]
+            let old = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                old.execute_batch(sql).unwrap();
+            }
+            old.pragma_update(None, "user_version", 4).unwrap();
+            old.execute_batch(
+                "INSERT INTO subscribers (id, list_code, address, mode, token, created_at) VALUES \
+                   (7, 'en', 'Ana@x.org', 'plain', 't1', 10), (8, 'ca', 'ana@x.org', 'mime', 't2', 20), \
+                   (9, 'en', 'bo@x.org', 'html', 't3', 30); \
+                 INSERT INTO digests (id, list_code, volume, issue, period, reason, issued_at) \
+                   VALUES (1, 'en', 1, 1, '2026', 'forced', 40); \
+                 INSERT INTO deliveries (digest_id, subscriber_id, address, mode, state, next_attempt_at) \
+                   VALUES (1, 9, 'bo@x.org', 'html', 'queued', 40);",
+            )
+            .unwrap();
+        }
+        let db = open(&path).unwrap();
+        assert_eq!(schema_version(&db).unwrap(), MIGRATIONS.len());
+        let people: i64 = db
+            .query_row("SELECT count(*) FROM people", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(people, 2, "Ana is one person on two lists");
+        let ana = subscribers::find(&db, "ca", "ANA@x.org").unwrap().unwrap();
+        assert_eq!((ana.id, ana.mode), (8, crate::subscribers::Mode::Mime));
+        // The delivery still refers to its subscriber, with foreign keys on.
+        let fk: i64 = db
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(fk, 0);
+        let due = deliveries::due(&db, 100, 0, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].subscriber_id, 9);
     }
 
     #[test]

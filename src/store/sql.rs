@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::deliver::{DeliveryState, MessageKind};
 use crate::digest::DigestMode;
 use crate::post::{FiledBy, Status};
+use crate::subscribers::Mode;
 
 /// The enums stored as their `as_str` names, read back through `FromStr`.
 macro_rules! stored_by_name {
@@ -30,7 +31,14 @@ macro_rules! stored_by_name {
     )*};
 }
 
-stored_by_name!(Status, FiledBy, DigestMode, DeliveryState, MessageKind);
+stored_by_name!(
+    Status,
+    FiledBy,
+    DigestMode,
+    DeliveryState,
+    MessageKind,
+    Mode
+);
 
 /// A value as the JSON text a column holds.
 pub fn to_json<T: Serialize>(value: &T) -> String {

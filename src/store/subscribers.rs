@@ -1,56 +1,133 @@
-//! Subscribers: add, remove, list.
+//! People and subscribers: add, change, remove, look up.
 
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Connection, Result, Transaction};
-use crate::digest::DigestMode;
-use crate::subscribers::{Added, Subscriber};
+use crate::subscribers::{Added, Mode, Person, Subscriber};
 
-const COLUMNS: &str = "id, list_code, address, mode, token, created_at";
+const COLUMNS: &str =
+    "s.id, s.list_code, s.person_id, p.address, s.mode, s.next_mode, s.created_at";
 
-/// Subscribes each `(address, token)` to a list's digests in `mode`;
-/// `token` is the unsubscribe secret to use if the subscriber is new.
+/// The id of the person with `address`, made when there is none.
+pub fn person_id(tx: &Transaction<'_>, address: &str, now: i64) -> Result<i64> {
+    let mut find = tx.prepare_cached("SELECT id FROM people WHERE address = ?1")?;
+    if let Some(id) = find.query_row([address], |row| row.get(0)).optional()? {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO people (address, created_at) VALUES (?1, ?2)")?
+        .execute(params![address, now])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// The person with `address`.
+pub fn person(db: &Connection, address: &str) -> Result<Option<Person>> {
+    let mut statement =
+        db.prepare_cached("SELECT id, address, name, created_at FROM people WHERE address = ?1")?;
+    Ok(statement
+        .query_row([address], |row| {
+            Ok(Person {
+                id: row.get(0)?,
+                address: row.get(1)?,
+                name: row.get(2)?,
+                created_at: row.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Subscribes each address to a list in `mode`, confirmed at `now` (the
+/// operator's command, or a confirmed request). A current subscriber's mode
+/// changes as [`set_mode`] changes it; a removed one comes back.
 pub fn add(
     tx: &Transaction<'_>,
     list_code: &str,
-    entries: &[(String, String)],
-    mode: DigestMode,
+    addresses: &[String],
+    mode: Mode,
     now: i64,
 ) -> Result<Vec<Added>> {
-    let mut existing = tx.prepare_cached(
-        "SELECT id, mode, removed_at FROM subscribers WHERE list_code = ?1 AND address = ?2",
-    )?;
+    let mut results = Vec::with_capacity(addresses.len());
     let mut insert = tx.prepare_cached(
-        "INSERT INTO subscribers (list_code, address, mode, token, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO subscribers (list_code, person_id, mode, created_at, confirmed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?4)",
     )?;
-    let mut update =
-        tx.prepare_cached("UPDATE subscribers SET mode = ?2, removed_at = NULL WHERE id = ?1")?;
-    let mut results = Vec::with_capacity(entries.len());
-    for (address, token) in entries {
-        let found = existing
-            .query_row(params![list_code, address], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, DigestMode>(1)?,
-                    row.get::<_, Option<i64>>(2)?,
-                ))
+    let mut existing = tx.prepare_cached(
+        "SELECT id, removed_at FROM subscribers WHERE list_code = ?1 AND person_id = ?2",
+    )?;
+    let mut restore = tx.prepare_cached(
+        "UPDATE subscribers SET mode = ?2, next_mode = NULL, removed_at = NULL, confirmed_at = ?3 \
+         WHERE id = ?1",
+    )?;
+    for address in addresses {
+        let person = person_id(tx, address, now)?;
+        let found: Option<(i64, Option<i64>)> = existing
+            .query_row(params![list_code, person], |row| {
+                Ok((row.get(0)?, row.get(1)?))
             })
             .optional()?;
         let added = match found {
             None => {
-                insert.execute(params![list_code, address, mode, token, now])?;
+                insert.execute(params![list_code, person, mode, now])?;
                 Added::New
             }
-            Some((_, old_mode, None)) if old_mode == mode => Added::Unchanged,
-            Some((id, _, _)) => {
-                update.execute(params![id, mode])?;
+            Some((id, Some(_))) => {
+                restore.execute(params![id, mode, now])?;
                 Added::Updated
             }
+            Some((id, None)) => match set_mode(tx, id, mode)? {
+                true => Added::Updated,
+                false => Added::Unchanged,
+            },
         };
         results.push(added);
     }
     Ok(results)
+}
+
+/// Changes a current subscriber's mode; says whether anything changed. A
+/// change between digests, posts and no mail waits for the list's next
+/// digest ([`Mode::waits_for_digest`]); going back to the current mode
+/// cancels a waiting change. Deliveries of posts queued for someone who
+/// stops taking posts are dropped.
+pub fn set_mode(tx: &Transaction<'_>, subscriber_id: i64, mode: Mode) -> Result<bool> {
+    let current: Option<(Mode, Option<Mode>)> = tx
+        .prepare_cached(
+            "SELECT mode, next_mode FROM subscribers WHERE id = ?1 AND removed_at IS NULL",
+        )?
+        .query_row([subscriber_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((now_mode, waiting)) = current else {
+        return Ok(false);
+    };
+    let (mode_after, next_after) = if mode == now_mode {
+        (now_mode, None)
+    } else if now_mode.waits_for_digest(mode) {
+        (now_mode, Some(mode))
+    } else {
+        (mode, None)
+    };
+    if (mode_after, next_after) == (now_mode, waiting) {
+        return Ok(false);
+    }
+    tx.prepare_cached("UPDATE subscribers SET mode = ?2, next_mode = ?3 WHERE id = ?1")?
+        .execute(params![subscriber_id, mode_after, next_after])?;
+    if now_mode == Mode::Post && mode_after != Mode::Post {
+        drop_pending_posts(tx, subscriber_id)?;
+    }
+    Ok(true)
+}
+
+/// Applies the changes waiting for `list_code`'s digest: called when it is
+/// issued, after its deliveries were queued.
+pub fn apply_waiting_modes(tx: &Transaction<'_>, list_code: &str) -> Result<usize> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE subscribers SET mode = next_mode, next_mode = NULL \
+             WHERE list_code = ?1 AND next_mode IS NOT NULL AND removed_at IS NULL \
+             RETURNING id, mode",
+        )?
+        .query_map([list_code], |row| row.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(changed.len())
 }
 
 /// Unsubscribes addresses from a list; their pending deliveries are
@@ -61,34 +138,88 @@ pub fn remove(
     addresses: &[String],
     now: i64,
 ) -> Result<usize> {
-    let mut remove = tx.prepare_cached(
-        "UPDATE subscribers SET removed_at = ?3 \
-         WHERE list_code = ?1 AND address = ?2 AND removed_at IS NULL RETURNING id",
-    )?;
-    let mut drop_pending = tx.prepare_cached(
-        "DELETE FROM deliveries WHERE subscriber_id = ?1 AND state IN ('queued', 'deferred')",
+    let mut find = tx.prepare_cached(
+        "SELECT s.id FROM subscribers s JOIN people p ON p.id = s.person_id \
+         WHERE s.list_code = ?1 AND p.address = ?2 AND s.removed_at IS NULL",
     )?;
     let mut removed = 0;
     for address in addresses {
-        let id: Option<i64> = remove
-            .query_row(params![list_code, address, now], |row| row.get(0))
+        let id: Option<i64> = find
+            .query_row(params![list_code, address], |row| row.get(0))
             .optional()?;
         if let Some(id) = id {
-            drop_pending.execute([id])?;
-            removed += 1;
+            removed += usize::from(unsubscribe(tx, id, now)?);
         }
     }
     Ok(removed)
+}
+
+/// Ends a subscription; its pending deliveries (digests and posts) are
+/// dropped. Returns whether it was current.
+pub fn unsubscribe(tx: &Transaction<'_>, subscriber_id: i64, now: i64) -> Result<bool> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE subscribers SET removed_at = ?2, next_mode = NULL \
+             WHERE id = ?1 AND removed_at IS NULL",
+        )?
+        .execute(params![subscriber_id, now])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "DELETE FROM deliveries WHERE subscriber_id = ?1 AND state IN ('queued', 'deferred')",
+    )?
+    .execute([subscriber_id])?;
+    drop_pending_posts(tx, subscriber_id)?;
+    Ok(true)
+}
+
+fn drop_pending_posts(tx: &Transaction<'_>, subscriber_id: i64) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM post_deliveries WHERE subscriber_id = ?1 AND state IN ('queued', 'deferred')",
+    )?
+    .execute([subscriber_id])?;
+    Ok(())
 }
 
 /// The current subscribers of a list (or of every list), in order of
 /// subscription.
 pub fn list(db: &Connection, list_code: Option<&str>) -> Result<Vec<Subscriber>> {
     let mut statement = db.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM subscribers \
-         WHERE removed_at IS NULL AND (?1 IS NULL OR list_code = ?1) ORDER BY list_code, id"
+        "SELECT {COLUMNS} FROM subscribers s JOIN people p ON p.id = s.person_id \
+         WHERE s.removed_at IS NULL AND (?1 IS NULL OR s.list_code = ?1) ORDER BY s.list_code, s.id"
     ))?;
     let rows = statement.query_map([list_code], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One current subscriber by id.
+pub fn get(db: &Connection, id: i64) -> Result<Option<Subscriber>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscribers s JOIN people p ON p.id = s.person_id \
+         WHERE s.id = ?1 AND s.removed_at IS NULL"
+    ))?;
+    Ok(statement.query_row([id], from_row).optional()?)
+}
+
+/// The current subscriber of `list_code` with `address`.
+pub fn find(db: &Connection, list_code: &str, address: &str) -> Result<Option<Subscriber>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscribers s JOIN people p ON p.id = s.person_id \
+         WHERE s.list_code = ?1 AND p.address = ?2 AND s.removed_at IS NULL"
+    ))?;
+    Ok(statement
+        .query_row(params![list_code, address], from_row)
+        .optional()?)
+}
+
+/// Every current subscription of a person, by list.
+pub fn of_person(db: &Connection, person_id: i64) -> Result<Vec<Subscriber>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscribers s JOIN people p ON p.id = s.person_id \
+         WHERE s.person_id = ?1 AND s.removed_at IS NULL ORDER BY s.list_code"
+    ))?;
+    let rows = statement.query_map([person_id], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -106,10 +237,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Subscriber> {
     Ok(Subscriber {
         id: row.get(0)?,
         list_code: row.get(1)?,
-        address: row.get(2)?,
-        mode: row.get(3)?,
-        token: row.get(4)?,
-        created_at: row.get(5)?,
+        person_id: row.get(2)?,
+        address: row.get(3)?,
+        mode: row.get(4)?,
+        next_mode: row.get(5)?,
+        created_at: row.get(6)?,
     })
 }
 
@@ -118,43 +250,95 @@ mod tests {
     use super::*;
     use crate::store::{open_in_memory, transaction};
 
-    fn entries(addresses: &[&str]) -> Vec<(String, String)> {
-        addresses
-            .iter()
-            .map(|a| (a.to_string(), format!("token-{a}")))
-            .collect()
+    fn addresses(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
     }
 
     #[test]
     fn adding_twice_updates_the_mode_and_removal_hides_the_subscriber() {
         let mut db = open_in_memory().unwrap();
-        let mut subscribe = |addresses: &[&str], mode, now| {
-            let entries = entries(addresses);
-            transaction(&mut db, |tx| add(tx, "en", &entries, mode, now)).unwrap()
+        let mut subscribe = |list: &[&str], mode, now| {
+            let list = addresses(list);
+            transaction(&mut db, |tx| add(tx, "en", &list, mode, now)).unwrap()
         };
         assert_eq!(
-            subscribe(&["a@x.org", "b@x.org"], DigestMode::Mime, 1),
+            subscribe(&["a@x.org", "b@x.org"], Mode::Mime, 1),
             vec![Added::New, Added::New]
         );
         assert_eq!(
-            subscribe(&["A@x.org", "b@x.org"], DigestMode::Mime, 2),
+            subscribe(&["A@x.org", "b@x.org"], Mode::Mime, 2),
             vec![Added::Unchanged, Added::Unchanged]
         );
         assert_eq!(
-            subscribe(&["b@x.org"], DigestMode::Plain, 3),
+            subscribe(&["b@x.org"], Mode::Plain, 3),
             vec![Added::Updated]
         );
         let removed =
-            transaction(&mut db, |tx| remove(tx, "en", &["a@X.org".to_string()], 4)).unwrap();
+            transaction(&mut db, |tx| remove(tx, "en", &addresses(&["a@X.org"]), 4)).unwrap();
         assert_eq!(removed, 1);
         let left = list(&db, Some("en")).unwrap();
         assert_eq!(left.len(), 1);
-        assert_eq!(left[0].mode, DigestMode::Plain);
-        assert_eq!(left[0].token, "token-b@x.org");
-        let entries = entries(&["a@x.org"]);
-        let back = transaction(&mut db, |tx| add(tx, "en", &entries, DigestMode::Html, 5)).unwrap();
+        assert_eq!(left[0].mode, Mode::Plain);
+        let back = transaction(&mut db, |tx| {
+            add(tx, "en", &addresses(&["a@x.org"]), Mode::Html, 5)
+        })
+        .unwrap();
         assert_eq!(back, vec![Added::Updated]);
         assert_eq!(list(&db, None).unwrap().len(), 2);
         assert_eq!(count_by_list(&db).unwrap(), vec![("en".to_string(), 2)]);
+    }
+
+    #[test]
+    fn a_person_is_kept_once_whatever_lists_they_follow() {
+        let mut db = open_in_memory().unwrap();
+        for list in ["en", "ca"] {
+            transaction(&mut db, |tx| {
+                add(tx, list, &addresses(&["Ana@x.org"]), Mode::Post, 1)
+            })
+            .unwrap();
+        }
+        let person = person(&db, "ana@x.org").unwrap().unwrap();
+        let lists: Vec<String> = of_person(&db, person.id)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.list_code)
+            .collect();
+        assert_eq!(lists, ["ca", "en"]);
+        let people: i64 = db
+            .query_row("SELECT count(*) FROM people", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(people, 1);
+    }
+
+    #[test]
+    fn leaving_digests_waits_for_the_next_one_other_changes_do_not() {
+        let mut db = open_in_memory().unwrap();
+        transaction(&mut db, |tx| {
+            add(tx, "en", &addresses(&["a@x.org"]), Mode::Mime, 1)
+        })
+        .unwrap();
+        let id = find(&db, "en", "a@x.org").unwrap().unwrap().id;
+        let mode = |db: &Connection| {
+            let s = get(db, id).unwrap().unwrap();
+            (s.mode, s.next_mode)
+        };
+        assert!(transaction(&mut db, |tx| set_mode(tx, id, Mode::Plain)).unwrap());
+        assert_eq!(mode(&db), (Mode::Plain, None));
+        assert!(transaction(&mut db, |tx| set_mode(tx, id, Mode::Post)).unwrap());
+        assert_eq!(mode(&db), (Mode::Plain, Some(Mode::Post)));
+        // Changing one's mind back cancels the change.
+        assert!(transaction(&mut db, |tx| set_mode(tx, id, Mode::Plain)).unwrap());
+        assert_eq!(mode(&db), (Mode::Plain, None));
+        assert!(!transaction(&mut db, |tx| set_mode(tx, id, Mode::Plain)).unwrap());
+        transaction(&mut db, |tx| set_mode(tx, id, Mode::NoMail)).unwrap();
+        assert_eq!(mode(&db), (Mode::Plain, Some(Mode::NoMail)));
+        assert_eq!(
+            transaction(&mut db, |tx| apply_waiting_modes(tx, "en")).unwrap(),
+            1
+        );
+        assert_eq!(mode(&db), (Mode::NoMail, None));
+        // From no mail, at once.
+        transaction(&mut db, |tx| set_mode(tx, id, Mode::Post)).unwrap();
+        assert_eq!(mode(&db), (Mode::Post, None));
     }
 }
