@@ -18,6 +18,7 @@ pub mod post;
 pub mod serve;
 pub mod store;
 pub mod subscribers;
+pub mod templates;
 pub mod text;
 pub mod tokens;
 pub mod web;

@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::deliver;
-use crate::digest::templates::Templates;
 use crate::feeds;
 use crate::ingest::committer::Committer;
 use crate::ingest::intake::{Received, StoreIntake};
@@ -28,6 +27,7 @@ use crate::ingest::Outcome;
 use crate::metrics::Metrics;
 use crate::post::Status;
 use crate::store::{deliveries, Handle};
+use crate::templates::Templates;
 use crate::web;
 
 /// How long open sessions may take to finish after SIGTERM.

@@ -7,8 +7,8 @@ use super::{open_handle, open_store};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::deliver::{self, DeliveryState, Issue, MessageKind, Selection};
-use crate::digest::templates::Templates;
 use crate::store::{self, deliveries, outgoing, Handle};
+use crate::templates::Templates;
 
 /// What `tidings digest` was asked to do.
 #[derive(Debug, Clone)]

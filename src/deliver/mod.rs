@@ -26,11 +26,11 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Config, List};
 use crate::digest::numbering::{next_number, period_key};
-use crate::digest::templates::Templates;
 use crate::digest::trigger::{self, Due};
 use crate::digest::{compose_digest, Composition};
 use crate::digest::{DigestMode, DigestRecord, IssuedDigest, NewDigest, PendingPost};
 use crate::store::{self, digests, Handle};
+use crate::templates::Templates;
 
 pub use crate::clock::Clock;
 pub use outbox::{run_outbox, run_outbox_here, OutboxReport};

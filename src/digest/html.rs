@@ -14,7 +14,7 @@ struct PageContext<'a> {
     lang: &'a str,
     subject: &'a str,
     date: String,
-    labels: &'a super::templates::Labels,
+    labels: &'a crate::templates::Labels,
     posts: Vec<PostContext<'a>>,
     masthead: Vec<Vec<&'a str>>,
     footer: Vec<Vec<&'a str>>,
@@ -54,7 +54,7 @@ pub fn render_html(digest: &Digest<'_>) -> anyhow::Result<String> {
     };
     let page = digest
         .templates
-        .render(&digest.lang, "digest.html", &context)?;
+        .render("digest", &digest.lang, "digest.html", &context)?;
     Ok(page)
 }
 

@@ -13,7 +13,7 @@
 //! Each body is a MIME entity (its Content-* fields, a blank line, the
 //! body) shared by every recipient; [`crate::deliver`] adds the personal
 //! header fields. [`numbering`] numbers digests, [`trigger`] says when one is
-//! due, [`templates`] holds the words.
+//! due; [`crate::templates`] holds the words.
 
 pub mod headers;
 pub mod html;
@@ -23,7 +23,6 @@ pub mod original;
 pub mod plain;
 mod record;
 pub mod summary;
-pub mod templates;
 pub mod trigger;
 
 use chrono::{DateTime, Utc};
@@ -34,9 +33,9 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{Config, List};
+use crate::templates::{Labels, Templates};
 use headers::ListAddresses;
 use numbering::Number;
-use templates::{Labels, Templates};
 
 pub use record::{
     DigestBody, DigestMode, DigestRecord, IssuedDigest, NewDigest, Pending, PendingPost,
@@ -206,8 +205,8 @@ impl<'a> Digest<'a> {
             unsubscribe_url: &addresses.unsubscribe_url,
             archive_url: &addresses.archive_url,
         };
-        let masthead = tidy_text(&templates.render(&lang, "masthead.txt", &context)?);
-        let footer = tidy_text(&templates.render(&lang, "footer.txt", &context)?);
+        let masthead = tidy_text(&templates.render("digest", &lang, "masthead.txt", &context)?);
+        let footer = tidy_text(&templates.render("digest", &lang, "footer.txt", &context)?);
 
         let entries = posts
             .iter()

@@ -4,13 +4,13 @@
 use chrono::{DateTime, Utc};
 
 use super::numbering::Number;
-use super::templates::Templates;
 use super::{compose_digest, Composition};
 use super::{DigestMode, DigestRecord, PendingPost};
 use crate::config::{parse, Config, EMBEDDED_LISTS_TOML};
 use crate::deliver::message::Prepared;
 use crate::deliver::DueDelivery;
 use crate::post::{FiledBy, Post, Status, StoredPost};
+use crate::templates::Templates;
 
 fn config() -> Config {
     let text = EMBEDDED_LISTS_TOML.replace(
