@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod post;
 pub mod serve;
 pub mod store;
+pub mod subscribe;
 pub mod subscribers;
 pub mod templates;
 pub mod text;

@@ -7,7 +7,10 @@ use crate::digest::DigestMode;
 use crate::post::named;
 
 /// How a subscriber receives a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The MIME digest (RFC 2046).
     Mime,
@@ -21,6 +24,7 @@ pub enum Mode {
     Post,
     /// Nothing for now (subscribed, suspended).
     #[value(name = "nomail")]
+    #[serde(rename = "nomail")]
     NoMail,
 }
 

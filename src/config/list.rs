@@ -12,6 +12,7 @@ use toml::Spanned;
 use super::errors::{Choice, Chosen, Errors};
 use super::feeds::{ENTRIES, ENTRIES_HELP};
 use super::Feeds;
+use crate::subscribers::Mode;
 
 /// One `[[list]]`: a language edition of the service.
 #[derive(Debug, Clone)]
@@ -50,6 +51,18 @@ pub struct List {
     /// Whether a digest goes out at its scheduled time even when no post is
     /// pending (default false).
     pub digest_send_empty: bool,
+    /// How a subscriber who names no mode receives the list (default
+    /// `post`: each post as it arrives, as A-Infos readers mostly do).
+    pub default_mode: Mode,
+    /// Who mail to LIST-owner is passed on to: the list's `editors`, else
+    /// `[site] editors`, else `[site] operator`.
+    pub editors: Vec<String>,
+}
+
+impl Choice for Mode {
+    const WHAT: &'static str = "default_mode";
+    const HELP: &'static str =
+        "write mime, plain, html or summary (a digest), post (each post as it arrives) or nomail";
 }
 
 /// How the volume number of a list's digests advances; the issue number
@@ -103,6 +116,8 @@ pub(super) struct RawList {
     digest_size_threshold: Option<Spanned<i64>>,
     #[serde(default)]
     digest_send_empty: bool,
+    default_mode: Option<Chosen<Mode>>,
+    editors: Option<Vec<Spanned<String>>>,
 }
 
 /// Checks every list, alone and against the others (tags and addresses
@@ -112,11 +127,45 @@ pub(super) fn check(
     errors: &mut Errors<'_>,
     feeds: &Feeds,
     domain: Option<&str>,
+    site_editors: &[String],
 ) -> Vec<List> {
     let mut seen = Seen::default();
     raw.into_iter()
-        .filter_map(|list| list.check(errors, feeds, domain, &mut seen))
+        .filter_map(|list| list.check(errors, feeds, domain, site_editors, &mut seen))
         .collect()
+}
+
+/// Editors' addresses as written: each a mail address outside the list
+/// domain (whose mail comes to tidings itself), lowercase.
+pub(super) fn editors(
+    written: &[Spanned<String>],
+    errors: &mut Errors<'_>,
+    domain: Option<&str>,
+) -> Vec<String> {
+    let mut editors = Vec::with_capacity(written.len());
+    for address in written {
+        if !errors.one_line(address, "editors") {
+            continue;
+        }
+        match lettre::Address::from_str(address.get_ref()) {
+            Err(_) => errors.at(
+                address.span(),
+                &format!("editor `{}` is not a mail address", address.get_ref()),
+                "write each editor's own address, e.g. \"maria@example.net\"",
+            ),
+            Ok(parsed) if domain.is_some_and(|d| parsed.domain().eq_ignore_ascii_case(d)) => errors
+                .at(
+                    address.span(),
+                    &format!(
+                        "editor `{}` is at the list domain, whose mail tidings itself answers",
+                        address.get_ref()
+                    ),
+                    "give an address outside the list domain",
+                ),
+            Ok(_) => editors.push(address.get_ref().to_ascii_lowercase()),
+        }
+    }
+    editors
 }
 
 /// What the lists checked so far have written: tags and addresses, each
@@ -149,6 +198,7 @@ impl RawList {
         errors: &mut Errors<'_>,
         feeds: &Feeds,
         domain: Option<&str>,
+        site_editors: &[String],
         seen: &mut Seen,
     ) -> Option<List> {
         let code = self.code.get_ref().to_ascii_lowercase();
@@ -233,6 +283,13 @@ impl RawList {
                 DEFAULT_DIGEST_SIZE_THRESHOLD
             }),
         };
+        let default_mode = (self.default_mode)
+            .and_then(|chosen| errors.choice(chosen))
+            .unwrap_or(Mode::Post);
+        let editors = match &self.editors {
+            Some(written) => editors(written, errors, domain),
+            None => site_editors.to_vec(),
+        };
         let name = self.name.into_inner();
         Some(List {
             title: title.unwrap_or_else(|| name.clone()),
@@ -249,6 +306,8 @@ impl RawList {
             digest_volume,
             digest_size_threshold,
             digest_send_empty: self.digest_send_empty,
+            default_mode,
+            editors,
         })
     }
 }

@@ -34,6 +34,9 @@ pub struct Site {
     /// Where mail to postmaster@ the list domain goes: the person running
     /// the service (default `root@localhost`).
     pub operator: String,
+    /// Who mail to LIST-owner goes to for every list that names none of its
+    /// own (default none: the operator).
+    pub editors: Vec<String>,
 }
 
 impl Default for Site {
@@ -50,6 +53,7 @@ impl Default for Site {
             templates_dir: PathBuf::from("templates"),
             timezone: chrono_tz::UTC,
             operator: "root@localhost".to_string(),
+            editors: Vec::new(),
         }
     }
 }
@@ -66,6 +70,8 @@ pub(super) struct RawSite {
     templates_dir: Option<String>,
     timezone: Option<Spanned<String>>,
     operator: Option<Spanned<String>>,
+    #[serde(default)]
+    editors: Vec<Spanned<String>>,
 }
 
 impl RawSite {
@@ -148,6 +154,7 @@ impl RawSite {
         let dir = |value: Option<String>, default: PathBuf| {
             relative_to(base, value.map_or(default, PathBuf::from))
         };
+        let editors = super::list::editors(&self.editors, errors, Some(&domain));
         Site {
             name,
             base_url: base_url.unwrap_or(default.base_url),
@@ -157,6 +164,7 @@ impl RawSite {
             templates_dir: dir(self.templates_dir, default.templates_dir),
             timezone,
             operator,
+            editors,
         }
     }
 }

@@ -64,18 +64,22 @@ pub struct DueDelivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MessageKind {
     /// Mail passed on as it came, with a new envelope: mail to postmaster
-    /// for the operator.
+    /// for the operator, to -owner for the editors.
     Forward,
+    /// What tidings writes to one person: a confirmation to give, a
+    /// welcome, a goodbye, the answer to commands, a link asked for.
+    Notice,
 }
 
 impl MessageKind {
     /// Every kind.
-    pub const ALL: [MessageKind; 1] = [MessageKind::Forward];
+    pub const ALL: [MessageKind; 2] = [MessageKind::Forward, MessageKind::Notice];
 
     /// The name used in SQL and in `tidings queue`.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageKind::Forward => "forward",
+            MessageKind::Notice => "notice",
         }
     }
 }

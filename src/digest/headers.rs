@@ -278,6 +278,19 @@ impl ListAddresses {
             .map(|prefix| format!("{prefix}{token}"))
     }
 
+    /// `LIST-confirm+TOKEN@domain`: where the reply to a confirmation goes.
+    pub fn confirm_address(&self, token: &str) -> String {
+        let local = self
+            .request
+            .trim_end_matches(&format!("-request@{}", self.domain));
+        format!("{local}-confirm+{token}@{}", self.domain)
+    }
+
+    /// The List-Id field (RFC 2919) alone, ending in CRLF.
+    pub fn list_id_field(&self, list_title: &str) -> String {
+        phrase_field("List-Id", list_title, &self.list_id)
+    }
+
     /// The list header fields every recipient shares (RFC 2369, RFC 2919),
     /// each ending in CRLF: List-Id, List-Post, List-Help, List-Subscribe,
     /// List-Archive and Precedence.

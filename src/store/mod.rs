@@ -21,9 +21,11 @@ mod sql;
 pub mod deliveries;
 pub mod digests;
 pub mod feeds;
+pub mod mail;
 pub mod outgoing;
 pub mod post_deliveries;
 pub mod posts;
+pub mod requests;
 pub mod subscribers;
 
 use std::path::Path;
@@ -39,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_digests.sql"),
     include_str!("migrations/0004_outgoing.sql"),
     include_str!("migrations/0005_people.sql"),
+    include_str!("migrations/0006_mail.sql"),
 ];
 
 /// How long a writer waits for another writer before giving up.

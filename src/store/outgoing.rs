@@ -90,6 +90,18 @@ pub fn retry_deferred(tx: &Transaction<'_>, now: i64) -> Result<usize> {
     super::deliveries::retry_in(tx, "outgoing", now)
 }
 
+/// How many messages of `kind` were queued for `recipient` since `since`
+/// (Unix seconds), sent or not.
+pub fn count_to(db: &Connection, recipient: &str, kind: MessageKind, since: i64) -> Result<usize> {
+    let count: i64 = db
+        .prepare_cached(
+            "SELECT count(*) FROM outgoing INDEXED BY outgoing_to \
+             WHERE recipient = ?1 AND kind = ?2 AND created_at >= ?3",
+        )?
+        .query_row(params![recipient, kind, since], |row| row.get(0))?;
+    Ok(count as usize)
+}
+
 /// How many messages of each kind are in each state, by kind then state.
 pub fn counts(db: &Connection) -> Result<Vec<(MessageKind, DeliveryState, u64)>> {
     let mut statement = db.prepare_cached(
