@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::post::Status;
 use crate::store::{deliveries, Handle};
 use crate::templates::Templates;
+use crate::tokens::Secret;
 use crate::web;
 
 /// How long open sessions may take to finish after SIGTERM.
@@ -85,6 +86,9 @@ async fn serve(
             .context("opening the store")?
             .with_context(|| format!("opening the store {}", database.display()))?
     };
+    let templates =
+        Arc::new(Templates::load(&config.site.templates_dir).context("loading the templates")?);
+    let secret = Arc::new(Secret::load_or_create(&config.site.data_dir)?);
     let metrics = Arc::new(Metrics::default());
     let posts_changed = Arc::new(Notify::new());
     let outbox_wakeup = Arc::new(Notify::new());
@@ -137,6 +141,8 @@ async fn serve(
             intake: StoreIntake::new(
                 committer.clone(),
                 store.clone(),
+                templates.clone(),
+                secret.clone(),
                 outbox_wakeup.clone(),
                 move |received: &Received| log_message(&metrics, received),
             ),

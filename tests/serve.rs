@@ -376,7 +376,7 @@ fn the_listener_refuses_what_is_not_ours() {
             "MAIL FROM:<a@example.org>",
             "RCPT TO:<nobody@lists.example.org>",
             "RCPT TO:<victim@gmail.com>",
-            "RCPT TO:<a-infos-en-request@lists.example.org>",
+            "RCPT TO:<a-infos-en-bounces@lists.example.org>",
             "RCPT TO:<a-infos-en@lists.example.org>",
             "QUIT",
         ],

@@ -2,8 +2,9 @@
 //! and [`StoreIntake`], the daemon's, which files posts and commits them.
 //!
 //! The listener calls [`Intake::post`] once for all of a message's list
-//! recipients and [`Intake::postmaster`] once when postmaster is among
-//! them; the session turns the answers into replies. `Ok` must mean the
+//! recipients and [`Intake::service`] once for each service address among
+//! them (postmaster, -request, -owner...); the session turns the answers
+//! into replies. `Ok` must mean the
 //! message is on disk: only then does the client get a 250. A [`Deferred`]
 //! is answered 451, so the client keeps the message and tries again.
 
@@ -14,10 +15,15 @@ use tokio::sync::Notify;
 
 use super::committer::Committer;
 use super::forward::forward;
+use super::route::Route;
 use super::session::{Message, Protocol};
 use super::{now, Envelope, Filer, Outcome};
 use crate::config::Config;
+use crate::digest::headers::ListAddresses;
 use crate::store::{self, outgoing, Handle};
+use crate::subscribe::Service;
+use crate::templates::Templates;
+use crate::tokens::Secret;
 
 /// Messages up to this size are filed on the async worker that received
 /// them; larger ones on the blocking pool (see [`StoreIntake::post`]).
@@ -33,12 +39,14 @@ pub trait Intake: Send + Sync + 'static {
         message: &Message,
     ) -> impl Future<Output = Result<Outcome, Deferred>> + Send;
 
-    /// Durably queues `message` for `[site] operator`, the person behind
-    /// postmaster@ the site domain (RFC 5321 4.5.1).
-    fn postmaster(
+    /// Takes `message` for one service address, `route` (postmaster,
+    /// -request, -subscribe, -unsubscribe, -confirm, -owner): durably
+    /// handled before `Ok`, or why it could not be taken now.
+    fn service(
         &self,
         config: &Arc<Config>,
         message: &Message,
+        route: &Route,
     ) -> impl Future<Output = Result<(), Deferred>> + Send;
 
     /// Records that a message of `size` bytes was refused for its size
@@ -77,11 +85,14 @@ pub struct Received {
 }
 
 /// The daemon's intake: posts are filed off the async workers and
-/// committed by the [`Committer`]; postmaster mail is queued in the store
-/// for the outbox to pass on to the operator.
+/// committed by the [`Committer`]; mail to the service addresses is
+/// answered (subscription commands) or passed on (postmaster, -owner)
+/// through the store, what it sends queued for the outbox.
 pub struct StoreIntake {
     committer: Committer,
     store: Handle,
+    templates: Arc<Templates>,
+    secret: Arc<Secret>,
     /// Woken when a message is queued, so the outbox sends it now rather
     /// than at its next round.
     outbox: Arc<Notify>,
@@ -90,43 +101,63 @@ pub struct StoreIntake {
 
 impl StoreIntake {
     /// An intake committing posts through `committer` and other mail
-    /// through `store`, waking `outbox` when it queued a message to send;
-    /// `on_message` is called with each post's outcome, for logs and
+    /// through `store`, writing in the words of `templates` and signing
+    /// links with `secret`, waking `outbox` when it queued a message to
+    /// send; `on_message` is called with each post's outcome, for logs and
     /// metrics.
     pub fn new(
         committer: Committer,
         store: Handle,
+        templates: Arc<Templates>,
+        secret: Arc<Secret>,
         outbox: Arc<Notify>,
         on_message: impl Fn(&Received) + Send + Sync + 'static,
     ) -> Self {
         StoreIntake {
             committer,
             store,
+            templates,
+            secret,
             outbox,
             on_message: Box::new(on_message),
         }
     }
 
-    /// Queues a postmaster message for the operator ([`forward`]); returns
-    /// once it is on disk. One that has been through postmaster before (a
-    /// loop) is kept, failed, and not sent.
-    async fn queue_for_operator(&self, config: &Config, message: &Message) -> Result<(), Deferred> {
-        let via = format!("postmaster@{}", config.site.domain);
-        let forward = forward(
-            &via,
-            &config.site.operator,
-            &message.sender,
-            &message.content,
-        );
+    /// Passes `message`, which came through `via`, on to each of `to`
+    /// ([`forward`]); returns once every copy is on disk. A copy that has
+    /// been through `via` before (a loop) is kept, failed, and not sent.
+    async fn pass_on(
+        &self,
+        via: String,
+        to: Vec<String>,
+        list: Option<String>,
+        message: &Message,
+    ) -> Result<(), Deferred> {
+        let forwards: Vec<_> = to
+            .iter()
+            .map(|to| {
+                let mut forward = forward(&via, to, &message.sender, &message.content);
+                forward.message.list_code = list.clone();
+                forward
+            })
+            .collect();
         let now = now();
         let queued = self
             .store
             .write(move |tx| {
-                match &forward.looped {
-                    None => outgoing::queue(tx, &forward.message, now)?,
-                    Some(reason) => outgoing::keep_unsent(tx, &forward.message, now, reason)?,
-                };
-                Ok::<_, store::Error>(forward.looped.is_none())
+                let mut queued = false;
+                for forward in &forwards {
+                    match &forward.looped {
+                        None => {
+                            outgoing::queue(tx, &forward.message, now)?;
+                            queued = true;
+                        }
+                        Some(reason) => {
+                            outgoing::keep_unsent(tx, &forward.message, now, reason)?;
+                        }
+                    }
+                }
+                Ok::<_, store::Error>(queued)
             })
             .await
             .map_err(|error| Deferred::new(format!("store unavailable: {error}")))?;
@@ -134,6 +165,41 @@ impl StoreIntake {
             self.outbox.notify_one();
         }
         Ok(())
+    }
+
+    /// Answers mail to a list's command addresses through
+    /// [`Service::handle_mail`], in one transaction.
+    async fn answer(
+        &self,
+        config: &Arc<Config>,
+        message: &Message,
+        route: &Route,
+    ) -> Result<String, Deferred> {
+        let (config, templates, secret) =
+            (config.clone(), self.templates.clone(), self.secret.clone());
+        let (route, sender, content) = (
+            route.clone(),
+            message.sender.clone(),
+            message.content.clone(),
+        );
+        let outcome = self
+            .store
+            .write(move |tx| {
+                let service = Service {
+                    config: &config,
+                    templates: &templates,
+                    secret: &secret,
+                    now: now(),
+                };
+                service.handle_mail(tx, &route, &sender, &content)
+            })
+            .await
+            .map_err(|error| {
+                tracing::error!("a command message was not handled: {error:#}");
+                Deferred::new("the message could not be handled now")
+            })?;
+        self.outbox.notify_one();
+        Ok(outcome)
     }
 }
 
@@ -194,16 +260,50 @@ impl Intake for StoreIntake {
         });
     }
 
-    async fn postmaster(&self, config: &Arc<Config>, message: &Message) -> Result<(), Deferred> {
-        let queued = self.queue_for_operator(config, message).await;
-        match &queued {
-            Ok(()) => {
-                tracing::info!(protocol = ?message.protocol, sender = %message.sender, "postmaster mail queued")
+    async fn service(
+        &self,
+        config: &Arc<Config>,
+        message: &Message,
+        route: &Route,
+    ) -> Result<(), Deferred> {
+        let result = match route {
+            Route::Postmaster => {
+                let via = format!("postmaster@{}", config.site.domain);
+                self.pass_on(via, vec![config.site.operator.clone()], None, message)
+                    .await
+                    .map(|()| "queued for the operator".to_string())
             }
-            Err(error) => {
-                tracing::warn!(protocol = ?message.protocol, sender = %message.sender, %error, "postmaster mail deferred")
+            Route::Owner { list } => {
+                let Some(configured) = config.list(list) else {
+                    return Err(Deferred::new("the list is being reconfigured"));
+                };
+                let via = ListAddresses::new(config, configured).owner;
+                let editors = match configured.editors.is_empty() {
+                    true => vec![config.site.operator.clone()],
+                    false => configured.editors.clone(),
+                };
+                self.pass_on(via, editors, Some(list.clone()), message)
+                    .await
+                    .map(|()| "passed on to the editors".to_string())
             }
+            _ => self.answer(config, message, route).await,
+        };
+        match &result {
+            Ok(outcome) => tracing::info!(
+                protocol = ?message.protocol,
+                route = route.kind(),
+                sender = %message.sender,
+                outcome,
+                "service mail taken"
+            ),
+            Err(error) => tracing::warn!(
+                protocol = ?message.protocol,
+                route = route.kind(),
+                sender = %message.sender,
+                %error,
+                "service mail deferred"
+            ),
         }
-        queued
+        result.map(drop)
     }
 }

@@ -229,17 +229,18 @@ async fn serve<I: Intake>(
 }
 
 /// Hands `message` to the intake: once as a post if it has list
-/// recipients, once for the operator if postmaster is among them.
+/// recipients, once for each service address among them.
 async fn deliver<I: Intake>(intake: &I, config: &Arc<Config>, message: &Message) -> Delivered {
     let post = match message.post_recipients().next() {
         Some(_) => Some(intake.post(config, message).await),
         None => None,
     };
-    let postmaster = match message.to_postmaster() {
-        true => Some(intake.postmaster(config, message).await),
-        false => None,
-    };
-    Delivered { post, postmaster }
+    let mut services = Vec::new();
+    for route in message.service_routes() {
+        let result = intake.service(config, message, &route).await;
+        services.push((route, result));
+    }
+    Delivered { post, services }
 }
 
 /// Writes replies; a client that does not read them within `timeout` is
@@ -371,8 +372,15 @@ mod tests {
             })
         }
 
-        async fn postmaster(&self, _: &Arc<Config>, message: &Message) -> Result<(), Deferred> {
-            self.postmaster.lock().unwrap().push(message.clone());
+        async fn service(
+            &self,
+            _: &Arc<Config>,
+            message: &Message,
+            route: &Route,
+        ) -> Result<(), Deferred> {
+            if *route == Route::Postmaster {
+                self.postmaster.lock().unwrap().push(message.clone());
+            }
             Ok(())
         }
 

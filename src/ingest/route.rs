@@ -61,6 +61,18 @@ pub enum Route {
 }
 
 impl Route {
+    /// Whether tidings takes mail for this route: every route but bounces,
+    /// which are refused until they are read.
+    pub fn is_handled(&self) -> bool {
+        !matches!(self, Route::Bounces { .. })
+    }
+
+    /// Whether this is one of the service addresses (everything but a
+    /// posting address), whose mail is no post.
+    pub fn is_service(&self) -> bool {
+        !matches!(self, Route::Post { .. })
+    }
+
     /// What kind of address this is, for replies and logs, e.g.
     /// "-request"; the posting address is "posting", postmaster "postmaster".
     pub fn kind(&self) -> &'static str {

@@ -43,11 +43,16 @@ impl Message {
             .filter(|recipient| matches!(recipient.route, Route::Post { .. }))
     }
 
-    /// Whether postmaster is among the recipients.
-    pub fn to_postmaster(&self) -> bool {
-        self.recipients
-            .iter()
-            .any(|recipient| recipient.route == Route::Postmaster)
+    /// The service addresses among the recipients (postmaster, -request,
+    /// -owner...), each once, in RCPT order.
+    pub fn service_routes(&self) -> Vec<Route> {
+        let mut routes: Vec<Route> = Vec::new();
+        for recipient in &self.recipients {
+            if recipient.route.is_service() && !routes.contains(&recipient.route) {
+                routes.push(recipient.route.clone());
+            }
+        }
+        routes
     }
 }
 
@@ -56,8 +61,9 @@ impl Message {
 pub struct Delivered {
     /// The post filed for the list recipients, if there were any.
     pub post: Option<Result<Outcome, Deferred>>,
-    /// The copy queued for the operator, if postmaster was a recipient.
-    pub postmaster: Option<Result<(), Deferred>>,
+    /// What became of the message at each service address among the
+    /// recipients.
+    pub services: Vec<(Route, Result<(), Deferred>)>,
 }
 
 /// A message being received.
@@ -196,8 +202,15 @@ pub(super) fn reply_delivered(
         protocol,
         routes,
         |route| match route {
-            Route::Postmaster => postmaster_reply(delivered.postmaster.as_ref()),
-            _ => post_reply(delivered.post.as_ref()),
+            Route::Post { .. } => post_reply(delivered.post.as_ref()),
+            service => service_reply(
+                service,
+                delivered
+                    .services
+                    .iter()
+                    .find(|(route, _)| route == service)
+                    .map(|(_, result)| result),
+            ),
         },
         out,
     );
@@ -245,14 +258,18 @@ fn post_reply(post: Option<&Result<Outcome, Deferred>>) -> String {
     }
 }
 
-fn postmaster_reply(postmaster: Option<&Result<(), Deferred>>) -> String {
-    match postmaster {
-        Some(Ok(())) => "250 2.0.0 queued for the postmaster".into(),
+fn service_reply(route: &Route, result: Option<&Result<(), Deferred>>) -> String {
+    match result {
+        Some(Ok(())) if *route == Route::Postmaster => "250 2.0.0 queued for the postmaster".into(),
+        Some(Ok(())) => format!("250 2.0.0 received by the {} address", route.kind()),
         Some(Err(deferred)) => format!(
             "451 4.3.0 {}; try again later",
             one_line(&deferred.to_string())
         ),
-        None => "451 4.3.0 the message was not queued for the postmaster; try again later".into(),
+        None => format!(
+            "451 4.3.0 the message was not taken by the {} address; try again later",
+            route.kind()
+        ),
     }
 }
 

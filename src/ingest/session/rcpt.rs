@@ -1,9 +1,9 @@
 //! RCPT TO (RFC 5321 4.1.1.3): which recipients tidings takes, through the
 //! routing table of [`crate::ingest::route`].
 //!
-//! A list's posting address and postmaster are accepted. The other service
-//! addresses of a list (-request, -subscribe, -confirm, -bounces, ...) have
-//! routes but no handler yet, so they are refused as not yet supported;
+//! A list's posting address, its service addresses (-request, -subscribe,
+//! -unsubscribe, -confirm, -owner) and postmaster are accepted. -bounces
+//! has a route but no reader yet, so it is refused as not yet supported;
 //! unknown names and other domains are refused, so tidings never relays.
 
 use std::borrow::Cow;
@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use smtp_proto::RcptTo;
 
 use super::{reply, Flow, Recipient, Session};
-use crate::ingest::route::{route, Refusal, Route};
+use crate::ingest::route::{route, Refusal};
 
 impl Session {
     /// RCPT: one recipient more, or the reason it is not ours.
@@ -39,7 +39,7 @@ impl Session {
             }
         };
         match route(&self.config, &address) {
-            Ok(route @ (Route::Post { .. } | Route::Postmaster)) => {
+            Ok(route) if route.is_handled() => {
                 reply(out, "250 2.1.5 recipient ok");
                 self.transaction
                     .recipients
