@@ -153,6 +153,10 @@ async fn serve(
         feeds_dir,
         metrics: metrics.clone(),
         store: store.clone(),
+        config: config_rx.clone(),
+        templates: templates.clone(),
+        secret: secret.clone(),
+        outbox: outbox_wakeup.clone(),
     });
     {
         let shutdown = shutdown.clone();

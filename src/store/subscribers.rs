@@ -19,6 +19,22 @@ pub fn person_id(tx: &Transaction<'_>, address: &str, now: i64) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
+/// The person with `id`.
+pub fn person_by_id(db: &Connection, id: i64) -> Result<Option<Person>> {
+    let mut statement =
+        db.prepare_cached("SELECT id, address, name, created_at FROM people WHERE id = ?1")?;
+    Ok(statement
+        .query_row([id], |row| {
+            Ok(Person {
+                id: row.get(0)?,
+                address: row.get(1)?,
+                name: row.get(2)?,
+                created_at: row.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
 /// The person with `address`.
 pub fn person(db: &Connection, address: &str) -> Result<Option<Person>> {
     let mut statement =

@@ -66,7 +66,7 @@ impl World {
                 Ok((row.get(0)?, String::from_utf8(message).unwrap()))
             })
             .unwrap()
-            .collect::<rusqlite::Result<_>>()
+            .collect::<Result<_, _>>()
             .unwrap()
     }
 
@@ -350,7 +350,7 @@ fn forged_senders_cannot_make_the_list_mail_a_stranger_more_than_three_times() {
         .unwrap()
         .query_map([], |row| row.get(0))
         .unwrap()
-        .collect::<rusqlite::Result<_>>()
+        .collect::<Result<_, _>>()
         .unwrap();
     assert!(states.iter().all(|state| *state == DeliveryState::Queued));
 }

@@ -1,5 +1,6 @@
-//! The daemon's HTTP side (axum): feeds, health and metrics. Archive pages,
-//! subscribe and unsubscribe join the same router later.
+//! The daemon's HTTP side (axum): feeds ([`feeds`]), the subscriber's
+//! pages ([`subscribe`]), health and metrics, every page in the layout of
+//! [`pages`].
 //!
 //! Feed readers poll often, so a poll must cost almost nothing: each feed
 //! answer carries an ETag and Last-Modified from the file's size and mtime
@@ -7,22 +8,28 @@
 //! conditional GET that matches is answered 304 without reading the file,
 //! and bodies are compressed (gzip, br) when the client asks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 
-use crate::feeds::Format;
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{self, Handle};
+use crate::templates::Templates;
+use crate::tokens::Secret;
+
+mod feeds;
+mod pages;
+mod subscribe;
 
 /// What the handlers share.
 pub struct Web {
@@ -31,12 +38,39 @@ pub struct Web {
     pub metrics: Arc<Metrics>,
     /// The store, read through its handle's reader threads.
     pub store: Handle,
+    /// The configuration, as reloaded on SIGHUP.
+    pub config: watch::Receiver<Arc<Config>>,
+    pub templates: Arc<Templates>,
+    /// Signs and checks the tokens in links.
+    pub secret: Arc<Secret>,
+    /// Woken when a page queued mail, so the outbox sends it now.
+    pub outbox: Arc<Notify>,
 }
 
 /// The router of every page the daemon serves.
 pub fn router(web: Arc<Web>) -> Router {
     Router::new()
-        .route("/feeds/{name}", get(feed))
+        .route("/feeds/{name}", get(feeds::feed))
+        .route(
+            "/lists/{code}/subscribe",
+            get(subscribe::subscribe_form).post(subscribe::subscribe),
+        )
+        .route(
+            "/lists/{code}/unsubscribe",
+            get(subscribe::leave_form).post(subscribe::leave),
+        )
+        .route(
+            "/confirm/{token}",
+            get(subscribe::confirm_page).post(subscribe::confirm),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
+        )
+        .route(
+            "/prefs/{token}",
+            get(subscribe::preferences).post(subscribe::change_preferences),
+        )
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .layer(CompressionLayer::new())
@@ -76,91 +110,6 @@ async fn metrics(State(web): State<Arc<Web>>) -> impl IntoResponse {
         )],
         web.metrics.render(),
     )
-}
-
-/// The feed format of a file, by extension, as the feed writer names them.
-fn feed_format(name: &str) -> Option<Format> {
-    let extension = Path::new(name).extension()?.to_str()?;
-    Format::ALL
-        .into_iter()
-        .find(|format| format.extension() == extension)
-}
-
-async fn feed(
-    State(web): State<Arc<Web>>,
-    UrlPath(name): UrlPath<String>,
-    request: HeaderMap,
-) -> Response {
-    let not_found = || (StatusCode::NOT_FOUND, "no such feed\n").into_response();
-    let Some(format) = feed_format(&name) else {
-        return not_found();
-    };
-    if name.starts_with('.') || name.contains(['/', '\\']) {
-        return not_found();
-    }
-    let path = web.feeds_dir.join(&name);
-    // A stat is a microsecond on a local disk; it runs here rather than on
-    // the blocking pool, which would cost more than it saves.
-    let Ok(metadata) = std::fs::metadata(&path) else {
-        return not_found();
-    };
-    let modified = metadata.modified().unwrap_or(UNIX_EPOCH);
-    let nanos = modified
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let etag = format!("\"{:x}-{:x}\"", metadata.len(), nanos);
-    let last_modified = httpdate::fmt_http_date(modified);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag).expect("ascii etag"),
-    );
-    headers.insert(
-        header::LAST_MODIFIED,
-        HeaderValue::from_str(&last_modified).expect("ascii date"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    if not_modified(&request, &etag, modified) {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
-    }
-    match tokio::fs::read(&path).await {
-        Ok(body) => {
-            let content_type = format!("{}; charset=utf-8", format.media_type());
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_str(&content_type).expect("ascii media type"),
-            );
-            (StatusCode::OK, headers, body).into_response()
-        }
-        Err(_) => not_found(),
-    }
-}
-
-/// RFC 9110 13.2.2: If-None-Match decides when present; else
-/// If-Modified-Since, to the second.
-fn not_modified(request: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
-    if let Some(tags) = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
-        return tags
-            .split(',')
-            .map(|tag| tag.trim().trim_start_matches("W/"))
-            .any(|tag| tag == "*" || tag == etag);
-    }
-    let Some(since) = request
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok())
-    else {
-        return false;
-    };
-    let seconds = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    seconds(modified) <= seconds(since)
 }
 
 #[cfg(test)]

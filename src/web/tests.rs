@@ -4,13 +4,16 @@
 //! underneath.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tower::ServiceExt;
 
+use super::feeds::{feed_format, not_modified};
 use super::*;
+use crate::feeds::Format;
+use crate::tokens::Purpose;
 
 #[test]
 fn conditional_requests_follow_rfc_9110() {
@@ -47,6 +50,8 @@ const MODIFIED_HTTP: &str = "Sun, 07 Jan 2024 10:00:00 GMT";
 struct Site {
     dir: tempfile::TempDir,
     metrics: Arc<Metrics>,
+    store: Handle,
+    secret: Arc<Secret>,
     router: Router,
 }
 
@@ -74,14 +79,27 @@ impl Site {
         let metrics = Arc::new(Metrics::default());
         let store =
             crate::store::Handle::open(&dir.path().join("tidings.sqlite3"), 1).expect("a store");
+        let text = crate::config::EMBEDDED_LISTS_TOML.replace(
+            "base_url = \"http://127.0.0.1:8080/\"",
+            "base_url = \"https://news.example.org/\"",
+        );
+        let config = crate::config::parse(&text, "lists.toml", dir.path()).expect("config");
+        let (_, config) = watch::channel(Arc::new(config));
+        let secret = Arc::new(Secret::from_bytes(&[3; 32]));
         let web = Arc::new(Web {
             feeds_dir: dir.path().join("feeds"),
             metrics: metrics.clone(),
-            store,
+            store: store.clone(),
+            config,
+            templates: Arc::new(Templates::shipped()),
+            secret: secret.clone(),
+            outbox: Arc::new(Notify::new()),
         });
         Site {
             dir,
             metrics,
+            store,
+            secret,
             router: router(web),
         }
     }
@@ -109,10 +127,26 @@ impl Site {
         for (name, value) in headers {
             request = request.header(name, *value);
         }
+        self.send(request.body(Body::empty()).expect("request"))
+            .await
+    }
+
+    /// POSTs `form` (application/x-www-form-urlencoded) to `uri`.
+    async fn post(&self, uri: &str, form: &str) -> Answer {
+        let request = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_string()))
+            .expect("request");
+        self.send(request).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Answer {
         let response = self
             .router
             .clone()
-            .oneshot(request.body(Body::empty()).expect("request"))
+            .oneshot(request)
             .await
             .expect("the router answers");
         let (parts, body) = response.into_parts();
@@ -338,4 +372,244 @@ async fn healthz_and_metrics_answer_in_plain_text() {
         text.contains("tidings_posts_received_total{list=\"en\",outcome=\"stored\"} 1\n"),
         "{text}"
     );
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("utf-8 page")
+    }
+}
+
+impl Site {
+    /// The notices queued so far: (recipient, decoded text).
+    async fn notices(&self) -> Vec<(String, String)> {
+        self.store
+            .read(|db| {
+                let mut statement =
+                    db.prepare("SELECT recipient, message FROM outgoing ORDER BY id")?;
+                let rows = statement.query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+                })?;
+                let mut notices = Vec::new();
+                for row in rows {
+                    let (to, message) = row?;
+                    let parsed = mail_parser::MessageParser::new().parse(&message).unwrap();
+                    notices.push((to, parsed.body_text(0).unwrap().into_owned()));
+                }
+                Ok::<_, crate::store::Error>(notices)
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn subscriber(
+        &self,
+        list: &str,
+        address: &str,
+    ) -> Option<crate::subscribers::Subscriber> {
+        let (list, address) = (list.to_string(), address.to_string());
+        self.store
+            .read(move |db| crate::store::subscribers::find(db, &list, &address))
+            .await
+            .unwrap()
+    }
+
+    async fn subscribe(&self, list: &str, address: &str, mode: crate::subscribers::Mode) -> i64 {
+        let (list, address) = (list.to_string(), address.to_string());
+        self.store
+            .write(move |tx| {
+                crate::store::subscribers::add(tx, &list, std::slice::from_ref(&address), mode, 1)?;
+                Ok::<_, crate::store::Error>(
+                    crate::store::subscribers::find(tx, &list, &address)?
+                        .unwrap()
+                        .id,
+                )
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// The path of the first URL in `text` under the test site that starts
+/// with `prefix` (e.g. "confirm/").
+fn site_path(text: &str, prefix: &str) -> String {
+    let start = format!("https://news.example.org/{prefix}");
+    let at = text
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {start} in {text}"));
+    let url: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    url.trim_start_matches("https://news.example.org")
+        .to_string()
+}
+
+#[tokio::test]
+async fn subscribing_on_the_web_waits_for_the_confirmation_and_a_get_of_its_link_changes_nothing() {
+    use crate::subscribers::Mode;
+    let site = Site::new();
+    let form = site.get("/lists/en/subscribe", &[]).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.text().contains("name=\"address\""));
+    assert!(form.text().contains("lang=\"en\""));
+    let asked = site
+        .post("/lists/en/subscribe", "address=Ana%40Example.net&mode=html")
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text());
+    assert!(asked.text().contains("Check your mail"));
+    assert!(site.subscriber("en", "ana@example.net").await.is_none());
+    let notices = site.notices().await;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].0, "Ana@example.net");
+    let confirm = site_path(&notices[0].1, "confirm/");
+
+    // A link scanner's GET subscribes nobody.
+    let page = site.get(&confirm, &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("method=\"post\""), "{}", page.text());
+    assert!(site.subscriber("en", "ana@example.net").await.is_none());
+
+    let confirmed = site.post(&confirm, "").await;
+    assert_eq!(confirmed.status, StatusCode::OK);
+    assert!(
+        confirmed.text().contains("You are subscribed"),
+        "{}",
+        confirmed.text()
+    );
+    assert_eq!(
+        site.subscriber("en", "ana@example.net").await.unwrap().mode,
+        Mode::Html
+    );
+    // Replayed, it changes nothing and sends nothing more (confirmation and welcome).
+    let again = site.post(&confirm, "").await;
+    assert!(again.text().contains("used already"), "{}", again.text());
+    assert_eq!(site.notices().await.len(), 2);
+
+    let forged = format!("{}x", &confirm[..confirm.len() - 1]);
+    assert_eq!(site.post(&forged, "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(site.get(&forged, &[]).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_bad_address_gets_the_form_again_and_nothing_is_sent() {
+    let site = Site::new();
+    for bad in ["nobody", "a%40%5B127.0.0.1%5D", "a%40localhost"] {
+        let answer = site
+            .post("/lists/en/subscribe", &format!("address={bad}&mode=post"))
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(answer.text().contains("name=\"address\""));
+    }
+    assert!(site.notices().await.is_empty());
+    assert_eq!(
+        site.get("/lists/xx/subscribe", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_requests_for_one_address_send_three_confirmations() {
+    let site = Site::new();
+    for _ in 0..100 {
+        let answer = site
+            .post(
+                "/lists/en/subscribe",
+                "address=victim%40example.net&mode=post",
+            )
+            .await;
+        // The same page whatever happened: nobody learns anything.
+        assert!(answer.text().contains("Check your mail"));
+    }
+    assert_eq!(site.notices().await.len(), 3);
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_leaves_at_once_a_get_does_not_and_foreign_tokens_do_nothing() {
+    use crate::subscribers::Mode;
+    let site = Site::new();
+    let id = site.subscribe("en", "ana@example.net", Mode::Mime).await;
+    let other = site.subscribe("en", "bo@example.net", Mode::Mime).await;
+    let token = site.secret.sign(Purpose::Unsubscribe, id, None);
+    let page = site.get(&format!("/unsubscribe/{token}"), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(site.subscriber("en", "ana@example.net").await.is_some());
+    // Another purpose's token for the same id, or a forged one: nothing.
+    let preferences = site.secret.sign(Purpose::Preferences, id, None);
+    for wrong in [preferences, format!("{}a", &token[..28])] {
+        let answer = site
+            .post(
+                &format!("/unsubscribe/{wrong}"),
+                "List-Unsubscribe=One-Click",
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    }
+    assert!(site.subscriber("en", "ana@example.net").await.is_some());
+    // RFC 8058: the POST a mail client makes, answered 200, no redirect.
+    let answer = site
+        .post(
+            &format!("/unsubscribe/{token}"),
+            "List-Unsubscribe=One-Click",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.text().contains("You have left"), "{}", answer.text());
+    assert!(site.subscriber("en", "ana@example.net").await.is_none());
+    assert!(
+        site.subscriber("en", "bo@example.net").await.is_some(),
+        "{other}"
+    );
+    let again = site
+        .post(
+            &format!("/unsubscribe/{token}"),
+            "List-Unsubscribe=One-Click",
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_preferences_page_changes_modes_joins_and_leaves_with_posts_only() {
+    use crate::subscribers::Mode;
+    let site = Site::new();
+    let id = site.subscribe("en", "ana@example.net", Mode::Mime).await;
+    let person = site
+        .subscriber("en", "ana@example.net")
+        .await
+        .unwrap()
+        .person_id;
+    let token = site.secret.sign(Purpose::Preferences, person, None);
+    let path = format!("/prefs/{token}");
+    let page = site.get(&path, &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("ana@example.net"));
+    let changed = site.post(&path, "action=mode&list=en&mode=plain").await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        site.subscriber("en", "ana@example.net").await.unwrap().mode,
+        Mode::Plain
+    );
+    site.post(&path, "action=join&list=ca&mode=post").await;
+    assert_eq!(
+        site.subscriber("ca", "ana@example.net").await.unwrap().mode,
+        Mode::Post
+    );
+    let done = site.get(&format!("{path}?done=joined"), &[]).await;
+    assert!(
+        done.text().contains("you are subscribed"),
+        "{}",
+        done.text()
+    );
+    site.post(&path, "action=leave&list=en").await;
+    assert!(
+        site.subscriber("en", "ana@example.net").await.is_none(),
+        "{id}"
+    );
+    // Someone else's token opens nothing.
+    let forged = format!(
+        "/prefs/{}",
+        site.secret.sign(Purpose::Unsubscribe, person, None)
+    );
+    assert_eq!(site.get(&forged, &[]).await.status, StatusCode::NOT_FOUND);
 }
