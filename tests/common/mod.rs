@@ -5,6 +5,8 @@
     reason = "each test binary uses its own part of this module"
 )]
 
+pub mod daemon;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,340 @@
+//! A subscriber's life through the running daemon: smtplib as the
+//! subscriber's mail client, aiosmtpd (tests/common/smtp_peer.py) as the
+//! outside world that receives what tidings sends, urllib as the browser
+//! and the mail client's one-click POST.
+
+mod common;
+
+use common::daemon::{python, send, Daemon};
+use common::{wait_for, Peer, Tidings, PATIENCE};
+use mail_parser::MessageParser;
+use serde_json::{json, Value};
+
+/// lists.toml delivering over SMTP to `port`, https links, and the English
+/// list's digest due as soon as one post is pending.
+fn config(port: u16) -> impl FnOnce(String) -> String {
+    move |text| {
+        let replace = |text: String, from: &str, to: &str| {
+            assert!(text.contains(from), "lists.toml has no `{from}`");
+            text.replacen(from, to, 1)
+        };
+        let mut text = replace(text, "transport = \"file\"", "transport = \"smtp\"");
+        text = replace(text, "\nport = 25\n", &format!("\nport = {port}\n"));
+        text = replace(text, "tls = \"opportunistic\"", "tls = \"none\"");
+        text = replace(
+            text,
+            "base_url = \"http://127.0.0.1:8080/\"",
+            "base_url = \"https://news.example.org/\"",
+        );
+        replace(
+            text,
+            "code = \"en\"\n",
+            "code = \"en\"\ndigest_size_threshold = 1\n",
+        )
+    }
+}
+
+/// A message the peer received: its envelope and its parsed parts.
+struct Received {
+    envelope: Value,
+    raw: Vec<u8>,
+}
+
+impl Received {
+    fn subject(&self) -> String {
+        let message = MessageParser::new().parse(&self.raw).unwrap();
+        message.subject().unwrap_or_default().to_string()
+    }
+
+    fn header(&self, name: &'static str) -> Option<String> {
+        let message = MessageParser::new().parse(&self.raw).unwrap();
+        message
+            .header_raw(name)
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+
+    fn text(&self) -> String {
+        let message = MessageParser::new().parse(&self.raw).unwrap();
+        message.body_text(0).unwrap_or_default().into_owned()
+    }
+}
+
+/// Every message the peer received for `address`, in the order received.
+fn received(peer: &Peer, address: &str) -> Vec<Received> {
+    let mut names: Vec<_> = std::fs::read_dir(&peer.dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|path| {
+            let envelope: Value =
+                serde_json::from_str(&std::fs::read_to_string(path.with_extension("json")).ok()?)
+                    .ok()?;
+            let to = envelope["rcpt_tos"].as_array()?;
+            to.iter()
+                .any(|t| t.as_str() == Some(address))
+                .then(|| Received {
+                    envelope: envelope.clone(),
+                    raw: std::fs::read(&path).unwrap(),
+                })
+        })
+        .collect()
+}
+
+/// Waits for the `nth` (from 1) message to `address`.
+fn nth_message(peer: &Peer, address: &str, nth: usize) -> Received {
+    wait_for(&format!("message {nth} to {address}"), PATIENCE, || {
+        let mut all = received(peer, address);
+        (all.len() >= nth).then(|| all.swap_remove(nth - 1))
+    })
+}
+
+/// The first URL under the site in `text` that starts with `prefix`,
+/// turned into a path for the daemon's HTTP listener.
+fn site_path(text: &str, prefix: &str) -> String {
+    let start = format!("https://news.example.org/{prefix}");
+    let at = text
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {start} in {text}"));
+    let url: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '>')
+        .collect();
+    url.trim_start_matches("https://news.example.org")
+        .to_string()
+}
+
+/// A request to the daemon's HTTP side: (status, body).
+fn http(daemon: &Daemon, method: &str, path: &str, form: &str) -> (u16, String) {
+    const REQUEST: &str = r#"
+import sys, urllib.request, urllib.error
+url, method, form = sys.argv[1], sys.argv[2], sys.argv[3]
+data = form.encode() if method == "POST" else None
+request = urllib.request.Request(url, data=data, method=method)
+if data is not None:
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+opener = urllib.request.build_opener(NoRedirect)
+try:
+    with opener.open(request, timeout=60) as response:
+        print(response.status); print(response.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+    let (host, port) = daemon.address("http");
+    let out = python(
+        REQUEST,
+        &[&format!("http://{host}:{port}{path}"), method, form],
+    );
+    let (status, body) = out.split_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_string())
+}
+
+/// Sends one message from `from` to `to` over SMTP.
+fn mail(daemon: &Daemon, from: &str, to: &str, subject: &str, body: &str) {
+    let sent = send(
+        "smtp",
+        daemon,
+        json!([{"id": format!("<{}@client.example>", subject.len() + body.len() + to.len()), "from": from, "to": [to], "subject": subject, "body": body}]),
+    );
+    assert_eq!(sent[0]["ok"], true, "{sent:?}");
+}
+
+#[test]
+fn by_mail_a_reader_subscribes_confirms_gets_a_digest_and_leaves_in_one_click() {
+    let work = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&work.path().join("peer"), &[]);
+    let tidings = Tidings::with_config(config(peer.port));
+    // Another reader, so the absence of Ana's second digest is checked
+    // against a digest that did go out.
+    tidings.ok(&[
+        "subscribers",
+        "add",
+        "--list",
+        "en",
+        "--mode",
+        "mime",
+        "bo@example.net",
+    ]);
+    let daemon = Daemon::start(&tidings);
+
+    mail(
+        &daemon,
+        "ana@example.net",
+        "a-infos-en-request@lists.example.org",
+        "subscribe mime",
+        "",
+    );
+    let confirmation = nth_message(&peer, "ana@example.net", 1);
+    // VERP: a bounce of it names Ana.
+    assert_eq!(
+        confirmation.envelope["mail_from"],
+        "a-infos-en-bounces+ana=example.net@lists.example.org"
+    );
+    assert!(confirmation
+        .header("Auto-Submitted")
+        .unwrap()
+        .contains("auto-replied"));
+    let reply_to = confirmation.header("Reply-To").unwrap();
+    assert!(reply_to.starts_with("a-infos-en-confirm+"), "{reply_to}");
+    let listed = tidings.ok(&["subscribers", "list", "--list", "en"]);
+    assert!(
+        !listed.contains("ana@example.net"),
+        "not before confirming: {listed}"
+    );
+
+    // Ana's client replies to the confirmation.
+    mail(
+        &daemon,
+        "ana@example.net",
+        &reply_to,
+        &format!("Re: {}", confirmation.subject()),
+        "> Someone, hopefully you, asked...\n",
+    );
+    let welcome = nth_message(&peer, "ana@example.net", 2);
+    assert!(
+        welcome.text().contains("https://news.example.org/prefs/"),
+        "{}",
+        welcome.text()
+    );
+    let listed = tidings.ok(&["subscribers", "list", "--list", "en"]);
+    assert!(listed.contains("ana@example.net\tmime"), "{listed}");
+
+    // A post: the digest goes out at once (size trigger), to both.
+    mail(
+        &daemon,
+        "writer@example.org",
+        "a-infos-en@lists.example.org",
+        "(en) General strike called",
+        "Workers walk out at noon.\n",
+    );
+    let digest = nth_message(&peer, "ana@example.net", 3);
+    assert!(digest.subject().contains("Digest"), "{}", digest.subject());
+    nth_message(&peer, "bo@example.net", 1);
+    let unsubscribe = digest.header("List-Unsubscribe").unwrap();
+    assert!(unsubscribe.contains("mailto:a-infos-en-request@lists.example.org?subject=unsubscribe"));
+    assert_eq!(
+        digest.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let one_click = site_path(&unsubscribe, "unsubscribe/");
+
+    // The mail client's one-click POST (RFC 8058): 200, no redirect.
+    let (status, page) = http(&daemon, "POST", &one_click, "List-Unsubscribe=One-Click");
+    assert_eq!(status, 200, "{page}");
+    let listed = tidings.ok(&["subscribers", "list", "--list", "en"]);
+    assert!(!listed.contains("ana@example.net"), "{listed}");
+
+    // The next digest reaches Bo and not Ana.
+    mail(
+        &daemon,
+        "writer@example.org",
+        "a-infos-en@lists.example.org",
+        "(en) The strike goes on",
+        "Day two.\n",
+    );
+    nth_message(&peer, "bo@example.net", 2);
+    assert_eq!(
+        received(&peer, "ana@example.net").len(),
+        3,
+        "nothing after leaving"
+    );
+}
+
+#[test]
+fn on_the_web_a_reader_subscribes_and_confirms_and_the_link_scanner_does_not() {
+    let work = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&work.path().join("peer"), &[]);
+    let tidings = Tidings::with_config(config(peer.port));
+    let daemon = Daemon::start(&tidings);
+
+    let (status, form) = http(&daemon, "GET", "/lists/gr/subscribe", "");
+    assert_eq!(status, 200);
+    assert!(
+        form.contains("lang=\"el\""),
+        "the page is in the list's language"
+    );
+    let (status, page) = http(
+        &daemon,
+        "POST",
+        "/lists/gr/subscribe",
+        "address=cy%40example.net&mode=plain",
+    );
+    assert_eq!(status, 200, "{page}");
+    let confirmation = nth_message(&peer, "cy@example.net", 1);
+    let confirm = site_path(&confirmation.text(), "confirm/");
+    // What a link scanner does: GET. Nothing happens.
+    let (status, _) = http(&daemon, "GET", &confirm, "");
+    assert_eq!(status, 200);
+    assert!(!tidings
+        .ok(&["subscribers", "list", "--list", "gr"])
+        .contains("cy@example.net"));
+    let (status, page) = http(&daemon, "POST", &confirm, "");
+    assert_eq!(status, 200, "{page}");
+    let listed = tidings.ok(&["subscribers", "list", "--list", "gr"]);
+    assert!(listed.contains("cy@example.net\tplain"), "{listed}");
+    let welcome = nth_message(&peer, "cy@example.net", 2);
+    let prefs = site_path(&welcome.text(), "prefs/");
+    let (status, page) = http(&daemon, "GET", &prefs, "");
+    assert_eq!(status, 200);
+    assert!(page.contains("cy@example.net"));
+    // Forged and replayed tokens change nothing.
+    let (status, _) = http(
+        &daemon,
+        "POST",
+        &format!("{}a", &confirm[..confirm.len() - 1]),
+        "",
+    );
+    assert_eq!(status, 404);
+    let (status, page) = http(&daemon, "POST", &confirm, "");
+    assert_eq!(status, 200);
+    assert_eq!(received(&peer, "cy@example.net").len(), 2, "{page}");
+}
+
+#[test]
+fn mail_to_owner_reaches_the_editors_and_automatic_mail_gets_no_answer() {
+    let work = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&work.path().join("peer"), &[]);
+    let tidings = Tidings::with_config(|text| {
+        config(peer.port)(text).replacen(
+            "code = \"en\"\n",
+            "code = \"en\"\neditors = [\"editor@example.org\"]\n",
+            1,
+        )
+    });
+    let daemon = Daemon::start(&tidings);
+    mail(
+        &daemon,
+        "ana@example.net",
+        "a-infos-en-owner@lists.example.org",
+        "A question for the editors",
+        "Hello.\n",
+    );
+    let forwarded = nth_message(&peer, "editor@example.org", 1);
+    assert_eq!(forwarded.subject(), "A question for the editors");
+    assert_eq!(forwarded.envelope["mail_from"], "ana@example.net");
+
+    // An out-of-office answer to -request: kept, never answered.
+    let sent = send(
+        "smtp",
+        &daemon,
+        json!([{"id": "<ooo@x>", "from": "ana@example.net", "to": ["a-infos-en-request@lists.example.org"], "subject": "subscribe", "body": "I am away.\n", "headers": {"Auto-Submitted": "auto-replied"}}]),
+    );
+    assert_eq!(sent[0]["ok"], true);
+    // A later normal request is answered: once it has been, the out-of-office
+    // one had its chance and got nothing.
+    mail(
+        &daemon,
+        "bo@example.net",
+        "a-infos-en-request@lists.example.org",
+        "help",
+        "",
+    );
+    nth_message(&peer, "bo@example.net", 1);
+    assert!(received(&peer, "ana@example.net").is_empty());
+}
