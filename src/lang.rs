@@ -65,6 +65,32 @@ const REPLY_PREFIXES: &[&str] = &[
     "välitä",
 ];
 
+/// The head of a story's title, what the versions of one story in several
+/// languages share: A-Infos titles read `Country, Group #316 = rest`, the
+/// rest translated, the head not. It is the part before the first
+/// separator (` = `, ` - `, ` – `, ` — `, `: `), when that part names at
+/// least two things (holds a comma) and is long enough to tell stories
+/// apart; normalised (lowercase, one space between words, no trailing
+/// punctuation). `None` for a title without such a head.
+pub fn story_head(title: &str) -> Option<String> {
+    const SEPARATORS: [&str; 5] = [" = ", " - ", " \u{2013} ", " \u{2014} ", ": "];
+    let cut = SEPARATORS
+        .iter()
+        .filter_map(|separator| title.find(separator))
+        .min()?;
+    let head = title[..cut].trim();
+    if !head.contains(',') || head.chars().count() < 8 {
+        return None;
+    }
+    let normal: Vec<String> = head
+        .split_whitespace()
+        .map(|word| word.to_lowercase())
+        .collect();
+    let normal = normal.join(" ");
+    let normal = normal.trim_end_matches(|c: char| c.is_ascii_punctuation() && c != '#');
+    (!normal.is_empty()).then(|| normal.to_string())
+}
+
 /// Takes an A-Infos style subject apart.
 pub fn parse_subject(subject: &str) -> Subject {
     let mut parts = Subject::default();
@@ -310,6 +336,21 @@ fn from_detected(lang: Detected) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_of_one_story_share_a_head() {
+        let english =
+            story_head("France, UCL AL #316 = International, Mirzali Mahammad: the real enemy");
+        let french =
+            story_head("France, UCL AL #316 - Internationale, Mirzali Mahammad : le vrai ennemi");
+        assert_eq!(english.as_deref(), Some("france, ucl al #316"));
+        assert_eq!(english, french);
+        assert_eq!(story_head("FRANCE,  UCL AL #316 — Autre"), english);
+        // Too little to tell stories apart: no head.
+        assert_eq!(story_head("Greece: strike"), None);
+        assert_eq!(story_head("A, B - c"), None);
+        assert_eq!(story_head("No separator, at all"), None);
+    }
 
     #[test]
     fn ainfos_subject_from_the_front_page() {

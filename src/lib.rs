@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod lang;
 pub mod metrics;
 pub mod post;
+pub mod search;
 pub mod serve;
 pub mod store;
 pub mod subscribe;

@@ -18,6 +18,8 @@
 mod handle;
 mod sql;
 
+pub mod archive;
+
 pub mod deliveries;
 pub mod digests;
 pub mod feeds;
@@ -34,14 +36,22 @@ use std::time::Duration;
 pub use handle::Handle;
 pub use rusqlite::{Connection, Transaction};
 
-/// Migrations in order; migration N brings the schema to user_version N.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_posts.sql"),
-    include_str!("migrations/0002_feed_versions.sql"),
-    include_str!("migrations/0003_digests.sql"),
-    include_str!("migrations/0004_outgoing.sql"),
-    include_str!("migrations/0005_people.sql"),
-    include_str!("migrations/0006_mail.sql"),
+/// A step of a migration written in Rust: what SQL alone cannot compute.
+type Step = fn(&Transaction<'_>) -> Result<()>;
+
+/// Migrations in order; migration N brings the schema to user_version N:
+/// its SQL, then its Rust step if it has one, in the same transaction.
+const MIGRATIONS: &[(&str, Option<Step>)] = &[
+    (include_str!("migrations/0001_posts.sql"), None),
+    (include_str!("migrations/0002_feed_versions.sql"), None),
+    (include_str!("migrations/0003_digests.sql"), None),
+    (include_str!("migrations/0004_outgoing.sql"), None),
+    (include_str!("migrations/0005_people.sql"), None),
+    (include_str!("migrations/0006_mail.sql"), None),
+    (
+        include_str!("migrations/0007_archive.sql"),
+        Some(archive::backfill),
+    ),
 ];
 
 /// How long a writer waits for another writer before giving up.
@@ -114,8 +124,11 @@ fn migrate(connection: &mut Connection) -> Result<()> {
     connection.pragma_update(None, "foreign_keys", "OFF")?;
     let migrated = transaction(connection, |tx| {
         // Another process may have migrated while we waited for the lock.
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(schema_version(tx)?) {
+        for (index, (sql, step)) in MIGRATIONS.iter().enumerate().skip(schema_version(tx)?) {
             tx.execute_batch(sql)?;
+            if let Some(step) = step {
+                step(tx)?;
+            }
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
         }
         let broken: i64 =
@@ -206,7 +219,7 @@ mod tests {
         {
             #[expect(clippy::disallowed_methods, reason = "building an old store by hand")]
             let old = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..4] {
+            for (sql, _) in &MIGRATIONS[..4] {
                 old.execute_batch(sql).unwrap();
             }
             old.pragma_update(None, "user_version", 4).unwrap();

@@ -36,8 +36,8 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
     let mut insert = tx.prepare_cached(
         "INSERT INTO posts (key, message_id, list_code, lang, status, reason, filed_by, tag, \
          subject, title, translations, machine_translation, author_name, author_address, \
-         date_header, date, received_at, body, attachments, size) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
+         date_header, date, received_at, body, attachments, size, head) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
          ON CONFLICT (key) DO NOTHING",
     )?;
     let mut insert_raw =
@@ -66,6 +66,7 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
             post.body,
             to_json(&post.attachments),
             post.size as i64,
+            crate::lang::story_head(&post.title),
         ])?;
         if changed == 0 {
             let id = existing.query_row([&post.key], |row| row.get(0))?;
@@ -75,6 +76,9 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
         let id = tx.last_insert_rowid();
         if let Some(raw) = raw {
             insert_raw.execute(params![id, raw])?;
+        }
+        if post.status == Status::Published {
+            super::archive::index(tx, id, &post.title, &post.body)?;
         }
         results.push(Inserted::New(id));
     }
