@@ -1,20 +1,20 @@
 -- wrk script of benches/subscribers.py: RFC 8058 one-click POSTs, each to
 -- the URL of another subscriber (a token a line in the file named by the
 -- environment's ONECLICK_TOKENS; ONECLICK_FIRST and ONECLICK_COUNT pick the
--- slice of this run). wrk's threads take every n-th token of the slice, so
--- no two requests name the same subscriber; a thread that has used up its
--- share stops. done() prints the figures as one JSON line.
+-- slice of this run). Thread i of ONECLICK_THREADS (wrk's -t) takes tokens
+-- i, i + n, i + 2n... of the slice, so no two requests name the same
+-- subscriber; a thread that has used up its share stops. done() prints the
+-- figures as one JSON line.
+--
+-- wrk starts each thread as soon as it is set up, before setting up the
+-- next, so the number of threads comes from the environment, not from
+-- counting setup() calls.
 
-local threads = {}
 local thread_count = 0
 
 function setup(thread)
   thread:set("index", thread_count)
   thread_count = thread_count + 1
-  table.insert(threads, thread)
-  for _, t in ipairs(threads) do
-    t:set("stride", thread_count)
-  end
 end
 
 local tokens = {}
@@ -31,6 +31,7 @@ function init(args)
     end
     line_number = line_number + 1
   end
+  stride = tonumber(os.getenv("ONECLICK_THREADS"))
   next_token = index + 1
 end
 

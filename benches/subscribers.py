@@ -50,8 +50,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BINARY = os.environ.get("TIDINGS", os.path.join(TARGET, "release", "tidings"))
-TOKENS = os.path.join(TARGET, "release", "examples", "unsubscribe_tokens")
+BINARY = os.path.abspath(os.environ.get("TIDINGS", os.path.join(TARGET, "release", "tidings")))
+TOKENS = os.path.abspath(os.environ.get("TOKENS", os.path.join(TARGET, "release", "examples", "unsubscribe_tokens")))
 NOW = int(time.time())
 
 
@@ -208,7 +208,7 @@ def oneclick():
             daemon = Daemon(work, config)
             host, port = daemon.address("http")
             env = dict(os.environ, ONECLICK_TOKENS=tokens, ONECLICK_FIRST=str(run * share),
-                       ONECLICK_COUNT=str(share))
+                       ONECLICK_COUNT=str(share), ONECLICK_THREADS="2")
             output = subprocess.run(
                 ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
                  "-s", os.path.join(ROOT, "benches", "oneclick.lua"), f"http://{host}:{port}/"],
