@@ -16,7 +16,9 @@ own).
 
 oneclick: SUBSCRIBERS (default 200,000) subscribers of the English list,
 each with HISTORY (default 3) digests already delivered (so leaving has
-rows to look through, as on a list that has run a while). Their tokens come
+rows to look through, as on a list that has run a while); with DEFERRED=1
+one more digest whose deliveries are all deferred, as while a large
+provider answers 4xx for an hour. Their tokens come
 from examples/unsubscribe_tokens.rs. Each of RUNS (default 5) runs starts
 the release daemon, has `wrk -t2 -c32` POST `List-Unsubscribe=One-Click`
 to /unsubscribe/TOKEN for DURATION seconds (default 5), every request
@@ -136,9 +138,11 @@ def database(directory):
     return os.path.join(data, names[0])
 
 
-def fill(path, count, list_code="en", mode="mime", history=0):
-    """`count` people, each subscribed to `list_code` in `mode`, and
-    `history` digests delivered to every one of them. Returns the ids."""
+def fill(path, count, list_code="en", mode="mime", history=0, deferred=False):
+    """`count` people, each subscribed to `list_code` in `mode`, `history`
+    digests delivered to every one of them and, when `deferred`, one more
+    whose deliveries are all deferred (their server said 4xx), due again in
+    an hour. Returns the ids."""
     started = time.perf_counter()
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode = WAL")
@@ -164,10 +168,20 @@ def fill(path, count, list_code="en", mode="mime", history=0):
                 "SELECT ?, s.id, p.address, s.mode, 'sent', 1, ?, ?, '250 2.0.0 Ok' "
                 "FROM subscribers s JOIN people p ON p.id = s.person_id "
                 "WHERE s.id >= ? ORDER BY s.id", (digest, issued, issued, first))
+        if deferred:
+            digest = db.execute(
+                "INSERT INTO digests (list_code, volume, issue, period, reason, issued_at) "
+                "VALUES (?, 1, ?, '2026', 'schedule', ?)", (list_code, history + 1, NOW - 3600)).lastrowid
+            db.execute(
+                "INSERT INTO deliveries (digest_id, subscriber_id, address, mode, state, attempts, "
+                "next_attempt_at, last_attempt_at, last_reply) "
+                "SELECT ?, s.id, p.address, s.mode, 'deferred', 1, ?, ?, '451 4.7.1 Try again later' "
+                "FROM subscribers s JOIN people p ON p.id = s.person_id "
+                "WHERE s.id >= ? ORDER BY s.id", (digest, NOW + 3600, NOW - 3600, first))
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     print(f"store: {count:,} subscribers of {list_code} ({mode}), {history} digests delivered "
-          f"to each, filled in {time.perf_counter() - started:.1f} s")
+          f"to each{', one more deferred for each' if deferred else ''}, filled in {time.perf_counter() - started:.1f} s")
     return range(first, first + count)
 
 
@@ -183,6 +197,7 @@ def left(path, ids):
 def oneclick():
     subscribers = int(os.environ.get("SUBSCRIBERS", "200000"))
     history = int(os.environ.get("HISTORY", "3"))
+    deferred = os.environ.get("DEFERRED", "0") == "1"
     runs = int(os.environ.get("RUNS", "5"))
     duration = int(os.environ.get("DURATION", "5"))
     connections = int(os.environ.get("CONNECTIONS", "32"))
@@ -195,7 +210,7 @@ def oneclick():
     try:
         config = write_config(work)
         path = create_store(work, config)
-        ids = fill(path, subscribers, history=history)
+        ids = fill(path, subscribers, history=history, deferred=deferred)
         tokens = os.path.join(work, "tokens")
         with open(tokens, "w") as out:
             subprocess.run([TOKENS, os.path.join(work, "data")], check=True, stdout=out,
