@@ -119,6 +119,12 @@ class Daemon:
                     figures[name] = int(value.split()[0])
         return figures
 
+    def cpu_seconds(self):
+        """User and system CPU time of the daemon so far."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self, how=signal.SIGTERM):
         self.process.send_signal(how)
         self.process.wait(timeout=120)
@@ -218,10 +224,11 @@ def oneclick():
         share = subscribers // runs
         print(f"{os.cpu_count()} cores; {subprocess.check_output([BINARY, '--version']).decode().strip()}; "
               f"wrk -t2 -c{connections} -d{duration}s, {runs} runs of at most {share:,} distinct tokens")
-        rates = []
+        rates, costs = [], []
         for run in range(runs):
             daemon = Daemon(work, config)
             host, port = daemon.address("http")
+            cpu_before = daemon.cpu_seconds()
             env = dict(os.environ, ONECLICK_TOKENS=tokens, ONECLICK_FIRST=str(run * share),
                        ONECLICK_COUNT=str(share), ONECLICK_THREADS="2")
             output = subprocess.run(
@@ -229,6 +236,7 @@ def oneclick():
                  "-s", os.path.join(ROOT, "benches", "oneclick.lua"), f"http://{host}:{port}/"],
                 env=env, check=True, capture_output=True, text=True).stdout
             figures = json.loads(output.strip().splitlines()[-1])
+            cpu = daemon.cpu_seconds() - cpu_before
             # Killed, not stopped: what the store holds now is what was
             # committed before each answer.
             daemon.stop(signal.SIGKILL)
@@ -237,15 +245,18 @@ def oneclick():
             ok = figures["requests"] - figures["non_2xx"]
             rate = figures["requests"] / (figures["duration_us"] / 1e6)
             rates.append(rate)
+            costs.append(cpu * 1e6 / max(figures["requests"], 1))
             problems = {k: v for k, v in figures.items() if k.endswith(("errors", "timeouts", "non_2xx")) and v}
             print(f"run {run + 1}: {figures['requests']:,} POSTs in {figures['duration_us'] / 1e6:.2f} s = "
                   f"{rate:,.0f}/s; latency p50 {figures['latency_p50_us'] / 1000:.2f} ms, "
-                  f"p99 {figures['latency_p99_us'] / 1000:.2f} ms; {ok:,} answered 200, {gone:,} left "
+                  f"p99 {figures['latency_p99_us'] / 1000:.2f} ms; daemon CPU {cpu:.2f} s "
+                  f"({cpu * 1e6 / max(figures['requests'], 1):.0f} µs a POST); {ok:,} answered 200, {gone:,} left "
                   f"in the store after SIGKILL{'; ' + str(problems) if problems else ''}")
             if gone < ok:
                 sys.exit(f"only {gone} of {ok} acknowledged unsubscribes are in the store")
         print(f"one-click POSTs/s, median of {runs}: {statistics.median(rates):,.0f} "
-              f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})")
+              f"(runs: {', '.join(f'{r:,.0f}' for r in rates)}); daemon CPU a POST, median: "
+              f"{statistics.median(costs):.0f} µs")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
