@@ -4,7 +4,7 @@ daemon's memory with a million subscribers.
 
 Run from the repository root after a release build:
 
-    cargo build --release --bins --example unsubscribe_tokens
+    cargo build --release && cargo build --example unsubscribe_tokens
     python3 benches/subscribers.py oneclick   # RFC 8058 POSTs, 32 clients
     python3 benches/subscribers.py memory     # 1,000,000 subscribers
 
@@ -53,7 +53,13 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BINARY = os.path.abspath(os.environ.get("TIDINGS", os.path.join(TARGET, "release", "tidings")))
-TOKENS = os.path.abspath(os.environ.get("TOKENS", os.path.join(TARGET, "release", "examples", "unsubscribe_tokens")))
+# The token minter signs the same in either profile; a debug build of it is
+# quick where the tests have been built (a release one builds the
+# dev-dependencies again).
+TOKENS = os.path.abspath(os.environ.get("TOKENS", next(
+    (path for path in (os.path.join(TARGET, profile, "examples", "unsubscribe_tokens")
+                       for profile in ("release", "debug")) if os.path.exists(path)),
+    os.path.join(TARGET, "debug", "examples", "unsubscribe_tokens"))))
 NOW = int(time.time())
 
 
@@ -209,7 +215,7 @@ def oneclick():
     connections = int(os.environ.get("CONNECTIONS", "32"))
     for needed in (BINARY, TOKENS):
         if not os.path.exists(needed):
-            sys.exit(f"build first: cargo build --release --bins --example unsubscribe_tokens ({needed})")
+            sys.exit(f"build first: cargo build --release && cargo build --example unsubscribe_tokens ({needed})")
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
     work = tempfile.mkdtemp(prefix="tidings-oneclick-")

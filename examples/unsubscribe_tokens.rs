@@ -2,7 +2,7 @@
 //! as the daemon signs them into every digest's List-Unsubscribe URL.
 //!
 //! ```text
-//! cargo run --release --example unsubscribe_tokens -- DATA_DIR < ids > tokens
+//! cargo run --example unsubscribe_tokens -- DATA_DIR < ids > tokens
 //! ```
 //!
 //! Reads subscriber ids on stdin, one a line, and prints each one's token
