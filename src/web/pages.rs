@@ -267,3 +267,42 @@ pub fn error_page(web: &Web, error: WebError) -> Response {
         Err(_) => (status, "error\n").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Layout::label` takes a label without template syntax as written
+    /// instead of rendering it: for every such web label in the language of
+    /// every list, that is what rendering gives.
+    #[test]
+    fn a_plain_label_taken_as_written_reads_as_rendered() {
+        let config = crate::config::parse(
+            crate::config::EMBEDDED_LISTS_TOML,
+            crate::config::EMBEDDED_NAME,
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let templates = Templates::shipped();
+        let mut plain = 0;
+        for list in &config.lists {
+            let layout = Layout::for_list(&config, &templates, list);
+            for (key, source) in templates.labels_of("web", &layout.lang) {
+                if source.contains(['{', '}']) {
+                    continue;
+                }
+                let rendered = templates
+                    .render_str(&source, layout.context(json!({})))
+                    .unwrap();
+                assert_eq!(
+                    layout.label(&key, &json!({})).unwrap(),
+                    rendered,
+                    "{key} in {}",
+                    layout.lang
+                );
+                plain += 1;
+            }
+        }
+        assert!(plain > 100, "only {plain} plain labels looked at");
+    }
+}
