@@ -14,7 +14,7 @@ because the figures are about what the daemon does with them, not about
 how they got there (`tidings subscribers import` has a benchmark of its
 own).
 
-oneclick: SUBSCRIBERS (default 200,000) subscribers of the English list,
+oneclick: SUBSCRIBERS (default 100,000) subscribers of the English list,
 each with HISTORY (default 3) digests already delivered (so leaving has
 rows to look through, as on a list that has run a while); with DEFERRED=1
 one more digest whose deliveries are all deferred, as while a large
@@ -207,7 +207,7 @@ def left(path, ids):
 
 
 def oneclick():
-    subscribers = int(os.environ.get("SUBSCRIBERS", "200000"))
+    subscribers = int(os.environ.get("SUBSCRIBERS", "100000"))
     history = int(os.environ.get("HISTORY", "3"))
     deferred = os.environ.get("DEFERRED", "0") == "1"
     runs = int(os.environ.get("RUNS", "5"))

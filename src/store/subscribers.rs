@@ -277,9 +277,9 @@ mod tests {
     }
 
     /// Regression (issue 10's one-click benchmark): with one digest to
-    /// 50,000 readers deferred, each one-click unsubscribe looked through
-    /// every pending delivery of every subscriber (5 a second, 2 s each,
-    /// the writer blocked meanwhile). Leaving must find the subscriber's
+    /// 100,000 readers deferred, each one-click unsubscribe looked through
+    /// every pending delivery of every subscriber (6 a second, the writer
+    /// thread busy with nothing else meanwhile). Leaving must find the subscriber's
     /// own pending rows through an index on the subscriber, not by state.
     #[test]
     fn leaving_finds_only_the_subscribers_own_pending_deliveries() {

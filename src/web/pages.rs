@@ -114,8 +114,8 @@ impl<'a> Layout<'a> {
     pub fn label(&self, key: &str, context: &Value) -> anyhow::Result<String> {
         let source = self.templates.label("web", &self.lang, key);
         // Most labels are plain text, and rendering one builds the page's
-        // whole context (every label, the list) and compiles the label: a
-        // third of the work of a one-click unsubscribe. minijinja would
+        // whole context (every label, the list) and compiles the label: about
+        // a third of the work of a one-click unsubscribe. minijinja would
         // give plain text back as it is, but for one trailing newline.
         if !source.contains(['{', '}']) {
             return Ok(match source.strip_suffix('\n') {
