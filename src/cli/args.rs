@@ -78,6 +78,13 @@ pub enum Command {
         #[arg(long, hide = true)]
         after_ingest: bool,
     },
+    /// Write the archive's pages (home, lists, days, months, years, a page
+    /// per post, feeds) as static files, and print what changed.
+    Site {
+        /// Write here instead of [site] site_dir.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Issue the digests that are due and deliver everything queued.
     ///
     /// A list's digest is due at each slot of its digest_schedule, or early

@@ -1,4 +1,4 @@
-//! `tidings feeds`.
+//! `tidings feeds` and `tidings site`.
 
 use std::io::Write;
 
@@ -29,5 +29,25 @@ pub fn write(config: &Config, after_ingest: bool) -> anyhow::Result<()> {
         report.unchanged,
         config.site.feeds_dir.display()
     )?;
+    Ok(())
+}
+
+/// Writes every page of the archive into `out` (else `[site] site_dir`)
+/// and says how many changed.
+pub fn site(config: &Config, out: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let db = open_store(config)?;
+    let templates = crate::templates::Templates::load(&config.site.templates_dir)
+        .context("loading the templates")?;
+    let out = out.unwrap_or_else(|| config.site.site_dir.clone());
+    let now = crate::clock::Clock::System.now().timestamp();
+    let report = crate::site::build(config, &templates, &db, &out, crate::site::Scope::Full, now)
+        .context("writing the site")?;
+    println!(
+        "{} pages made, {} changed, {} removed in {}",
+        report.pages,
+        report.written,
+        report.removed,
+        out.display()
+    );
     Ok(())
 }

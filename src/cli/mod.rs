@@ -88,6 +88,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Subscribers { action } => {
             with_config(path, |config| subscribers::subscribers(&config, action))
         }
+        Command::Site { out } => with_config(path, |config| feeds::site(&config, out)),
         Command::Status => with_config(path, |config| status::status(&config)),
     }
 }

@@ -33,7 +33,7 @@
 //! under way, so a burst of posts leads to one regeneration, not one per post.
 
 pub mod atom;
-mod fingerprint;
+pub mod fingerprint;
 pub mod html;
 pub mod json;
 pub mod rdf;
@@ -195,6 +195,16 @@ pub enum Format {
 impl Format {
     /// Every format, in the order files are written.
     pub const ALL: [Format; 4] = [Format::Rss, Format::Atom, Format::Rdf, Format::Json];
+
+    /// The format's name as readers know it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Rss => "RSS 2.0",
+            Format::Atom => "Atom",
+            Format::Rdf => "RSS 1.0 (RDF)",
+            Format::Json => "JSON Feed",
+        }
+    }
 
     /// The file extension, which is also how the web side picks the type.
     pub fn extension(self) -> &'static str {

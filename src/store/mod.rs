@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0007_archive.sql"),
         Some(archive::backfill),
     ),
+    (
+        include_str!("migrations/0008_archive_changes.sql"),
+        Some(archive::reindex),
+    ),
 ];
 
 /// How long a writer waits for another writer before giving up.

@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::pages::{error_page, Button, Field, Layout, Link, Message, PageResult, WebError};
+use super::pages::{
+    error_page, Button, Field, Layout, Link, Message, PageResult, Respond, WebError,
+};
 use super::Web;
 use crate::config::{Config, List};
 use crate::store::{self, requests, subscribers};
