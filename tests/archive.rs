@@ -193,6 +193,13 @@ fn a_story_s_versions_link_each_other_in_their_own_language() {
     assert!(fr.contains(&format!("&#x2f;{en_url}\"")), "{fr}");
     assert!(fr.contains(">English</a>"));
     assert!(en.contains("<html lang=\"en\" dir=\"ltr\">"));
+    // The Atom entries link the versions too.
+    let atom = page(&archive.daemon, "/feeds/all.atom");
+    let fr_link = format!(
+        "<link href=\"http://127.0.0.1:8080/posts/{}\" rel=\"alternate\" hreflang=\"fr\" type=\"text/html\"/>",
+        key(&archive, "fr")
+    );
+    assert!(atom.contains(&fr_link), "{fr_link} not in all.atom");
     // A post that is not one of the story links neither.
     let ru = page(&archive.daemon, &format!("/posts/{}", key(&archive, "ru")));
     assert!(!ru.contains(&fr_url) && !ru.contains("hreflang=\"fr\" href"));

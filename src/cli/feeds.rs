@@ -12,9 +12,10 @@ use crate::feeds;
 /// (what `ingest` starts after a post), only the feeds whose posts changed,
 /// leaving the work to a rebuild already under way.
 pub fn write(config: &Config, after_ingest: bool) -> anyhow::Result<()> {
-    let db = open_store(config)?;
+    let mut db = open_store(config)?;
     if after_ingest {
-        return feeds::regenerate_after_ingest(config, &db).map(drop);
+        feeds::regenerate_after_ingest(config, &db)?;
+        return site_changes(config, &mut db);
     }
     let report =
         feeds::regenerate(config, &db, feeds::Mode::Everything).context("writing the feeds")?;
@@ -30,6 +31,28 @@ pub fn write(config: &Config, after_ingest: bool) -> anyhow::Result<()> {
         config.site.feeds_dir.display()
     )?;
     Ok(())
+}
+
+/// Makes the archive pages that changed posts touch, as the daemon does
+/// after each feed refresh: what the pipe starts after a post, so the
+/// pages follow the mail without a daemon.
+fn site_changes(config: &Config, db: &mut crate::store::Connection) -> anyhow::Result<()> {
+    const BATCH: usize = 2_000;
+    let templates = crate::templates::Templates::load(&config.site.templates_dir)
+        .context("loading the templates")?;
+    let dir = &config.site.site_dir;
+    loop {
+        let stale = crate::site::is_stale(config, &templates, dir);
+        let changes = crate::store::archive::changes(db, if stale { usize::MAX } else { BATCH })?;
+        let now = crate::clock::now().timestamp();
+        let scope = crate::site::Scope::Changed(&changes);
+        let report = crate::site::build(config, &templates, db, dir, scope, now)
+            .context("writing the archive's pages")?;
+        crate::store::transaction(db, |tx| crate::store::archive::changes_done(tx, &changes))?;
+        if report.full || changes.len() < BATCH {
+            return Ok(());
+        }
+    }
 }
 
 /// Writes every page of the archive into `out` (else `[site] site_dir`)
