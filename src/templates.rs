@@ -220,6 +220,9 @@ fn shipped_sources() -> BTreeMap<String, String> {
 }
 
 #[cfg(test)]
+mod translations;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
