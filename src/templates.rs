@@ -249,6 +249,9 @@ fn shipped_sources() -> BTreeMap<String, String> {
 }
 
 #[cfg(test)]
+mod translations;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

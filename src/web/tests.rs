@@ -615,9 +615,11 @@ async fn the_preferences_page_changes_modes_joins_and_leaves_with_posts_only() {
         site.subscriber("ca", "ana@example.net").await.unwrap().mode,
         Mode::Post
     );
+    // The page speaks the language of the person's first list, now the
+    // Castellano one.
     let done = site.get(&format!("{path}?done=joined"), &[]).await;
     assert!(
-        done.text().contains("you are subscribed"),
+        done.text().contains("Hecho: ya está suscrito."),
         "{}",
         done.text()
     );
@@ -632,4 +634,16 @@ async fn the_preferences_page_changes_modes_joins_and_leaves_with_posts_only() {
         site.secret.sign(Purpose::Unsubscribe, person, None)
     );
     assert_eq!(site.get(&forged, &[]).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_greek_list_pages_are_in_greek() {
+    let site = Site::new();
+    let page = site.get("/lists/gr/subscribe", &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let text = page.text();
+    assert!(text.contains("<html lang=\"el\""), "{text}");
+    assert!(text.contains("<h1>Εγγραφή</h1>"), "{text}");
+    assert!(text.contains("καθημερινή σύνοψη σε απλό κείμενο"), "{text}");
+    assert!(!text.contains("Your mail address"), "{text}");
 }
