@@ -130,6 +130,11 @@ fn archive() -> Archive {
         "gr": key_of(&tidings, "gr@test"),
         "xss": key_of(&tidings, "xss@test"),
     });
+    // Every list's digest in every format as it would go out now, before
+    // the daemon sends them.
+    let digests = tidings.run(&["digest", "--now", "--dry-run"]);
+    assert!(digests.status.success(), "digest --dry-run");
+    std::fs::write(tidings.path().join("digests.mbox"), &digests.stdout).unwrap();
     let daemon = Daemon::start(&tidings);
     let site = tidings.path().join("site");
     for key in ["en", "fr", "ru", "zh", "gr", "xss"] {
@@ -153,17 +158,21 @@ fn key<'a>(archive: &'a Archive, name: &str) -> &'a str {
 fn every_page_is_well_formed_and_every_link_of_pages_and_feeds_answers() {
     let archive = archive();
     let (host, port) = archive.daemon.address("http");
+    let mbox = archive.tidings.path().join("digests.mbox");
     let report: Value = serde_json::from_str(&python(
         CRAWL,
         &[
             "http://127.0.0.1:8080/",
             &format!("http://{host}:{port}/"),
+            "--mbox",
+            mbox.to_str().unwrap(),
             "",
             "syndication/",
         ],
     ))
     .unwrap();
     assert_eq!(report["failures"], json!([]), "{report}");
+    assert!(report["mail_links"].as_u64().unwrap() > 100, "{report}");
     // Every post of the archive has its page, and the crawl found them all.
     let published = archive.tidings.posts(&["--status", "published"]).len() as u64;
     assert!(published > 150, "{published} published");

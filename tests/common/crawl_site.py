@@ -7,10 +7,16 @@ how many URLs were fetched, and every URL that did not answer 200 or did
 not parse. Links name the public base_url; they are fetched from the
 daemon's own address.
 
-usage: crawl_site.py PUBLIC_BASE DAEMON_BASE START_PATH...
+Links in mail (every text part of every message of an mbox, decoded as
+a mail client would) are crawled too.
+
+usage: crawl_site.py PUBLIC_BASE DAEMON_BASE [--mbox FILE] START_PATH...
 """
 
+import email.policy
 import json
+import mailbox
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -20,7 +26,11 @@ import feedparser
 import html5lib
 
 public, daemon, starts = sys.argv[1], sys.argv[2], sys.argv[3:]
-seen, queue, failures, fetched, pages = set(), [], [], 0, 0
+mboxes = []
+while starts[:1] == ["--mbox"]:
+    mboxes.append(starts[1])
+    starts = starts[2:]
+seen, queue, failures, fetched, pages, mail_links = set(), [], [], 0, 0, 0
 
 
 def local(url):
@@ -39,6 +49,22 @@ def enqueue(url):
 
 for start in starts:
     enqueue(public + start)
+
+URL = re.compile(r"""https?://[^\s"'<>()]+""")
+for path in mboxes:
+    for message in mailbox.mbox(path, factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default)):
+        texts = [str(message.get(name, "")) for name in ("List-Unsubscribe", "List-Subscribe", "List-Archive", "List-Help", "List-Post")]
+        for part in message.walk():
+            if part.get_content_maintype() == "text":
+                texts.append(part.get_content())
+            elif part.get_content_type() == "message/rfc822":
+                continue
+        for text in texts:
+            for url in URL.findall(text):
+                url = url.rstrip(".,;:")
+                if url.startswith(public):
+                    mail_links += 1
+                enqueue(url)
 
 while queue:
     url = queue.pop()
@@ -79,4 +105,4 @@ while queue:
             if link:
                 enqueue(link)
 
-print(json.dumps({"fetched": fetched, "pages": pages, "failures": failures[:50]}))
+print(json.dumps({"fetched": fetched, "pages": pages, "mail_links": mail_links, "failures": failures[:50]}))
