@@ -155,6 +155,7 @@ fn by_mail_a_reader_subscribes_confirms_gets_a_digest_and_leaves_in_one_click() 
     tidings.ok(&[
         "subscribers",
         "add",
+        "--no-confirm",
         "--list",
         "en",
         "--mode",
