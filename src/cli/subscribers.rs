@@ -134,7 +134,7 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
             let address = stored_form(&address);
             let mut db = open_store(config)?;
             let now = crate::clock::unix_now();
-            let forgotten = store::transaction(&mut db, |tx| people::forget(tx, &address, now))?;
+            let forgotten = people::erase(&mut db, &address, now)?;
             if !forgotten.anything() {
                 println!("nothing was stored about {address}");
             } else {

@@ -158,10 +158,7 @@ pub fn data_of(db: &Connection, address: &str) -> Result<Map<String, Value>> {
     let mut data = Map::new();
     for (table, sql) in queries {
         let mut statement = db.prepare(sql)?;
-        let names: Vec<String> = statement
-            .column_names()
-            .map(str::to_string)
-            .collect();
+        let names: Vec<String> = statement.column_names().map(str::to_string).collect();
         let mut rows = statement.query([address])?;
         let mut found = Vec::new();
         while let Some(row) = rows.next()? {
@@ -211,6 +208,18 @@ impl Forgotten {
             + self.mail
             > 0
     }
+}
+
+/// [`forget`] in a transaction of its own, with what it erases overwritten
+/// in the database file (SQLite's `secure_delete`), and the write-ahead log
+/// emptied after it: nothing of the person is left for a look at the bytes.
+pub fn erase(connection: &mut Connection, address: &str, now: i64) -> Result<Forgotten> {
+    connection.pragma_update(None, "secure_delete", true)?;
+    let forgotten = super::transaction(connection, |tx| forget(tx, address, now));
+    connection.pragma_update(None, "secure_delete", false)?;
+    let forgotten = forgotten?;
+    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(forgotten)
 }
 
 /// Erases everything stored about `address` but the posts they wrote: the
