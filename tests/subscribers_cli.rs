@@ -186,7 +186,7 @@ fn importing_a_csv_dry_run_then_at_once_and_its_export_imports_the_same() {
     };
     let expected = [
         "ca\tAna@example.net\tplain".to_string(),
-        format!("en\tAna@example.net\tplain"),
+        "en\tAna@example.net\tplain".to_string(),
         format!("en\tcy@example.com\t{}", default_mode("en")),
         "fr\tbo@example.org\thtml".to_string(),
     ];

@@ -132,11 +132,12 @@ fn create_store(config: &Config) -> anyhow::Result<Connection> {
     store::open(&path).with_context(|| format!("opening the store {}", path.display()))
 }
 
-/// Opens the store of `config` for a command that adds subscribers: made
-/// when there is none only for a configuration of the operator's (a
-/// lists.toml found or given), so subscribers can be imported before the
-/// first start; with the embedded sample, as [`open_store`].
-fn open_store_to_add(config: &Config) -> anyhow::Result<Connection> {
+/// Opens the store of `config` for a command that writes into it (adding
+/// subscribers, writing feeds): made when there is none only for a
+/// configuration of the operator's (a lists.toml found or given), so a new
+/// site can import subscribers and publish its first, empty, feeds before
+/// the first start; with the embedded sample, as [`open_store`].
+fn open_store_to_write(config: &Config) -> anyhow::Result<Connection> {
     match config.source == config::EMBEDDED_NAME {
         true => open_store(config),
         false => create_store(config),

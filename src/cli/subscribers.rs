@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{check_list, open_store, open_store_to_add, RosterFormat, SubscribersCommand};
+use super::{check_list, open_store, open_store_to_write, RosterFormat, SubscribersCommand};
 use crate::config::Config;
 use crate::store::{self, people, subscribers, Transaction};
 use crate::subscribe::{Asked, Service, Via};
@@ -276,7 +276,7 @@ fn subscribe(
             wanted.insert((list.clone(), entry.address.to_ascii_lowercase()), index);
         }
     }
-    let mut db = open_store_to_add(config)?;
+    let mut db = open_store_to_write(config)?;
     let now = crate::clock::unix_now();
     let asking = match confirm {
         true => Some((
