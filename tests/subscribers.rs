@@ -155,6 +155,7 @@ fn by_mail_a_reader_subscribes_confirms_gets_a_digest_and_leaves_in_one_click() 
     tidings.ok(&[
         "subscribers",
         "add",
+        "--no-confirm",
         "--list",
         "en",
         "--mode",
@@ -244,6 +245,11 @@ fn by_mail_a_reader_subscribes_confirms_gets_a_digest_and_leaves_in_one_click() 
         3,
         "nothing after leaving"
     );
+    // Ana's mail went through the service addresses, logged at info: her
+    // address is hers, and never in the log above debug.
+    let log = std::fs::read_to_string(tidings.path().join("serve.log")).unwrap();
+    assert!(log.contains("service mail taken"), "{log}");
+    assert!(!log.to_lowercase().contains("ana@example.net"), "{log}");
 }
 
 #[test]

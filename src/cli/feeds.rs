@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use super::open_store;
+use super::{open_store, open_store_to_write};
 use crate::config::Config;
 use crate::feeds;
 
@@ -12,7 +12,7 @@ use crate::feeds;
 /// (what `ingest` starts after a post), only the feeds whose posts changed,
 /// leaving the work to a rebuild already under way.
 pub fn write(config: &Config, after_ingest: bool) -> anyhow::Result<()> {
-    let mut db = open_store(config)?;
+    let mut db = open_store_to_write(config)?;
     if after_ingest {
         feeds::regenerate_after_ingest(config, &db)?;
         return site_changes(config, &mut db);
