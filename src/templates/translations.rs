@@ -292,9 +292,16 @@ fn every_language_renders_its_mail_and_web_words_with_nothing_undefined() {
                 }
             }
         }
+        // What the archive pages give their headings: a count of posts
+        // (`list_heading`, `recent_heading`), a year (`year_heading`) and a
+        // month by its name in the language (`month_heading`).
+        let month = web.get("month_11").cloned().unwrap_or_default();
         let context = json!({
             "address": "ana@example.net",
             "mode": "a mode",
+            "count": 100,
+            "year": 2026,
+            "month": month,
             "list": sample_list(),
             "site": {"name": "A-Infos", "url": "https://news.example.org/"},
             "labels": web,
