@@ -5,7 +5,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Connection, Result, Transaction};
-use crate::deliver::{Attempt, DueDelivery};
+use crate::deliver::{Attempt, DeliveryState, DueDelivery};
 
 /// Queues every published post of `list_code` not handed out yet for each
 /// current subscriber in mode post, and marks them handed out; returns how
@@ -85,6 +85,20 @@ pub fn due(db: &Connection, now: i64, after: i64, limit: usize) -> Result<Vec<Du
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Counts per list and state, by list then state.
+pub fn counts(db: &Connection) -> Result<Vec<(String, DeliveryState, u64)>> {
+    let mut statement = db.prepare_cached(
+        "SELECT p.list_code, d.state, count(*) FROM post_deliveries d \
+         JOIN posts p ON p.id = d.post_id GROUP BY p.list_code, d.state",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
+    })?;
+    let mut counts = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    counts.sort();
+    Ok(counts)
 }
 
 /// Records the results of attempts made at `now` (see
