@@ -94,10 +94,12 @@ async fn serve(
     let outbox_wakeup = Arc::new(Notify::new());
 
     let committer = {
-        let posts_changed = posts_changed.clone();
+        let (posts_changed, outbox_wakeup) = (posts_changed.clone(), outbox_wakeup.clone());
         Committer::new(store.clone(), move |post, outcome| {
             if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
                 posts_changed.notify_one();
+                // Its deliveries to the post subscribers were queued with it.
+                outbox_wakeup.notify_one();
             }
         })
     };
