@@ -11,6 +11,11 @@
 #
 # Digests: "small" (about 25 KB) and "full" (about 150 KB, a day of A-Infos),
 # both MIME digests of English posts made by ../shared/corpus/gen-posts.py.
+# "post" (issue 10) is per-post delivery instead: every subscriber in mode
+# post, one 5 KB post piped in with `tidings ingest` (which queues its
+# deliveries), then sent as it came under the list's fields and signature:
+#
+#   SIZES=post SIGNING="ed25519 none" bash benches/fanout.sh
 # Each configuration runs REPEAT times (default 3), alternating with
 # smtp-source runs, from the same prepared database; prints one line per
 # configuration with the medians: messages/s of tidings and of smtp-source,
@@ -56,13 +61,28 @@ for name, target in (("small", 21_000), ("full", 140_000)):
         total += t["size"]
     out.flush()
 PY
+# One post of about 5 KB, as a contributor sends it.
+python3 - "$work/post.eml" <<'PY'
+import sys
+from email.message import EmailMessage
+from email.policy import SMTP
+msg = EmailMessage(policy=SMTP)
+msg["From"] = "Carla <carla@author.example>"
+msg["To"] = "a-infos-en@lists.example.org"
+msg["Subject"] = "(en) Strike at the port: dockers stop work"
+msg["Date"] = "Mon, 02 Mar 2026 10:00:00 +0000"
+msg["Message-ID"] = "<strike.bench@author.example>"
+line = "Dockers stopped work this morning against the new shift rules. "
+msg.set_content((line * 80)[:5000] + "\n")
+open(sys.argv[1], "wb").write(msg.as_bytes())
+PY
 
 openssl genpkey -algorithm ed25519 -out "$work/ed25519.pem" 2>/dev/null
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem" 2>/dev/null
 python3 -c "
 for i in range($SUBSCRIBERS): print('reader%06d@bench.example' % i)" > "$work/subscribers"
 
-echo "fan-out of one digest to $SUBSCRIBERS subscribers, $CONNECTIONS connections, smtp-sink on 127.0.0.1:$port"
+echo "fan-out of one digest or post to $SUBSCRIBERS subscribers, $CONNECTIONS connections, smtp-sink on 127.0.0.1:$port"
 echo "$(nproc) cores; tidings $("$TIDINGS" --version); medians of $REPEAT runs each"
 printf '%-6s %-8s %9s %12s %14s %7s %9s %9s\n' digest signing bytes "tidings/s" "smtp-source/s" ratio "peak MB" "CPU s"
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -83,15 +103,23 @@ for size in $SIZES; do
       rsa) printf '\n[[dkim]]\nselector = "bench-rsa"\nalgorithm = "rsa-sha256"\nkey_file = "%s"\n' "$work/rsa.pem" >> "$dir/lists.toml" ;;
     esac
     t() { "$TIDINGS" --config "$dir/lists.toml" "$@"; }
-    t import --list en "$work/$size.mbox" >/dev/null
-    t subscribers add --list en - < "$work/subscribers" >/dev/null
-    t digest --list en --now --no-deliver >/dev/null
-    # Every run starts from this copy: the digest issued, nothing sent.
+    if [ "$size" = post ]; then
+      t subscribers add --list en --mode post - < "$work/subscribers" >/dev/null
+      t ingest a-infos-en@lists.example.org < "$work/post.eml" >/dev/null
+      send=(queue retry)
+    else
+      t import --list en "$work/$size.mbox" >/dev/null
+      t subscribers add --list en - < "$work/subscribers" >/dev/null
+      t digest --list en --now --no-deliver >/dev/null
+      send=(digest)
+    fi
+    # Every run starts from this copy: the digest issued (or the post's
+    # deliveries queued), nothing sent.
     cp -a "$dir/data" "$dir/data.issued"
     rates=() peaks=() cpus=()
     for run in $(seq "$REPEAT"); do
       rm -rf "$dir/data" && cp -a "$dir/data.issued" "$dir/data"
-      /usr/bin/time -v -o "$dir/time" "$TIDINGS" --config "$dir/lists.toml" digest > "$dir/out"
+      /usr/bin/time -v -o "$dir/time" "$TIDINGS" --config "$dir/lists.toml" "${send[@]}" > "$dir/out"
       line=$(grep '^delivered:' "$dir/out")
       sent=$(echo "$line" | sed -E 's/delivered: ([0-9]+) sent.*/\1/')
       [ "$sent" = "$SUBSCRIBERS" ] || echo "  only $sent of $SUBSCRIBERS sent: $line" >&2

@@ -31,6 +31,31 @@ pub fn replace_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     write_and_rename(path, bytes).map(|()| true)
 }
 
+/// [`replace_if_changed`] without waiting for the disk: the file is still
+/// replaced atomically (a reader sees the old or the new one), but a crash
+/// soon after may leave the old one, or on some file systems an empty one.
+/// For what can be made again from the store at any time (the static
+/// site's pages), where a full build of a hundred thousand files cannot
+/// afford a flush each.
+pub fn replace_if_changed_unsynced(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    match fs::read(path) {
+        Ok(existing) if existing == bytes => return Ok(false),
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a name"))?
+        .to_string_lossy();
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = fs::write(&temporary, bytes).and_then(|()| fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written.map(|()| true)
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames
 /// it over `path`; the temporary file does not outlive a failure.
 fn write_and_rename(path: &Path, bytes: &[u8]) -> io::Result<()> {

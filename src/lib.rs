@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod post;
 pub mod search;
 pub mod serve;
+pub mod site;
 pub mod store;
 pub mod subscribe;
 pub mod subscribers;

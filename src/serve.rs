@@ -26,7 +26,7 @@ use crate::ingest::listener::{self, Limits, Protocol};
 use crate::ingest::Outcome;
 use crate::metrics::Metrics;
 use crate::post::Status;
-use crate::store::{deliveries, Handle};
+use crate::store::{self, deliveries, Handle};
 use crate::templates::Templates;
 use crate::tokens::Secret;
 use crate::web;
@@ -94,10 +94,12 @@ async fn serve(
     let outbox_wakeup = Arc::new(Notify::new());
 
     let committer = {
-        let posts_changed = posts_changed.clone();
+        let (posts_changed, outbox_wakeup) = (posts_changed.clone(), outbox_wakeup.clone());
         Committer::new(store.clone(), move |post, outcome| {
             if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
                 posts_changed.notify_one();
+                // Its deliveries to the post subscribers were queued with it.
+                outbox_wakeup.notify_one();
             }
         })
     };
@@ -169,6 +171,7 @@ async fn serve(
     tasks.spawn(refresh_feeds(
         store.clone(),
         config_rx.clone(),
+        templates.clone(),
         posts_changed,
         metrics.clone(),
         shutdown.clone(),
@@ -255,10 +258,12 @@ fn log_message(metrics: &Metrics, received: &Received) {
     }
 }
 
-/// Rebuilds the feeds shortly after a burst of posts, and every few minutes.
+/// Rebuilds the feeds and then the archive's pages shortly after a burst
+/// of posts, and every few minutes.
 async fn refresh_feeds(
     store: Handle,
     config: watch::Receiver<Arc<Config>>,
+    templates: Arc<Templates>,
     posts_changed: Arc<Notify>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -276,10 +281,11 @@ async fn refresh_feeds(
             }
         }
         first = false;
-        let config = config.borrow().clone();
+        let current = config.borrow().clone();
         let started = Instant::now();
+        let feeds_config = current.clone();
         let report = store
-            .read(move |db| feeds::regenerate_after_ingest(&config, db))
+            .read(move |db| feeds::regenerate_after_ingest(&feeds_config, db))
             .await;
         match report {
             Ok(report) => {
@@ -290,6 +296,54 @@ async fn refresh_feeds(
                 }
             }
             Err(error) => tracing::error!("feeds not updated: {error:#}"),
+        }
+        if let Err(error) = refresh_site(&store, current, templates.clone()).await {
+            tracing::error!("archive pages not updated: {error:#}");
+        }
+    }
+}
+
+/// Makes the pages the posts changed since the last time touch (every page
+/// when the configuration or the templates changed), then takes those
+/// changes out of the store's list.
+async fn refresh_site(
+    store: &Handle,
+    config: Arc<Config>,
+    templates: Arc<Templates>,
+) -> anyhow::Result<()> {
+    /// Changes taken at a time: a long import is built in steps.
+    const BATCH: usize = 2_000;
+    loop {
+        let started = Instant::now();
+        let (config, templates) = (config.clone(), templates.clone());
+        let (changes, report) = store
+            .read(move |db| -> anyhow::Result<_> {
+                let dir = config.site.site_dir.clone();
+                // A full build makes every change's pages: take them all.
+                let stale = crate::site::is_stale(&config, &templates, &dir);
+                let changes = store::archive::changes(db, if stale { usize::MAX } else { BATCH })?;
+                let now = crate::clock::now().timestamp();
+                let scope = crate::site::Scope::Changed(&changes);
+                let report = crate::site::build(&config, &templates, db, &dir, scope, now)?;
+                Ok((changes, report))
+            })
+            .await?;
+        let taken = changes.len();
+        store
+            .write(move |tx| store::archive::changes_done(tx, &changes))
+            .await?;
+        if report.written > 0 || report.removed > 0 {
+            tracing::info!(
+                full = report.full,
+                pages = report.pages,
+                written = report.written,
+                removed = report.removed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "archive pages updated"
+            );
+        }
+        if report.full || taken < BATCH {
+            return Ok(());
         }
     }
 }

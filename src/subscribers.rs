@@ -3,8 +3,26 @@
 //! A person (one address) may follow several lists; each subscription has a
 //! [`Mode`]: a digest format, each post as it arrives, or no mail for now.
 
+pub mod roster;
+
 use crate::digest::DigestMode;
 use crate::post::named;
+
+/// A mail address as a person gives it (a form, a command, a file), checked
+/// and with its domain lowercased; `None` when it is none that mail can be
+/// sent to. The one check of every way in: the web form, mail commands and
+/// the operator's commands.
+pub fn checked_address(given: &str) -> Option<String> {
+    let given = given.trim();
+    let parsed: lettre::Address = given.parse().ok()?;
+    // A domain literal (user@[1.2.3.4]) or a dotless domain is no address a
+    // list can reach.
+    let domain = parsed.domain();
+    if domain.starts_with('[') || !domain.contains('.') || given.len() > 254 {
+        return None;
+    }
+    Some(format!("{}@{}", parsed.user(), domain.to_ascii_lowercase()))
+}
 
 /// How a subscriber receives a list.
 #[derive(

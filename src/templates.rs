@@ -27,6 +27,9 @@ pub struct Templates {
     env: Environment<'static>,
     /// Labels by area and language.
     labels: HashMap<(String, String), BTreeMap<String, String>>,
+    /// A digest of each area's sources, so what was made with them can tell
+    /// whether they changed.
+    digests: HashMap<String, String>,
 }
 
 /// The labels of one language of the digests, English where it has none.
@@ -90,6 +93,23 @@ impl Templates {
         // minijinja escapes what .html templates show unless marked safe.
         env.set_keep_trailing_newline(true);
         let mut labels = HashMap::new();
+        let mut hashers: HashMap<String, sha2::Sha256> = HashMap::new();
+        for (name, text) in &sources {
+            use sha2::Digest;
+            let area = name.split('/').next().unwrap_or("").to_string();
+            let hasher = hashers.entry(area).or_default();
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+        }
+        let digests = hashers
+            .into_iter()
+            .map(|(area, hasher)| {
+                use sha2::Digest;
+                (area, data_encoding::HEXLOWER.encode(&hasher.finalize()))
+            })
+            .collect();
         for (name, text) in sources {
             let mut parts = name.splitn(3, '/');
             if let (Some(area), Some(lang), Some("labels.toml")) =
@@ -103,7 +123,16 @@ impl Templates {
                     .with_context(|| format!("parsing template {name}"))?;
             }
         }
-        Ok(Templates { env, labels })
+        Ok(Templates {
+            env,
+            labels,
+            digests,
+        })
+    }
+
+    /// A digest of every template of `area`: it changes when any does.
+    pub fn digest(&self, area: &str) -> &str {
+        self.digests.get(area).map_or("", String::as_str)
     }
 
     /// The template language for a list language: its primary subtag when
@@ -218,6 +247,9 @@ fn shipped_sources() -> BTreeMap<String, String> {
     }
     sources
 }
+
+#[cfg(test)]
+mod translations;
 
 #[cfg(test)]
 mod tests {

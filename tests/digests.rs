@@ -170,7 +170,16 @@ fn import(tidings: &Tidings, seed: u32, n: u32) {
 /// Subscribes `addresses` to `list` in `mode`.
 fn subscribe(tidings: &Tidings, list: &str, mode: &str, addresses: &[String]) {
     let output = tidings.run_with_stdin(
-        &["subscribers", "add", "--list", list, "--mode", mode, "-"],
+        &[
+            "subscribers",
+            "add",
+            "--no-confirm",
+            "--list",
+            list,
+            "--mode",
+            mode,
+            "-",
+        ],
         &[],
         addresses.join("\n").as_bytes(),
     );

@@ -577,7 +577,16 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
         .map(|i| format!("reader{i:03}@example.net"))
         .collect();
     let added = tidings.run_with_stdin(
-        &["subscribers", "add", "--list", "en", "--mode", "mime", "-"],
+        &[
+            "subscribers",
+            "add",
+            "--no-confirm",
+            "--list",
+            "en",
+            "--mode",
+            "mime",
+            "-",
+        ],
         &[],
         addresses.join("\n").as_bytes(),
     );

@@ -155,6 +155,7 @@ fn by_mail_a_reader_subscribes_confirms_gets_a_digest_and_leaves_in_one_click() 
     tidings.ok(&[
         "subscribers",
         "add",
+        "--no-confirm",
         "--list",
         "en",
         "--mode",
@@ -244,6 +245,11 @@ fn by_mail_a_reader_subscribes_confirms_gets_a_digest_and_leaves_in_one_click() 
         3,
         "nothing after leaving"
     );
+    // Ana's mail went through the service addresses, logged at info: her
+    // address is hers, and never in the log above debug.
+    let log = std::fs::read_to_string(tidings.path().join("serve.log")).unwrap();
+    assert!(log.contains("service mail taken"), "{log}");
+    assert!(!log.to_lowercase().contains("ana@example.net"), "{log}");
 }
 
 #[test]
@@ -437,4 +443,189 @@ fn in_headless_chromium_a_reader_fills_the_form_and_gets_the_confirmation() {
     assert_eq!(status, 200, "{page}");
     let listed = tidings.ok(&["subscribers", "list", "--list", "en"]);
     assert!(listed.contains("dee@example.net\tsummary"), "{listed}");
+}
+
+/// Signs a post with the author's key (dkimpy, rsa-sha256, simple
+/// canonicalization: any changed byte of the covered fields or the body
+/// breaks it), writes the signed bytes to OUT and submits them with
+/// smtplib.
+const SIGN_AND_SEND: &str = r#"
+import smtplib, sys
+import dkim
+from email.message import EmailMessage
+from email.policy import SMTP
+host, port, key, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+msg = EmailMessage(policy=SMTP)
+msg["From"] = "Carla <carla@author.example>"
+msg["To"] = "a-infos-en@lists.example.org"
+msg["Subject"] = "(en) Strike at the port"
+msg["Date"] = "Mon, 02 Mar 2026 10:00:00 +0000"
+msg["Message-ID"] = "<strike.1@author.example>"
+msg.set_content("Dockers stopped work this morning.\n.a line that begins with a dot\n\n-- \nCarla\n")
+raw = msg.as_bytes()
+signature = dkim.sign(raw, b"author", b"author.example", open(key, "rb").read(),
+                      canonicalize=(b"simple", b"simple"),
+                      include_headers=[b"from", b"to", b"subject", b"date", b"message-id",
+                                       b"mime-version", b"content-type", b"content-transfer-encoding"])
+signed = signature + raw
+open(out, "wb").write(signed)
+client = smtplib.SMTP(host, port, timeout=60)
+client.sendmail("carla@author.example", ["a-infos-en@lists.example.org"], signed)
+client.quit()
+"#;
+
+#[test]
+fn a_post_subscriber_gets_each_post_as_sent_with_both_signatures_verifying() {
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path();
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let (author_key, list_key) = (keys.join("author.pem"), keys.join("list.pem"));
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        author_key.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        list_key.to_str().unwrap(),
+    ]);
+    let peer = Peer::start(&work.path().join("peer"), &[]);
+    let list_key_path = list_key.display().to_string();
+    let tidings = Tidings::with_config(move |text| {
+        let mut text = config(peer.port)(text);
+        text.push_str(&format!(
+            "\n[[dkim]]\nselector = \"tidings-ed\"\nalgorithm = \"ed25519-sha256\"\nkey_file = \"{list_key_path}\"\n"
+        ));
+        text
+    });
+    tidings.ok(&[
+        "subscribers",
+        "add",
+        "--list",
+        "en",
+        "--mode",
+        "post",
+        "pia@example.net",
+    ]);
+    let daemon = Daemon::start(&tidings);
+
+    let signed_path = work.path().join("signed.eml");
+    let (host, port) = daemon.address("smtp");
+    python(
+        SIGN_AND_SEND,
+        &[
+            &host,
+            &port.to_string(),
+            author_key.to_str().unwrap(),
+            signed_path.to_str().unwrap(),
+        ],
+    );
+    let post = nth_message(&peer, "pia@example.net", 1);
+
+    // The post as Carla sent it, byte for byte, under the list's fields.
+    let signed = std::fs::read(&signed_path).unwrap();
+    assert!(
+        post.raw.ends_with(&signed),
+        "the contributor's message is not intact:\n{}",
+        String::from_utf8_lossy(&post.raw)
+    );
+    assert_eq!(
+        post.envelope["mail_from"],
+        "a-infos-en-bounces+pia=example.net@lists.example.org"
+    );
+    assert_eq!(
+        post.header("To").as_deref(),
+        Some("a-infos-en@lists.example.org")
+    );
+    assert!(post
+        .header("List-Id")
+        .unwrap()
+        .ends_with("<en.lists.example.org>"));
+    assert!(post.header("List-Post").is_some());
+    assert!(post.header("List-Help").is_some());
+    let unsubscribe = post.header("List-Unsubscribe").unwrap();
+    assert!(
+        unsubscribe.contains("https://news.example.org/unsubscribe/"),
+        "{unsubscribe}"
+    );
+    assert_eq!(
+        post.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+
+    // Both signatures verify with dkimpy, the keys answered from the test's
+    // own files: the list's on top (ed25519), the author's beneath (rsa).
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/read_digests.py");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&peer.dir)
+        .arg(format!(
+            "--key=author._domainkey.author.example={}",
+            author_key.display()
+        ))
+        .arg(format!(
+            "--key=tidings-ed._domainkey.lists.example.org={}",
+            list_key.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read: Value = serde_json::from_str(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .find(|line| line.contains("pia@example.net"))
+            .expect("the post read back"),
+    )
+    .unwrap();
+    let dkim = read["dkim"].as_array().unwrap();
+    assert_eq!(dkim.len(), 2, "{read}");
+    assert_eq!(dkim[0]["a"], "ed25519-sha256");
+    assert_eq!(dkim[1]["a"], "rsa-sha256");
+    for signature in dkim {
+        assert_eq!(signature["ok"], true, "a signature fails: {read}");
+    }
+    let list_signed: Vec<&str> = dkim[0]["h"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert!(
+        list_signed.contains(&"list-unsubscribe") && list_signed.contains(&"list-id"),
+        "{list_signed:?}"
+    );
+
+    // Recorded as sent once (the result commits just after the 250), and
+    // nothing else went to Pia.
+    let posts_line = || {
+        let queue = tidings.ok(&["queue"]);
+        queue
+            .lines()
+            .find(|line| line.starts_with("en (posts)"))
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    wait_for("the post delivery recorded as sent", PATIENCE, || {
+        posts_line().filter(|line| line == "en (posts) 0 0 1 0")
+    });
+    assert_eq!(received(&peer, "pia@example.net").len(), 1);
 }

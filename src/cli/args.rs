@@ -78,6 +78,13 @@ pub enum Command {
         #[arg(long, hide = true)]
         after_ingest: bool,
     },
+    /// Write the archive's pages (home, lists, days, months, years, a page
+    /// per post, feeds) as static files, and print what changed.
+    Site {
+        /// Write here instead of [site] site_dir.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Issue the digests that are due and deliver everything queued.
     ///
     /// A list's digest is due at each slot of its digest_schedule, or early
@@ -108,8 +115,8 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<QueueCommand>,
     },
-    /// Add, remove or list digest subscribers (for administrators: no
-    /// confirmation is asked of the subscriber).
+    /// Subscribers, for administrators: add, remove, list, show, import,
+    /// export, forget.
     Subscribers {
         #[command(subcommand)]
         action: SubscribersCommand,
@@ -156,16 +163,22 @@ pub enum QueueCommand {
     },
 }
 
-/// `tidings subscribers add|remove|list`.
+/// `tidings subscribers ...`.
 #[derive(Debug, Subcommand)]
 pub enum SubscribersCommand {
-    /// Subscribe addresses to a list's digests (or change their format).
+    /// Subscribe addresses to a list (or change their mode). Each is sent
+    /// the list's confirmation and stays unconfirmed until they answer it,
+    /// unless --no-confirm.
     Add {
         #[arg(long)]
         list: String,
-        /// The digest format.
+        /// The delivery mode.
         #[arg(long, value_enum, default_value_t = Mode::Mime)]
         mode: Mode,
+        /// Subscribe at once, asking nobody: only for people who agreed
+        /// to it already (an operator's own list).
+        #[arg(long)]
+        no_confirm: bool,
         /// Addresses; `-` reads one per line from stdin.
         #[arg(required = true)]
         addresses: Vec<String>,
@@ -178,10 +191,62 @@ pub enum SubscribersCommand {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
-    /// List subscribers: list, address, format.
+    /// List subscribers: list, address, mode.
     List {
         /// Only this list.
         #[arg(long)]
         list: Option<String>,
     },
+    /// Show a person: their name, and each list they follow or asked to
+    /// follow, with mode and state.
+    Show { address: String },
+    /// Import subscribers from a CSV file (address, name, mode, lists) or
+    /// from the output of Mailman 3's `mailman members LIST`, in one
+    /// transaction. Each is sent the confirmation of each list and stays
+    /// unconfirmed until they answer it, unless --no-confirm.
+    Import {
+        /// The file; `-` reads stdin.
+        path: PathBuf,
+        /// What the file is.
+        #[arg(long, value_enum, default_value_t = RosterFormat::Csv)]
+        format: RosterFormat,
+        /// The list of rows that name none (required for mailman).
+        #[arg(long)]
+        list: Option<String>,
+        /// The mode of rows that name none (default: the list's default_mode).
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
+        /// Subscribe at once, asking nobody: only for people who agreed
+        /// to it already (an operator's own list).
+        #[arg(long)]
+        no_confirm: bool,
+        /// Say what the import would do, and store and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write current subscribers as CSV (address, name, mode, lists) on
+    /// stdout, as `import` reads it; with --address, everything stored
+    /// about one person as JSON (a data request).
+    Export {
+        /// Only this list.
+        #[arg(long, conflicts_with = "address")]
+        list: Option<String>,
+        /// Everything about this address, as JSON.
+        #[arg(long)]
+        address: Option<String>,
+    },
+    /// Erase everything stored about a person (GDPR erasure): name,
+    /// address, subscriptions, requests, the deliveries and messages to
+    /// them, the mail they sent to the service addresses. Their links stop
+    /// working. The posts they wrote stay.
+    Forget { address: String },
+}
+
+/// The file formats `subscribers import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RosterFormat {
+    /// address, name, mode, lists (a header row names the columns).
+    Csv,
+    /// What `mailman members LIST` prints: `Name <address>` a line.
+    Mailman,
 }

@@ -7,7 +7,7 @@ use super::{open_handle, open_store};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::deliver::{self, DeliveryState, Issue, MessageKind, Selection};
-use crate::store::{self, deliveries, outgoing, Handle};
+use crate::store::{self, deliveries, outgoing, post_deliveries, Handle};
 use crate::templates::Templates;
 
 /// What `tidings digest` was asked to do.
@@ -138,7 +138,7 @@ pub fn retry_queue(config: &Config, at: Option<&str>) -> anyhow::Result<()> {
     let now = clock.now().timestamp();
     let (digests, messages) = store.blocking_write(move |tx| {
         Ok::<_, store::Error>((
-            deliveries::retry_deferred(tx, now)?,
+            deliveries::retry_deferred(tx, now)? + post_deliveries::retry_deferred(tx, now)?,
             outgoing::retry_deferred(tx, now)?,
         ))
     })?;
@@ -177,6 +177,20 @@ pub fn show_queue(config: &Config) -> anyhow::Result<()> {
             out,
             "{:<12} {:>9} {:>9} {:>9} {:>9}",
             list,
+            count(DeliveryState::Queued),
+            count(DeliveryState::Deferred),
+            count(DeliveryState::Sent),
+            count(DeliveryState::Failed)
+        )?;
+    }
+    let mut lists: Vec<&String> = summary.posts.iter().map(|(list, _, _)| list).collect();
+    lists.dedup();
+    for list in lists {
+        let count = |state: DeliveryState| summary.post_count(list, state);
+        writeln!(
+            out,
+            "{:<12} {:>9} {:>9} {:>9} {:>9}",
+            format!("{list} (posts)"),
             count(DeliveryState::Queued),
             count(DeliveryState::Deferred),
             count(DeliveryState::Sent),

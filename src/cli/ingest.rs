@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{check_list, open_store};
+use super::{check_list, create_store};
 use crate::config::{self, Config};
 use crate::feeds;
 use crate::ingest::{self, Envelope};
@@ -52,7 +52,7 @@ pub fn import(config: &Config, list: Option<String>, paths: &[PathBuf]) -> anyho
     if let Some(code) = &list {
         check_list(config, code)?;
     }
-    let mut db = open_store(config)?;
+    let mut db = create_store(config)?;
     let started = Instant::now();
     let envelope = Envelope {
         list_code: list,

@@ -16,7 +16,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-pub use args::{Cli, Command, LogFormat, PostsCommand, QueueCommand, SubscribersCommand};
+pub use args::{
+    Cli, Command, LogFormat, PostsCommand, QueueCommand, RosterFormat, SubscribersCommand,
+};
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::store::{self, Connection};
@@ -88,6 +90,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Subscribers { action } => {
             with_config(path, |config| subscribers::subscribers(&config, action))
         }
+        Command::Site { out } => with_config(path, |config| feeds::site(&config, out)),
         Command::Status => with_config(path, |config| status::status(&config)),
     }
 }
@@ -116,17 +119,62 @@ fn print_error(error: &anyhow::Error) {
     }
 }
 
-/// Opens the store of `config` for a one-shot command.
+/// Opens the store of `config` for an administrator's command, which
+/// never makes one: see [`existing_store`].
 fn open_store(config: &Config) -> anyhow::Result<Connection> {
+    let path = existing_store(config)?;
+    store::open(&path).with_context(|| format!("opening the store {}", path.display()))
+}
+
+/// Opens the store of `config`, made when there is none: for the commands
+/// that take mail in (`import`; `serve` and `ingest` open their own).
+fn create_store(config: &Config) -> anyhow::Result<Connection> {
     let path = config.database_path();
     store::open(&path).with_context(|| format!("opening the store {}", path.display()))
 }
 
+/// Opens the store of `config` for a command that writes into it (adding
+/// subscribers, writing feeds): made when there is none only for a
+/// configuration of the operator's (a lists.toml found or given), so a new
+/// site can import subscribers and publish its first, empty, feeds before
+/// the first start; with the embedded sample, as [`open_store`].
+fn open_store_to_write(config: &Config) -> anyhow::Result<Connection> {
+    match config.source == config::EMBEDDED_NAME {
+        true => open_store(config),
+        false => create_store(config),
+    }
+}
+
 /// Opens the store of `config` as a [`store::Handle`], for the commands
-/// that share code with the daemon (digests and the outbox).
+/// that share code with the daemon (digests and the outbox); never makes
+/// one.
 fn open_handle(config: &Config) -> anyhow::Result<store::Handle> {
-    let path = config.database_path();
+    let path = existing_store(config)?;
     store::Handle::open(&path, 1).with_context(|| format!("opening the store {}", path.display()))
+}
+
+/// The store of `config`, which must exist: an administrator's command run
+/// in the wrong directory would otherwise make an empty store and report
+/// success into it. Without a lists.toml (the embedded sample in use) it
+/// says on stderr which configuration and store it uses.
+fn existing_store(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    let path = config.database_path();
+    if config.source == config::EMBEDDED_NAME {
+        eprintln!(
+            "tidings: no ./lists.toml and no --config: using the embedded sample configuration \
+             and the store {}",
+            path.display()
+        );
+    }
+    if !path.exists() {
+        anyhow::bail!(
+            "there is no store {} (configuration {}): give --config with your lists.toml, \
+             or run from its directory; `tidings serve`, `ingest` and `import` make a new store",
+            path.display(),
+            config.source
+        );
+    }
+    Ok(path)
 }
 
 /// Fails unless `code` names a list of `config`.

@@ -27,6 +27,9 @@ pub struct Site {
     pub data_dir: PathBuf,
     /// Where generated feeds are written (default `feeds`).
     pub feeds_dir: PathBuf,
+    /// Where the archive's pages are written, and served from by the
+    /// daemon (default `site`).
+    pub site_dir: PathBuf,
     /// Where templates are read from (default `templates`).
     pub templates_dir: PathBuf,
     /// Timezone in which schedules run (default `UTC`).
@@ -50,6 +53,7 @@ impl Default for Site {
             domain: "lists.example.org".to_string(),
             data_dir: PathBuf::from("data"),
             feeds_dir: PathBuf::from("feeds"),
+            site_dir: PathBuf::from("site"),
             templates_dir: PathBuf::from("templates"),
             timezone: chrono_tz::UTC,
             operator: "root@localhost".to_string(),
@@ -67,6 +71,7 @@ pub(super) struct RawSite {
     domain: Option<Spanned<String>>,
     data_dir: Option<String>,
     feeds_dir: Option<String>,
+    site_dir: Option<String>,
     templates_dir: Option<String>,
     timezone: Option<Spanned<String>>,
     operator: Option<Spanned<String>>,
@@ -161,6 +166,7 @@ impl RawSite {
             domain,
             data_dir: dir(self.data_dir, default.data_dir),
             feeds_dir: dir(self.feeds_dir, default.feeds_dir),
+            site_dir: dir(self.site_dir, default.site_dir),
             templates_dir: dir(self.templates_dir, default.templates_dir),
             timezone,
             operator,

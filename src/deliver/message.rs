@@ -1,5 +1,7 @@
 //! One recipient's message: the personal header fields around a digest
-//! body rendered once, or a single queued message as it is ([`single`]).
+//! body rendered once, a post as its contributor sent it under the list's
+//! fields ([`PreparedPost`]), or a single queued message as it is
+//! ([`single`]).
 //!
 //! Every message carries Date, Message-ID at our domain, From the list, To
 //! the one subscriber (no other subscriber's address ever appears),
@@ -173,12 +175,7 @@ impl Prepared {
 
     /// The SMTP envelope: the VERP sender and the one recipient.
     pub fn envelope(&self, delivery: &DueDelivery) -> anyhow::Result<Envelope> {
-        let sender = self.addresses.verp_sender(&delivery.address);
-        let from = Address::from_str(&sender)
-            .map_err(|e| anyhow::anyhow!("bad envelope sender {sender}: {e}"))?;
-        let to = Address::from_str(&delivery.address)
-            .map_err(|e| anyhow::anyhow!("bad recipient address {}: {e}", delivery.address))?;
-        Ok(Envelope::new(Some(from), vec![to])?)
+        verp_envelope(&self.addresses, &delivery.address)
     }
 }
 
@@ -212,4 +209,102 @@ pub fn single(message: &NewMessage, signers: &[Signer]) -> anyhow::Result<(Envel
 fn body_of(entity: &[u8]) -> &[u8] {
     memchr::memmem::find(entity, b"\r\n\r\n")
         .map_or(&entity[entity.len()..], |at| &entity[at + 4..])
+}
+
+/// What every recipient of one post sent as it arrives shares: the post as
+/// the contributor sent it, under the list's own fields.
+///
+/// The raw message stays byte for byte (only bare LF line ends become
+/// CRLF, as any MTA would send them), so the author's DKIM signature
+/// still verifies at the subscriber; on top come the list's DKIM
+/// signatures, the subscriber's List-Unsubscribe fields (RFC 8058) and the
+/// shared List-* fields (RFC 2369, 2919). To, From, Subject and
+/// Message-ID stay the author's; the envelope sender is the VERP address,
+/// so bounces come back to the list and not to the author.
+pub struct PreparedPost {
+    pub post_id: i64,
+    pub addresses: ListAddresses,
+    /// The shared List-* fields, then the raw message.
+    shared: Vec<u8>,
+    /// `shared` dot-stuffed and closed for SMTP's DATA phase, when it is
+    /// UTF-8.
+    data_shared: Option<String>,
+    /// The raw message's body hash, when there are keys.
+    body_hash: Option<BodyHash>,
+}
+
+impl PreparedPost {
+    /// Prepares the raw message of post `post_id` for its list's post
+    /// subscribers; `sign` computes the body hash the list's DKIM
+    /// signatures need.
+    pub fn new(config: &Config, list: &List, post_id: i64, raw: &[u8], sign: bool) -> PreparedPost {
+        let addresses = ListAddresses::new(config, list);
+        let raw = headers::crlf(raw);
+        let mut shared = addresses.shared_fields(&list.title).into_bytes();
+        shared.extend_from_slice(&raw);
+        let body_hash = sign.then(|| Signer::body_hash(body_of(&raw)));
+        let data_shared = std::str::from_utf8(&shared).ok().map(|text| {
+            let mut data = String::with_capacity(text.len() + text.len() / 64);
+            dot_stuff(text, &mut data);
+            close_data(&mut data);
+            data
+        });
+        PreparedPost {
+            post_id,
+            addresses,
+            shared,
+            data_shared,
+            body_hash,
+        }
+    }
+
+    /// The whole message for `delivery`, for SMTP in DATA form when the
+    /// message allows it: the list's DKIM-Signature fields and the
+    /// subscriber's List-Unsubscribe fields, then what every recipient
+    /// shares.
+    pub fn message(
+        &self,
+        delivery: &DueDelivery,
+        signers: &[Signer],
+        smtp: bool,
+    ) -> anyhow::Result<Outgoing<'_>> {
+        let fields = self.addresses.unsubscribe_fields(&delivery.token);
+        let mut signatures = Vec::with_capacity(512 * signers.len());
+        if let Some(body_hash) = self.body_hash {
+            for signer in signers {
+                signatures.extend(signer.sign(&[fields.as_bytes(), &self.shared], body_hash)?);
+            }
+        }
+        match &self.data_shared {
+            Some(shared) if smtp => {
+                let mut head = String::with_capacity(signatures.len() + fields.len() + 8);
+                dot_stuff(std::str::from_utf8(&signatures)?, &mut head);
+                dot_stuff(&fields, &mut head);
+                Ok(Outgoing::Data { head, shared })
+            }
+            _ => {
+                let mut bytes =
+                    Vec::with_capacity(signatures.len() + fields.len() + self.shared.len());
+                bytes.extend_from_slice(&signatures);
+                bytes.extend_from_slice(fields.as_bytes());
+                bytes.extend_from_slice(&self.shared);
+                Ok(Outgoing::Bytes(bytes))
+            }
+        }
+    }
+
+    /// The SMTP envelope: the VERP sender and the one recipient.
+    pub fn envelope(&self, delivery: &DueDelivery) -> anyhow::Result<Envelope> {
+        verp_envelope(&self.addresses, &delivery.address)
+    }
+}
+
+/// An envelope from the VERP sender of `recipient` to `recipient` alone.
+fn verp_envelope(addresses: &ListAddresses, recipient: &str) -> anyhow::Result<Envelope> {
+    let sender = addresses.verp_sender(recipient);
+    let from = Address::from_str(&sender)
+        .map_err(|e| anyhow::anyhow!("bad envelope sender {sender}: {e}"))?;
+    let to = Address::from_str(recipient)
+        .map_err(|e| anyhow::anyhow!("bad recipient address {recipient}: {e}"))?;
+    Ok(Envelope::new(Some(from), vec![to])?)
 }

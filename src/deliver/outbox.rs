@@ -1,8 +1,10 @@
-//! The outbox run: every due delivery (a digest to a subscriber) and every
-//! due single message (`store::outgoing`) goes out once, through
+//! The outbox run: every due delivery (a digest to a subscriber, or a post
+//! as it arrived to a subscriber in mode post: `store::post_deliveries`)
+//! and every due single message (`store::outgoing`) goes out once, through
 //! `connections` workers, and its result is recorded as soon as the server
 //! has answered. Single messages go first: they are few, and a reader waits
-//! for them (a confirmation, a reply).
+//! for them (a confirmation, a reply); then posts, which are news, then
+//! digests.
 //!
 //! One thread talks to the store (SQLite never blocks the runtime): it hands
 //! out due deliveries page by page and records results in group commits
@@ -38,12 +40,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::dkim::Signer;
-use super::message::Prepared;
+use super::message::{Prepared, PreparedPost};
 use super::transport::{Outgoing, Relay, SendError};
 use super::{Attempt, Clock, DueDelivery, DueMessage};
 use crate::config::Config;
 use crate::digest::DigestMode;
-use crate::store::{self, deliveries, digests, outgoing, Handle};
+use crate::store::{self, deliveries, digests, outgoing, post_deliveries, posts, Handle};
 use crate::tokens::{Purpose, Secret};
 
 /// Deliveries read from the store at once.
@@ -85,6 +87,12 @@ enum Job {
         delivery: DueDelivery,
         prepared: Arc<Prepared>,
     },
+    /// A post to a subscriber in mode post, with what it shares with the
+    /// post's other deliveries.
+    Post {
+        delivery: DueDelivery,
+        prepared: Arc<PreparedPost>,
+    },
     /// A single message.
     Message(DueMessage),
 }
@@ -93,6 +101,7 @@ impl Job {
     fn target(&self) -> Target {
         match self {
             Job::Digest { delivery, .. } => Target::Delivery(delivery.id),
+            Job::Post { delivery, .. } => Target::Post(delivery.id),
             Job::Message(message) => Target::Message(message.id),
         }
     }
@@ -103,6 +112,8 @@ impl Job {
 enum Target {
     /// A row of `deliveries`.
     Delivery(i64),
+    /// A row of `post_deliveries`.
+    Post(i64),
     /// A row of `outgoing`.
     Message(i64),
 }
@@ -250,6 +261,12 @@ async fn attempt(
                 .and_then(|envelope| Ok((envelope, prepared.message(delivery, signers, smtp)?))),
             delivery.attempts,
         ),
+        Job::Post { delivery, prepared } => (
+            prepared
+                .envelope(delivery)
+                .and_then(|envelope| Ok((envelope, prepared.message(delivery, signers, smtp)?))),
+            delivery.attempts,
+        ),
         Job::Message(due) => (
             super::message::single(&due.message, signers)
                 .map(|(envelope, bytes)| (envelope, Outgoing::Bytes(bytes))),
@@ -309,13 +326,17 @@ fn serve_store(
     report.given_up = store
         .blocking_write(move |tx| {
             Ok::<_, store::Error>(
-                deliveries::give_up(tx, now - age, now)? + outgoing::give_up(tx, now - age, now)?,
+                deliveries::give_up(tx, now - age, now)?
+                    + post_deliveries::give_up(tx, now - age, now)?
+                    + outgoing::give_up(tx, now - age, now)?,
             )
         })
         .context("giving up old deliveries")?;
     let mut queue = Queue {
         messages: Page::default(),
+        posts: Page::default(),
         page: Page::default(),
+        prepared_posts: HashMap::new(),
         prepared: HashMap::new(),
         stopping: false,
         sign,
@@ -399,14 +420,16 @@ fn record(
     let now = clock.now().timestamp();
     let batch = std::mem::take(results);
     let write = move |tx: &store::Transaction<'_>| {
-        let (mut digests, mut messages) = (Vec::new(), Vec::new());
+        let (mut digests, mut posts, mut messages) = (Vec::new(), Vec::new(), Vec::new());
         for (target, attempt) in &batch {
             match *target {
                 Target::Delivery(id) => digests.push((id, attempt.clone())),
+                Target::Post(id) => posts.push((id, attempt.clone())),
                 Target::Message(id) => messages.push((id, attempt.clone())),
             }
         }
         deliveries::record_attempts(tx, &digests, now)?;
+        post_deliveries::record_attempts(tx, &posts, now)?;
         outgoing::record_attempts(tx, &messages, now)?;
         Ok::<_, store::Error>(batch)
     };
@@ -469,7 +492,12 @@ impl<T> Page<T> {
 /// The deliveries and messages still to hand out in this run.
 struct Queue {
     messages: Page<DueMessage>,
+    /// Post deliveries.
+    posts: Page<DueDelivery>,
+    /// Digest deliveries.
     page: Page<DueDelivery>,
+    /// By post id.
+    prepared_posts: HashMap<i64, Arc<PreparedPost>>,
     prepared: HashMap<(i64, DigestMode), Arc<Prepared>>,
     /// The relay is unreachable: hand out nothing more.
     stopping: bool,
@@ -541,6 +569,43 @@ impl Queue {
             if let Some(message) = message {
                 return Ok(Some(Job::Message(message)));
             }
+            let post = self.posts.next(
+                PAGE,
+                |d| d.id,
+                |after| {
+                    store
+                        .blocking_read(move |db| post_deliveries::due(db, now, after, PAGE))
+                        .context("reading due post deliveries")
+                },
+            )?;
+            if let Some(mut delivery) = post {
+                delivery.token = secret.sign(Purpose::Unsubscribe, delivery.subscriber_id, None);
+                let post_id = delivery.digest_id;
+                let prepared = match self.prepared_posts.get(&post_id) {
+                    Some(prepared) => Some(Arc::clone(prepared)),
+                    None => {
+                        let prepared =
+                            prepare_post(store, config, &delivery, self.sign)?.map(Arc::new);
+                        if let Some(prepared) = &prepared {
+                            self.prepared_posts.insert(post_id, Arc::clone(prepared));
+                        }
+                        prepared
+                    }
+                };
+                match prepared {
+                    Some(prepared) => return Ok(Some(Job::Post { delivery, prepared })),
+                    None => results.push((
+                        Target::Post(delivery.id),
+                        Attempt::Failed {
+                            reply: format!(
+                                "list {} is no longer configured or post {post_id} has no raw message",
+                                delivery.list_code
+                            ),
+                        },
+                    )),
+                }
+                continue;
+            }
             let delivery = self.page.next(
                 PAGE,
                 |d| d.id,
@@ -609,4 +674,22 @@ fn prepare(
         entity,
         sign,
     )))
+}
+
+/// What the deliveries of one post share, or `None` when its list is no
+/// longer configured or its raw message is gone.
+fn prepare_post(
+    store: &Handle,
+    config: &Config,
+    delivery: &DueDelivery,
+    sign: bool,
+) -> anyhow::Result<Option<PreparedPost>> {
+    let Some(list) = config.list(&delivery.list_code) else {
+        return Ok(None);
+    };
+    let post_id = delivery.digest_id;
+    let raw = store
+        .blocking_read(move |db| posts::raw(db, post_id))
+        .context("reading a post's raw message")?;
+    Ok(raw.map(|raw| PreparedPost::new(config, list, post_id, &raw, sign)))
 }

@@ -147,6 +147,9 @@ impl Attempt {
 pub struct QueueSummary {
     /// Digest deliveries: (list, state, count), by list then state.
     pub counts: Vec<(String, DeliveryState, u64)>,
+    /// Deliveries of posts as they arrive: (list, state, count), by list
+    /// then state.
+    pub posts: Vec<(String, DeliveryState, u64)>,
     /// Single messages: (kind, state, count), by kind then state.
     pub messages: Vec<(MessageKind, DeliveryState, u64)>,
     /// The deferred digest delivery waiting longest.
@@ -156,13 +159,14 @@ pub struct QueueSummary {
 }
 
 impl QueueSummary {
-    /// Digest deliveries still to be made (queued or deferred) of one list,
-    /// or with `None` everything still to be sent, single messages too:
-    /// the outbox depth.
+    /// Digest and post deliveries still to be made (queued or deferred) of
+    /// one list, or with `None` everything still to be sent, single
+    /// messages too: the outbox depth.
     pub fn waiting(&self, list: Option<&str>) -> u64 {
         let digests: u64 = self
             .counts
             .iter()
+            .chain(&self.posts)
             .filter(|(code, state, _)| state.is_waiting() && list.is_none_or(|list| code == list))
             .map(|(_, _, count)| count)
             .sum();
@@ -178,9 +182,18 @@ impl QueueSummary {
         digests + messages
     }
 
-    /// Deliveries of `list` in `state`.
+    /// Digest deliveries of `list` in `state`.
     pub fn count(&self, list: &str, state: DeliveryState) -> u64 {
-        self.counts
+        Self::find(&self.counts, list, state)
+    }
+
+    /// Post deliveries of `list` in `state`.
+    pub fn post_count(&self, list: &str, state: DeliveryState) -> u64 {
+        Self::find(&self.posts, list, state)
+    }
+
+    fn find(counts: &[(String, DeliveryState, u64)], list: &str, state: DeliveryState) -> u64 {
+        counts
             .iter()
             .find(|(code, s, _)| code == list && *s == state)
             .map_or(0, |(_, _, count)| *count)
@@ -226,14 +239,19 @@ mod tests {
                 ("fr".into(), DeliveryState::Deferred, 2),
                 ("fr".into(), DeliveryState::Failed, 7),
             ],
+            posts: vec![
+                ("en".into(), DeliveryState::Queued, 5),
+                ("en".into(), DeliveryState::Sent, 9),
+            ],
             messages: vec![
                 (MessageKind::Forward, DeliveryState::Deferred, 1),
                 (MessageKind::Forward, DeliveryState::Sent, 4),
             ],
             ..QueueSummary::default()
         };
-        assert_eq!(summary.waiting(None), 6);
-        assert_eq!(summary.waiting(Some("en")), 3);
+        assert_eq!(summary.waiting(None), 11);
+        assert_eq!(summary.waiting(Some("en")), 8);
+        assert_eq!(summary.post_count("en", DeliveryState::Sent), 9);
         assert_eq!(summary.waiting(Some("de")), 0);
         assert_eq!(summary.count("fr", DeliveryState::Failed), 7);
     }

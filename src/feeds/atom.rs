@@ -53,7 +53,12 @@ fn entry(entry: &Entry) -> AtomEntry {
         updated: FixedDateTime::from(entry.updated),
         published: Some(FixedDateTime::from(entry.date)),
         authors: entry.author.iter().map(|name| person(name)).collect(),
-        links: vec![link(&entry.link, "alternate", "text/html")],
+        links: std::iter::once(link(&entry.link, "alternate", "text/html"))
+            .chain(entry.versions.iter().map(|version| Link {
+                hreflang: Some(version.lang.clone()),
+                ..link(&version.url, "alternate", "text/html")
+            }))
+            .collect(),
         summary: (!entry.summary.is_empty()).then(|| text(&entry.summary, lang)),
         content: Some(Content {
             lang: lang.map(str::to_string),

@@ -33,7 +33,7 @@
 //! under way, so a burst of posts leads to one regeneration, not one per post.
 
 pub mod atom;
-mod fingerprint;
+pub mod fingerprint;
 pub mod html;
 pub mod json;
 pub mod rdf;
@@ -177,6 +177,17 @@ pub struct Entry {
     pub summary: String,
     /// The whole text as HTML.
     pub content_html: String,
+    /// The post in other languages (Atom links them with hreflang).
+    pub versions: Vec<Version>,
+}
+
+/// A version of a post's story in another language ([`crate::site::story`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// BCP 47.
+    pub lang: String,
+    /// Its permalink.
+    pub url: String,
 }
 
 /// A feed format.
@@ -195,6 +206,16 @@ pub enum Format {
 impl Format {
     /// Every format, in the order files are written.
     pub const ALL: [Format; 4] = [Format::Rss, Format::Atom, Format::Rdf, Format::Json];
+
+    /// The format's name as readers know it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Rss => "RSS 2.0",
+            Format::Atom => "Atom",
+            Format::Rdf => "RSS 1.0 (RDF)",
+            Format::Json => "JSON Feed",
+        }
+    }
 
     /// The file extension, which is also how the web side picks the type.
     pub fn extension(self) -> &'static str {
@@ -247,8 +268,14 @@ pub fn entry_date(post: &crate::post::Post) -> DateTime<Utc> {
         .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
-/// The feed of `scope` showing `posts` (newest first, published).
-pub fn build_feed(config: &Config, scope: Scope<'_>, posts: &[StoredPost]) -> Feed {
+/// The feed of `scope` showing `posts` (newest first, published), each
+/// with the versions `versions_of` finds of it.
+pub fn build_feed(
+    config: &Config,
+    scope: Scope<'_>,
+    posts: &[StoredPost],
+    versions_of: &dyn Fn(&StoredPost) -> Vec<Version>,
+) -> Feed {
     let site = &config.site;
     let (title, description, lang, home_url) = match scope {
         Scope::All => (
@@ -273,7 +300,10 @@ pub fn build_feed(config: &Config, scope: Scope<'_>, posts: &[StoredPost]) -> Fe
     };
     let entries: Vec<Entry> = posts
         .iter()
-        .map(|post| build_entry(config, post, scope, lang.as_deref()))
+        .map(|post| Entry {
+            versions: versions_of(post),
+            ..build_entry(config, post, scope, lang.as_deref())
+        })
         .collect();
     let updated = entries
         .iter()
@@ -331,7 +361,32 @@ fn build_entry(
             + chrono::Duration::nanoseconds(post.id.rem_euclid(1_000_000_000)),
         summary: text::summarize(&text::xml_safe(&body)),
         content_html: html::body_html(&body),
+        versions: Vec::new(),
     }
+}
+
+/// The versions of `post` in other languages, from the store. A feed shows
+/// the versions known when it was written: a translation that comes later
+/// appears in this post's entry when its feed is next written (its page
+/// shows it at once).
+pub fn versions_in_store(config: &Config, db: &Connection, post: &StoredPost) -> Vec<Version> {
+    let Some(head) = crate::lang::story_head(&post.title) else {
+        return Vec::new();
+    };
+    let window = crate::site::story::WINDOW;
+    let from = post.received_at.saturating_sub(window);
+    let to = post.received_at.saturating_add(window);
+    // A failed read only leaves the links out; the feed is still right.
+    let candidates = crate::store::archive::with_head(db, &head, from, to).unwrap_or_default();
+    crate::site::story::versions(post, &candidates)
+        .into_iter()
+        .filter_map(|version| {
+            Some(Version {
+                lang: version.lang.clone()?,
+                url: permalink(config, version.key.as_deref()?),
+            })
+        })
+        .collect()
 }
 
 /// How much [`regenerate`] does.
@@ -431,7 +486,9 @@ fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyh
         }
         let posts = posts::latest_published(db, scope.list_code(), scope.entries(config))
             .with_context(|| format!("reading the posts of the {} feeds", scope.name()))?;
-        let feed = build_feed(config, scope, &posts);
+        let feed = build_feed(config, scope, &posts, &|post| {
+            versions_in_store(config, db, post)
+        });
         for (format, path) in Format::ALL.iter().zip(paths) {
             let bytes = format.render(&feed)?;
             if files::replace_if_changed(&path, &bytes)

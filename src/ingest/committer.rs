@@ -6,11 +6,13 @@
 //! A listener awaits [`Committer::submit`] and answers 250 only once it
 //! returned `Ok`: the post is then on disk. Under load one fsync covers
 //! many posts, so throughput grows with concurrency while every
-//! acknowledgement still follows its own commit.
+//! acknowledgement still follows its own commit. A published post's
+//! deliveries to the list's post subscribers are queued in its own
+//! transaction ([`super::commit_and_hand_out`]).
 
 use std::sync::Arc;
 
-use super::{commit, Outcome};
+use super::{commit_and_hand_out, now, Outcome};
 use crate::post::NewPost;
 use crate::store::{self, Handle};
 
@@ -48,7 +50,7 @@ impl Committer {
         let result = self
             .store
             .write_grouped(move |tx| {
-                let outcome = commit(tx, std::slice::from_ref(&post))?.pop();
+                let outcome = commit_and_hand_out(tx, std::slice::from_ref(&post), now())?.pop();
                 Ok::<_, store::Error>((outcome, post))
             })
             .await;

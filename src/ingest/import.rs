@@ -4,7 +4,9 @@
 //! Messages stream from disk (one message in memory at a time per reader), are
 //! filed on a reader thread and committed in batches on this one, so parsing
 //! and SQLite writes overlap. Importing the same thing twice stores nothing
-//! new: duplicates are recognised by key.
+//! new: duplicates are recognised by key. An archive is old news: its
+//! posts are not sent to the lists' post subscribers
+//! ([`super::commit_archive`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,7 +18,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{commit, now, Envelope, Filer, Outcome};
+use super::{commit_archive, now, Envelope, Filer, Outcome};
 use crate::config::Config;
 use crate::post::NewPost;
 use crate::store::{self, Connection};
@@ -136,7 +138,7 @@ pub fn import(
         let reader =
             scope.spawn(move || read_sources(config, envelope, &sources, sender, &reader_progress));
         for batch in receiver {
-            let outcomes = store::transaction(db, |tx| commit(tx, &batch.posts))
+            let outcomes = store::transaction(db, |tx| commit_archive(tx, &batch.posts, now()))
                 .context("writing to the store")?;
             for outcome in &outcomes {
                 summary.count(outcome);

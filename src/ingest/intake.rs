@@ -288,18 +288,19 @@ impl Intake for StoreIntake {
             }
             _ => self.answer(config, message, route).await,
         };
+        // A subscriber's address is theirs: logged at debug only, never
+        // at the levels an operator keeps.
+        tracing::debug!(route = route.kind(), sender = %message.sender, "service mail from");
         match &result {
             Ok(outcome) => tracing::info!(
                 protocol = ?message.protocol,
                 route = route.kind(),
-                sender = %message.sender,
                 outcome,
                 "service mail taken"
             ),
             Err(error) => tracing::warn!(
                 protocol = ?message.protocol,
                 route = route.kind(),
-                sender = %message.sender,
                 %error,
                 "service mail deferred"
             ),

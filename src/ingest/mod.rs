@@ -23,7 +23,7 @@ pub use filing::{Envelope, Filer};
 
 use crate::post::{NewPost, Status};
 use crate::store::posts::{self, Inserted};
-use crate::store::{self, Transaction};
+use crate::store::{self, post_deliveries, Transaction};
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +71,62 @@ pub fn commit(tx: &Transaction<'_>, batch: &[NewPost]) -> store::Result<Vec<Outc
             }
         })
         .collect())
+}
+
+/// [`commit`], then each post published goes to its list's subscribers in
+/// mode post: their deliveries are queued in the same transaction
+/// ([`post_deliveries::fan_out`]), so a post is never durable without them
+/// and the outbox can send it as soon as the transaction committed. For
+/// mail as it arrives: the daemon's listeners and the MTA pipe.
+pub fn commit_and_hand_out(
+    tx: &Transaction<'_>,
+    batch: &[NewPost],
+    now: i64,
+) -> store::Result<Vec<Outcome>> {
+    let outcomes = commit(tx, batch)?;
+    for list in published_lists(batch, &outcomes) {
+        post_deliveries::fan_out(tx, list, now)?;
+    }
+    Ok(outcomes)
+}
+
+/// [`commit`] for an archive: its posts are old news, so none of them goes
+/// to the post subscribers ([`post_deliveries::skip_to_newest`]). Posts
+/// that arrived live before the batch and are not handed out yet are
+/// handed out first, in the same transaction, so none of them is skipped.
+pub fn commit_archive(
+    tx: &Transaction<'_>,
+    batch: &[NewPost],
+    now: i64,
+) -> store::Result<Vec<Outcome>> {
+    let mut lists: Vec<&str> = batch
+        .iter()
+        .filter(|post| post.status == Status::Published)
+        .filter_map(|post| post.list_code.as_deref())
+        .collect();
+    lists.sort_unstable();
+    lists.dedup();
+    for list in &lists {
+        post_deliveries::fan_out(tx, list, now)?;
+    }
+    let outcomes = commit(tx, batch)?;
+    for list in &lists {
+        post_deliveries::skip_to_newest(tx, list)?;
+    }
+    Ok(outcomes)
+}
+
+/// The lists under which `batch` published a new post, each once.
+fn published_lists<'a>(batch: &'a [NewPost], outcomes: &[Outcome]) -> Vec<&'a str> {
+    let mut lists: Vec<&str> = batch
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| matches!(outcome, Outcome::Stored { .. }))
+        .filter_map(|(post, _)| post.list_code.as_deref())
+        .collect();
+    lists.sort_unstable();
+    lists.dedup();
+    lists
 }
 
 /// The current time in Unix seconds, as recorded in `received_at`.

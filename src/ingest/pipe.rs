@@ -9,7 +9,7 @@
 
 use std::io::Read;
 
-use super::{commit, now, Envelope, Filer, Outcome};
+use super::{commit, commit_and_hand_out, now, Envelope, Filer, Outcome};
 use crate::config::Config;
 use crate::store;
 
@@ -66,7 +66,10 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
         Ok(db) => db,
         Err(error) => return Delivery::tempfail(format!("store unavailable: {error}")),
     };
-    match store::transaction(&mut db, |tx| commit(tx, std::slice::from_ref(&post))) {
+    let received = now();
+    match store::transaction(&mut db, |tx| {
+        commit_and_hand_out(tx, std::slice::from_ref(&post), received)
+    }) {
         Ok(outcomes) => match outcomes.into_iter().next() {
             Some(Outcome::Rejected { reason, .. }) => Delivery {
                 exit_code: EX_DATAERR,

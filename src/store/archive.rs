@@ -1,9 +1,11 @@
 //! What the archive's pages and search need beyond the posts: story heads,
 //! the versions of a story, the search index, posts by time.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
-use super::{Result, Transaction};
+use super::posts::{from_row, COLUMNS};
+use super::{Connection, Result, Transaction};
+use crate::post::StoredPost;
 use crate::search;
 
 /// Puts a published post into the search index.
@@ -41,4 +43,185 @@ pub(super) fn backfill(tx: &Transaction<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The Rust step of migration 0008: the search index made again, since
+/// [`search::indexed`] now folds Greek accents.
+pub(super) fn reindex(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute("INSERT INTO search (search) VALUES ('delete-all')", [])?;
+    let mut select = tx.prepare(
+        "SELECT id, title, body FROM posts INDEXED BY posts_published \
+         WHERE status = 'published' ORDER BY id",
+    )?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let (id, title, body): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        index(tx, id, &title, &body)?;
+    }
+    Ok(())
+}
+
+/// A post whose pages must be made again, and which change of it that is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub post_id: i64,
+    pub seq: i64,
+}
+
+/// Up to `limit` posts whose pages must be made again, by id.
+pub fn changes(db: &Connection, limit: usize) -> Result<Vec<Change>> {
+    let mut statement =
+        db.prepare_cached("SELECT post_id, seq FROM archive_changes ORDER BY post_id LIMIT ?1")?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement.query_map([limit], |row| {
+        Ok(Change {
+            post_id: row.get(0)?,
+            seq: row.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Takes the changes whose pages were made out; a post changed again since
+/// (a later `seq`) stays in.
+pub fn changes_done(tx: &Transaction<'_>, changes: &[Change]) -> Result<()> {
+    let mut delete =
+        tx.prepare_cached("DELETE FROM archive_changes WHERE post_id = ?1 AND seq = ?2")?;
+    for change in changes {
+        delete.execute([change.post_id, change.seq])?;
+    }
+    Ok(())
+}
+
+/// The newest published posts of `list_code`, newest first.
+pub fn latest_of_list(db: &Connection, list_code: &str, limit: usize) -> Result<Vec<StoredPost>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM posts INDEXED BY posts_published_by_list \
+         WHERE list_code = ?1 AND status = 'published' ORDER BY id DESC LIMIT ?2"
+    ))?;
+    let rows = statement.query_map(params![list_code, limit as i64], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The published posts with `head` that arrived between `from` and `to`
+/// (Unix seconds, inclusive): the candidates for one story's versions.
+pub fn with_head(db: &Connection, head: &str, from: i64, to: i64) -> Result<Vec<StoredPost>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM posts INDEXED BY posts_by_head \
+         WHERE head = ?1 AND status = 'published' AND received_at BETWEEN ?2 AND ?3 ORDER BY id"
+    ))?;
+    let rows = statement.query_map(params![head, from, to], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The story head stored with a post.
+pub fn head(db: &Connection, id: i64) -> Result<Option<String>> {
+    let mut statement = db.prepare_cached("SELECT head FROM posts WHERE id = ?1")?;
+    Ok(statement
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .flatten())
+}
+
+/// When a post was published, in SQL: its Date, unless that is after its
+/// arrival ([`crate::feeds::entry_date`]); indexed by
+/// `posts_published_by_date`, which must spell it the same.
+const PUBLISHED_AT: &str = "min(coalesce(date, received_at), received_at)";
+
+/// The published posts published in `[from, to)` (Unix seconds), newest
+/// first, at most `limit`.
+pub fn published_between(
+    db: &Connection,
+    from: i64,
+    to: i64,
+    limit: usize,
+) -> Result<Vec<StoredPost>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM posts INDEXED BY posts_published_by_date \
+         WHERE status = 'published' AND {PUBLISHED_AT} >= ?1 AND {PUBLISHED_AT} < ?2 \
+         ORDER BY {PUBLISHED_AT} DESC, id DESC LIMIT ?3"
+    ))?;
+    let rows = statement.query_map(params![from, to, limit as i64], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many published posts were published in `[from, to)`.
+pub fn count_between(db: &Connection, from: i64, to: i64) -> Result<u64> {
+    let count: i64 = db
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM posts INDEXED BY posts_published_by_date \
+             WHERE status = 'published' AND {PUBLISHED_AT} >= ?1 AND {PUBLISHED_AT} < ?2"
+        ))?
+        .query_row(params![from, to], |row| row.get(0))?;
+    Ok(count as u64)
+}
+
+/// When the first and the last published post were published (Unix
+/// seconds).
+pub fn span(db: &Connection) -> Result<Option<(i64, i64)>> {
+    let span: (Option<i64>, Option<i64>) = db
+        .prepare_cached(&format!(
+            "SELECT min({PUBLISHED_AT}), max({PUBLISHED_AT}) FROM posts INDEXED BY posts_published_by_date \
+             WHERE status = 'published'"
+        ))?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(span.0.zip(span.1))
+}
+
+/// Every published post, oldest first, in pages of `limit` after id
+/// `after`: for a full build.
+pub fn published_after(db: &Connection, after: i64, limit: usize) -> Result<Vec<StoredPost>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM posts INDEXED BY posts_published \
+         WHERE status = 'published' AND id > ?1 ORDER BY id LIMIT ?2"
+    ))?;
+    let rows = statement.query_map(params![after, limit as i64], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What a search asks for besides its words.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// A language (BCP 47) or list code.
+    pub lang: Option<String>,
+    /// Published in `[from, to)` (Unix seconds).
+    pub between: Option<(i64, i64)>,
+}
+
+/// The published posts matching `fts_query` (an FTS5 query as
+/// [`crate::search::query`] makes them), best first (bm25, a title match
+/// weighing five times a body match), `limit` after `offset`.
+pub fn search(
+    db: &Connection,
+    fts_query: &str,
+    filter: &SearchFilter,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<StoredPost>> {
+    let columns: Vec<String> = COLUMNS
+        .split(',')
+        .map(|column| format!("posts.{}", column.trim()))
+        .collect();
+    let published_at = "min(coalesce(posts.date, posts.received_at), posts.received_at)";
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {} FROM search JOIN posts ON posts.id = search.rowid \
+         WHERE search MATCH ?1 AND posts.status = 'published' \
+           AND (?2 IS NULL OR posts.lang = ?2 OR posts.list_code = ?2) \
+           AND (?3 IS NULL OR {published_at} >= ?3) AND (?4 IS NULL OR {published_at} < ?4) \
+         ORDER BY bm25(search, 5.0, 1.0), posts.id DESC LIMIT ?5 OFFSET ?6",
+        columns.join(", ")
+    ))?;
+    let (from, to) = filter.between.unzip();
+    let rows = statement.query_map(
+        params![
+            fts_query,
+            filter.lang,
+            from,
+            to,
+            limit as i64,
+            offset as i64
+        ],
+        from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -137,6 +137,7 @@ pub fn summary(db: &Connection, errors: usize) -> Result<QueueSummary> {
     )?;
     Ok(QueueSummary {
         counts,
+        posts: super::post_deliveries::counts(db)?,
         messages: super::outgoing::counts(db)?,
         oldest_deferred,
         last_errors,

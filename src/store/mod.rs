@@ -25,6 +25,7 @@ pub mod digests;
 pub mod feeds;
 pub mod mail;
 pub mod outgoing;
+pub mod people;
 pub mod post_deliveries;
 pub mod posts;
 pub mod requests;
@@ -53,7 +54,11 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         Some(archive::backfill),
     ),
     (
-        include_str!("migrations/0008_pending_by_subscriber.sql"),
+        include_str!("migrations/0008_archive_changes.sql"),
+        Some(archive::reindex),
+    ),
+    (
+        include_str!("migrations/0009_pending_by_subscriber.sql"),
         None,
     ),
 ];
@@ -170,6 +175,20 @@ pub fn transaction<T, E: From<Error>>(
         .map_err(Error::from)?;
     let value = write(&tx)?;
     tx.commit().map_err(Error::from)?;
+    Ok(value)
+}
+
+/// Runs `write` in a transaction and takes it all back: what it would do,
+/// done and undone (a dry run).
+pub fn rehearse<T, E: From<Error>>(
+    connection: &mut Connection,
+    write: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(Error::from)?;
+    let value = write(&tx)?;
+    tx.rollback().map_err(Error::from)?;
     Ok(value)
 }
 

@@ -5,7 +5,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Connection, Result, Transaction};
-use crate::deliver::{Attempt, DueDelivery};
+use crate::deliver::{Attempt, DeliveryState, DueDelivery};
 
 /// Queues every published post of `list_code` not handed out yet for each
 /// current subscriber in mode post, and marks them handed out; returns how
@@ -87,6 +87,20 @@ pub fn due(db: &Connection, now: i64, after: i64, limit: usize) -> Result<Vec<Du
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Counts per list and state, by list then state.
+pub fn counts(db: &Connection) -> Result<Vec<(String, DeliveryState, u64)>> {
+    let mut statement = db.prepare_cached(
+        "SELECT p.list_code, d.state, count(*) FROM post_deliveries d \
+         JOIN posts p ON p.id = d.post_id GROUP BY p.list_code, d.state",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
+    })?;
+    let mut counts = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    counts.sort();
+    Ok(counts)
+}
+
 /// Records the results of attempts made at `now` (see
 /// [`super::deliveries::record_attempts`]).
 pub fn record_attempts(tx: &Transaction<'_>, results: &[(i64, Attempt)], now: i64) -> Result<()> {
@@ -114,7 +128,7 @@ pub fn give_up(tx: &Transaction<'_>, received_before: i64, now: i64) -> Result<u
 mod tests {
     use super::*;
     use crate::post::Status;
-    use crate::store::{open_in_memory, posts, subscribers, transaction};
+    use crate::store::{digests, open_in_memory, posts, subscribers, transaction};
     use crate::subscribers::Mode;
 
     fn publish(db: &mut Connection, key: &str) {
@@ -160,6 +174,109 @@ mod tests {
         let due_now = due(&db, 12, 0, 10).unwrap();
         assert_eq!(due_now.len(), 3);
         assert_eq!(due_now[0].digest_id, 1, "the post's id");
+    }
+
+    /// Publishes a post as mail arriving does: handed out in its commit.
+    fn arrive(db: &mut Connection, key: &str) -> i64 {
+        let post = posts::sample(key, "en", Status::Published);
+        let outcome = transaction(db, |tx| {
+            crate::ingest::commit_and_hand_out(tx, &[post], 100)
+        })
+        .unwrap();
+        match outcome[..] {
+            [crate::ingest::Outcome::Stored { id }] => id,
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issues a digest of every pending post; returns its id and posts.
+    fn issue(db: &mut Connection, number: u32) -> (i64, Vec<i64>) {
+        use crate::digest::{DigestBody, DigestMode, NewDigest};
+        transaction(db, |tx| {
+            let pending = digests::pending_post_ids(tx, "en")?;
+            let new = NewDigest {
+                volume: 1,
+                issue: number,
+                period: "2026".into(),
+                reason: "test".into(),
+                issued_at: 200,
+                bodies: vec![DigestBody {
+                    mode: DigestMode::Mime,
+                    subject: "digest".into(),
+                    entity: b"Content-Type: text/plain\r\n\r\nposts\r\n".to_vec(),
+                }],
+            };
+            let issued = digests::record(tx, "en", None, Some(new), &pending)?.unwrap();
+            Ok::<_, crate::store::Error>((issued.record.id, pending))
+        })
+        .unwrap()
+    }
+
+    /// (posts one by one, digests) that went to `address`.
+    fn got(db: &Connection, address: &str) -> (Vec<i64>, Vec<i64>) {
+        let ids = |sql: &str| -> Vec<i64> {
+            db.prepare(sql)
+                .unwrap()
+                .query_map([address], |row| row.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        (
+            ids("SELECT post_id FROM post_deliveries WHERE address = ?1 ORDER BY post_id"),
+            ids("SELECT digest_id FROM deliveries WHERE address = ?1 ORDER BY digest_id"),
+        )
+    }
+
+    #[test]
+    fn switching_between_digests_and_posts_never_repeats_or_drops_a_post() {
+        let mut db = open_in_memory().unwrap();
+        for (address, mode) in [("dora@x.org", Mode::Mime), ("paul@x.org", Mode::Post)] {
+            let list = [address.to_string()];
+            transaction(&mut db, |tx| subscribers::add(tx, "en", &list, mode, 1)).unwrap();
+        }
+        let id_of = |db: &Connection, address: &str| {
+            subscribers::find(db, "en", address).unwrap().unwrap().id
+        };
+        let (dora, paul) = (id_of(&db, "dora@x.org"), id_of(&db, "paul@x.org"));
+
+        // Dora, on digests, asks for posts; Paul, on posts, for digests.
+        let a = arrive(&mut db, "a");
+        transaction(&mut db, |tx| subscribers::set_mode(tx, dora, Mode::Post)).unwrap();
+        transaction(&mut db, |tx| subscribers::set_mode(tx, paul, Mode::Mime)).unwrap();
+        let b = arrive(&mut db, "b");
+        // The change waits for the digest: a and b reach Dora there.
+        let (first, in_first) = issue(&mut db, 1);
+        assert_eq!(in_first, [a, b]);
+        let c = arrive(&mut db, "c");
+        let (second, in_second) = issue(&mut db, 2);
+        assert_eq!(in_second, [c]);
+
+        // Dora: the digest with a and b, then c alone; never a or b again.
+        assert_eq!(got(&db, "dora@x.org"), (vec![c], vec![first]));
+        // Paul: a and b one by one, then the digest with c, not the first.
+        assert_eq!(got(&db, "paul@x.org"), (vec![a, b], vec![second]));
+    }
+
+    #[test]
+    fn an_import_sends_nothing_old_and_holds_back_nothing_new() {
+        let mut db = open_in_memory().unwrap();
+        let list = ["p@x.org".to_string()];
+        transaction(&mut db, |tx| {
+            subscribers::add(tx, "en", &list, Mode::Post, 1)
+        })
+        .unwrap();
+        let live = arrive(&mut db, "live");
+        let archive = [
+            posts::sample("old-1", "en", Status::Published),
+            posts::sample("old-2", "en", Status::Published),
+        ];
+        transaction(&mut db, |tx| {
+            crate::ingest::commit_archive(tx, &archive, 100)
+        })
+        .unwrap();
+        let next = arrive(&mut db, "next");
+        assert_eq!(got(&db, "p@x.org").0, [live, next]);
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct PostFilter {
     pub limit: Option<usize>,
 }
 
-const COLUMNS: &str = "id, key, message_id, list_code, lang, status, reason, filed_by, tag, \
+pub(super) const COLUMNS: &str =
+    "id, key, message_id, list_code, lang, status, reason, filed_by, tag, \
      subject, title, translations, machine_translation, author_name, author_address, \
      date_header, date, received_at, body, attachments, size";
 
@@ -138,6 +139,14 @@ pub fn get(db: &Connection, id: i64) -> Result<Option<StoredPost>> {
     Ok(statement.query_row([id], from_row).optional()?)
 }
 
+/// One published post by its public key.
+pub fn published_by_key(db: &Connection, key: &str) -> Result<Option<StoredPost>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM posts WHERE key = ?1 AND status = 'published'"
+    ))?;
+    Ok(statement.query_row([key], from_row).optional()?)
+}
+
 /// The bytes of a post exactly as they were received.
 pub fn raw(db: &Connection, id: i64) -> Result<Option<Vec<u8>>> {
     let mut statement = db.prepare_cached("SELECT bytes FROM raw_messages WHERE post_id = ?1")?;
@@ -156,7 +165,7 @@ pub fn count_by_list(db: &Connection) -> Result<Vec<(Option<String>, Status, u64
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredPost> {
+pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredPost> {
     Ok(StoredPost {
         id: row.get(0)?,
         post: Post {

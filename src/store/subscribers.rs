@@ -19,10 +19,13 @@ pub fn person_id(tx: &Transaction<'_>, address: &str, now: i64) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-/// The person with `id`.
+/// The person with `id`; none once forgotten ([`super::people::forget`]).
 pub fn person_by_id(db: &Connection, id: i64) -> Result<Option<Person>> {
-    let mut statement =
-        db.prepare_cached("SELECT id, address, name, created_at FROM people WHERE id = ?1")?;
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT id, address, name, created_at FROM people \
+         WHERE id = ?1 AND address NOT LIKE '{}%'",
+        super::people::FORGOTTEN
+    ))?;
     Ok(statement
         .query_row([id], |row| {
             Ok(Person {
@@ -49,6 +52,13 @@ pub fn person(db: &Connection, address: &str) -> Result<Option<Person>> {
             })
         })
         .optional()?)
+}
+
+/// Gives the person with `id` the name `name`.
+pub fn set_name(tx: &Transaction<'_>, id: i64, name: &str) -> Result<()> {
+    tx.prepare_cached("UPDATE people SET name = ?2 WHERE id = ?1")?
+        .execute(params![id, name])?;
+    Ok(())
 }
 
 /// Subscribes each address to a list in `mode`, confirmed at `now` (the
@@ -171,7 +181,7 @@ pub fn remove(
 }
 
 /// Drops a subscriber's queued and deferred digests (found through the
-/// partial index `deliveries_pending_by_subscriber`, migration 0008).
+/// partial index `deliveries_pending_by_subscriber`, migration 0009).
 const DROP_PENDING_DIGESTS: &str =
     "DELETE FROM deliveries WHERE subscriber_id = ?1 AND state IN ('queued', 'deferred')";
 

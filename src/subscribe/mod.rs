@@ -68,6 +68,8 @@ pub struct Request {
 pub enum Via {
     Mail,
     Web,
+    /// The operator's `tidings subscribers add` or `import`.
+    Operator,
 }
 
 impl Via {
@@ -75,6 +77,7 @@ impl Via {
         match self {
             Via::Mail => "mail",
             Via::Web => "web",
+            Via::Operator => "operator",
         }
     }
 }
@@ -417,9 +420,9 @@ impl Service<'_> {
             .map(str::to_string)
             .unwrap_or_else(|| sender.to_string())
             .to_ascii_lowercase();
-        if from.parse::<lettre::Address>().is_err() {
+        let Some(from) = crate::subscribers::checked_address(&from) else {
             return Ok("ignored: no sender address to answer".to_string());
-        }
+        };
         let message_id = message.message_id().map(|id| format!("<{id}>"));
         let commands = match route {
             Route::Subscribe { .. } => vec![Command::Subscribe(None)],
@@ -511,9 +514,7 @@ impl Service<'_> {
             .transpose()?
             .unwrap_or_default();
         if !self.may_notify(tx, from, !subscribed.is_empty() || left)? {
-            return Ok(format!(
-                "answered nothing: {from} had its notices for today"
-            ));
+            return Ok("answered nothing: the sender had its notices for today".to_string());
         }
         let notice = match (&asked, &welcome) {
             (Some((mode, token)), _) => {
@@ -553,7 +554,7 @@ impl Service<'_> {
         };
         outgoing::queue(tx, &notice, self.now)?;
         let results: Vec<&str> = done.iter().map(|d| d.result.as_str()).collect();
-        Ok(format!("answered {from}: {}", results.join(", ")))
+        Ok(format!("answered: {}", results.join(", ")))
     }
 }
 

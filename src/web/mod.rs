@@ -1,12 +1,8 @@
-//! The daemon's HTTP side (axum): feeds ([`feeds`]), the subscriber's
-//! pages ([`subscribe`]), health and metrics, every page in the layout of
-//! [`pages`].
-//!
-//! Feed readers poll often, so a poll must cost almost nothing: each feed
-//! answer carries an ETag and Last-Modified from the file's size and mtime
-//! (the feed writer leaves unchanged files alone, so both stay put), a
-//! conditional GET that matches is answered 304 without reading the file,
-//! and bodies are compressed (gzip, br) when the client asks.
+//! The daemon's HTTP side (axum): feeds ([`feeds`]) and the archive's
+//! pages ([`site`]) as files ([`files`]: validators, 304, streamed), the
+//! subscriber's pages ([`subscribe`]), health and metrics, every page in
+//! the layout of [`pages`]; bodies compressed (gzip, br) when the client
+//! asks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +24,10 @@ use crate::templates::Templates;
 use crate::tokens::Secret;
 
 mod feeds;
+mod files;
 mod pages;
+mod search;
+mod site;
 mod subscribe;
 
 /// What the handlers share.
@@ -71,9 +70,12 @@ pub fn router(web: Arc<Web>) -> Router {
             "/prefs/{token}",
             get(subscribe::preferences).post(subscribe::change_preferences),
         )
+        .route("/search", get(search::search))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
+        .fallback(site::page)
         .layer(CompressionLayer::new())
+        .layer(axum::middleware::map_response(files::etag_per_encoding))
         .with_state(web)
 }
 

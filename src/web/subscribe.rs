@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::pages::{error_page, Button, Field, Layout, Link, Message, PageResult, WebError};
+use super::pages::{
+    error_page, Button, Field, Layout, Link, Message, PageResult, Respond, WebError,
+};
 use super::Web;
 use crate::config::{Config, List};
 use crate::store::{self, requests, subscribers};
@@ -45,18 +47,9 @@ fn modes(layout: &Layout<'_>) -> anyhow::Result<Vec<serde_json::Value>> {
         .collect()
 }
 
-/// A mail address as given in a form, checked and lowercased; `None` when
-/// it is none that mail can be sent to.
+/// A mail address as given in a form, by the check every way in shares.
 fn address(given: &str) -> Option<String> {
-    let given = given.trim();
-    let parsed: lettre::Address = given.parse().ok()?;
-    // A domain literal (user@[1.2.3.4]) or a dotless domain is no address a
-    // list can reach.
-    let domain = parsed.domain();
-    if domain.starts_with('[') || !domain.contains('.') || given.len() > 254 {
-        return None;
-    }
-    Some(format!("{}@{}", parsed.user(), domain.to_ascii_lowercase()))
+    crate::subscribers::checked_address(given)
 }
 
 /// GET /lists/CODE/subscribe: the form.

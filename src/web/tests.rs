@@ -10,7 +10,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tower::ServiceExt;
 
-use super::feeds::{feed_format, not_modified};
+use super::feeds::feed_format;
+use super::files::not_modified;
 use super::*;
 use crate::feeds::Format;
 use crate::tokens::Purpose;
@@ -289,6 +290,25 @@ async fn a_feed_is_gzipped_when_the_client_asks_and_decodes_to_the_file() {
     let plain = site.get("/feeds/en.atom", &[]).await;
     assert_eq!(plain.header(header::CONTENT_ENCODING), None);
     assert_eq!(plain.body, atom_feed());
+
+    // RFC 9110 8.8.3: another encoding is another representation, so its
+    // strong ETag differs; either one given back is a match.
+    let gzip_etag = answer.header(header::ETAG).unwrap().to_string();
+    let plain_etag = plain.header(header::ETAG).unwrap().to_string();
+    assert_ne!(gzip_etag, plain_etag);
+    assert!(gzip_etag.ends_with("-gzip\""), "{gzip_etag}");
+    for etag in [&gzip_etag, &plain_etag] {
+        let again = site
+            .get(
+                "/feeds/en.atom",
+                &[
+                    (header::ACCEPT_ENCODING, "gzip"),
+                    (header::IF_NONE_MATCH, etag.as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{etag}");
+    }
 }
 
 #[tokio::test]
@@ -595,9 +615,11 @@ async fn the_preferences_page_changes_modes_joins_and_leaves_with_posts_only() {
         site.subscriber("ca", "ana@example.net").await.unwrap().mode,
         Mode::Post
     );
+    // The page speaks the language of the person's first list, now the
+    // Castellano one.
     let done = site.get(&format!("{path}?done=joined"), &[]).await;
     assert!(
-        done.text().contains("you are subscribed"),
+        done.text().contains("Hecho: ya está suscrito."),
         "{}",
         done.text()
     );
@@ -612,4 +634,16 @@ async fn the_preferences_page_changes_modes_joins_and_leaves_with_posts_only() {
         site.secret.sign(Purpose::Unsubscribe, person, None)
     );
     assert_eq!(site.get(&forged, &[]).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_greek_list_pages_are_in_greek() {
+    let site = Site::new();
+    let page = site.get("/lists/gr/subscribe", &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let text = page.text();
+    assert!(text.contains("<html lang=\"el\""), "{text}");
+    assert!(text.contains("<h1>Εγγραφή</h1>"), "{text}");
+    assert!(text.contains("καθημερινή σύνοψη σε απλό κείμενο"), "{text}");
+    assert!(!text.contains("Your mail address"), "{text}");
 }

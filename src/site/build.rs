@@ -1,0 +1,405 @@
+//! Writing the site: every page at once ([`Scope::Full`]) or what a set of
+//! changed posts touches ([`Scope::Changed`]): their own pages and their
+//! versions', their lists' pages, their months and years, and the pages of
+//! all lists (home, recent, last 24 hours, last 30 days). Files are
+//! replaced atomically and only when their bytes change, so an unchanged
+//! site stays byte for byte (and mtime for mtime) what it was.
+//!
+//! What the pages were made with (configuration, templates, this version)
+//! is fingerprinted in `.fingerprint`; a build for changes whose
+//! fingerprint differs makes every page.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use data_encoding::HEXLOWER;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::pages::{month_start, year_of, Pages};
+use super::{paths, raw, story, Month};
+use crate::config::{Config, List};
+use crate::files;
+use crate::post::{Status, StoredPost};
+use crate::store::archive::{self, Change};
+use crate::store::{posts, Connection};
+use crate::templates::Templates;
+
+const FINGERPRINT: &str = ".fingerprint";
+const DAY: i64 = 86_400;
+/// The most posts a page of first lines or titles shows, however busy the
+/// period: a page stays a page.
+const PAGE_CAP: usize = 5_000;
+/// Posts read at a time in a full build.
+const BATCH: usize = 1_000;
+
+/// What to build.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every page.
+    Full,
+    /// The pages these changed posts touch.
+    Changed(&'a [Change]),
+}
+
+/// What a build did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Whether every page was made.
+    pub full: bool,
+    /// Pages made.
+    pub pages: usize,
+    /// Files whose bytes changed.
+    pub written: usize,
+    /// Files taken away (posts no longer published).
+    pub removed: usize,
+}
+
+/// A digest of what shows in the pages besides the posts.
+pub fn fingerprint(config: &Config, templates: &Templates) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        crate::feeds::fingerprint::config_digest(config).as_str(),
+        templates.digest("web"),
+        config.site.timezone.name(),
+        env!("CARGO_PKG_VERSION"),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    HEXLOWER.encode(&hasher.finalize()[..12])
+}
+
+/// Whether the pages in `out` were made with another configuration,
+/// other templates or another version (or never): then a build makes
+/// every page.
+pub fn is_stale(config: &Config, templates: &Templates, out: &Path) -> bool {
+    std::fs::read_to_string(out.join(FINGERPRINT)).ok() != Some(fingerprint(config, templates))
+}
+
+/// Builds the site into `out` as of `now` (Unix seconds).
+pub fn build(
+    config: &Config,
+    templates: &Templates,
+    db: &Connection,
+    out: &Path,
+    scope: Scope<'_>,
+    now: i64,
+) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let stale = is_stale(config, templates, out);
+    let mut builder = Builder {
+        config,
+        pages: Pages { config, templates },
+        db,
+        out,
+        now,
+        report: Report::default(),
+    };
+    match scope {
+        Scope::Changed(changes) if !stale => builder.changed(changes)?,
+        _ => builder.full()?,
+    }
+    if stale {
+        let fingerprint_file = out.join(FINGERPRINT);
+        files::replace_if_changed(&fingerprint_file, fingerprint(config, templates).as_bytes())
+            .with_context(|| format!("writing {}", fingerprint_file.display()))?;
+    }
+    Ok(builder.report)
+}
+
+/// Which list, year and month pages a build must make.
+#[derive(Default)]
+struct Touched {
+    lists: BTreeSet<String>,
+    months: BTreeSet<(i32, u32)>,
+}
+
+impl Touched {
+    fn add(&mut self, config: &Config, post: &StoredPost) {
+        if let Some(code) = &post.list_code {
+            self.lists.insert(code.clone());
+        }
+        let published = crate::feeds::entry_date(post).timestamp();
+        self.months.insert(month_of(config, published));
+    }
+}
+
+struct Builder<'a> {
+    config: &'a Config,
+    pages: Pages<'a>,
+    db: &'a Connection,
+    out: &'a Path,
+    now: i64,
+    report: Report,
+}
+
+impl Builder<'_> {
+    fn full(&mut self) -> anyhow::Result<()> {
+        self.report.full = true;
+        let mut keys = HashSet::new();
+        let mut after = 0;
+        loop {
+            let batch = archive::published_after(self.db, after, BATCH)?;
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            for post in &batch {
+                self.post_page(post)?;
+                keys.extend(post.key.clone());
+            }
+        }
+        self.sweep_posts(&keys)?;
+        let lists: Vec<String> = self.config.lists.iter().map(|l| l.code.clone()).collect();
+        let mut months = BTreeSet::new();
+        for year in self.years()? {
+            for month in 1..=12 {
+                months.insert((year, month));
+            }
+        }
+        self.common(&Touched {
+            lists: lists.into_iter().collect(),
+            months,
+        })
+    }
+
+    fn changed(&mut self, changes: &[Change]) -> anyhow::Result<()> {
+        let mut touched = Touched::default();
+        let mut done = HashSet::new();
+        for change in changes {
+            let Some(post) = posts::get(self.db, change.post_id)? else {
+                continue;
+            };
+            touched.add(self.config, &post);
+            if post.status != Status::Published {
+                if let Some(key) = &post.key {
+                    self.remove(&paths::post(key))?;
+                    self.remove(&paths::raw(key))?;
+                }
+                // Its versions no longer link to it.
+                for version in self.candidates(&post)? {
+                    if version.id != post.id && done.insert(version.id) {
+                        self.post_page(&version)?;
+                    }
+                }
+                continue;
+            }
+            let candidates = self.candidates(&post)?;
+            if done.insert(post.id) {
+                self.post_page_with(&post, &candidates)?;
+            }
+            for version in story::versions(&post, &candidates) {
+                if done.insert(version.id) {
+                    self.post_page(version)?;
+                }
+            }
+        }
+        self.common(&touched)
+    }
+
+    /// The pages of all lists, and those of the touched lists and months.
+    fn common(&mut self, touched: &Touched) -> anyhow::Result<()> {
+        let now = self.now;
+        let everything = i64::MAX;
+        let years = self.years()?;
+        let latest = archive::published_between(self.db, i64::MIN, everything, 40)?;
+        let home = self.pages.home(&latest, &years)?;
+        self.write(paths::HOME, home.as_bytes())?;
+
+        let recent = archive::published_between(self.db, now - 14 * DAY, everything, PAGE_CAP)?;
+        let page = self.pages.titles(None, "recent_heading", &recent)?;
+        self.write(paths::RECENT, page.as_bytes())?;
+
+        let day = archive::published_between(self.db, now - DAY, everything, PAGE_CAP)?;
+        let page = self
+            .pages
+            .first_lines(None, "last_day_heading", json!({}), &day)?;
+        self.write(paths::LAST_DAY, page.as_bytes())?;
+
+        let month = archive::published_between(self.db, now - 30 * DAY, everything, PAGE_CAP)?;
+        let page = self
+            .pages
+            .first_lines(None, "last_30_days_heading", json!({}), &month)?;
+        self.write(paths::LAST_30_DAYS, page.as_bytes())?;
+
+        let page = self.pages.syndication()?;
+        self.write(paths::SYNDICATION, page.as_bytes())?;
+
+        for code in &touched.lists {
+            if let Some(list) = self.config.list(code) {
+                self.list_pages(list)?;
+            }
+        }
+        let touched_years: BTreeSet<i32> = touched.months.iter().map(|(year, _)| *year).collect();
+        for year in touched_years {
+            self.year_page(year)?;
+        }
+        for &(year, month) in &touched.months {
+            self.month_page(year, month)?;
+        }
+        Ok(())
+    }
+
+    fn list_pages(&mut self, list: &List) -> anyhow::Result<()> {
+        let latest = archive::latest_of_list(self.db, &list.code, 100)?;
+        let page = self.pages.titles(Some(list), "list_heading", &latest)?;
+        self.write(&paths::list(list), page.as_bytes())?;
+        let first = &latest[..latest.len().min(10)];
+        let page =
+            self.pages
+                .first_lines(Some(list), "list_first_lines_heading", json!({}), first)?;
+        self.write(&paths::list_first_lines(list), page.as_bytes())
+    }
+
+    fn years(&self) -> anyhow::Result<Vec<i32>> {
+        years(self.config, self.db)
+    }
+
+    fn year_page(&mut self, year: i32) -> anyhow::Result<()> {
+        let mut months = Vec::new();
+        for month in 1..=12 {
+            let from = month_start(self.config, year, month);
+            let to = month_start(self.config, year, month + 1);
+            let count = archive::count_between(self.db, from, to)?;
+            if count > 0 {
+                months.push(Month { month, count });
+            }
+        }
+        if months.is_empty() {
+            return self.remove(&paths::year(year));
+        }
+        let page = self.pages.year(year, &months)?;
+        self.write(&paths::year(year), page.as_bytes())
+    }
+
+    fn month_page(&mut self, year: i32, month: u32) -> anyhow::Result<()> {
+        let from = month_start(self.config, year, month);
+        let to = month_start(self.config, year, month + 1);
+        let posts = archive::published_between(self.db, from, to, PAGE_CAP)?;
+        if posts.is_empty() {
+            return self.remove(&paths::month(year, month));
+        }
+        let name = self.pages.month_name(month)?;
+        let page = self.pages.first_lines(
+            None,
+            "month_heading",
+            json!({"year": year, "month": name}),
+            &posts,
+        )?;
+        self.write(&paths::month(year, month), page.as_bytes())
+    }
+
+    /// The posts that may be versions of `post`'s story.
+    fn candidates(&self, post: &StoredPost) -> anyhow::Result<Vec<StoredPost>> {
+        let Some(head) = crate::lang::story_head(&post.title) else {
+            return Ok(Vec::new());
+        };
+        let from = post.received_at.saturating_sub(story::WINDOW);
+        let to = post.received_at.saturating_add(story::WINDOW);
+        Ok(archive::with_head(self.db, &head, from, to)?)
+    }
+
+    fn post_page(&mut self, post: &StoredPost) -> anyhow::Result<()> {
+        let candidates = self.candidates(post)?;
+        self.post_page_with(post, &candidates)
+    }
+
+    fn post_page_with(
+        &mut self,
+        post: &StoredPost,
+        candidates: &[StoredPost],
+    ) -> anyhow::Result<()> {
+        let Some(key) = post.key.as_deref() else {
+            return Ok(());
+        };
+        let versions = story::versions(post, candidates);
+        let page = self.pages.post(post, &versions)?;
+        self.write(&paths::post(key), page.as_bytes())?;
+        if let Some(bytes) = posts::raw(self.db, post.id)? {
+            self.write(&paths::raw(key), &raw::obfuscate(&bytes))?;
+        }
+        Ok(())
+    }
+
+    fn file(&self, path: &str) -> anyhow::Result<PathBuf> {
+        paths::file_of(path)
+            .map(|file| self.out.join(file))
+            .with_context(|| format!("{path:?} is not a page's path"))
+    }
+
+    fn write(&mut self, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let file = self.file(path)?;
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        self.report.pages += 1;
+        if files::replace_if_changed_unsynced(&file, bytes)
+            .with_context(|| format!("writing {}", file.display()))?
+        {
+            self.report.written += 1;
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &str) -> anyhow::Result<()> {
+        let file = self.file(path)?;
+        match std::fs::remove_file(&file) {
+            Ok(()) => {
+                self.report.removed += 1;
+                Ok(())
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error).with_context(|| format!("removing {}", file.display())),
+        }
+    }
+
+    /// Takes away the pages of posts that are no longer published.
+    fn sweep_posts(&mut self, keys: &HashSet<String>) -> anyhow::Result<()> {
+        let dir = self.out.join("posts");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries {
+            let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stem = name
+                .strip_suffix(".html")
+                .or_else(|| name.strip_suffix(".eml"));
+            if let Some(stem) = stem {
+                if !keys.contains(stem) {
+                    std::fs::remove_file(entry.path())
+                        .with_context(|| format!("removing {}", entry.path().display()))?;
+                    self.report.removed += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The years that have published posts, newest first.
+pub fn years(config: &Config, db: &Connection) -> anyhow::Result<Vec<i32>> {
+    let Some((first, last)) = archive::span(db)? else {
+        return Ok(Vec::new());
+    };
+    let mut years = Vec::new();
+    for year in (year_of(config, first)..=year_of(config, last)).rev() {
+        let from = month_start(config, year, 1);
+        let to = month_start(config, year, 13);
+        if archive::count_between(db, from, to)? > 0 {
+            years.push(year);
+        }
+    }
+    Ok(years)
+}
+
+/// The (year, month) of `time` in the site's timezone.
+fn month_of(config: &Config, time: i64) -> (i32, u32) {
+    use chrono::{DateTime, Datelike};
+    let local = DateTime::from_timestamp(time, 0)
+        .unwrap_or_default()
+        .with_timezone(&config.site.timezone);
+    (local.year(), local.month())
+}
