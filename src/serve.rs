@@ -95,7 +95,7 @@ async fn serve(
 
     let committer = {
         let posts_changed = posts_changed.clone();
-        Committer::new(store.clone(), move |post, outcome| {
+        Committer::new(store.clone(), templates.clone(), secret.clone(), move |post, outcome| {
             if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
                 posts_changed.notify_one();
             }
@@ -144,6 +144,8 @@ async fn serve(
                 templates.clone(),
                 secret.clone(),
                 outbox_wakeup.clone(),
+                posts_changed.clone(),
+                metrics.clone(),
                 move |received: &Received| log_message(&metrics, received),
             ),
         });
@@ -236,6 +238,10 @@ fn log_message(metrics: &Metrics, received: &Received) {
     match &received.outcome {
         Ok(outcome) => {
             metrics.count_post(list, outcome.label());
+            if matches!(outcome, Outcome::Rejected { reason, .. } if reason.starts_with(crate::moderation::LOOP))
+            {
+                metrics.count_loop("posting");
+            }
             let detail = match outcome {
                 Outcome::Held { reason, .. } | Outcome::Rejected { reason, .. } => reason.as_str(),
                 _ => "",

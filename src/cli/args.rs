@@ -57,7 +57,13 @@ pub enum Command {
         /// File the post under this list code when its subject has no tag.
         #[arg(long)]
         list: Option<String>,
+        /// The envelope sender (Postfix pipe: ${sender}); defaults to
+        /// $SENDER. An empty one is the null sender of a bounce.
+        #[arg(long, allow_hyphen_values = true)]
+        sender: Option<String>,
         /// Envelope recipient(s); defaults to $ORIGINAL_RECIPIENT.
+        /// A list's posting address takes a post, its other addresses are
+        /// answered as mail to them; any other address at the domain exits 67.
         recipients: Vec<String>,
     },
     /// Import mbox files, Maildir folders and message files.

@@ -43,7 +43,11 @@ pub fn run(cli: Cli) -> ExitCode {
             })
         }
         Command::Check => check::check(path),
-        Command::Ingest { list, recipients } => ingest::ingest(path, list, recipients),
+        Command::Ingest {
+            list,
+            sender,
+            recipients,
+        } => ingest::ingest(path, list, sender, recipients),
         Command::Import { list, paths } => {
             with_config(path, |config| ingest::import(&config, list, &paths))
         }

@@ -34,7 +34,7 @@ pub use list::{
     parse_schedule, List, VolumePeriod, DEFAULT_DIGEST_SIZE_THRESHOLD, DEFAULT_SCHEDULE,
 };
 pub use listen::Listen;
-pub use site::Site;
+pub use site::{Posting, Site};
 
 use errors::Errors;
 
@@ -259,7 +259,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
         &mut errors,
         &feeds,
         domain.as_deref(),
-        &site.editors,
+        &site,
     );
     if lists.is_empty() && errors.is_empty() {
         errors.at(
