@@ -76,7 +76,9 @@ pub fn screen(config: &Config, post: &mut NewPost, sender: Option<&str>) {
 
 fn loop_reason(config: &Config, post: &NewPost, sender: Option<&str>) -> Option<&'static str> {
     if sender.is_some_and(|sender| sender.trim().is_empty()) {
-        return Some("a null envelope sender (a bounce or an automatic reply) to a posting address");
+        return Some(
+            "a null envelope sender (a bounce or an automatic reply) to a posting address",
+        );
     }
     let ours = |address: &str| {
         route(config, address).is_ok_and(|route| !matches!(route, Route::Postmaster))
@@ -132,7 +134,8 @@ pub fn apply_policy(
         return Ok(());
     }
     let most = config.site.max_posts_per_hour;
-    let held = if most > 0 && posts::count_from(tx, &post.author_address, now - HOUR)? >= most as u64
+    let held = if most > 0
+        && posts::count_from(tx, &post.author_address, now - HOUR)? >= most as u64
     {
         Some(format!(
             "rate limit: {most} posts or more from this sender in the last hour (max_posts_per_hour)"
@@ -204,6 +207,7 @@ fn notify_moderators(
     let first_lines: Vec<&str> = post.body.lines().take(FIRST_LINES).collect();
     for moderator in &moderators {
         let context = serde_json::json!({
+            "address": moderator,
             "id": id,
             "subject": post.subject,
             "sender": post.author_address,
@@ -313,6 +317,7 @@ fn tell_sender(
         return Ok(false);
     }
     let context = serde_json::json!({
+        "address": to,
         "subject": post.subject,
         "reason": reason,
         "days": service.config.site.hold_days,
@@ -342,7 +347,14 @@ pub fn expire(tx: &Transaction<'_>, service: &Service<'_>) -> anyhow::Result<usi
         };
         let reason = format!("no moderator decided within {days} days");
         let stored = format!("expired: {reason}");
-        if posts::decide(tx, id, Status::Rejected, Some(&stored), "expiry", service.now)? {
+        if posts::decide(
+            tx,
+            id,
+            Status::Rejected,
+            Some(&stored),
+            "expiry",
+            service.now,
+        )? {
             tell_sender(tx, service, &post, &reason)?;
             expired += 1;
         }
@@ -443,4 +455,3 @@ fn reason_in(body: &str) -> String {
         false => lines.join(" ").chars().take(500).collect(),
     }
 }
-

@@ -95,11 +95,16 @@ async fn serve(
 
     let committer = {
         let posts_changed = posts_changed.clone();
-        Committer::new(store.clone(), templates.clone(), secret.clone(), move |post, outcome| {
-            if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
-                posts_changed.notify_one();
-            }
-        })
+        Committer::new(
+            store.clone(),
+            templates.clone(),
+            secret.clone(),
+            move |post, outcome| {
+                if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
+                    posts_changed.notify_one();
+                }
+            },
+        )
     };
 
     let lmtp = bind(overrides.lmtp.unwrap_or(config.listen.lmtp), "LMTP").await?;

@@ -254,13 +254,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
         .into_iter()
         .filter_map(|raw| raw.check(&mut errors, &site, base))
         .collect();
-    let lists = list::check(
-        raw_lists,
-        &mut errors,
-        &feeds,
-        domain.as_deref(),
-        &site,
-    );
+    let lists = list::check(raw_lists, &mut errors, &feeds, domain.as_deref(), &site);
     if lists.is_empty() && errors.is_empty() {
         errors.at(
             0..0,

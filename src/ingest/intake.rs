@@ -19,9 +19,9 @@ use super::route::Route;
 use super::session::{Message, Protocol};
 use super::{now, Envelope, Filer, Outcome};
 use crate::config::Config;
-use crate::moderation;
 use crate::digest::headers::ListAddresses;
 use crate::metrics::Metrics;
+use crate::moderation;
 use crate::store::{self, outgoing, Handle};
 use crate::subscribe::Service;
 use crate::templates::Templates;
@@ -112,7 +112,10 @@ impl StoreIntake {
     /// send and `posts_changed` when a moderator's answer published a post,
     /// counting automatic mail refused in `metrics`; `on_message` is called
     /// with each post's outcome, for logs and metrics.
-    #[allow(clippy::too_many_arguments)] // reason: each is one of the daemon's shared parts
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each is one of the daemon's shared parts"
+    )]
     pub fn new(
         committer: Committer,
         store: Handle,

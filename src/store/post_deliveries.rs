@@ -52,7 +52,12 @@ pub fn fan_out(tx: &Transaction<'_>, list_code: &str, now: i64) -> Result<usize>
 /// current subscriber in mode post, when the list's fan-out has already
 /// passed its id; a post it has not passed yet goes out with the next
 /// [`fan_out`] like any other.
-pub fn hand_out_late(tx: &Transaction<'_>, list_code: &str, post_id: i64, now: i64) -> Result<usize> {
+pub fn hand_out_late(
+    tx: &Transaction<'_>,
+    list_code: &str,
+    post_id: i64,
+    now: i64,
+) -> Result<usize> {
     let mark: i64 = tx
         .prepare_cached("SELECT last_post_id FROM post_fanout WHERE list_code = ?1")?
         .query_row([list_code], |row| row.get(0))
