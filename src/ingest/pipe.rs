@@ -147,6 +147,17 @@ pub fn deliver(
     });
     match taken {
         Ok(outcomes) => match outcomes.into_iter().next() {
+            // A loop is kept and answered with nothing: a bounce would
+            // only feed it.
+            Some(Outcome::Rejected { reason, .. })
+                if reason.starts_with(crate::moderation::LOOP) =>
+            {
+                Delivery {
+                    exit_code: 0,
+                    message: reason,
+                    published: false,
+                }
+            }
             Some(Outcome::Rejected { reason, .. }) => Delivery {
                 exit_code: EX_DATAERR,
                 message: reason,
