@@ -14,6 +14,7 @@ pub mod files;
 pub mod ingest;
 pub mod lang;
 pub mod metrics;
+pub mod moderation;
 pub mod post;
 pub mod search;
 pub mod serve;

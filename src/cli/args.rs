@@ -57,7 +57,13 @@ pub enum Command {
         /// File the post under this list code when its subject has no tag.
         #[arg(long)]
         list: Option<String>,
+        /// The envelope sender (Postfix pipe: ${sender}); defaults to
+        /// $SENDER. An empty one is the null sender of a bounce.
+        #[arg(long, allow_hyphen_values = true)]
+        sender: Option<String>,
         /// Envelope recipient(s); defaults to $ORIGINAL_RECIPIENT.
+        /// A list's posting address takes a post, its other addresses are
+        /// answered as mail to them; any other address at the domain exits 67.
         recipients: Vec<String>,
     },
     /// Import mbox files, Maildir folders and message files.
@@ -121,6 +127,11 @@ pub enum Command {
         #[command(subcommand)]
         action: SubscribersCommand,
     },
+    /// Held posts: list, show, approve or reject them.
+    Moderate {
+        #[command(subcommand)]
+        action: ModerateCommand,
+    },
     /// List stored posts, or show one.
     Posts {
         #[command(subcommand)]
@@ -138,6 +149,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `tidings moderate`.
+#[derive(Debug, Subcommand)]
+pub enum ModerateCommand {
+    /// Every held post, with why it is held.
+    List,
+    /// One post, with why it is held and who decided about it.
+    Show { id: i64 },
+    /// Publish held posts; their feeds are written once.
+    Approve {
+        ids: Vec<i64>,
+        /// Every held post.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Refuse held posts; each sender is told the reason.
+    Reject {
+        ids: Vec<i64>,
+        /// Every held post.
+        #[arg(long)]
+        all: bool,
+        /// What the senders are told.
+        #[arg(long, default_value = "the moderators declined it")]
+        reason: String,
+    },
+    /// Refuse the posts held longer than hold_days, telling their senders.
+    Expire,
 }
 
 /// `tidings posts show`.

@@ -57,6 +57,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0008_archive_changes.sql"),
         Some(archive::reindex),
     ),
+    (include_str!("migrations/0009_moderation.sql"), None),
 ];
 
 /// How long a writer waits for another writer before giving up.
