@@ -58,6 +58,10 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         Some(archive::reindex),
     ),
     (include_str!("migrations/0009_moderation.sql"), None),
+    (
+        include_str!("migrations/0010_pending_by_subscriber.sql"),
+        None,
+    ),
 ];
 
 /// How long a writer waits for another writer before giving up.

@@ -14,11 +14,17 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    pub fn start(tidings: &Tidings) -> Daemon {
+        Daemon::start_with_http(tidings, "127.0.0.1:0")
+    }
+
+    /// A daemon whose HTTP listener is at `http` (an address the test
+    /// chose, so that base_url can name it for a browser to follow).
     #[allow(
         clippy::zombie_processes,
         reason = "Drop kills the child and waits for it"
     )]
-    pub fn start(tidings: &Tidings) -> Daemon {
+    pub fn start_with_http(tidings: &Tidings, http: &str) -> Daemon {
         let serve_json = tidings.path().join("data/serve.json");
         let _ = std::fs::remove_file(&serve_json);
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
@@ -31,7 +37,7 @@ impl Daemon {
                 "--smtp-listen",
                 "127.0.0.1:0",
                 "--http-listen",
-                "127.0.0.1:0",
+                http,
             ])
             .current_dir(tidings.path())
             .stdout(Stdio::null())
