@@ -145,5 +145,9 @@ fn the_flufl_bounce_corpus_yields_the_same_addresses_and_no_delay_is_taken_for_a
         mistaken.is_empty(),
         "temporary failures taken for permanent: {mistaken:?}"
     );
-    assert!(share >= 95.0, "only {share:.1}% match:\n{}", misses.join("\n"));
+    assert!(
+        share >= 95.0,
+        "only {share:.1}% match:\n{}",
+        misses.join("\n")
+    );
 }

@@ -176,7 +176,12 @@ const RETURNED: &[&str] = &[
 
 /// Header fields of a returned message, which end the report when a line
 /// starts with one.
-const RETURNED_FIELDS: &[&str] = &["received:", "return-path:", "message-id:", "dkim-signature:"];
+const RETURNED_FIELDS: &[&str] = &[
+    "received:",
+    "return-path:",
+    "message-id:",
+    "dkim-signature:",
+];
 
 /// Words of a report about a delay, not a failure.
 const DELAY: &[&str] = &[
@@ -271,8 +276,13 @@ fn read_text(message: &Message<'_>, ours: &str) -> Vec<Failure> {
         };
         let lower = address.to_ascii_lowercase();
         let local = lower.split('@').next().unwrap_or("");
-        let machine = ["postmaster", "mailer-daemon", "mailer_daemon", "mail-daemon"]
-            .contains(&local)
+        let machine = [
+            "postmaster",
+            "mailer-daemon",
+            "mailer_daemon",
+            "mail-daemon",
+        ]
+        .contains(&local)
             || local.starts_with("owner-")
             || local.ends_with("-admin")
             || local.ends_with("-owner")
@@ -362,11 +372,9 @@ fn report_of(text: &str, report: &mut String) {
     for line in text.lines() {
         let lower = line.trim().to_ascii_lowercase();
         // "did not receive a copy of your message" names the failures.
-        let returned = RETURNED.iter().any(|words| lower.contains(words))
-            && !lower.contains("not receive");
-        if returned
-            || (lines > 0 && RETURNED_FIELDS.iter().any(|field| lower.starts_with(field)))
-        {
+        let returned =
+            RETURNED.iter().any(|words| lower.contains(words)) && !lower.contains("not receive");
+        if returned || (lines > 0 && RETURNED_FIELDS.iter().any(|field| lower.starts_with(field))) {
             break;
         }
         lines += 1;

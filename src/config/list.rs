@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::bounces::{BounceScoring, RawBounceScoring};
 use super::errors::{Choice, Chosen, Errors};
 use super::feeds::{ENTRIES, ENTRIES_HELP};
 use super::Feeds;
@@ -57,6 +58,8 @@ pub struct List {
     /// Who mail to LIST-owner is passed on to: the list's `editors`, else
     /// `[site] editors`, else `[site] operator`.
     pub editors: Vec<String>,
+    /// When bounces disable a subscriber (default `[site]`'s).
+    pub bounces: BounceScoring,
 }
 
 impl Choice for Mode {
@@ -118,6 +121,8 @@ pub(super) struct RawList {
     digest_send_empty: bool,
     default_mode: Option<Chosen<Mode>>,
     editors: Option<Vec<Spanned<String>>>,
+    bounce_threshold: Option<Spanned<f64>>,
+    bounce_window_days: Option<Spanned<i64>>,
 }
 
 /// Checks every list, alone and against the others (tags and addresses
@@ -128,10 +133,11 @@ pub(super) fn check(
     feeds: &Feeds,
     domain: Option<&str>,
     site_editors: &[String],
+    site_bounces: BounceScoring,
 ) -> Vec<List> {
     let mut seen = Seen::default();
     raw.into_iter()
-        .filter_map(|list| list.check(errors, feeds, domain, site_editors, &mut seen))
+        .filter_map(|list| list.check(errors, feeds, domain, site_editors, site_bounces, &mut seen))
         .collect()
 }
 
@@ -199,6 +205,7 @@ impl RawList {
         feeds: &Feeds,
         domain: Option<&str>,
         site_editors: &[String],
+        site_bounces: BounceScoring,
         seen: &mut Seen,
     ) -> Option<List> {
         let code = self.code.get_ref().to_ascii_lowercase();
@@ -290,6 +297,11 @@ impl RawList {
             Some(written) => editors(written, errors, domain),
             None => site_editors.to_vec(),
         };
+        let bounces = RawBounceScoring {
+            bounce_threshold: self.bounce_threshold,
+            bounce_window_days: self.bounce_window_days,
+        }
+        .check(errors, site_bounces);
         let name = self.name.into_inner();
         Some(List {
             title: title.unwrap_or_else(|| name.clone()),
@@ -308,6 +320,7 @@ impl RawList {
             digest_send_empty: self.digest_send_empty,
             default_mode,
             editors,
+            bounces,
         })
     }
 }

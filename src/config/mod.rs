@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
+pub mod bounces;
 pub mod delivery;
 pub mod dkim;
 pub mod errors;
@@ -260,6 +261,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
         &feeds,
         domain.as_deref(),
         &site.editors,
+        site.bounces,
     );
     if lists.is_empty() && errors.is_empty() {
         errors.at(

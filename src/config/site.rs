@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::bounces::{BounceScoring, RawBounceScoring};
 use super::errors::Errors;
 use super::{is_domain, relative_to, Listen};
 
@@ -40,6 +41,9 @@ pub struct Site {
     /// Who mail to LIST-owner goes to for every list that names none of its
     /// own (default none: the operator).
     pub editors: Vec<String>,
+    /// When bounces disable a subscriber, for every list that does not
+    /// say (`bounce_threshold`, default 5; `bounce_window_days`, default 7).
+    pub bounces: BounceScoring,
 }
 
 impl Default for Site {
@@ -58,6 +62,7 @@ impl Default for Site {
             timezone: chrono_tz::UTC,
             operator: "root@localhost".to_string(),
             editors: Vec::new(),
+            bounces: BounceScoring::default(),
         }
     }
 }
@@ -77,6 +82,8 @@ pub(super) struct RawSite {
     operator: Option<Spanned<String>>,
     #[serde(default)]
     editors: Vec<Spanned<String>>,
+    bounce_threshold: Option<Spanned<f64>>,
+    bounce_window_days: Option<Spanned<i64>>,
 }
 
 impl RawSite {
@@ -160,6 +167,11 @@ impl RawSite {
             relative_to(base, value.map_or(default, PathBuf::from))
         };
         let editors = super::list::editors(&self.editors, errors, Some(&domain));
+        let bounces = RawBounceScoring {
+            bounce_threshold: self.bounce_threshold,
+            bounce_window_days: self.bounce_window_days,
+        }
+        .check(errors, BounceScoring::default());
         Site {
             name,
             base_url: base_url.unwrap_or(default.base_url),
@@ -171,6 +183,7 @@ impl RawSite {
             timezone,
             operator,
             editors,
+            bounces,
         }
     }
 }

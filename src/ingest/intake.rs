@@ -203,6 +203,55 @@ impl StoreIntake {
     }
 }
 
+impl StoreIntake {
+    /// Reads and stores a bounce ([`crate::bounce::process`]) in one
+    /// transaction: never published, never answered.
+    async fn bounce(
+        &self,
+        config: &Arc<Config>,
+        message: &Message,
+        list: &str,
+        verp: Option<&str>,
+    ) -> Result<String, Deferred> {
+        let (config, templates, secret) =
+            (config.clone(), self.templates.clone(), self.secret.clone());
+        let (list, verp) = (list.to_string(), verp.map(str::to_string));
+        let recipient = message
+            .recipients
+            .iter()
+            .find(|r| matches!(&r.route, Route::Bounces { list: l, .. } if *l == list))
+            .map(|r| r.address.clone())
+            .unwrap_or_default();
+        let (sender, content) = (message.sender.clone(), message.content.clone());
+        let outcome = self
+            .store
+            .write(move |tx| {
+                let service = Service {
+                    config: &config,
+                    templates: &templates,
+                    secret: &secret,
+                    now: now(),
+                };
+                crate::bounce::process(
+                    tx,
+                    &service,
+                    &list,
+                    verp.as_deref(),
+                    &recipient,
+                    &sender,
+                    &content,
+                )
+            })
+            .await
+            .map_err(|error| {
+                tracing::error!("a bounce was not stored: {error:#}");
+                Deferred::new("the bounce could not be stored now")
+            })?;
+        self.outbox.notify_one();
+        Ok(outcome)
+    }
+}
+
 impl Intake for StoreIntake {
     async fn post(&self, config: &Arc<Config>, message: &Message) -> Result<Outcome, Deferred> {
         let envelope = Envelope {
@@ -285,6 +334,10 @@ impl Intake for StoreIntake {
                 self.pass_on(via, editors, Some(list.clone()), message)
                     .await
                     .map(|()| "passed on to the editors".to_string())
+            }
+            Route::Bounces { list, subscriber } => {
+                self.bounce(config, message, list, subscriber.as_deref())
+                    .await
             }
             _ => self.answer(config, message, route).await,
         };

@@ -9,9 +9,13 @@
 
 use std::io::Read;
 
+use super::route::Route;
 use super::{commit, now, Envelope, Filer, Outcome};
 use crate::config::Config;
 use crate::store;
+use crate::subscribe::Service;
+use crate::templates::Templates;
+use crate::tokens::Secret;
 
 /// sysexits.h: the message is at fault; the MTA bounces it.
 pub const EX_DATAERR: u8 = 65;
@@ -61,6 +65,17 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
         }
         Err(error) => return Delivery::tempfail(format!("cannot read the message: {error}")),
     };
+    // Mail to a -bounces address is a bounce, whatever it looks like: read
+    // and stored, never filed as a post.
+    let bounces = envelope.recipients.iter().find_map(|recipient| {
+        match super::route::route(config, recipient) {
+            Ok(Route::Bounces { list, subscriber }) => Some((recipient, list, subscriber)),
+            _ => None,
+        }
+    });
+    if let Some((recipient, list, verp)) = bounces {
+        return deliver_bounce(config, recipient, &list, verp.as_deref(), &raw);
+    }
     let post = Filer::new(config).file_message(&raw, envelope, now());
     let mut db = match store::open(&config.database_path()) {
         Ok(db) => db,
@@ -81,6 +96,44 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
             None => Delivery::tempfail("store returned no outcome".to_string()),
         },
         Err(error) => Delivery::tempfail(format!("store unavailable: {error}")),
+    }
+}
+
+/// Stores a bounce ([`crate::bounce::process`]): 0 once it is on disk,
+/// 75 when it cannot be now; never 65, which would bounce a bounce.
+fn deliver_bounce(
+    config: &Config,
+    recipient: &str,
+    list: &str,
+    verp: Option<&str>,
+    raw: &[u8],
+) -> Delivery {
+    let sender = std::env::var("SENDER").unwrap_or_default();
+    let prepared = Templates::load(&config.site.templates_dir)
+        .and_then(|templates| Ok((templates, Secret::load_or_create(&config.site.data_dir)?)));
+    let (templates, secret) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return Delivery::tempfail(format!("cannot read bounces now: {error:#}")),
+    };
+    let mut db = match store::open(&config.database_path()) {
+        Ok(db) => db,
+        Err(error) => return Delivery::tempfail(format!("store unavailable: {error}")),
+    };
+    let service = Service {
+        config,
+        templates: &templates,
+        secret: &secret,
+        now: now(),
+    };
+    match store::transaction(&mut db, |tx| {
+        crate::bounce::process(tx, &service, list, verp, recipient, &sender, raw)
+    }) {
+        Ok(outcome) => Delivery {
+            exit_code: 0,
+            message: outcome,
+            published: false,
+        },
+        Err(error) => Delivery::tempfail(format!("bounce not stored: {error:#}")),
     }
 }
 

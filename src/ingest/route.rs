@@ -61,10 +61,10 @@ pub enum Route {
 }
 
 impl Route {
-    /// Whether tidings takes mail for this route: every route but bounces,
-    /// which are refused until they are read.
+    /// Whether tidings takes mail for this route: every route (bounces
+    /// go to bounce processing, `crate::bounce`).
     pub fn is_handled(&self) -> bool {
-        !matches!(self, Route::Bounces { .. })
+        true
     }
 
     /// Whether this is one of the service addresses (everything but a

@@ -19,6 +19,7 @@ mod handle;
 mod sql;
 
 pub mod archive;
+pub mod bounces;
 
 pub mod deliveries;
 pub mod digests;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0008_archive_changes.sql"),
         Some(archive::reindex),
     ),
+    (include_str!("migrations/0009_bounces.sql"), None),
 ];
 
 /// How long a writer waits for another writer before giving up.
