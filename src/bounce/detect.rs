@@ -368,8 +368,7 @@ fn exclude_field(message: &Message<'_>, name: &str, excluded: &mut Vec<String>) 
 
 /// Appends to `report` the lines of `text` before the returned message.
 fn report_of(text: &str, report: &mut String) {
-    let mut lines = 0;
-    for line in text.lines() {
+    for (lines, line) in text.lines().enumerate() {
         let lower = line.trim().to_ascii_lowercase();
         // "did not receive a copy of your message" names the failures.
         let returned =
@@ -377,7 +376,6 @@ fn report_of(text: &str, report: &mut String) {
         if returned || (lines > 0 && RETURNED_FIELDS.iter().any(|field| lower.starts_with(field))) {
             break;
         }
-        lines += 1;
         report.push_str(line);
         report.push('\n');
     }

@@ -205,13 +205,16 @@ pub fn recent(db: &Connection, since: i64, limit: usize) -> Result<Vec<BounceRow
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The current score of each subscriber with bounces that count:
-/// (list, address, score, disabled_at), highest first.
+/// A subscriber's score: (list, address, score, disabled_at).
+pub type Score = (String, String, f64, Option<i64>);
+
+/// The current score of each subscriber with bounces that count, highest
+/// first.
 pub fn scores(
     db: &Connection,
     scoring: impl Fn(&str) -> BounceScoring,
     now: i64,
-) -> Result<Vec<(String, String, f64, Option<i64>)>> {
+) -> Result<Vec<Score>> {
     let mut statement = db.prepare_cached(
         "SELECT DISTINCT s.id, s.list_code, p.address, s.disabled_at FROM bounces b \
          JOIN subscribers s ON s.id = b.subscriber_id JOIN people p ON p.id = s.person_id \
