@@ -272,3 +272,76 @@ pub fn message_recipient(db: &Connection, message_id: i64) -> Result<Option<(Str
         .query_row([message_id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{open_in_memory, subscribers, transaction};
+    use crate::subscribers::Mode;
+
+    const DAY: i64 = 86_400;
+
+    fn bounce<'a>(address: &'a str, permanent: bool) -> NewBounce<'a> {
+        NewBounce {
+            list_code: "en",
+            address,
+            permanent,
+            source: "dsn",
+            message_id: None,
+            reply: None,
+        }
+    }
+
+    #[test]
+    fn five_days_of_permanent_bounces_disable_just_that_subscriber_and_enable_clears_them() {
+        let mut db = open_in_memory().unwrap();
+        let scoring = BounceScoring::default();
+        let now = 1_780_000_000;
+        transaction(&mut db, |tx| {
+            let addresses = ["ana@example.net".to_string(), "bo@example.net".to_string()];
+            subscribers::add(tx, "en", &addresses, Mode::Mime, now)?;
+            // Many bounces in one day count once.
+            for _ in 0..10 {
+                let recorded = record(tx, &bounce("Ana@example.net", true), scoring, now)?;
+                assert!(!recorded.disabled);
+                assert_eq!(recorded.score, 1.0);
+            }
+            for day in 1..4 {
+                assert!(
+                    !record(
+                        tx,
+                        &bounce("ana@example.net", true),
+                        scoring,
+                        now + day * DAY
+                    )?
+                    .disabled
+                );
+            }
+            record(tx, &bounce("bo@example.net", false), scoring, now + 4 * DAY)?;
+            let fifth = record(tx, &bounce("ana@example.net", true), scoring, now + 4 * DAY)?;
+            assert!(fifth.disabled);
+            assert_eq!(fifth.score, 5.0);
+            // Disabled once: the next bounce does not disable again.
+            assert!(
+                !record(tx, &bounce("ana@example.net", true), scoring, now + 5 * DAY)?.disabled
+            );
+            let ana = subscribers::find(tx, "en", "ana@example.net")?.unwrap();
+            let bo = subscribers::find(tx, "en", "bo@example.net")?.unwrap();
+            assert!(disabled_at(tx, ana.id)?.is_some());
+            assert!(disabled_at(tx, bo.id)?.is_none());
+            assert_eq!(disabled(tx)?.len(), 1);
+            assert!(enable(tx, ana.id)?);
+            assert!(disabled_at(tx, ana.id)?.is_none());
+            let after = record(tx, &bounce("ana@example.net", true), scoring, now + 6 * DAY)?;
+            assert_eq!(
+                after.score, 1.0,
+                "bounces before the re-enable no longer count"
+            );
+            // Strangers' bounces are kept, and score nobody.
+            let stranger = record(tx, &bounce("cy@example.net", true), scoring, now)?;
+            assert_eq!(stranger.subscriber, None);
+            Ok::<_, crate::store::Error>(())
+        })
+        .unwrap();
+    }
+}
