@@ -237,7 +237,7 @@ fn the_listener_refuses_what_is_not_ours() {
     assert!(replies[3].starts_with("250 "), "{replies:?}");
     assert!(replies[4].starts_with("550 5.1.1"), "{replies:?}");
     assert!(replies[5].starts_with("550 5.7.1"), "{replies:?}");
-    // -bounces is taken (kept, never published) until bounces are read.
+    // -bounces goes to bounce processing.
     assert!(replies[6].starts_with("250 "), "{replies:?}");
     assert!(replies[7].starts_with("250 "), "{replies:?}");
 

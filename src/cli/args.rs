@@ -132,6 +132,13 @@ pub enum Command {
         #[command(subcommand)]
         action: ModerateCommand,
     },
+    /// Recent bounces, subscribers' bounce scores, and the subscribers
+    /// bounces disabled.
+    Bounces {
+        /// Bounces of the last DAYS days.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
     /// List stored posts, or show one.
     Posts {
         #[command(subcommand)]
@@ -279,6 +286,14 @@ pub enum SubscribersCommand {
     /// them, the mail they sent to the service addresses. Their links stop
     /// working. The posts they wrote stay.
     Forget { address: String },
+    /// Re-enable an address that bounces disabled, on one list or on
+    /// every list; its bounces so far no longer count.
+    Enable {
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+        address: String,
+    },
 }
 
 /// The file formats `subscribers import` reads.

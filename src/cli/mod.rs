@@ -3,6 +3,7 @@
 //! outcome to output and an exit code.
 
 mod args;
+mod bounces;
 mod check;
 mod digest;
 mod feeds;
@@ -108,6 +109,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             ModerateCommand::Expire => moderate::expire(&config),
         }),
+        Command::Bounces { days } => with_config(path, |config| bounces::show(&config, days)),
         Command::Site { out } => with_config(path, |config| feeds::site(&config, out)),
         Command::Status => with_config(path, |config| status::status(&config)),
     }

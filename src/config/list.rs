@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::bounces::{BounceScoring, RawBounceScoring};
 use super::errors::{Choice, Chosen, Errors};
 use super::feeds::{ENTRIES, ENTRIES_HELP};
 use super::Feeds;
@@ -63,6 +64,8 @@ pub struct List {
     /// Who is asked about held posts: the list's `moderators`, else `[site]
     /// moderators`, else the editors.
     pub moderators: Vec<String>,
+    /// When bounces disable a subscriber (default `[site]`'s).
+    pub bounces: BounceScoring,
 }
 
 impl Choice for Mode {
@@ -126,6 +129,8 @@ pub(super) struct RawList {
     editors: Option<Vec<Spanned<String>>>,
     posting: Option<Chosen<super::site::Posting>>,
     moderators: Option<Vec<Spanned<String>>>,
+    bounce_threshold: Option<Spanned<f64>>,
+    bounce_window_days: Option<Spanned<i64>>,
 }
 
 /// Checks every list, alone and against the others (tags and addresses
@@ -306,6 +311,11 @@ impl RawList {
             None if site.moderators.is_empty() => list_editors.clone(),
             None => site.moderators.clone(),
         };
+        let bounces = RawBounceScoring {
+            bounce_threshold: self.bounce_threshold,
+            bounce_window_days: self.bounce_window_days,
+        }
+        .check(errors, site.bounces);
         let name = self.name.into_inner();
         Some(List {
             title: title.unwrap_or_else(|| name.clone()),
@@ -326,6 +336,7 @@ impl RawList {
             editors: list_editors,
             posting,
             moderators,
+            bounces,
         })
     }
 }

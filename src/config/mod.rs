@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
+pub mod bounces;
 pub mod delivery;
 pub mod dkim;
 pub mod errors;

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::bounces::{BounceScoring, RawBounceScoring};
 use super::errors::Errors;
 use super::{is_domain, relative_to, Listen};
 
@@ -52,6 +53,9 @@ pub struct Site {
     /// Posts one sender may have published in an hour; more are held for a
     /// moderator (default 30; 0 for no limit).
     pub max_posts_per_hour: u32,
+    /// When bounces disable a subscriber, for every list that does not
+    /// say (`bounce_threshold`, default 5; `bounce_window_days`, default 7).
+    pub bounces: BounceScoring,
 }
 
 /// Whose posts a list publishes without a moderator (editors' always).
@@ -99,6 +103,7 @@ impl Default for Site {
             moderators: Vec::new(),
             hold_days: DEFAULT_HOLD_DAYS,
             max_posts_per_hour: DEFAULT_MAX_POSTS_PER_HOUR,
+            bounces: BounceScoring::default(),
         }
     }
 }
@@ -123,6 +128,8 @@ pub(super) struct RawSite {
     moderators: Vec<Spanned<String>>,
     hold_days: Option<Spanned<i64>>,
     max_posts_per_hour: Option<Spanned<i64>>,
+    bounce_threshold: Option<Spanned<f64>>,
+    bounce_window_days: Option<Spanned<i64>>,
 }
 
 impl RawSite {
@@ -225,6 +232,11 @@ impl RawSite {
             "max_posts_per_hour",
             "give the posts one sender may have published in an hour, or 0 for no limit",
         );
+        let bounces = RawBounceScoring {
+            bounce_threshold: self.bounce_threshold,
+            bounce_window_days: self.bounce_window_days,
+        }
+        .check(errors, BounceScoring::default());
         Site {
             name,
             base_url: base_url.unwrap_or(default.base_url),
@@ -240,6 +252,7 @@ impl RawSite {
             moderators,
             hold_days,
             max_posts_per_hour,
+            bounces,
         }
     }
 }

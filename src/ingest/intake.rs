@@ -227,7 +227,8 @@ impl StoreIntake {
 
 /// Handles mail to a service address other than postmaster and -owner, in
 /// the caller's transaction: a moderator's answer ([`moderation::handle_mail`]),
-/// a bounce (kept, never published, until bounce processing reads it), or
+/// a bounce ([`crate::bounce::process`]: read and stored, never
+/// published, never answered), or
 /// commands for the subscribe service. Returns what was done, and the list
 /// of a post a moderator published. The pipe and the listeners share it.
 pub fn handle_service_mail(
@@ -239,16 +240,15 @@ pub fn handle_service_mail(
 ) -> anyhow::Result<(String, Option<String>)> {
     match route {
         Route::Moderate { .. } => moderation::handle_mail(tx, service, route, sender, content),
-        Route::Bounces { .. } => {
-            let outcome = "kept: a bounce, never published".to_string();
-            store::mail::keep(
+        Route::Bounces { list, subscriber } => {
+            let outcome = crate::bounce::process(
                 tx,
-                "bounces",
-                route.list(),
+                service,
+                list,
+                subscriber.as_deref(),
+                "",
                 sender,
                 content,
-                &outcome,
-                service.now,
             )?;
             Ok((outcome, None))
         }

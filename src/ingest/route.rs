@@ -71,8 +71,8 @@ pub enum Route {
 }
 
 impl Route {
-    /// Whether tidings takes mail for this route: every route (bounces are
-    /// kept, never published, until they are read).
+    /// Whether tidings takes mail for this route: every route (bounces
+    /// go to bounce processing, `crate::bounce`).
     pub fn is_handled(&self) -> bool {
         true
     }

@@ -19,6 +19,7 @@ mod handle;
 mod sql;
 
 pub mod archive;
+pub mod bounces;
 
 pub mod deliveries;
 pub mod digests;
@@ -62,6 +63,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0010_pending_by_subscriber.sql"),
         None,
     ),
+    (include_str!("migrations/0011_bounces.sql"), None),
 ];
 
 /// How long a writer waits for another writer before giving up.

@@ -34,6 +34,7 @@ pub fn fan_out(tx: &Transaction<'_>, list_code: &str, now: i64) -> Result<usize>
              FROM posts p INDEXED BY posts_published_by_list \
              JOIN subscribers s INDEXED BY subscribers_active \
                ON s.list_code = ?1 AND s.mode = 'post' AND s.removed_at IS NULL \
+               AND s.disabled_at IS NULL \
              JOIN people ON people.id = s.person_id \
              WHERE p.list_code = ?1 AND p.status = 'published' AND p.id > ?2 AND p.id <= ?3 \
              ORDER BY p.id, s.id \
@@ -73,6 +74,7 @@ pub fn hand_out_late(
              FROM subscribers s INDEXED BY subscribers_active \
              JOIN people ON people.id = s.person_id \
              WHERE s.list_code = ?1 AND s.mode = 'post' AND s.removed_at IS NULL \
+               AND s.disabled_at IS NULL \
              ORDER BY s.id \
              ON CONFLICT (post_id, subscriber_id) DO NOTHING",
         )?

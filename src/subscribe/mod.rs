@@ -18,7 +18,7 @@
 //!   site's own addresses ([`automatic`]).
 
 pub mod commands;
-mod notice;
+pub mod notice;
 
 use anyhow::Context;
 use mail_parser::{HeaderName, MessageParser};

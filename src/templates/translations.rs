@@ -186,7 +186,7 @@ fn a_missing_key_or_a_misspelt_placeholder_is_reported() {
     );
     let problems = problems_of(&env, &sources, "mail", "xx").join("\n");
     assert!(
-        problems.contains("lacks keys: confirm_subject, goodbye_subject"),
+        problems.contains("lacks keys: confirm_subject, disabled_subject, goodbye_subject"),
         "{problems}"
     );
     assert!(
@@ -241,6 +241,9 @@ fn mail_context(
         "url": "https://news.example.org/confirm/tok3n",
         "reply_to": "a-infos-gr-confirm+tok3n@lists.example.org",
         "days": 7,
+        "score": 5.0,
+        "threshold": 5.0,
+        "window_days": 7,
         "results": if full { results } else { Vec::new() },
         "help": full,
         "subscriptions": if full { subscriptions } else { Vec::new() },
