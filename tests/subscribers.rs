@@ -519,6 +519,7 @@ fn a_post_subscriber_gets_each_post_as_sent_with_both_signatures_verifying() {
         "en",
         "--mode",
         "post",
+        "--no-confirm",
         "pia@example.net",
     ]);
     let daemon = Daemon::start(&tidings);

@@ -181,7 +181,7 @@ def main():
         assert chosen == mode, f"the form offers no mode {mode!r}"
         # Click the submit button with the mouse, at its middle.
         box = page.evaluate(
-            "(() => { const b = document.querySelector('form button[type=submit]');"
+            "(() => { const b = document.querySelector('form[method=post] button[type=submit]');"
             " b.scrollIntoView(); const r = b.getBoundingClientRect();"
             " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
