@@ -12,7 +12,7 @@ use std::path::Path;
 /// sees the old file or the new one, never half of one, and a crash after
 /// this returns keeps the new one.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_and_rename(path, bytes)?;
+    write_and_rename(path, bytes, Sync::Yes)?;
     sync_dir(directory_of(path))
 }
 
@@ -22,13 +22,10 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// it). The directory is not synced: a caller replacing many files in it
 /// syncs it once with [`sync_dir`].
 pub fn replace_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    match fs::read(path) {
-        Ok(existing) if existing == bytes => return Ok(false),
-        Ok(_) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
+    if holds(path, bytes)? {
+        return Ok(false);
     }
-    write_and_rename(path, bytes).map(|()| true)
+    write_and_rename(path, bytes, Sync::Yes).map(|()| true)
 }
 
 /// [`replace_if_changed`] without waiting for the disk: the file is still
@@ -38,27 +35,33 @@ pub fn replace_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
 /// site's pages), where a full build of a hundred thousand files cannot
 /// afford a flush each.
 pub fn replace_if_changed_unsynced(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    match fs::read(path) {
-        Ok(existing) if existing == bytes => return Ok(false),
-        Ok(_) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
+    if holds(path, bytes)? {
+        return Ok(false);
     }
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a name"))?
-        .to_string_lossy();
-    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = fs::write(&temporary, bytes).and_then(|()| fs::rename(&temporary, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    written.map(|()| true)
+    write_and_rename(path, bytes, Sync::No).map(|()| true)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames
-/// it over `path`; the temporary file does not outlive a failure.
-fn write_and_rename(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Whether the file at `path` holds exactly `bytes` (false when there is
+/// none).
+fn holds(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    match fs::read(path) {
+        Ok(existing) => Ok(existing == bytes),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether a write waits for the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    Yes,
+    No,
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it (unless
+/// told not to) and renames it over `path`; the temporary file does not
+/// outlive a failure.
+fn write_and_rename(path: &Path, bytes: &[u8], sync: Sync) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a name"))?
@@ -73,7 +76,9 @@ fn write_and_rename(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .truncate(true)
             .open(&temporary)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync == Sync::Yes {
+            file.sync_all()?;
+        }
         fs::rename(&temporary, path)
     })();
     if written.is_err() {

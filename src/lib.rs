@@ -4,6 +4,7 @@
 //! the [`store`], and goes out as feeds, digests and pages. [`config`] reads
 //! lists.toml; [`cli`] is the command line.
 
+pub mod bounce;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod files;
 pub mod ingest;
 pub mod lang;
 pub mod metrics;
+pub mod moderation;
 pub mod post;
 pub mod search;
 pub mod serve;

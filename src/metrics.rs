@@ -10,6 +10,9 @@ use std::sync::Mutex;
 pub struct Metrics {
     /// Messages received, by (list or "-", outcome).
     posts: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Messages never published nor answered because they would start a
+    /// loop or are automatic, by the kind of address they came to.
+    loops: Mutex<BTreeMap<&'static str, u64>>,
     /// Messages that could not be committed (answered 451).
     commit_failures: AtomicU64,
     /// Feed regenerations, and the time they took.
@@ -32,6 +35,17 @@ impl Metrics {
         let mut posts = self.posts.lock().expect("metrics lock");
         *posts
             .entry((list.unwrap_or("-").to_string(), outcome))
+            .or_default() += 1;
+    }
+
+    /// Counts one message refused as a loop or as automatic mail, sent to
+    /// an address of `kind` ("posting", "-request"...).
+    pub fn count_loop(&self, kind: &'static str) {
+        *self
+            .loops
+            .lock()
+            .expect("metrics lock")
+            .entry(kind)
             .or_default() += 1;
     }
 
@@ -88,6 +102,10 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
             );
         };
+        out.push_str("# HELP tidings_loops_total Messages neither published nor answered: loops, automatic mail, and mail to command addresses left unanswered, by the kind of address.\n# TYPE tidings_loops_total counter\n");
+        for (kind, count) in self.loops.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "tidings_loops_total{{address=\"{kind}\"}} {count}");
+        }
         counter(
             &mut out,
             "tidings_commit_failures_total",

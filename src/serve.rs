@@ -95,13 +95,18 @@ async fn serve(
 
     let committer = {
         let (posts_changed, outbox_wakeup) = (posts_changed.clone(), outbox_wakeup.clone());
-        Committer::new(store.clone(), move |post, outcome| {
-            if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
-                posts_changed.notify_one();
-                // Its deliveries to the post subscribers were queued with it.
-                outbox_wakeup.notify_one();
-            }
-        })
+        Committer::new(
+            store.clone(),
+            templates.clone(),
+            secret.clone(),
+            move |post, outcome| {
+                if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
+                    posts_changed.notify_one();
+                    // Its deliveries to the post subscribers were queued with it.
+                    outbox_wakeup.notify_one();
+                }
+            },
+        )
     };
 
     let lmtp = bind(overrides.lmtp.unwrap_or(config.listen.lmtp), "LMTP").await?;
@@ -146,6 +151,8 @@ async fn serve(
                 templates.clone(),
                 secret.clone(),
                 outbox_wakeup.clone(),
+                posts_changed.clone(),
+                metrics.clone(),
                 move |received: &Received| log_message(&metrics, received),
             ),
         });
@@ -238,6 +245,10 @@ fn log_message(metrics: &Metrics, received: &Received) {
     match &received.outcome {
         Ok(outcome) => {
             metrics.count_post(list, outcome.label());
+            if matches!(outcome, Outcome::Rejected { reason, .. } if reason.starts_with(crate::moderation::LOOP))
+            {
+                metrics.count_loop("posting");
+            }
             let detail = match outcome {
                 Outcome::Held { reason, .. } | Outcome::Rejected { reason, .. } => reason.as_str(),
                 _ => "",

@@ -42,6 +42,10 @@ pub enum Purpose {
     Preferences = 2,
     /// Confirm a subscription asked for, by request id.
     Confirm = 3,
+    /// Publish a held post, by post id (a moderator's LIST-owner+approve-TOKEN).
+    Approve = 4,
+    /// Refuse a held post, by post id (LIST-owner+reject-TOKEN).
+    Reject = 5,
 }
 
 /// Why a token was not accepted. Callers answer all of them alike, so a

@@ -519,7 +519,6 @@ fn a_post_subscriber_gets_each_post_as_sent_with_both_signatures_verifying() {
         "en",
         "--mode",
         "post",
-        // The operator's own subscriber: no confirmation to answer first.
         "--no-confirm",
         "pia@example.net",
     ]);

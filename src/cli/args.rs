@@ -57,7 +57,13 @@ pub enum Command {
         /// File the post under this list code when its subject has no tag.
         #[arg(long)]
         list: Option<String>,
+        /// The envelope sender (Postfix pipe: ${sender}); defaults to
+        /// $SENDER. An empty one is the null sender of a bounce.
+        #[arg(long, allow_hyphen_values = true)]
+        sender: Option<String>,
         /// Envelope recipient(s); defaults to $ORIGINAL_RECIPIENT.
+        /// A list's posting address takes a post, its other addresses are
+        /// answered as mail to them; any other address at the domain exits 67.
         recipients: Vec<String>,
     },
     /// Import mbox files, Maildir folders and message files.
@@ -121,6 +127,18 @@ pub enum Command {
         #[command(subcommand)]
         action: SubscribersCommand,
     },
+    /// Held posts: list, show, approve or reject them.
+    Moderate {
+        #[command(subcommand)]
+        action: ModerateCommand,
+    },
+    /// Recent bounces, subscribers' bounce scores, and the subscribers
+    /// bounces disabled.
+    Bounces {
+        /// Bounces of the last DAYS days.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
     /// List stored posts, or show one.
     Posts {
         #[command(subcommand)]
@@ -138,6 +156,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `tidings moderate`.
+#[derive(Debug, Subcommand)]
+pub enum ModerateCommand {
+    /// Every held post, with why it is held.
+    List,
+    /// One post, with why it is held and who decided about it.
+    Show { id: i64 },
+    /// Publish held posts; their feeds are written once.
+    Approve {
+        ids: Vec<i64>,
+        /// Every held post.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Refuse held posts; each sender is told the reason.
+    Reject {
+        ids: Vec<i64>,
+        /// Every held post.
+        #[arg(long)]
+        all: bool,
+        /// What the senders are told.
+        #[arg(long, default_value = "the moderators declined it")]
+        reason: String,
+    },
+    /// Refuse the posts held longer than hold_days, telling their senders.
+    Expire,
 }
 
 /// `tidings posts show`.
@@ -240,6 +286,14 @@ pub enum SubscribersCommand {
     /// them, the mail they sent to the service addresses. Their links stop
     /// working. The posts they wrote stay.
     Forget { address: String },
+    /// Re-enable an address that bounces disabled, on one list or on
+    /// every list; its bounces so far no longer count.
+    Enable {
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+        address: String,
+    },
 }
 
 /// The file formats `subscribers import` reads.

@@ -15,7 +15,12 @@ use crate::ingest::{self, Envelope};
 
 /// `tidings ingest`: stores the message on stdin and exits with what the
 /// MTA acts on (see [`ingest::pipe`]).
-pub fn ingest(path: Option<&Path>, list: Option<String>, mut recipients: Vec<String>) -> ExitCode {
+pub fn ingest(
+    path: Option<&Path>,
+    list: Option<String>,
+    sender: Option<String>,
+    mut recipients: Vec<String>,
+) -> ExitCode {
     // A broken configuration is the operator's fault, not the sender's:
     // the MTA keeps the message and retries.
     let config = match config::load(path) {
@@ -30,11 +35,19 @@ pub fn ingest(path: Option<&Path>, list: Option<String>, mut recipients: Vec<Str
             recipients.push(recipient);
         }
     }
+    // Postfix's local(8) and pipe(8) ($SENDER, ${sender}) say who sent it;
+    // an empty sender is the null sender of a bounce.
+    let sender = sender.or_else(|| std::env::var("SENDER").ok());
     let envelope = Envelope {
         list_code: list,
         recipients,
     };
-    let delivery = ingest::pipe::deliver(&config, &envelope, std::io::stdin().lock());
+    let delivery = ingest::pipe::deliver(
+        &config,
+        &envelope,
+        sender.as_deref(),
+        std::io::stdin().lock(),
+    );
     if delivery.published {
         start_feed_refresh(path);
     }

@@ -3,10 +3,12 @@
 //! outcome to output and an exit code.
 
 mod args;
+mod bounces;
 mod check;
 mod digest;
 mod feeds;
 mod ingest;
+mod moderate;
 mod posts;
 mod status;
 mod subscribers;
@@ -17,10 +19,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 pub use args::{
-    Cli, Command, LogFormat, PostsCommand, QueueCommand, RosterFormat, SubscribersCommand,
+    Cli, Command, LogFormat, ModerateCommand, PostsCommand, QueueCommand, RosterFormat,
+    SubscribersCommand,
 };
 
 use crate::config::{self, Config, ConfigErrors};
+use crate::moderation::Decision;
 use crate::store::{self, Connection};
 
 /// Runs the parsed command line.
@@ -43,7 +47,11 @@ pub fn run(cli: Cli) -> ExitCode {
             })
         }
         Command::Check => check::check(path),
-        Command::Ingest { list, recipients } => ingest::ingest(path, list, recipients),
+        Command::Ingest {
+            list,
+            sender,
+            recipients,
+        } => ingest::ingest(path, list, sender, recipients),
         Command::Import { list, paths } => {
             with_config(path, |config| ingest::import(&config, list, &paths))
         }
@@ -90,6 +98,18 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Subscribers { action } => {
             with_config(path, |config| subscribers::subscribers(&config, action))
         }
+        Command::Moderate { action } => with_config(path, |config| match action {
+            ModerateCommand::List => moderate::list(&config),
+            ModerateCommand::Show { id } => moderate::show(&config, id),
+            ModerateCommand::Approve { ids, all } => {
+                moderate::decide(&config, &ids, all, &Decision::Approve)
+            }
+            ModerateCommand::Reject { ids, all, reason } => {
+                moderate::decide(&config, &ids, all, &Decision::Reject(reason))
+            }
+            ModerateCommand::Expire => moderate::expire(&config),
+        }),
+        Command::Bounces { days } => with_config(path, |config| bounces::show(&config, days)),
         Command::Site { out } => with_config(path, |config| feeds::site(&config, out)),
         Command::Status => with_config(path, |config| status::status(&config)),
     }

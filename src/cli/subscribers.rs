@@ -130,6 +130,29 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
             writeln!(out)?;
             Ok(())
         }
+        SubscribersCommand::Enable { list, address } => {
+            if let Some(code) = &list {
+                check_list(config, code)?;
+            }
+            let address = stored_form(&address);
+            let mut db = open_store(config)?;
+            let enabled = store::transaction(&mut db, |tx| {
+                let mut enabled = Vec::new();
+                for subscriber in subscribers::list(tx, list.as_deref())? {
+                    if subscriber.address.eq_ignore_ascii_case(&address)
+                        && store::bounces::enable(tx, subscriber.id)?
+                    {
+                        enabled.push(subscriber.list_code);
+                    }
+                }
+                Ok::<_, store::Error>(enabled)
+            })?;
+            match enabled.is_empty() {
+                true => println!("{address} was not disabled on any list"),
+                false => println!("{address} re-enabled on {}", enabled.join(", ")),
+            }
+            Ok(())
+        }
         SubscribersCommand::Forget { address } => {
             let address = stored_form(&address);
             let mut db = open_store(config)?;

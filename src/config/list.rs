@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::bounces::{BounceScoring, RawBounceScoring};
 use super::errors::{Choice, Chosen, Errors};
 use super::feeds::{ENTRIES, ENTRIES_HELP};
 use super::Feeds;
@@ -57,6 +58,14 @@ pub struct List {
     /// Who mail to LIST-owner is passed on to: the list's `editors`, else
     /// `[site] editors`, else `[site] operator`.
     pub editors: Vec<String>,
+    /// Whose posts are published without a moderator (default `[site]
+    /// posting`).
+    pub posting: super::site::Posting,
+    /// Who is asked about held posts: the list's `moderators`, else `[site]
+    /// moderators`, else the editors.
+    pub moderators: Vec<String>,
+    /// When bounces disable a subscriber (default `[site]`'s).
+    pub bounces: BounceScoring,
 }
 
 impl Choice for Mode {
@@ -118,6 +127,10 @@ pub(super) struct RawList {
     digest_send_empty: bool,
     default_mode: Option<Chosen<Mode>>,
     editors: Option<Vec<Spanned<String>>>,
+    posting: Option<Chosen<super::site::Posting>>,
+    moderators: Option<Vec<Spanned<String>>>,
+    bounce_threshold: Option<Spanned<f64>>,
+    bounce_window_days: Option<Spanned<i64>>,
 }
 
 /// Checks every list, alone and against the others (tags and addresses
@@ -127,11 +140,11 @@ pub(super) fn check(
     errors: &mut Errors<'_>,
     feeds: &Feeds,
     domain: Option<&str>,
-    site_editors: &[String],
+    site: &super::Site,
 ) -> Vec<List> {
     let mut seen = Seen::default();
     raw.into_iter()
-        .filter_map(|list| list.check(errors, feeds, domain, site_editors, &mut seen))
+        .filter_map(|list| list.check(errors, feeds, domain, site, &mut seen))
         .collect()
 }
 
@@ -198,7 +211,7 @@ impl RawList {
         errors: &mut Errors<'_>,
         feeds: &Feeds,
         domain: Option<&str>,
-        site_editors: &[String],
+        site: &super::Site,
         seen: &mut Seen,
     ) -> Option<List> {
         let code = self.code.get_ref().to_ascii_lowercase();
@@ -286,10 +299,23 @@ impl RawList {
         let default_mode = (self.default_mode)
             .and_then(|chosen| errors.choice(chosen))
             .unwrap_or(Mode::Post);
-        let editors = match &self.editors {
+        let list_editors = match &self.editors {
             Some(written) => editors(written, errors, domain),
-            None => site_editors.to_vec(),
+            None => site.editors.clone(),
         };
+        let posting = (self.posting)
+            .and_then(|chosen| errors.choice(chosen))
+            .unwrap_or(site.posting);
+        let moderators = match &self.moderators {
+            Some(written) => editors(written, errors, domain),
+            None if site.moderators.is_empty() => list_editors.clone(),
+            None => site.moderators.clone(),
+        };
+        let bounces = RawBounceScoring {
+            bounce_threshold: self.bounce_threshold,
+            bounce_window_days: self.bounce_window_days,
+        }
+        .check(errors, site.bounces);
         let name = self.name.into_inner();
         Some(List {
             title: title.unwrap_or_else(|| name.clone()),
@@ -307,7 +333,10 @@ impl RawList {
             digest_size_threshold,
             digest_send_empty: self.digest_send_empty,
             default_mode,
-            editors,
+            editors: list_editors,
+            posting,
+            moderators,
+            bounces,
         })
     }
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
+pub mod bounces;
 pub mod delivery;
 pub mod dkim;
 pub mod errors;
@@ -34,7 +35,7 @@ pub use list::{
     parse_schedule, List, VolumePeriod, DEFAULT_DIGEST_SIZE_THRESHOLD, DEFAULT_SCHEDULE,
 };
 pub use listen::Listen;
-pub use site::Site;
+pub use site::{Posting, Site};
 
 use errors::Errors;
 
@@ -254,13 +255,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
         .into_iter()
         .filter_map(|raw| raw.check(&mut errors, &site, base))
         .collect();
-    let lists = list::check(
-        raw_lists,
-        &mut errors,
-        &feeds,
-        domain.as_deref(),
-        &site.editors,
-    );
+    let lists = list::check(raw_lists, &mut errors, &feeds, domain.as_deref(), &site);
     if lists.is_empty() && errors.is_empty() {
         errors.at(
             0..0,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::bounces::{BounceScoring, RawBounceScoring};
 use super::errors::Errors;
 use super::{is_domain, relative_to, Listen};
 
@@ -38,9 +39,49 @@ pub struct Site {
     /// the service (default `root@localhost`).
     pub operator: String,
     /// Who mail to LIST-owner goes to for every list that names none of its
-    /// own (default none: the operator).
+    /// own (default none: the operator); their posts are published directly.
     pub editors: Vec<String>,
+    /// Who may post to a list that names no `posting` of its own (default
+    /// moderated).
+    pub posting: Posting,
+    /// Who is asked about held posts of every list that names none of its
+    /// own (default none: the editors, else the operator).
+    pub moderators: Vec<String>,
+    /// Days a held post waits for a moderator before it is refused and its
+    /// sender told (default 14).
+    pub hold_days: i64,
+    /// Posts one sender may have published in an hour; more are held for a
+    /// moderator (default 30; 0 for no limit).
+    pub max_posts_per_hour: u32,
+    /// When bounces disable a subscriber, for every list that does not
+    /// say (`bounce_threshold`, default 5; `bounce_window_days`, default 7).
+    pub bounces: BounceScoring,
 }
+
+/// Whose posts a list publishes without a moderator (editors' always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Posting {
+    /// Anyone's.
+    Open,
+    /// Its subscribers' only; the rest wait for a moderator.
+    Members,
+    /// Nobody's: every post waits for a moderator (the default, as A-Infos
+    /// is run).
+    #[default]
+    Moderated,
+}
+
+impl super::errors::Choice for Posting {
+    const WHAT: &'static str = "posting";
+    const HELP: &'static str = "write open (anyone's posts are published), members (subscribers' posts are published, others held) or moderated (every post held for a moderator, editors' excepted)";
+}
+
+/// Held posts wait this many days unless `hold_days` says otherwise.
+pub const DEFAULT_HOLD_DAYS: i64 = 14;
+
+/// Posts from one sender in an hour before the rest are held.
+pub const DEFAULT_MAX_POSTS_PER_HOUR: u32 = 30;
 
 impl Default for Site {
     /// The documented defaults; directories are relative, as written in a
@@ -58,6 +99,11 @@ impl Default for Site {
             timezone: chrono_tz::UTC,
             operator: "root@localhost".to_string(),
             editors: Vec::new(),
+            posting: Posting::default(),
+            moderators: Vec::new(),
+            hold_days: DEFAULT_HOLD_DAYS,
+            max_posts_per_hour: DEFAULT_MAX_POSTS_PER_HOUR,
+            bounces: BounceScoring::default(),
         }
     }
 }
@@ -77,6 +123,13 @@ pub(super) struct RawSite {
     operator: Option<Spanned<String>>,
     #[serde(default)]
     editors: Vec<Spanned<String>>,
+    posting: Option<super::errors::Chosen<Posting>>,
+    #[serde(default)]
+    moderators: Vec<Spanned<String>>,
+    hold_days: Option<Spanned<i64>>,
+    max_posts_per_hour: Option<Spanned<i64>>,
+    bounce_threshold: Option<Spanned<f64>>,
+    bounce_window_days: Option<Spanned<i64>>,
 }
 
 impl RawSite {
@@ -160,6 +213,30 @@ impl RawSite {
             relative_to(base, value.map_or(default, PathBuf::from))
         };
         let editors = super::list::editors(&self.editors, errors, Some(&domain));
+        let moderators = super::list::editors(&self.moderators, errors, Some(&domain));
+        let posting = self
+            .posting
+            .and_then(|chosen| errors.choice(chosen))
+            .unwrap_or_default();
+        let hold_days = errors.bounded(
+            self.hold_days,
+            1..=365,
+            DEFAULT_HOLD_DAYS,
+            "hold_days",
+            "give the days a held post waits for a moderator, 1 to 365",
+        );
+        let max_posts_per_hour = errors.bounded(
+            self.max_posts_per_hour,
+            0..=100_000,
+            DEFAULT_MAX_POSTS_PER_HOUR,
+            "max_posts_per_hour",
+            "give the posts one sender may have published in an hour, or 0 for no limit",
+        );
+        let bounces = RawBounceScoring {
+            bounce_threshold: self.bounce_threshold,
+            bounce_window_days: self.bounce_window_days,
+        }
+        .check(errors, BounceScoring::default());
         Site {
             name,
             base_url: base_url.unwrap_or(default.base_url),
@@ -171,6 +248,11 @@ impl RawSite {
             timezone,
             operator,
             editors,
+            posting,
+            moderators,
+            hold_days,
+            max_posts_per_hour,
+            bounces,
         }
     }
 }

@@ -345,8 +345,9 @@ fn serve_store(
     };
     let mut results = Vec::new();
     let mut synced = Instant::now();
+    let refusals = Refusals::new(config);
     queue.top_up(&store, config, secret, clock, &mut results)?;
-    record(&store, &mut report, &mut results, clock, true)?;
+    record(&store, &mut report, &mut results, clock, true, &refusals)?;
     while let Ok(first) = inbox.recv() {
         let mut acks = Vec::new();
         let done = gather(inbox, first, config.delivery.connections);
@@ -372,7 +373,7 @@ fn serve_store(
         }
         queue.top_up(&store, config, secret, clock, &mut results)?;
         let sync = synced.elapsed() >= SYNC_EVERY;
-        record(&store, &mut report, &mut results, clock, sync)?;
+        record(&store, &mut report, &mut results, clock, sync, &refusals)?;
         if sync {
             synced = Instant::now();
         }
@@ -413,6 +414,7 @@ fn record(
     results: &mut Vec<(Target, Attempt)>,
     clock: Clock,
     sync: bool,
+    refusals: &Refusals,
 ) -> anyhow::Result<()> {
     if results.is_empty() {
         return Ok(());
@@ -439,6 +441,21 @@ fn record(
         store.blocking_write_unsynced(write)
     }
     .context("recording delivery results")?;
+    let refused: Vec<(Target, String)> = recorded
+        .iter()
+        .filter_map(|(target, attempt)| match attempt {
+            Attempt::Failed { reply } if crate::bounce::is_smtp_refusal(reply) => {
+                Some((*target, reply.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        // Rare, and a count lost only delays a disable: its own transaction.
+        if let Err(error) = refusals.record(store, refused, now) {
+            tracing::warn!("5xx replies not counted as bounces: {error:#}");
+        }
+    }
     for (_, attempt) in recorded {
         match attempt {
             Attempt::Sent { .. } => report.sent += 1,
@@ -447,6 +464,65 @@ fn record(
         }
     }
     Ok(())
+}
+
+/// What counting a 5xx reply as a bounce needs on the store thread: the
+/// configuration, and the templates and secret of the final notice.
+struct Refusals {
+    config: Arc<Config>,
+    notice: Option<Arc<(crate::templates::Templates, Secret)>>,
+}
+
+impl Refusals {
+    fn new(config: &Config) -> Self {
+        let notice = crate::templates::Templates::load(&config.site.templates_dir)
+            .and_then(|templates| Ok((templates, Secret::load_or_create(&config.site.data_dir)?)))
+            .map_err(|error| tracing::warn!("no final notices from the outbox: {error:#}"))
+            .ok()
+            .map(Arc::new);
+        Refusals {
+            config: Arc::new(config.clone()),
+            notice,
+        }
+    }
+
+    /// Counts each refused delivery or message of a list as a bounce of
+    /// its recipient ([`crate::bounce::record_smtp_refusal`]).
+    fn record(
+        &self,
+        store: &Handle,
+        refused: Vec<(Target, String)>,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let (config, notice) = (self.config.clone(), self.notice.clone());
+        store.blocking_write(move |tx| {
+            let service = notice.as_ref().map(|notice| crate::subscribe::Service {
+                config: &config,
+                templates: &notice.0,
+                secret: &notice.1,
+                now,
+            });
+            for (target, reply) in &refused {
+                let recipient = match *target {
+                    Target::Delivery(id) => store::bounces::delivery_recipient(tx, id)?,
+                    Target::Post(id) => store::bounces::post_delivery_recipient(tx, id)?,
+                    Target::Message(id) => store::bounces::message_recipient(tx, id)?,
+                };
+                if let Some((list, address)) = recipient {
+                    crate::bounce::record_smtp_refusal(
+                        tx,
+                        &config,
+                        service.as_ref(),
+                        &list,
+                        &address,
+                        reply,
+                        now,
+                    )?;
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+    }
 }
 
 /// Rows read a page at a time, by id.

@@ -12,9 +12,13 @@
 
 use std::sync::Arc;
 
-use super::{commit_and_hand_out, now, Outcome};
+use super::{now, Outcome};
+use crate::config::Config;
 use crate::post::NewPost;
-use crate::store::{self, Handle};
+use crate::store::Handle;
+use crate::subscribe::Service;
+use crate::templates::Templates;
+use crate::tokens::Secret;
 
 /// Why a post was not committed; the sender should try again later.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,30 +32,54 @@ type OnCommit = dyn Fn(&NewPost, &Outcome) + Send + Sync;
 #[derive(Clone)]
 pub struct Committer {
     store: Handle,
+    templates: Arc<Templates>,
+    secret: Arc<Secret>,
     committed: Arc<OnCommit>,
 }
 
 impl Committer {
-    /// A committer writing through `store`; `committed` is called after
-    /// each post's transaction committed, with the post and what became of
-    /// it (for metrics and feed refresh).
+    /// A committer writing through `store`, writing the moderators'
+    /// notices in the words of `templates` with links signed by `secret`;
+    /// `committed` is called after each post's transaction committed, with
+    /// the post and what became of it (for metrics and feed refresh).
     pub fn new(
         store: Handle,
+        templates: Arc<Templates>,
+        secret: Arc<Secret>,
         committed: impl Fn(&NewPost, &Outcome) + Send + Sync + 'static,
     ) -> Self {
         Committer {
             store,
+            templates,
+            secret,
             committed: Arc::new(committed),
         }
     }
 
-    /// Commits one post; returns once it is durable (or could not be).
-    pub async fn submit(&self, post: NewPost) -> Result<Outcome, CommitError> {
+    /// Commits one post from envelope `sender` through
+    /// [`crate::moderation::take`] (loops refused, the posting policy
+    /// applied, moderators told); returns once it is durable (or could not
+    /// be).
+    pub async fn submit(
+        &self,
+        config: &Arc<Config>,
+        post: NewPost,
+        sender: Option<String>,
+    ) -> Result<Outcome, CommitError> {
+        let (config, templates, secret) =
+            (config.clone(), self.templates.clone(), self.secret.clone());
         let result = self
             .store
             .write_grouped(move |tx| {
-                let outcome = commit_and_hand_out(tx, std::slice::from_ref(&post), now())?.pop();
-                Ok::<_, store::Error>((outcome, post))
+                let service = Service {
+                    config: &config,
+                    templates: &templates,
+                    secret: &secret,
+                    now: now(),
+                };
+                let (outcome, post) =
+                    crate::moderation::take(tx, &service, post, sender.as_deref())?;
+                Ok::<_, anyhow::Error>((Some(outcome), post))
             })
             .await;
         match result {
@@ -61,7 +89,7 @@ impl Committer {
             }
             Ok((None, _)) => Err(CommitError("the store gave no outcome".into())),
             Err(error) => {
-                tracing::error!(%error, "commit failed");
+                tracing::error!("commit failed: {error:#}");
                 Err(CommitError(error.to_string()))
             }
         }

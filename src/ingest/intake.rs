@@ -20,6 +20,8 @@ use super::session::{Message, Protocol};
 use super::{now, Envelope, Filer, Outcome};
 use crate::config::Config;
 use crate::digest::headers::ListAddresses;
+use crate::metrics::Metrics;
+use crate::moderation;
 use crate::store::{self, outgoing, Handle};
 use crate::subscribe::Service;
 use crate::templates::Templates;
@@ -96,6 +98,10 @@ pub struct StoreIntake {
     /// Woken when a message is queued, so the outbox sends it now rather
     /// than at its next round.
     outbox: Arc<Notify>,
+    /// Woken when a moderator's answer published a post, so its feeds and
+    /// pages are made again.
+    posts_changed: Arc<Notify>,
+    metrics: Arc<Metrics>,
     on_message: Box<dyn Fn(&Received) + Send + Sync>,
 }
 
@@ -103,14 +109,21 @@ impl StoreIntake {
     /// An intake committing posts through `committer` and other mail
     /// through `store`, writing in the words of `templates` and signing
     /// links with `secret`, waking `outbox` when it queued a message to
-    /// send; `on_message` is called with each post's outcome, for logs and
-    /// metrics.
+    /// send and `posts_changed` when a moderator's answer published a post,
+    /// counting automatic mail refused in `metrics`; `on_message` is called
+    /// with each post's outcome, for logs and metrics.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each is one of the daemon's shared parts"
+    )]
     pub fn new(
         committer: Committer,
         store: Handle,
         templates: Arc<Templates>,
         secret: Arc<Secret>,
         outbox: Arc<Notify>,
+        posts_changed: Arc<Notify>,
+        metrics: Arc<Metrics>,
         on_message: impl Fn(&Received) + Send + Sync + 'static,
     ) -> Self {
         StoreIntake {
@@ -119,6 +132,8 @@ impl StoreIntake {
             templates,
             secret,
             outbox,
+            posts_changed,
+            metrics,
             on_message: Box::new(on_message),
         }
     }
@@ -177,12 +192,13 @@ impl StoreIntake {
     ) -> Result<String, Deferred> {
         let (config, templates, secret) =
             (config.clone(), self.templates.clone(), self.secret.clone());
+        let kind = route.kind();
         let (route, sender, content) = (
             route.clone(),
             message.sender.clone(),
             message.content.clone(),
         );
-        let outcome = self
+        let (outcome, published) = self
             .store
             .write(move |tx| {
                 let service = Service {
@@ -191,15 +207,52 @@ impl StoreIntake {
                     secret: &secret,
                     now: now(),
                 };
-                service.handle_mail(tx, &route, &sender, &content)
+                handle_service_mail(tx, &service, &route, &sender, &content)
             })
             .await
             .map_err(|error| {
                 tracing::error!("a command message was not handled: {error:#}");
                 Deferred::new("the message could not be handled now")
             })?;
+        if outcome.starts_with("ignored: ") {
+            self.metrics.count_loop(kind);
+        }
+        if published.is_some() {
+            self.posts_changed.notify_one();
+        }
         self.outbox.notify_one();
         Ok(outcome)
+    }
+}
+
+/// Handles mail to a service address other than postmaster and -owner, in
+/// the caller's transaction: a moderator's answer ([`moderation::handle_mail`]),
+/// a bounce ([`crate::bounce::process`]: read and stored, never
+/// published, never answered), or
+/// commands for the subscribe service. Returns what was done, and the list
+/// of a post a moderator published. The pipe and the listeners share it.
+pub fn handle_service_mail(
+    tx: &store::Transaction<'_>,
+    service: &Service<'_>,
+    route: &Route,
+    sender: &str,
+    content: &[u8],
+) -> anyhow::Result<(String, Option<String>)> {
+    match route {
+        Route::Moderate { .. } => moderation::handle_mail(tx, service, route, sender, content),
+        Route::Bounces { list, subscriber } => {
+            let outcome = crate::bounce::process(
+                tx,
+                service,
+                list,
+                subscriber.as_deref(),
+                "",
+                sender,
+                content,
+            )?;
+            Ok((outcome, None))
+        }
+        _ => Ok((service.handle_mail(tx, route, sender, content)?, None)),
     }
 }
 
@@ -237,7 +290,7 @@ impl Intake for StoreIntake {
         let list = post.list_code.clone();
         let outcome = self
             .committer
-            .submit(post)
+            .submit(config, post, Some(message.sender.clone()))
             .await
             .map_err(|error| Deferred::new(error.to_string()));
         (self.on_message)(&Received {
@@ -251,7 +304,7 @@ impl Intake for StoreIntake {
 
     async fn oversize(&self, config: &Arc<Config>, protocol: Protocol, size: usize) {
         let post = Filer::new(config).oversize(size, now());
-        let outcome = self.committer.submit(post).await;
+        let outcome = self.committer.submit(config, post, None).await;
         (self.on_message)(&Received {
             protocol,
             message_id: None,

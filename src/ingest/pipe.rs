@@ -1,6 +1,14 @@
 //! `tidings ingest`: one message on stdin, as an MTA pipe transport delivers
 //! it (Postfix `pipe`, an alias `|tidings ingest`).
 //!
+//! The envelope recipient (the argument, else `$ORIGINAL_RECIPIENT`) is
+//! routed by the same table as the listeners' ([`super::route`]): a posting
+//! address takes a post, the command addresses go to the subscribe service,
+//! a moderator's answer to [`crate::moderation`], -owner and postmaster
+//! are passed on, a bounce is kept unpublished, and anything else at the
+//! domain is refused with 67 (EX_NOUSER, "5.1.1"). Without a recipient the
+//! message is filed as a post (by `--list CODE`, else by its content).
+//!
 //! The exit status is what the MTA acts on (sysexits.h): 0 once the post is
 //! durably stored or held, 65 (EX_DATAERR) with a one-line reason for a
 //! message that must bounce, 75 (EX_TEMPFAIL) when the store is busy, the
@@ -9,12 +17,20 @@
 
 use std::io::Read;
 
-use super::{commit, commit_and_hand_out, now, Envelope, Filer, Outcome};
+use super::forward::forward;
+use super::route::{route, Route};
+use super::{commit, now, Envelope, Filer, Outcome};
 use crate::config::Config;
-use crate::store;
+use crate::digest::headers::ListAddresses;
+use crate::store::{self, outgoing, Transaction};
+use crate::subscribe::Service;
+use crate::templates::Templates;
+use crate::tokens::Secret;
 
 /// sysexits.h: the message is at fault; the MTA bounces it.
 pub const EX_DATAERR: u8 = 65;
+/// sysexits.h: no such user; the MTA bounces "5.1.1 unknown address".
+pub const EX_NOUSER: u8 = 67;
 /// sysexits.h: try again later; the MTA keeps the message queued.
 pub const EX_TEMPFAIL: u8 = 75;
 
@@ -37,8 +53,27 @@ impl Delivery {
     }
 }
 
-/// Reads one message from `input` and stores it.
-pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delivery {
+/// Reads one message from `input`, sent from envelope `sender` (`None`
+/// when the MTA did not say), and routes it by its envelope recipients.
+pub fn deliver(
+    config: &Config,
+    envelope: &Envelope,
+    sender: Option<&str>,
+    input: impl Read,
+) -> Delivery {
+    let mut routes = Vec::with_capacity(envelope.recipients.len());
+    for recipient in &envelope.recipients {
+        match route(config, recipient) {
+            Ok(route) => routes.push(route),
+            Err(refusal) => {
+                return Delivery {
+                    exit_code: EX_NOUSER,
+                    message: format!("5.1.1 <{recipient}>: no such address here ({refusal:?})"),
+                    published: false,
+                }
+            }
+        }
+    }
     let limit = config.ingest.max_message_bytes;
     let raw = match read_limited(input, limit) {
         Ok(Input::Whole(raw)) => raw,
@@ -61,16 +96,68 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
         }
         Err(error) => return Delivery::tempfail(format!("cannot read the message: {error}")),
     };
-    let post = Filer::new(config).file_message(&raw, envelope, now());
+    let (templates, secret) = match (
+        Templates::load(&config.site.templates_dir),
+        Secret::load_or_create(&config.site.data_dir),
+    ) {
+        (Ok(templates), Ok(secret)) => (templates, secret),
+        (Err(error), _) | (_, Err(error)) => {
+            return Delivery::tempfail(format!("cannot start: {error:#}"))
+        }
+    };
     let mut db = match store::open(&config.database_path()) {
         Ok(db) => db,
         Err(error) => return Delivery::tempfail(format!("store unavailable: {error}")),
     };
-    let received = now();
-    match store::transaction(&mut db, |tx| {
-        commit_and_hand_out(tx, std::slice::from_ref(&post), received)
-    }) {
+    let service = Service {
+        config,
+        templates: &templates,
+        secret: &secret,
+        now: now(),
+    };
+    let services: Vec<&Route> = routes.iter().filter(|route| route.is_service()).collect();
+    let mut published = false;
+    if !services.is_empty() {
+        let done = store::transaction(&mut db, |tx| {
+            let mut done = Vec::new();
+            for route in &services {
+                let (outcome, changed) =
+                    take_service_mail(tx, &service, route, sender.unwrap_or(""), &raw)?;
+                published |= changed;
+                done.push(format!("{}: {outcome}", route.kind()));
+            }
+            Ok::<_, anyhow::Error>(done)
+        });
+        match done {
+            Ok(done) if routes.len() == services.len() => {
+                return Delivery {
+                    exit_code: 0,
+                    message: done.join("; "),
+                    published,
+                }
+            }
+            Ok(_) => {}
+            Err(error) => return Delivery::tempfail(format!("store unavailable: {error:#}")),
+        }
+    }
+    let post = Filer::new(config).file_message(&raw, envelope, service.now);
+    let taken = store::transaction(&mut db, |tx| {
+        let (outcome, _) = crate::moderation::take(tx, &service, post.clone(), sender)?;
+        Ok::<_, anyhow::Error>(vec![outcome])
+    });
+    match taken {
         Ok(outcomes) => match outcomes.into_iter().next() {
+            // A loop is kept and answered with nothing: a bounce would
+            // only feed it.
+            Some(Outcome::Rejected { reason, .. })
+                if reason.starts_with(crate::moderation::LOOP) =>
+            {
+                Delivery {
+                    exit_code: 0,
+                    message: reason,
+                    published: false,
+                }
+            }
             Some(Outcome::Rejected { reason, .. }) => Delivery {
                 exit_code: EX_DATAERR,
                 message: reason,
@@ -79,12 +166,61 @@ pub fn deliver(config: &Config, envelope: &Envelope, input: impl Read) -> Delive
             Some(outcome) => Delivery {
                 exit_code: 0,
                 message: describe(&outcome, &post.list_code),
-                published: matches!(outcome, Outcome::Stored { .. }),
+                published: published || matches!(outcome, Outcome::Stored { .. }),
             },
             None => Delivery::tempfail("store returned no outcome".to_string()),
         },
-        Err(error) => Delivery::tempfail(format!("store unavailable: {error}")),
+        Err(error) => Delivery::tempfail(format!("store unavailable: {error:#}")),
     }
+}
+
+/// Takes mail for one service address in `tx`, as the listeners do
+/// ([`super::intake`]): postmaster and -owner passed on, the rest handled
+/// by [`super::intake::handle_service_mail`]. Says what was done and
+/// whether a post was published.
+fn take_service_mail(
+    tx: &Transaction<'_>,
+    service: &Service<'_>,
+    route: &Route,
+    sender: &str,
+    raw: &[u8],
+) -> anyhow::Result<(String, bool)> {
+    let config = service.config;
+    let (via, to, list) = match route {
+        Route::Postmaster => (
+            format!("postmaster@{}", config.site.domain),
+            vec![config.site.operator.clone()],
+            None,
+        ),
+        Route::Owner { list } => {
+            let Some(configured) = config.list(list) else {
+                anyhow::bail!("the list {list} is being reconfigured");
+            };
+            let editors = match configured.editors.is_empty() {
+                true => vec![config.site.operator.clone()],
+                false => configured.editors.clone(),
+            };
+            (
+                ListAddresses::new(config, configured).owner,
+                editors,
+                Some(list.clone()),
+            )
+        }
+        _ => {
+            let (outcome, published) =
+                super::intake::handle_service_mail(tx, service, route, sender, raw)?;
+            return Ok((outcome, published.is_some()));
+        }
+    };
+    for to in &to {
+        let mut passed = forward(&via, to, sender, raw);
+        passed.message.list_code = list.clone();
+        match &passed.looped {
+            None => outgoing::queue(tx, &passed.message, service.now)?,
+            Some(reason) => outgoing::keep_unsent(tx, &passed.message, service.now, reason)?,
+        };
+    }
+    Ok(("passed on".to_string(), false))
 }
 
 fn describe(outcome: &Outcome, list: &Option<String>) -> String {

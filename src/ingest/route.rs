@@ -55,16 +55,55 @@ pub enum Route {
         /// The list's code.
         list: String,
     },
+    /// `LIST-owner+approve-TOKEN@domain` or `LIST-owner+reject-TOKEN@domain`:
+    /// a moderator's answer about a held post.
+    Moderate {
+        /// The list's code.
+        list: String,
+        /// Whether the post is to be published (else refused).
+        approve: bool,
+        /// The token after `approve-` or `reject-`, as written.
+        token: String,
+    },
     /// `postmaster@domain` or a bare `postmaster` (RFC 5321 4.5.1): passed
     /// on to `[site] operator`.
     Postmaster,
 }
 
 impl Route {
-    /// Whether tidings takes mail for this route: every route but bounces,
-    /// which are refused until they are read.
+    /// Whether tidings takes mail for this route: every route (bounces
+    /// go to bounce processing, `crate::bounce`).
     pub fn is_handled(&self) -> bool {
-        !matches!(self, Route::Bounces { .. })
+        true
+    }
+
+    /// The list whose address this is; none for postmaster.
+    pub fn list(&self) -> Option<&str> {
+        match self {
+            Route::Post { list }
+            | Route::Request { list }
+            | Route::Subscribe { list }
+            | Route::Unsubscribe { list }
+            | Route::Confirm { list, .. }
+            | Route::Bounces { list, .. }
+            | Route::Owner { list }
+            | Route::Moderate { list, .. } => Some(list),
+            Route::Postmaster => None,
+        }
+    }
+
+    /// Whether this is an address that answers commands (-request,
+    /// -subscribe, -unsubscribe, -confirm, a moderator's -owner+TOKEN),
+    /// where automatic mail is never acted on.
+    pub fn is_command(&self) -> bool {
+        matches!(
+            self,
+            Route::Request { .. }
+                | Route::Subscribe { .. }
+                | Route::Unsubscribe { .. }
+                | Route::Confirm { .. }
+                | Route::Moderate { .. }
+        )
     }
 
     /// Whether this is one of the service addresses (everything but a
@@ -84,6 +123,7 @@ impl Route {
             Route::Confirm { .. } => "-confirm",
             Route::Bounces { .. } => "-bounces",
             Route::Owner { .. } => "-owner",
+            Route::Moderate { .. } => "-owner+token",
             Route::Postmaster => "postmaster",
         }
     }
@@ -148,6 +188,24 @@ pub fn route(config: &Config, address: &str) -> Result<Route, Refusal> {
         ("subscribe" | "join", None) => Ok(Route::Subscribe { list }),
         ("unsubscribe" | "leave", None) => Ok(Route::Unsubscribe { list }),
         ("owner", None) => Ok(Route::Owner { list }),
+        ("owner", Some(detail)) => {
+            let lower = detail.to_ascii_lowercase();
+            let (approve, token) = if lower.starts_with("approve-") {
+                (true, &detail["approve-".len()..])
+            } else if lower.starts_with("reject-") {
+                (false, &detail["reject-".len()..])
+            } else {
+                return Err(Refusal::Unknown);
+            };
+            if token.is_empty() {
+                return Err(Refusal::Unknown);
+            }
+            Ok(Route::Moderate {
+                list,
+                approve,
+                token: token.to_string(),
+            })
+        }
         ("confirm", Some(token)) if !token.is_empty() => Ok(Route::Confirm {
             list,
             token: token.to_string(),
@@ -275,6 +333,33 @@ mod tests {
             Err(Refusal::Unknown),
             "a confirmation without a token"
         );
+    }
+
+    #[test]
+    fn a_moderator_s_answer_names_its_action_and_token() {
+        let config = config();
+        assert_eq!(
+            route(&config, "a-infos-en-owner+approve-Ab12@lists.example.org"),
+            Ok(Route::Moderate {
+                list: list("en"),
+                approve: true,
+                token: "Ab12".into(),
+            })
+        );
+        assert_eq!(
+            route(&config, "A-INFOS-EN-OWNER+REJECT-xy@lists.example.org"),
+            Ok(Route::Moderate {
+                list: list("en"),
+                approve: false,
+                token: "xy".into(),
+            })
+        );
+        for address in [
+            "a-infos-en-owner+approve-@lists.example.org",
+            "a-infos-en-owner+publish-xy@lists.example.org",
+        ] {
+            assert_eq!(route(&config, address), Err(Refusal::Unknown), "{address}");
+        }
     }
 
     #[test]

@@ -111,8 +111,9 @@ impl<'a> Pages<'a> {
     }
 
     fn site_layout(&self) -> Layout<'a> {
-        // The home and the pages of all languages speak the site's first
-        // list's language only when it is the whole site's; English else.
+        // The home and the pages of all languages are in English, the
+        // language A-Infos's front page speaks to every reader; each list's
+        // pages are in its own.
         Layout::site(self.config, self.templates, "en")
     }
 

@@ -168,7 +168,7 @@ pub fn record(
         "INSERT INTO deliveries (digest_id, subscriber_id, address, mode, state, next_attempt_at) \
          SELECT ?1, s.id, p.address, s.mode, 'queued', ?3 FROM subscribers s \
          JOIN people p ON p.id = s.person_id \
-         WHERE s.list_code = ?2 AND s.removed_at IS NULL \
+         WHERE s.list_code = ?2 AND s.removed_at IS NULL AND s.disabled_at IS NULL \
          AND s.mode IN (SELECT value FROM json_each(?4)) ORDER BY s.id",
         params![
             digest_id,

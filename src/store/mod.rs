@@ -19,6 +19,7 @@ mod handle;
 mod sql;
 
 pub mod archive;
+pub mod bounces;
 
 pub mod deliveries;
 pub mod digests;
@@ -57,10 +58,12 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0008_archive_changes.sql"),
         Some(archive::reindex),
     ),
+    (include_str!("migrations/0009_moderation.sql"), None),
     (
-        include_str!("migrations/0009_pending_by_subscriber.sql"),
+        include_str!("migrations/0010_pending_by_subscriber.sql"),
         None,
     ),
+    (include_str!("migrations/0011_bounces.sql"), None),
 ];
 
 /// How long a writer waits for another writer before giving up.

@@ -254,6 +254,12 @@ pub fn forget(tx: &Transaction<'_>, address: &str, now: i64) -> Result<Forgotten
         )?,
         ..Forgotten::default()
     };
+    // Their bounces name them too.
+    tx.execute(
+        "DELETE FROM bounces WHERE address = ?1 COLLATE NOCASE \
+         OR subscriber_id IN (SELECT id FROM subscribers WHERE person_id = ?2)",
+        params![address, person],
+    )?;
     forgotten.subscriptions = tx.execute(
         "UPDATE subscribers SET mode = 'nomail', next_mode = NULL, created_at = 0, \
          confirmed_at = 0, removed_at = coalesce(removed_at, ?2) WHERE person_id = ?1",

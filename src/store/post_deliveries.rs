@@ -34,6 +34,7 @@ pub fn fan_out(tx: &Transaction<'_>, list_code: &str, now: i64) -> Result<usize>
              FROM posts p INDEXED BY posts_published_by_list \
              JOIN subscribers s INDEXED BY subscribers_active \
                ON s.list_code = ?1 AND s.mode = 'post' AND s.removed_at IS NULL \
+               AND s.disabled_at IS NULL \
              JOIN people ON people.id = s.person_id \
              WHERE p.list_code = ?1 AND p.status = 'published' AND p.id > ?2 AND p.id <= ?3 \
              ORDER BY p.id, s.id \
@@ -45,6 +46,39 @@ pub fn fan_out(tx: &Transaction<'_>, list_code: &str, now: i64) -> Result<usize>
          ON CONFLICT (list_code) DO UPDATE SET last_post_id = max(last_post_id, excluded.last_post_id)",
     )?
     .execute(params![list_code, newest])?;
+    Ok(queued)
+}
+
+/// Queues a post published late (approved by a moderator) for each
+/// current subscriber in mode post, when the list's fan-out has already
+/// passed its id; a post it has not passed yet goes out with the next
+/// [`fan_out`] like any other.
+pub fn hand_out_late(
+    tx: &Transaction<'_>,
+    list_code: &str,
+    post_id: i64,
+    now: i64,
+) -> Result<usize> {
+    let mark: i64 = tx
+        .prepare_cached("SELECT last_post_id FROM post_fanout WHERE list_code = ?1")?
+        .query_row([list_code], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    if post_id > mark {
+        return Ok(0);
+    }
+    let queued = tx
+        .prepare_cached(
+            "INSERT INTO post_deliveries (post_id, subscriber_id, address, state, next_attempt_at) \
+             SELECT ?2, s.id, people.address, 'queued', ?3 \
+             FROM subscribers s INDEXED BY subscribers_active \
+             JOIN people ON people.id = s.person_id \
+             WHERE s.list_code = ?1 AND s.mode = 'post' AND s.removed_at IS NULL \
+               AND s.disabled_at IS NULL \
+             ORDER BY s.id \
+             ON CONFLICT (post_id, subscriber_id) DO NOTHING",
+        )?
+        .execute(params![list_code, post_id, now])?;
     Ok(queued)
 }
 

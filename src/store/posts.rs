@@ -153,6 +153,69 @@ pub fn raw(db: &Connection, id: i64) -> Result<Option<Vec<u8>>> {
     Ok(statement.query_row([id], |row| row.get(0)).optional()?)
 }
 
+/// Decides about a held post: publishes it (into the search index and,
+/// when its list's per-post fan-out has passed it, to the per-post
+/// subscribers too) or refuses it with `reason`, recording who decided and
+/// when. False when the post is not held (decided before, or never held):
+/// nothing changes then, so a decision is taken once.
+pub fn decide(
+    tx: &Transaction<'_>,
+    id: i64,
+    status: Status,
+    reason: Option<&str>,
+    by: &str,
+    now: i64,
+) -> Result<bool> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE posts SET status = ?2, reason = ?3, decided_by = ?4, decided_at = ?5 \
+             WHERE id = ?1 AND status = 'held' AND (?2 <> 'published' OR list_code IS NOT NULL)",
+        )?
+        .execute(params![id, status, reason, by, now])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    if status == Status::Published {
+        let (title, body, list): (String, String, String) = tx
+            .prepare_cached("SELECT title, body, list_code FROM posts WHERE id = ?1")?
+            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        super::archive::index(tx, id, &title, &body)?;
+        super::post_deliveries::hand_out_late(tx, &list, id, now)?;
+    }
+    Ok(true)
+}
+
+/// Who decided about a post and when, if anyone did.
+pub fn decision(db: &Connection, id: i64) -> Result<Option<(String, i64)>> {
+    let found: Option<(Option<String>, Option<i64>)> = db
+        .prepare_cached("SELECT decided_by, decided_at FROM posts WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(found.and_then(|(by, at)| Some((by?, at?))))
+}
+
+/// Posts from `author` that arrived at or after `since` and were not
+/// refused: what the per-sender rate limit counts.
+pub fn count_from(db: &Connection, author: &str, since: i64) -> Result<u64> {
+    let count: i64 = db
+        .prepare_cached(
+            "SELECT count(*) FROM posts INDEXED BY posts_by_author \
+             WHERE author_address = ?1 AND received_at >= ?2 AND status <> 'rejected'",
+        )?
+        .query_row(params![author, since], |row| row.get(0))?;
+    Ok(count as u64)
+}
+
+/// The ids of held posts that arrived before `before`, oldest first.
+pub fn held_before(db: &Connection, before: i64) -> Result<Vec<i64>> {
+    let mut statement = db.prepare_cached(
+        "SELECT id FROM posts INDEXED BY posts_held WHERE status = 'held' AND received_at < ?1 \
+         ORDER BY received_at, id",
+    )?;
+    let rows = statement.query_map([before], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Number of posts in each (list, status), for summaries.
 pub fn count_by_list(db: &Connection) -> Result<Vec<(Option<String>, Status, u64)>> {
     let mut statement = db.prepare_cached(

@@ -18,7 +18,7 @@
 //!   site's own addresses ([`automatic`]).
 
 pub mod commands;
-mod notice;
+pub mod notice;
 
 use anyhow::Context;
 use mail_parser::{HeaderName, MessageParser};
@@ -581,16 +581,7 @@ fn command_text(command: &Command) -> String {
 }
 
 fn route_list(route: &Route) -> Option<&str> {
-    match route {
-        Route::Post { list }
-        | Route::Request { list }
-        | Route::Subscribe { list }
-        | Route::Unsubscribe { list }
-        | Route::Confirm { list, .. }
-        | Route::Bounces { list, .. }
-        | Route::Owner { list } => Some(list),
-        Route::Postmaster => None,
-    }
+    route.list()
 }
 
 /// Why a message must not be answered, if it must not: it is automatic, a

@@ -459,11 +459,18 @@ pub async fn preferences(
             .secret
             .verify(&token, Purpose::Preferences, crate::clock::unix_now())
             .map_err(|_| WebError::NotFound)?;
-        let (person, subscriptions) = web
+        let (person, subscriptions, disabled) = web
             .store
             .read(move |db| {
                 let person = subscribers::person_by_id(db, person_id)?;
-                Ok::<_, store::Error>((person, subscribers::of_person(db, person_id)?))
+                let subscriptions = subscribers::of_person(db, person_id)?;
+                let mut disabled = Vec::new();
+                for s in &subscriptions {
+                    if store::bounces::disabled_at(db, s.id)?.is_some() {
+                        disabled.push(s.id);
+                    }
+                }
+                Ok::<_, store::Error>((person, subscriptions, disabled))
             })
             .await?;
         let person = person.ok_or(WebError::NotFound)?;
@@ -490,6 +497,7 @@ pub async fn preferences(
                 "name": list.name,
                 "mode": s.chosen_mode().as_str(),
                 "waiting": waiting,
+                "disabled": disabled.contains(&s.id),
             }));
         }
         let others: Vec<_> = config
@@ -499,7 +507,9 @@ pub async fn preferences(
             .map(|list| json!({"code": list.code, "name": list.name}))
             .collect();
         let notice = match done.done.as_deref() {
-            Some(key @ ("changed" | "joined" | "left")) => Some(layout.label(key, &json!({}))?),
+            Some(key @ ("changed" | "joined" | "left" | "enabled")) => {
+                Some(layout.label(key, &json!({}))?)
+            }
             _ => None,
         };
         let title = layout.label("prefs_title", &json!({}))?;
@@ -558,6 +568,10 @@ pub async fn change_preferences(
                     ("mode", Some(subscriber), Some(mode)) => {
                         subscribers::set_mode(tx, subscriber.id, mode)?;
                         Some("changed")
+                    }
+                    ("enable", Some(subscriber), _) => {
+                        store::bounces::enable(tx, subscriber.id)?;
+                        Some("enabled")
                     }
                     ("leave", Some(subscriber), _) => {
                         subscribers::unsubscribe(tx, subscriber.id, now)?;

@@ -179,11 +179,9 @@ def main():
             " s.dispatchEvent(new Event('change', {bubbles: true})); return s.value; })()"
         )
         assert chosen == mode, f"the form offers no mode {mode!r}"
-        # Click the subscribe form's submit button (the page has others, such
-        # as the site's search) with the mouse, at its middle.
+        # Click the submit button with the mouse, at its middle.
         box = page.evaluate(
-            "(() => { const b = document.getElementById('address').form"
-            ".querySelector('button[type=submit]');"
+            "(() => { const b = document.querySelector('form[method=post] button[type=submit]');"
             " b.scrollIntoView(); const r = b.getBoundingClientRect();"
             " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
