@@ -129,8 +129,10 @@ fn incremental(config: &Config) {
             started.elapsed().as_secs_f64()
         );
     }
-    // What imports left to do is done: the full build made those pages.
-    take_changes(&mut db, config, &templates, &out);
+    // The full build (this one or `tidings site`'s) made the pages of what
+    // imports changed: those changes are done.
+    let changes = archive::changes(&db, usize::MAX).expect("changes");
+    store::transaction(&mut db, |tx| archive::changes_done(tx, &changes)).expect("changes done");
 
     let messages = messages();
     let envelope = Envelope {
