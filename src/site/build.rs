@@ -502,7 +502,7 @@ pub fn years(config: &Config, db: &Connection) -> anyhow::Result<Vec<i32>> {
     for year in (year_of(config, first)..=year_of(config, last)).rev() {
         let from = month_start(config, year, 1);
         let to = month_start(config, year, 13);
-        if archive::count_between(db, from, to)? > 0 {
+        if archive::any_between(db, from, to)? {
             years.push(year);
         }
     }

@@ -178,6 +178,19 @@ pub fn count_between(db: &Connection, from: i64, to: i64) -> Result<u64> {
     Ok(count as u64)
 }
 
+/// Whether any published post was published in `[from, to)`: one step
+/// into the index, where a count walks every post of the period.
+pub fn any_between(db: &Connection, from: i64, to: i64) -> Result<bool> {
+    let found: Option<i64> = db
+        .prepare_cached(&format!(
+            "SELECT 1 FROM posts INDEXED BY posts_published_by_date \
+             WHERE status = 'published' AND {PUBLISHED_AT} >= ?1 AND {PUBLISHED_AT} < ?2 LIMIT 1"
+        ))?
+        .query_row(params![from, to], |row| row.get(0))
+        .optional()?;
+    Ok(found.is_some())
+}
+
 /// When the first and the last published post were published (Unix
 /// seconds).
 pub fn span(db: &Connection) -> Result<Option<(i64, i64)>> {
