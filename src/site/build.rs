@@ -9,8 +9,9 @@
 //! is fingerprinted in `.fingerprint`; a build for changes whose
 //! fingerprint differs makes every page.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use data_encoding::HEXLOWER;
@@ -33,6 +34,8 @@ const DAY: i64 = 86_400;
 const PAGE_CAP: usize = 5_000;
 /// Posts read at a time in a full build.
 const BATCH: usize = 1_000;
+/// The most threads a full build makes post pages on.
+const MAX_THREADS: usize = 4;
 
 /// What to build.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +96,7 @@ pub fn build(
         config,
         pages: Pages { config, templates },
         db,
+        heads: None,
         out,
         now,
         report: Report::default(),
@@ -130,6 +134,8 @@ struct Builder<'a> {
     config: &'a Config,
     pages: Pages<'a>,
     db: &'a Connection,
+    /// In a full build, every story's candidates by head, read at once.
+    heads: Option<&'a Heads>,
     out: &'a Path,
     now: i64,
     report: Report,
@@ -138,17 +144,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn full(&mut self) -> anyhow::Result<()> {
         self.report.full = true;
-        let mut keys = HashSet::new();
-        let mut after = 0;
-        loop {
-            let batch = archive::published_after(self.db, after, BATCH)?;
-            let Some(last) = batch.last() else { break };
-            after = last.id;
-            for post in &batch {
-                self.post_page(post)?;
-                keys.extend(post.key.clone());
-            }
-        }
+        let keys = self.every_post_page()?;
         self.sweep_posts(&keys)?;
         let lists: Vec<String> = self.config.lists.iter().map(|l| l.code.clone()).collect();
         let mut months = BTreeSet::new();
@@ -161,6 +157,93 @@ impl Builder<'_> {
             lists: lists.into_iter().collect(),
             months,
         })
+    }
+
+    /// The pages of every published post, made on one thread per core
+    /// (each with a connection of its own, taking the next batch of posts
+    /// when it is done with one); the keys of the posts.
+    fn every_post_page(&mut self) -> anyhow::Result<HashSet<String>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS);
+        let mut connections = Vec::new();
+        for _ in 1..threads {
+            match crate::store::open_another(self.db) {
+                Some(connection) => connections.push(connection?),
+                // An in-memory store: its connection alone sees it.
+                None => break,
+            }
+        }
+        // The batch last taken, by its last id; i64::MAX when a thread
+        // failed, so the others stop.
+        let cursor = Mutex::new(0);
+        let heads = read_heads(self.db)?;
+        let (config, pages, out, now) = (self.config, &self.pages, self.out, self.now);
+        let work = |db: &Connection| -> anyhow::Result<(Report, HashSet<String>)> {
+            let mut builder = Builder {
+                config,
+                pages: Pages {
+                    config,
+                    templates: pages.templates,
+                },
+                db,
+                heads: Some(&heads),
+                out,
+                now,
+                report: Report::default(),
+            };
+            let mut keys = HashSet::new();
+            loop {
+                let batch = {
+                    let mut after = cursor.lock().unwrap_or_else(|e| e.into_inner());
+                    if *after == i64::MAX {
+                        break;
+                    }
+                    let batch = archive::published_after(db, *after, BATCH);
+                    match batch.as_ref().map(|posts| posts.last()) {
+                        Ok(Some(last)) => *after = last.id,
+                        Ok(None) => break,
+                        Err(_) => *after = i64::MAX,
+                    }
+                    batch?
+                };
+                for post in &batch {
+                    if let Err(error) = builder.post_page(post) {
+                        *cursor.lock().unwrap_or_else(|e| e.into_inner()) = i64::MAX;
+                        return Err(error);
+                    }
+                    keys.extend(post.key.clone());
+                }
+            }
+            Ok((builder.report, keys))
+        };
+        let results = std::thread::scope(|scope| {
+            let others: Vec<_> = connections
+                .into_iter()
+                .map(|connection| {
+                    let work = &work;
+                    scope.spawn(move || work(&connection))
+                })
+                .collect();
+            let mut results = vec![work(self.db)];
+            for other in others {
+                results.push(
+                    other
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            results
+        });
+        let mut keys = HashSet::new();
+        for result in results {
+            let (report, some) = result?;
+            self.report.pages += report.pages;
+            self.report.written += report.written;
+            self.report.removed += report.removed;
+            keys.extend(some);
+        }
+        Ok(keys)
     }
 
     fn changed(&mut self, changes: &[Change]) -> anyhow::Result<()> {
@@ -179,7 +262,7 @@ impl Builder<'_> {
                 // Its versions no longer link to it.
                 for version in self.candidates(&post)? {
                     if version.id != post.id && done.insert(version.id) {
-                        self.post_page(&version)?;
+                        self.version_page(version.id)?;
                     }
                 }
                 continue;
@@ -190,7 +273,7 @@ impl Builder<'_> {
             }
             for version in story::versions(&post, &candidates) {
                 if done.insert(version.id) {
-                    self.post_page(version)?;
+                    self.version_page(version.id)?;
                 }
             }
         }
@@ -289,19 +372,38 @@ impl Builder<'_> {
         self.write(&paths::month(year, month), page.as_bytes())
     }
 
-    /// The posts that may be versions of `post`'s story.
+    /// The posts that may be versions of `post`'s story, without their
+    /// text ([`archive::with_head`]).
     fn candidates(&self, post: &StoredPost) -> anyhow::Result<Vec<StoredPost>> {
         let Some(head) = crate::lang::story_head(&post.title) else {
             return Ok(Vec::new());
         };
+        if let Some(heads) = self.heads {
+            // All posts of the head: story::versions keeps those in the
+            // window, as the query below would.
+            return Ok(heads.get(&head).cloned().unwrap_or_default());
+        }
         let from = post.received_at.saturating_sub(story::WINDOW);
         let to = post.received_at.saturating_add(story::WINDOW);
         Ok(archive::with_head(self.db, &head, from, to)?)
     }
 
     fn post_page(&mut self, post: &StoredPost) -> anyhow::Result<()> {
+        if let Some(heads) = self.heads {
+            let group = crate::lang::story_head(&post.title).and_then(|head| heads.get(&head));
+            return self.post_page_with(post, group.map_or(&[], Vec::as_slice));
+        }
         let candidates = self.candidates(post)?;
         self.post_page_with(post, &candidates)
+    }
+
+    /// The page of a version found among the candidates, which lack the
+    /// text: the post is read whole.
+    fn version_page(&mut self, id: i64) -> anyhow::Result<()> {
+        match posts::get(self.db, id)? {
+            Some(post) if post.status == Status::Published => self.post_page(&post),
+            _ => Ok(()),
+        }
     }
 
     fn post_page_with(
@@ -379,6 +481,18 @@ impl Builder<'_> {
     }
 }
 
+/// Every story's candidates by head ([`archive::heads`]), for a full
+/// build.
+type Heads = HashMap<String, Vec<StoredPost>>;
+
+fn read_heads(db: &Connection) -> anyhow::Result<Heads> {
+    let mut heads = Heads::new();
+    for (head, post) in archive::heads(db)? {
+        heads.entry(head).or_default().push(post);
+    }
+    Ok(heads)
+}
+
 /// The years that have published posts, newest first.
 pub fn years(config: &Config, db: &Connection) -> anyhow::Result<Vec<i32>> {
     let Some((first, last)) = archive::span(db)? else {
@@ -388,7 +502,7 @@ pub fn years(config: &Config, db: &Connection) -> anyhow::Result<Vec<i32>> {
     for year in (year_of(config, first)..=year_of(config, last)).rev() {
         let from = month_start(config, year, 1);
         let to = month_start(config, year, 13);
-        if archive::count_between(db, from, to)? > 0 {
+        if archive::any_between(db, from, to)? {
             years.push(year);
         }
     }

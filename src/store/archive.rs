@@ -103,14 +103,36 @@ pub fn latest_of_list(db: &Connection, list_code: &str, limit: usize) -> Result<
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A candidate for a story's versions as [`with_head`] and [`heads`] read
+/// it: what [`crate::site::story`] and a page's links to it need (id, key,
+/// list, language, translations, status, arrival), without its subject,
+/// title, author, body or attachments. The columns before `body` are in
+/// the row's first page: reading them leaves a long body's overflow pages
+/// alone.
+const CANDIDATE_COLUMNS: &str = "id, key, message_id, list_code, lang, status, reason, filed_by, \
+     tag, '', '', translations, machine_translation, '', '', date_header, date, received_at, \
+     '', '[]', 0";
+
 /// The published posts with `head` that arrived between `from` and `to`
-/// (Unix seconds, inclusive): the candidates for one story's versions.
+/// (Unix seconds, inclusive), by id: the candidates for one story's
+/// versions, without their text ([`CANDIDATE_COLUMNS`]).
 pub fn with_head(db: &Connection, head: &str, from: i64, to: i64) -> Result<Vec<StoredPost>> {
     let mut statement = db.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM posts INDEXED BY posts_by_head \
+        "SELECT {CANDIDATE_COLUMNS} FROM posts INDEXED BY posts_by_head \
          WHERE head = ?1 AND status = 'published' AND received_at BETWEEN ?2 AND ?3 ORDER BY id"
     ))?;
     let rows = statement.query_map(params![head, from, to], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every published post with a head, as [`with_head`] reads them, by head
+/// and then by id: the candidates of a whole build at once.
+pub fn heads(db: &Connection) -> Result<Vec<(String, StoredPost)>> {
+    let mut statement = db.prepare_cached(&format!(
+        "SELECT {CANDIDATE_COLUMNS}, head FROM posts INDEXED BY posts_by_head \
+         WHERE head IS NOT NULL AND status = 'published' ORDER BY head, id"
+    ))?;
+    let rows = statement.query_map([], |row| Ok((row.get(21)?, from_row(row)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -154,6 +176,19 @@ pub fn count_between(db: &Connection, from: i64, to: i64) -> Result<u64> {
         ))?
         .query_row(params![from, to], |row| row.get(0))?;
     Ok(count as u64)
+}
+
+/// Whether any published post was published in `[from, to)`: one step
+/// into the index, where a count walks every post of the period.
+pub fn any_between(db: &Connection, from: i64, to: i64) -> Result<bool> {
+    let found: Option<i64> = db
+        .prepare_cached(&format!(
+            "SELECT 1 FROM posts INDEXED BY posts_published_by_date \
+             WHERE status = 'published' AND {PUBLISHED_AT} >= ?1 AND {PUBLISHED_AT} < ?2 LIMIT 1"
+        ))?
+        .query_row(params![from, to], |row| row.get(0))
+        .optional()?;
+    Ok(found.is_some())
 }
 
 /// When the first and the last published post were published (Unix

@@ -107,6 +107,14 @@ pub fn open(path: &Path) -> Result<Connection> {
     prepare(connection)
 }
 
+/// Another connection to the database file `db` is open on, for a reader
+/// on another thread; `None` for an in-memory database, which no other
+/// connection can see.
+pub fn open_another(db: &Connection) -> Option<Result<Connection>> {
+    let path = db.path().filter(|path| !path.is_empty())?;
+    Some(open(Path::new(path)))
+}
+
 /// An in-memory database, for tests and benchmarks.
 pub fn open_in_memory() -> Result<Connection> {
     #[expect(

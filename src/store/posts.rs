@@ -45,6 +45,11 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
         tx.prepare_cached("INSERT INTO raw_messages (post_id, bytes) VALUES (?1, ?2)")?;
     let mut existing = tx.prepare_cached("SELECT id FROM posts WHERE key = ?1")?;
     let mut results = Vec::with_capacity(posts.len());
+    // The search index takes the batch's published posts last: FTS5 writes
+    // what it holds to disk at every statement savepoint, and each insert
+    // into posts opens one (its triggers), so indexing each post as it is
+    // inserted made a tiny index segment per post, merged over and over.
+    let mut to_index = Vec::new();
     for NewPost { post, raw } in posts {
         let changed = insert.execute(params![
             post.key,
@@ -79,9 +84,12 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
             insert_raw.execute(params![id, raw])?;
         }
         if post.status == Status::Published {
-            super::archive::index(tx, id, &post.title, &post.body)?;
+            to_index.push((id, post));
         }
         results.push(Inserted::New(id));
+    }
+    for (id, post) in to_index {
+        super::archive::index(tx, id, &post.title, &post.body)?;
     }
     Ok(results)
 }
