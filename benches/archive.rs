@@ -144,7 +144,8 @@ fn incremental(config: &Config) {
     let stamp = now();
     for (n, message) in messages.iter().cycle().take(NEW_POSTS).enumerate() {
         let raw = with_message_id(message, &format!("<bench-{stamp}-{n}@archive.example.org>"));
-        let delivery = ingest::pipe::deliver(config, &envelope, raw.as_slice());
+        let sender = Some("bench@archive.example.org");
+        let delivery = ingest::pipe::deliver(config, &envelope, sender, raw.as_slice());
         assert_eq!(delivery.exit_code, 0, "{}", delivery.message);
         let started = Instant::now();
         let report = take_changes(&mut db, config, &templates, &out);
