@@ -198,9 +198,11 @@ impl StoreIntake {
             message.sender.clone(),
             message.content.clone(),
         );
+        // A grouped write, as posts are: a burst of bounces or commands
+        // shares one commit, each in its own savepoint.
         let (outcome, published) = self
             .store
-            .write(move |tx| {
+            .write_grouped(move |tx| {
                 let service = Service {
                     config: &config,
                     templates: &templates,
