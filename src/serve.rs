@@ -88,6 +88,8 @@ async fn serve(
     };
     let templates =
         Arc::new(Templates::load(&config.site.templates_dir).context("loading the templates")?);
+    // A broken template of the operator's stops the start, not a page later.
+    templates.compile_all().context("loading the templates")?;
     let secret = Arc::new(Secret::load_or_create(&config.site.data_dir)?);
     let metrics = Arc::new(Metrics::default());
     let posts_changed = Arc::new(Notify::new());

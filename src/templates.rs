@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use include_dir::{include_dir, Dir};
@@ -27,9 +28,13 @@ pub struct Templates {
     env: Environment<'static>,
     /// Labels by area and language.
     labels: HashMap<(String, String), BTreeMap<String, String>>,
+    /// Every source by its path, labels too: templates are compiled from
+    /// here when first used, so a one-shot command (the pipe) pays only for
+    /// those it renders.
+    sources: Arc<BTreeMap<String, String>>,
     /// A digest of each area's sources, so what was made with them can tell
-    /// whether they changed.
-    digests: HashMap<String, String>,
+    /// whether they changed; made when first asked for.
+    digests: OnceLock<HashMap<String, String>>,
 }
 
 /// The labels of one language of the digests, English where it has none.
@@ -89,50 +94,68 @@ impl Templates {
     }
 
     fn from_sources(sources: BTreeMap<String, String>) -> anyhow::Result<Templates> {
-        let mut env = Environment::new();
-        // minijinja escapes what .html templates show unless marked safe.
-        env.set_keep_trailing_newline(true);
         let mut labels = HashMap::new();
-        let mut hashers: HashMap<String, sha2::Sha256> = HashMap::new();
         for (name, text) in &sources {
-            use sha2::Digest;
-            let area = name.split('/').next().unwrap_or("").to_string();
-            let hasher = hashers.entry(area).or_default();
-            hasher.update(name.as_bytes());
-            hasher.update([0]);
-            hasher.update(text.as_bytes());
-            hasher.update([0]);
-        }
-        let digests = hashers
-            .into_iter()
-            .map(|(area, hasher)| {
-                use sha2::Digest;
-                (area, data_encoding::HEXLOWER.encode(&hasher.finalize()))
-            })
-            .collect();
-        for (name, text) in sources {
             let mut parts = name.splitn(3, '/');
             if let (Some(area), Some(lang), Some("labels.toml")) =
                 (parts.next(), parts.next(), parts.next())
             {
-                let table: BTreeMap<String, String> = toml::from_str(&text)
+                let table: BTreeMap<String, String> = toml::from_str(text)
                     .with_context(|| format!("reading template labels {name}"))?;
                 labels.insert((area.to_string(), lang.to_string()), table);
-            } else {
-                env.add_template_owned(name.clone(), text)
-                    .with_context(|| format!("parsing template {name}"))?;
             }
         }
+        let sources = Arc::new(sources);
+        let mut env = Environment::new();
+        // minijinja escapes what .html templates show unless marked safe.
+        env.set_keep_trailing_newline(true);
+        let loaded = sources.clone();
+        env.set_loader(move |name| {
+            Ok(loaded
+                .get(name)
+                .filter(|_| !name.ends_with("/labels.toml"))
+                .cloned())
+        });
         Ok(Templates {
             env,
             labels,
-            digests,
+            sources,
+            digests: OnceLock::new(),
         })
+    }
+
+    /// Compiles every template, so a broken one is found at start (the
+    /// daemon, `tidings check`) rather than when it is first rendered.
+    pub fn compile_all(&self) -> anyhow::Result<()> {
+        for name in self.sources.keys() {
+            if !name.ends_with("/labels.toml") {
+                self.env
+                    .get_template(name)
+                    .with_context(|| format!("parsing template {name}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// A digest of every template of `area`: it changes when any does.
     pub fn digest(&self, area: &str) -> &str {
-        self.digests.get(area).map_or("", String::as_str)
+        let digests = self.digests.get_or_init(|| {
+            use sha2::Digest;
+            let mut hashers: HashMap<String, sha2::Sha256> = HashMap::new();
+            for (name, text) in self.sources.iter() {
+                let area = name.split('/').next().unwrap_or("").to_string();
+                let hasher = hashers.entry(area).or_default();
+                hasher.update(name.as_bytes());
+                hasher.update([0]);
+                hasher.update(text.as_bytes());
+                hasher.update([0]);
+            }
+            hashers
+                .into_iter()
+                .map(|(area, hasher)| (area, data_encoding::HEXLOWER.encode(&hasher.finalize())))
+                .collect()
+        });
+        digests.get(area).map_or("", String::as_str)
     }
 
     /// The template language for a list language: its primary subtag when
@@ -265,6 +288,23 @@ mod tests {
         assert_eq!(templates.labels("el").topics, "Τα σημερινά θέματα");
         assert_eq!(templates.labels("fi").topics, "Päivän aiheet");
         assert_eq!(templates.labels("ja").topics, "Today's Topics");
+    }
+
+    #[test]
+    fn every_shipped_template_compiles_and_a_broken_one_is_named() {
+        Templates::shipped().compile_all().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("web/en")).unwrap();
+        std::fs::write(dir.path().join("web/en/broken.html"), "{% if %}").unwrap();
+        let templates = Templates::load(dir.path()).unwrap();
+        let error = format!("{:#}", templates.compile_all().unwrap_err());
+        assert!(error.contains("web/en/broken.html"), "{error}");
+        // The digest of an area follows its sources.
+        assert_ne!(templates.digest("web"), Templates::shipped().digest("web"));
+        assert_eq!(
+            templates.digest("mail"),
+            Templates::shipped().digest("mail")
+        );
     }
 
     #[test]
