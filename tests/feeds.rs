@@ -129,11 +129,13 @@ impl FeedSite {
             .collect()
     }
 
-    /// Every feed file: name -> bytes.
+    /// Every feed file: name -> bytes. A writer's temporary file, renamed
+    /// away between the listing and the read, is not one.
     fn files(&self) -> BTreeMap<String, Vec<u8>> {
         std::fs::read_dir(self.feeds_dir())
             .expect("feeds dir")
             .map(|entry| entry.expect("dir entry").path())
+            .filter(|path| !is_temporary(path))
             .map(|path| {
                 let name = path.file_name().unwrap().to_string_lossy().to_string();
                 (name, std::fs::read(&path).expect("read feed"))
@@ -145,8 +147,9 @@ impl FeedSite {
     fn mtimes(&self) -> BTreeMap<String, SystemTime> {
         std::fs::read_dir(self.feeds_dir())
             .expect("feeds dir")
+            .map(|entry| entry.expect("dir entry"))
+            .filter(|entry| !is_temporary(&entry.path()))
             .map(|entry| {
-                let entry = entry.expect("dir entry");
                 let name = entry.file_name().to_string_lossy().to_string();
                 (name, entry.metadata().unwrap().modified().unwrap())
             })
@@ -1340,4 +1343,10 @@ sys.exit(1 if failed else 0)
         .output()
         .expect("python3 runs the feed validator");
     assert_success(&output, "the W3C feed validator");
+}
+
+/// A file a writer is about to rename over a feed (`files`: `.NAME.PID.tmp`).
+fn is_temporary(path: &std::path::Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    name.starts_with('.') && name.ends_with(".tmp")
 }
