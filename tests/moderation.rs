@@ -78,6 +78,10 @@ fn a_stranger_s_post_is_held_an_editor_s_published_and_an_approval_counts_once()
     let approved = tidings.ok(&["moderate", "approve", "--all"]);
     assert!(approved.contains("published 1"), "{approved}");
     assert!(tidings.posts(&["--status", "held"]).is_empty());
+    // Its page is made with the feeds, daemon or not.
+    let key = held[0]["key"].as_str().unwrap();
+    let page = tidings.path().join(format!("site/posts/{key}.html"));
+    assert!(page.is_file(), "no page for the approved post");
     // Decided once: a second approval, or a rejection after it, changes nothing.
     let again = tidings.ok(&["moderate", "reject", &held[0]["id"].to_string()]);
     assert!(again.contains("rejected 0"), "{again}");

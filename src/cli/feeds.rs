@@ -34,9 +34,13 @@ pub fn write(config: &Config, after_ingest: bool) -> anyhow::Result<()> {
 }
 
 /// Makes the archive pages that changed posts touch, as the daemon does
-/// after each feed refresh: what the pipe starts after a post, so the
-/// pages follow the mail without a daemon.
-fn site_changes(config: &Config, db: &mut crate::store::Connection) -> anyhow::Result<()> {
+/// after each feed refresh: what the pipe starts after a post, and what
+/// `moderate approve` does after its feeds, so the pages follow the mail
+/// without a daemon.
+pub(super) fn site_changes(
+    config: &Config,
+    db: &mut crate::store::Connection,
+) -> anyhow::Result<()> {
     const BATCH: usize = 2_000;
     let templates = crate::templates::Templates::load(&config.site.templates_dir)
         .context("loading the templates")?;

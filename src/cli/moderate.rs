@@ -106,6 +106,8 @@ pub fn decide(config: &Config, ids: &[i64], all: bool, decision: &Decision) -> a
         let report =
             crate::feeds::regenerate_after_ingest(config, &db).context("writing the feeds")?;
         println!("feeds written {}", report.written.len());
+        // The approved posts' pages, and the listings they join.
+        super::feeds::site_changes(config, &mut db)?;
     }
     Ok(())
 }
