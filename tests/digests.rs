@@ -1368,3 +1368,40 @@ fn the_sendmail_transport_hands_each_message_to_a_real_sendmail() {
         check_plain(&message["plain"], &posts, &to[0]);
     }
 }
+
+/// The Message-IDs of the messages the file transport wrote.
+fn outbox_message_ids(tidings: &Tidings) -> Vec<String> {
+    let outbox = tidings.path().join("data/outbox");
+    let mut ids: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+        .map(|path| {
+            let raw = std::fs::read(&path).unwrap();
+            let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            format!("<{}>", message.message_id().expect("a Message-ID"))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn two_installations_never_issue_one_message_id_for_two_digests() {
+    let (first, second) = (Tidings::new(), Tidings::new());
+    for tidings in [&first, &second] {
+        import(tidings, 71, 100);
+        subscribe(tidings, "en", "mime", &["reader@example.com".to_string()]);
+        let issued = tidings.ok(&["digest", "--list", "en", "--now"]);
+        assert!(issued.contains("issued Vol 1, Issue 1"), "{issued}");
+    }
+    let (ids, others) = (outbox_message_ids(&first), outbox_message_ids(&second));
+    assert_eq!((ids.len(), others.len()), (1, 1), "{ids:?} {others:?}");
+    // Digest 1 to subscriber 1 in both: only the random part tells them apart.
+    assert_ne!(ids, others);
+    // That part is the digest's, stored with it, so a retry sends the same.
+    let digest = digests::last(&store(&first), "en").unwrap().unwrap();
+    let nonce = digest.nonce.expect("a new digest has a random part");
+    assert_eq!(nonce.len(), 16, "{nonce}");
+    assert_eq!(ids[0], format!("<digest.{}.1.{nonce}@{DOMAIN}>", digest.id));
+}

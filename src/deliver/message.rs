@@ -44,6 +44,8 @@ pub struct Prepared {
     /// The body's DKIM hash, when there are keys.
     body_hash: Option<BodyHash>,
     domain: String,
+    /// The digest's random Message-ID part ([`DigestRecord::nonce`]).
+    nonce: Option<String>,
 }
 
 impl Prepared {
@@ -90,16 +92,25 @@ impl Prepared {
             data_entity,
             body_hash,
             domain: config.site.domain.clone(),
+            nonce: digest.nonce.clone(),
         }
     }
 
     /// The Message-ID of the digest to one subscriber: the same on a retry,
-    /// so a message sent twice after a crash can be recognised.
+    /// so a message sent twice after a crash can be recognised, and with
+    /// the digest's random part, so no other installation or rebuilt
+    /// database issues it for another message.
     pub fn message_id(&self, delivery: &DueDelivery) -> String {
-        format!(
-            "<digest.{}.{}@{}>",
-            self.digest_id, delivery.subscriber_id, self.domain
-        )
+        match &self.nonce {
+            Some(nonce) => format!(
+                "<digest.{}.{}.{nonce}@{}>",
+                self.digest_id, delivery.subscriber_id, self.domain
+            ),
+            None => format!(
+                "<digest.{}.{}@{}>",
+                self.digest_id, delivery.subscriber_id, self.domain
+            ),
+        }
     }
 
     /// The whole message for `delivery`, for SMTP in DATA form when the

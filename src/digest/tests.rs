@@ -179,6 +179,7 @@ fn personal_message_headers() {
         period: "2026".to_string(),
         reason: "schedule".to_string(),
         issued_at: issued_at().timestamp(),
+        nonce: Some("5f3a9c0e1b2d4e6f".to_string()),
     };
     let prepared = Prepared::new(
         &config,

@@ -64,6 +64,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         None,
     ),
     (include_str!("migrations/0011_bounces.sql"), None),
+    (include_str!("migrations/0014_digest_nonce.sql"), None),
 ];
 
 /// How long a writer waits for another writer before giving up.
