@@ -44,6 +44,9 @@ pub enum Command {
         /// HTTP listener address, over lists.toml.
         #[arg(long)]
         http_listen: Option<std::net::SocketAddr>,
+        /// Run the clock from this time (RFC 3339) on, for tests.
+        #[arg(long, hide = true)]
+        at: Option<String>,
     },
     /// Check the configuration and print every problem with file:line:column.
     Check,
