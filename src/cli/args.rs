@@ -174,6 +174,11 @@ pub enum ModerateCommand {
         /// Every held post.
         #[arg(long)]
         all: bool,
+        /// Publish them under this list (its code), whatever they were
+        /// filed under: for a post no list could take (a language no list
+        /// serves) or one filed under the wrong list.
+        #[arg(long)]
+        list: Option<String>,
     },
     /// Refuse held posts; each sender is told the reason.
     Reject {

@@ -105,8 +105,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Moderate { action } => with_config(path, |config| match action {
             ModerateCommand::List => moderate::list(&config),
             ModerateCommand::Show { id } => moderate::show(&config, id),
-            ModerateCommand::Approve { ids, all } => {
-                moderate::decide(&config, &ids, all, &Decision::Approve)
+            ModerateCommand::Approve { ids, all, list } => {
+                let decision = match list {
+                    Some(list) => Decision::ApproveInto(list),
+                    None => Decision::Approve,
+                };
+                moderate::decide(&config, &ids, all, &decision)
             }
             ModerateCommand::Reject { ids, all, reason } => {
                 moderate::decide(&config, &ids, all, &Decision::Reject(reason))
