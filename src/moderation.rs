@@ -12,6 +12,13 @@
 //! moderators are told in the same transaction. Importing an archive files
 //! what was published elsewhere and takes no part in this.
 //!
+//! A held post waits `hold_days` for a moderator; then [`expire`] refuses
+//! it and tells its sender (the daemon runs it at start and every hour,
+//! `tidings moderate expire` on demand). A post no list can take (a tag no
+//! list serves) is held without a list and shown to the moderators of the
+//! list it was sent to; a moderator files it under a list when approving
+//! it ([`Decision::ApproveInto`]).
+//!
 //! A decision is taken once: it applies only to a held post ([`posts::decide`]
 //! changes nothing otherwise), so a replayed approval does nothing, and a
 //! token is an HMAC over the post's id for one purpose ([`Purpose::Approve`],

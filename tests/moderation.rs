@@ -302,6 +302,8 @@ fn a_post_no_list_can_take_is_held_and_a_moderator_files_it_or_refuses_it() {
         .find(|post| post["title"] == "Tria afiŝo")
         .expect("published by the reply");
     assert_eq!(third["list"], "en");
+    assert_eq!(third["lang"], "en", "published in its list's language");
+    assert_eq!(third["filed_by"], "moderator");
     assert!(tidings.ok(&["moderate", "list"]).contains("0 held"));
 }
 
