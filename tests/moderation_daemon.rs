@@ -136,6 +136,16 @@ fn a_moderated_list_through_the_daemon_holds_notifies_publishes_on_approval_and_
         "mime",
         "bo@example.net",
     ]);
+    tidings.ok(&[
+        "subscribers",
+        "add",
+        "--no-confirm",
+        "--list",
+        "en",
+        "--mode",
+        "post",
+        "pia@example.net",
+    ]);
     let daemon = Daemon::start(&tidings);
 
     // A stranger's post over SMTP, another's over LMTP: both held, each
@@ -209,6 +219,8 @@ fn a_moderated_list_through_the_daemon_holds_notifies_publishes_on_approval_and_
     );
     let feed = feed_with(&daemon, "en.atom", "A word from the editors");
     assert!(!feed.contains("Dockers strike"), "a held post in the feed");
+    let as_sent = peer.nth("pia@example.net", 1);
+    assert_eq!(as_sent.subject(), "(en) A word from the editors");
 
     // A forged token, the rejection token at the approval address, and the
     // token at another list's owner address change nothing.
@@ -253,6 +265,10 @@ fn a_moderated_list_through_the_daemon_holds_notifies_publishes_on_approval_and_
     let second_digest = peer.nth("bo@example.net", 2);
     assert!(second_digest.lossy().contains("Dockers strike at the port"));
     assert!(!second_digest.lossy().contains("A word from the editors"));
+    // And to the subscriber in mode post, as it was sent.
+    let late = peer.nth("pia@example.net", 2);
+    assert_eq!(late.subject(), "(en) Dockers strike at the port");
+    assert!(late.text().contains("Dockers stopped work at dawn."));
     let shown = tidings.ok(&["moderate", "show", &dock_post["id"].to_string()]);
     assert!(
         shown.contains(&format!("Decided by:  {MODERATOR}")),
@@ -319,9 +335,13 @@ fn a_moderated_list_through_the_daemon_holds_notifies_publishes_on_approval_and_
     assert_eq!(post_titled(&tidings, "Weekly report")["status"], "rejected");
     assert_eq!(queued_for(&tidings, "robot@example.net"), 0);
     assert!(peer.messages("robot@example.net").is_empty());
-    // Each held post made one notice; the editor's post none.
+    // Each held post made one notice; the editor's post none. Pia got the
+    // two published posts alone.
     assert_eq!(queued_for(&tidings, MODERATOR), 3);
     assert!(peer.messages(EDITOR).is_empty());
+    let deliveries = &stored_about(&tidings, "pia@example.net")["post_deliveries"];
+    assert_eq!(deliveries.as_array().unwrap().len(), 2, "{deliveries}");
+    assert_eq!(peer.messages("pia@example.net").len(), 2);
 }
 
 /// lists.toml of [`config`] with the English list open, as most are.
