@@ -116,7 +116,7 @@ pub struct Entry<'a> {
     pub subject: String,
     /// Author name, else address.
     pub author: String,
-    /// Date in the site timezone, `YYYY-MM-DD HH:MM`.
+    /// Date in the site timezone with its zone, `YYYY-MM-DD HH:MM ZONE`.
     pub date: String,
     /// The first paragraphs, at most [`EXCERPT_CHARS`] characters.
     pub excerpt: Vec<String>,
@@ -218,13 +218,11 @@ impl<'a> Digest<'a> {
                 } else {
                     headers::unfold(&post.author_name)
                 };
+                // In the site's timezone, saying which, as the archive's
+                // pages show it.
                 let seconds = post.date.unwrap_or(post.received_at);
                 let date = DateTime::from_timestamp(seconds, 0)
-                    .map(|d| {
-                        d.with_timezone(&timezone)
-                            .format("%Y-%m-%d %H:%M")
-                            .to_string()
-                    })
+                    .map(|d| crate::site::pages::format_date(config, d))
                     .unwrap_or_default();
                 Entry {
                     number: index + 1,
