@@ -1354,6 +1354,36 @@ fn the_sendmail_transport_hands_each_message_to_a_real_sendmail() {
     let queue = broken.ok(&["queue"]);
     assert!(queue.contains("sendmail:"), "{queue}");
 
+    // A sendmail that hangs (its relay takes the connection and never
+    // greets): given up after timeout_seconds, deferred, not waited on.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let script = sendmail(silent_port, "sendmail-hanging");
+    let hanging = Tidings::with_config(move |text| {
+        configured(script)(text).replacen("timeout_seconds = 60", "timeout_seconds = 2", 1)
+    });
+    import(&hanging, 91, 60);
+    subscribe(&hanging, "en", "plain", &addresses);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(hanging.config())
+        .args(["digest", "--list", "en", "--now"])
+        .current_dir(hanging.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "tidings to give up on the hanging sendmail",
+        PATIENCE,
+        || child.try_wait().unwrap().is_some(),
+    );
+    let output = child.wait_with_output().unwrap();
+    let output = String::from_utf8(output.stdout).unwrap();
+    assert!(output.contains("0 sent, 4 deferred, 0 failed"), "{output}");
+    let queue = hanging.ok(&["queue"]);
+    assert!(queue.contains("timeout_seconds"), "{queue}");
+    drop(silent);
+
     let tidings = Tidings::with_config(configured(sendmail(peer.port, "sendmail")));
     import(&tidings, 91, 60);
     subscribe(&tidings, "en", "plain", &addresses);

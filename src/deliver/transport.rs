@@ -95,7 +95,8 @@ pub struct SmtpRelay {
 /// A configured way out.
 pub enum Relay {
     Smtp(SmtpRelay),
-    Sendmail(AsyncSendmailTransport<Tokio1Executor>),
+    /// The sendmail command, and how long one message may take it.
+    Sendmail(AsyncSendmailTransport<Tokio1Executor>, Duration),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -132,11 +133,12 @@ impl Relay {
                     timeout: Duration::from_secs(delivery.timeout_seconds),
                 })
             }
-            Transport::Sendmail => {
-                Relay::Sendmail(AsyncSendmailTransport::<Tokio1Executor>::new_with_command(
+            Transport::Sendmail => Relay::Sendmail(
+                AsyncSendmailTransport::<Tokio1Executor>::new_with_command(
                     delivery.sendmail_command.as_os_str(),
-                ))
-            }
+                ),
+                Duration::from_secs(delivery.timeout_seconds),
+            ),
             Transport::File => {
                 std::fs::create_dir_all(&delivery.outbox_dir).with_context(|| {
                     format!("creating the outbox {}", delivery.outbox_dir.display())
@@ -165,7 +167,7 @@ impl Relay {
     pub fn describe(&self) -> String {
         match self {
             Relay::Smtp(smtp) => format!("smtp {}:{}", smtp.host, smtp.port),
-            Relay::Sendmail(_) => "sendmail".to_string(),
+            Relay::Sendmail(..) => "sendmail".to_string(),
             Relay::File(_) => "file".to_string(),
         }
     }
@@ -276,12 +278,24 @@ impl Connection<'_> {
                     }
                 }
             }
-            (Relay::Sendmail(sendmail), Outgoing::Bytes(message)) => {
-                match sendmail.send_raw(envelope, message).await {
-                    Ok(()) => Ok("accepted by sendmail".to_string()),
-                    Err(error) => Err(SendError::Transient {
+            (Relay::Sendmail(sendmail, timeout), Outgoing::Bytes(message)) => {
+                // A sendmail that hangs (postdrop refused by a sandbox, a
+                // full queue) is given up on after timeout_seconds; the
+                // message is tried again later. Dropping lettre's future
+                // kills the child.
+                let sent = tokio::time::timeout(*timeout, sendmail.send_raw(envelope, message));
+                match sent.await {
+                    Ok(Ok(())) => Ok("accepted by sendmail".to_string()),
+                    Ok(Err(error)) => Err(SendError::Transient {
                         reply: format!("sendmail: {error}"),
                         unreachable: false,
+                    }),
+                    Err(_) => Err(SendError::Transient {
+                        reply: format!(
+                            "sendmail: no answer within {} s (timeout_seconds)",
+                            timeout.as_secs()
+                        ),
+                        unreachable: true,
                     }),
                 }
             }

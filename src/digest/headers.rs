@@ -85,6 +85,28 @@ pub fn mailbox_field(name: &str, display_name: &str, address: &str) -> String {
     phrase_field(name, display_name, address)
 }
 
+/// A field of mailboxes, `Name: Display Name <address>, other@host`, each
+/// display name quoted or encoded as needed, ending in CRLF.
+pub fn mailbox_list_field(name: &str, mailboxes: &[(&str, &str)]) -> String {
+    field(name, |writer| {
+        for (index, (display_name, address)) in mailboxes.iter().enumerate() {
+            if index > 0 {
+                writer.write_char(',')?;
+                writer.space();
+            }
+            let display_name = unfold(display_name);
+            if !display_name.is_empty() {
+                write_phrase(&display_name, writer)?;
+                writer.space();
+                writer.folding().write_str(&format!("<{address}>"))?;
+            } else {
+                writer.folding().write_str(address)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// `Name: phrase <id>`, ending in CRLF: a display name and its address
 /// (RFC 5322 name-addr), or a description and its List-Id (RFC 2919).
 fn phrase_field(name: &str, phrase: &str, bracketed: &str) -> String {

@@ -118,6 +118,12 @@ impl<'a> Original<'a> {
     /// The message as a digest carries it: the kept fields in their order,
     /// a blank line and the body, every line ending in CRLF.
     ///
+    /// A field with raw 8-bit text (as some mailers send, RFC 6532 style)
+    /// is written again in ASCII, its text as RFC 2047 encoded-words
+    /// ([`seven_bit_field`]): a relay without SMTPUTF8 refuses or bounces
+    /// a message whose parts' headers are not ASCII, Postfix with "SMTPUTF8
+    /// is required, but was not offered", and readers show both the same.
+    ///
     /// A body line longer than SMTP allows (998 octets, RFC 5321 4.5.3.1.6)
     /// would be broken up by some relay on the way, and the digest's DKIM
     /// signature with it: a single-part body is then carried
@@ -136,8 +142,16 @@ impl<'a> Original<'a> {
                 .any(|kept| field.name.eq_ignore_ascii_case(kept));
             let replaced = recode && field.name.eq_ignore_ascii_case("content-transfer-encoding");
             if kept && !replaced {
-                out.extend_from_slice(&super::headers::crlf(field.raw));
-                out.extend_from_slice(b"\r\n");
+                match (!field.raw.is_ascii())
+                    .then(|| seven_bit_field(field))
+                    .flatten()
+                {
+                    Some(ascii) => out.extend_from_slice(ascii.as_bytes()),
+                    None => {
+                        out.extend_from_slice(&super::headers::crlf(field.raw));
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
             }
         }
         if recode {
@@ -168,6 +182,50 @@ impl<'a> Original<'a> {
         !content_type.starts_with("multipart/")
             && !content_type.starts_with("message/")
             && matches!(encoding.trim(), "" | "7bit" | "8bit" | "binary")
+    }
+}
+
+/// `field` (with 8-bit text) in ASCII, ending in CRLF: an unstructured or
+/// keyword field as encoded-words, an address field with its display
+/// names encoded. `None` when it cannot be (an address that is not ASCII
+/// needs SMTPUTF8 whatever is done; a structured field of another kind is
+/// left as it came).
+fn seven_bit_field(field: &Field<'_>) -> Option<String> {
+    use mail_parser::HeaderValue;
+    let mut raw = field.raw.to_vec();
+    raw.extend_from_slice(b"\r\n\r\n");
+    let parsed = mail_parser::MessageParser::new().parse_headers(&raw)?;
+    let header = parsed.headers().first()?;
+    let name = field.name;
+    let unstructured = [
+        "subject",
+        "comments",
+        "keywords",
+        "summary",
+        "organization",
+        "content-description",
+    ];
+    match &header.value {
+        HeaderValue::Text(text) if unstructured.iter().any(|u| name.eq_ignore_ascii_case(u)) => {
+            Some(super::headers::unstructured(name, text))
+        }
+        HeaderValue::TextList(texts)
+            if unstructured.iter().any(|u| name.eq_ignore_ascii_case(u)) =>
+        {
+            Some(super::headers::unstructured(name, &texts.join(", ")))
+        }
+        HeaderValue::Address(address) => {
+            let mailboxes: Vec<(&str, &str)> = address
+                .iter()
+                .map(|addr| (addr.name().unwrap_or(""), addr.address().unwrap_or("")))
+                .collect();
+            let ascii = mailboxes
+                .iter()
+                .all(|(_, address)| !address.is_empty() && address.is_ascii());
+            (ascii && !mailboxes.is_empty())
+                .then(|| super::headers::mailbox_list_field(name, &mailboxes))
+        }
+        _ => None,
     }
 }
 
@@ -237,6 +295,35 @@ mod tests {
         assert!(!String::from_utf8(carried)
             .unwrap()
             .contains("quoted-printable"));
+    }
+
+    #[test]
+    fn raw_utf8_fields_are_carried_as_encoded_words() {
+        let raw = "From: Αννα Π. <anna@example.org>\nTo: Σύλλογος <a-infos-gr@lists.example.org>, b@example.org\n\
+                   Subject: (gr) Ελλάδα: απεργία\nMessage-ID: <1@example.org>\n\nΚείμενο.\n";
+        let carried = Original::parse(raw.as_bytes()).for_digest();
+        let text = String::from_utf8(carried.clone()).unwrap();
+        let header = &text[..text.find("\r\n\r\n").unwrap()];
+        assert!(header.is_ascii(), "{header}");
+        assert!(
+            text.ends_with("\r\n\r\nΚείμενο.\r\n"),
+            "the body as it came"
+        );
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&carried)
+            .unwrap();
+        assert_eq!(parsed.subject(), Some("(gr) Ελλάδα: απεργία"));
+        let from = parsed.from().unwrap().first().unwrap();
+        assert_eq!(from.name(), Some("Αννα Π."));
+        assert_eq!(from.address(), Some("anna@example.org"));
+        let to: Vec<_> = parsed
+            .to()
+            .unwrap()
+            .iter()
+            .map(|a| a.address().unwrap())
+            .collect();
+        assert_eq!(to, ["a-infos-gr@lists.example.org", "b@example.org"]);
+        assert_eq!(parsed.message_id(), Some("1@example.org"));
     }
 
     #[test]
