@@ -913,8 +913,24 @@ fn a_relay_answering_451_then_250_delivers_after_the_retry() {
 
 #[test]
 fn a_relay_refusing_one_recipient_with_550_fails_only_that_one() {
+    refusing_one_recipient(false);
+}
+
+#[test]
+fn a_pipelining_relay_gets_each_transaction_in_one_group_and_refusals_still_count() {
+    refusing_one_recipient(true);
+}
+
+/// A fan-out to a relay refusing one of ten recipients, offering
+/// PIPELINING or not: the rest arrive, the one fails and is not retried,
+/// and every transaction was pipelined exactly when it was offered.
+fn refusing_one_recipient(pipelining: bool) {
     let work = tempfile::tempdir().unwrap();
-    let peer = Peer::start(&work.path().join("peer"), &["--reject", "gone@example.com"]);
+    let mut options = vec!["--reject", "gone@example.com"];
+    if pipelining {
+        options.push("--pipelining");
+    }
+    let peer = Peer::start(&work.path().join("peer"), &options);
     let tidings = Tidings::with_config(relay_config(peer.port, 2, None));
     import(&tidings, 51, 80);
     let mut addresses: Vec<String> = (0..9).map(|i| format!("ok{i}@example.com")).collect();
@@ -950,6 +966,20 @@ fn a_relay_refusing_one_recipient_with_550_fails_only_that_one() {
     // A failed recipient is not retried.
     let retry = tidings.ok(&["queue", "retry"]);
     assert!(retry.contains("0 sent, 0 deferred, 0 failed"), "{retry}");
+    let pipelined: Vec<bool> = std::fs::read_dir(&peer.dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| {
+            let envelope: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            envelope["pipelined"].as_bool().unwrap()
+        })
+        .collect();
+    assert_eq!(pipelined.len(), 9);
+    assert!(
+        pipelined.iter().all(|&p| p == pipelining),
+        "pipelined {pipelined:?}, offered {pipelining}"
+    );
 }
 
 #[test]

@@ -17,6 +17,9 @@ reader never sees half a file). Behaviours:
   --implicit-tls    speak TLS from the first byte (port 465 style)
   --auth USER:PASS  require AUTH (PLAIN or LOGIN) with these credentials,
                     over TLS only
+  --pipelining      offer PIPELINING (RFC 2920), and record in each
+                    message's .json whether its DATA had arrived already
+                    when its RCPT was answered ("pipelined")
 
 Each message's .json also says whether its session was encrypted ("tls")
 and under which login it was authenticated ("login", or null).
@@ -37,7 +40,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Handler:
-    def __init__(self, out, reject, defer_first, delay):
+    def __init__(self, out, reject, defer_first, delay, pipelining=False):
+        self.pipelining = pipelining
         self.out = out
         self.reject = {address.lower() for address in reject}
         self.defer_first = defer_first
@@ -45,7 +49,16 @@ class Handler:
         self.deferred = set()
         self.count = 0
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # What the client wrote after this RCPT and before our reply is
+        # still in the reader's buffer: with pipelining, the DATA.
+        envelope.pipelined = bool(server._reader._buffer)
         if address.lower() in self.reject:
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         envelope.rcpt_tos.append(address)
@@ -66,7 +79,8 @@ class Handler:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
                        "mail_options": envelope.mail_options,
                        "tls": server.transport.get_extra_info("ssl_object") is not None,
-                       "login": login}, f)
+                       "login": login,
+                       "pipelined": getattr(envelope, "pipelined", False)}, f)
         os.rename(name + ".tmp", name + ".eml")
         if self.delay:
             # A relay deliberately slow (--delay): the scenario of tests that
@@ -86,9 +100,10 @@ async def main():
     parser.add_argument("--require-starttls", action="store_true")
     parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--auth")
+    parser.add_argument("--pipelining", action="store_true")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    handler = Handler(args.out, args.reject, args.defer_first, args.delay)
+    handler = Handler(args.out, args.reject, args.defer_first, args.delay, args.pipelining)
     context = None
     if args.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
