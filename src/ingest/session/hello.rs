@@ -59,6 +59,7 @@ impl Session {
             }
         }
         self.greeted = true;
+        self.helo = host.to_string();
         self.transaction = Transaction::default();
         Flow::Continue
     }

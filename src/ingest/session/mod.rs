@@ -138,6 +138,8 @@ pub struct Session {
     config: Arc<Config>,
     rules: Rules,
     greeted: bool,
+    /// The host named in the last EHLO, HELO or LHLO.
+    helo: String,
     transaction: Transaction,
     errors: u32,
     state: State,
@@ -157,6 +159,7 @@ impl Session {
             config,
             rules,
             greeted: false,
+            helo: String::new(),
             transaction: Transaction::default(),
             errors: 0,
             state: State::Command,
