@@ -28,6 +28,11 @@ struct Dns {
 
 impl Dns {
     fn start(dir: &Path, zone: &Value) -> Dns {
+        Dns::start_holding(dir, zone, None)
+    }
+
+    /// A server that answers nothing until the file `hold` exists.
+    fn start_holding(dir: &Path, zone: &Value, hold: Option<&Path>) -> Dns {
         let zone_path = dir.join("zone.json");
         std::fs::write(&zone_path, zone.to_string()).unwrap();
         let log = dir.join("queries.log");
@@ -37,6 +42,7 @@ impl Dns {
             .arg(script)
             .arg(&zone_path)
             .arg(&log)
+            .args(hold)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -119,6 +125,7 @@ fn zone(key: &Key) -> Value {
         "forger.test": ["v=spf1 ip4:127.0.0.1 -all"],
         "relaxed.test": ["v=spf1 ip4:192.0.2.1 -all"],
         "_dmarc.relaxed.test": ["v=DMARC1; p=none"],
+        "sel._domainkey.forwarder.test": [key.record],
     })
 }
 
@@ -156,6 +163,11 @@ if spec.get("key"):
     raw = dkim.sign(raw, b"sel", b"sender.test", open(spec["key"], "rb").read(),
                     canonicalize=(b"relaxed", b"simple"),
                     include_headers=[b"from", b"to", b"subject", b"date", b"message-id"]) + raw
+if spec.get("arc"):
+    # Passed on by forwarder.test, which checked it and sealed the chain.
+    raw = (b"Authentication-Results: forwarder.test; dkim=pass header.d=sender.test\r\n" + raw)
+    raw = b"".join(dkim.arc_sign(raw, b"sel", b"forwarder.test", open(spec["key"], "rb").read(),
+                                 b"forwarder.test")) + raw
 open(spec["out"], "wb").write(raw)
 if spec.get("port"):
     client = smtplib.SMTP("127.0.0.1", spec["port"], local_hostname=spec["helo"], timeout=60)
@@ -170,23 +182,43 @@ struct Mail<'a> {
     mail_from: &'a str,
     id: &'a str,
     signed: bool,
+    /// The code of the list it is sent to.
+    list: &'a str,
+}
+
+impl Mail<'_> {
+    /// The posting address of its list.
+    fn to(&self) -> String {
+        format!("a-infos-{}@{DOMAIN}", self.list)
+    }
 }
 
 fn write_mail(dir: &Path, key: &Key, mail: &Mail<'_>, port: Option<u16>) -> Vec<u8> {
-    let out = dir.join(format!("{}.eml", mail.id.trim_matches(['<', '>'])));
-    let spec = json!({
+    python(
+        WRITE_AND_SEND,
+        &[&spec(dir, key, mail, port, false).to_string()],
+    );
+    std::fs::read(out_path(dir, mail)).unwrap()
+}
+
+fn out_path(dir: &Path, mail: &Mail<'_>) -> PathBuf {
+    dir.join(format!("{}.eml", mail.id.trim_matches(['<', '>'])))
+}
+
+fn spec(dir: &Path, key: &Key, mail: &Mail<'_>, port: Option<u16>, arc: bool) -> Value {
+    let out = out_path(dir, mail);
+    json!({
         "from": mail.from,
-        "to": format!("a-infos-en@{DOMAIN}"),
-        "subject": format!("(en) Strike {}", mail.id),
+        "to": mail.to(),
+        "subject": format!("Strike {}", mail.id),
         "id": mail.id,
         "key": if mail.signed { Some(key.pem.display().to_string()) } else { None },
         "out": out.display().to_string(),
         "port": port,
         "helo": "mail.sender.test",
         "mail_from": mail.mail_from,
-    });
-    python(WRITE_AND_SEND, &[&spec.to_string()]);
-    std::fs::read(out).unwrap()
+        "arc": arc,
+    })
 }
 
 /// The stored post with Message-ID `id`.
@@ -242,6 +274,7 @@ fn a_signed_post_from_its_domain_s_server_passes_and_a_forged_one_of_a_p_reject_
         mail_from: "ana@sender.test",
         id: "<genuine.1@sender.test>",
         signed: true,
+        list: "en",
     };
     let sent = write_mail(work.path(), &key, &genuine, Some(port));
     let post = stored(&tidings, genuine.id);
@@ -275,6 +308,7 @@ fn a_signed_post_from_its_domain_s_server_passes_and_a_forged_one_of_a_p_reject_
         mail_from: "someone@forger.test",
         id: "<forged.1@forger.test>",
         signed: false,
+        list: "en",
     };
     let sent = write_mail(work.path(), &key, &forged, Some(port));
     let post = stored(&tidings, forged.id);
@@ -314,6 +348,7 @@ fn a_failing_post_from_a_p_none_domain_is_published_with_dmarc_fail_recorded() {
         mail_from: "rui@relaxed.test",
         id: "<watched.1@relaxed.test>",
         signed: false,
+        list: "en",
     };
     write_mail(work.path(), &key, &mail, Some(port));
     let post = stored(&tidings, mail.id);
@@ -345,6 +380,7 @@ fn a_dns_server_that_never_answers_gives_temperror_and_the_post_is_stored_as_its
         mail_from: "someone@forger.test",
         id: "<unanswered.1@forger.test>",
         signed: true,
+        list: "en",
     };
     let sent = write_mail(work.path(), &key, &forged, Some(smtp));
     let post = stored(&tidings, forged.id);
@@ -382,6 +418,7 @@ fn a_list_that_does_not_verify_asks_no_dns_and_stores_the_bytes_as_sent() {
         mail_from: "ana@sender.test",
         id: "<unverified.1@sender.test>",
         signed: true,
+        list: "en",
     };
     let sent = write_mail(work.path(), &key, &mail, Some(smtp));
     let post = stored(&tidings, mail.id);
@@ -434,6 +471,7 @@ fn through_the_pipe_the_client_ip_and_helo_postfix_passes_feed_spf() {
         mail_from: "ana@sender.test",
         id: "<piped.1@sender.test>",
         signed: true,
+        list: "en",
     };
     let crlf = write_mail(work.path(), &key, &genuine, None);
     let lf = String::from_utf8(crlf).unwrap().replace("\r\n", "\n");
@@ -477,6 +515,7 @@ fn through_the_pipe_the_client_ip_and_helo_postfix_passes_feed_spf() {
         mail_from: "someone@forger.test",
         id: "<piped.2@forger.test>",
         signed: false,
+        list: "en",
     };
     let bytes = write_mail(work.path(), &key, &forged, None);
     let out = tidings.run_with_stdin(
@@ -509,6 +548,7 @@ fn through_the_pipe_the_client_ip_and_helo_postfix_passes_feed_spf() {
         mail_from: "ana@sender.test",
         id: "<piped.3@sender.test>",
         signed: true,
+        list: "en",
     };
     let bytes = write_mail(work.path(), &key, &unknown, None);
     let out = tidings.run_with_stdin(&["ingest", "--sender", "ana@sender.test", &to], &[], &bytes);
@@ -525,6 +565,119 @@ fn through_the_pipe_the_client_ip_and_helo_postfix_passes_feed_spf() {
         shown.contains("spf=none (the client address is unknown)"),
         "{shown}"
     );
+    assert!(shown.contains("dkim=pass"), "{shown}");
+    assert!(shown.contains("dmarc=pass"), "{shown}");
+}
+
+#[test]
+fn an_arc_sealed_post_records_the_chain_s_result() {
+    let work = tempfile::tempdir().unwrap();
+    let key = make_key(work.path());
+    let dns = Dns::start(work.path(), &zone(&key));
+    let tidings = Tidings::with_config(verifying(dns.port, 10));
+    let mail = Mail {
+        from: "Ana <ana@sender.test>",
+        mail_from: "list@forwarder.test",
+        id: "<sealed.1@sender.test>",
+        signed: true,
+        list: "en",
+    };
+    python(
+        WRITE_AND_SEND,
+        &[&spec(work.path(), &key, &mail, None, true).to_string()],
+    );
+    let bytes = std::fs::read(out_path(work.path(), &mail)).unwrap();
+    let out = tidings.run_with_stdin(
+        &[
+            "ingest",
+            "--sender",
+            mail.mail_from,
+            "--client-ip",
+            "127.0.0.1",
+            &mail.to(),
+        ],
+        &[],
+        &bytes,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let post = stored(&tidings, mail.id);
+    let (shown, raw) = show(&tidings, &post);
+    let (field, rest) = split_field(&raw);
+    assert_eq!(rest, bytes.as_slice());
+    assert!(field.contains("arc=pass"), "{field}");
+    assert!(shown.contains("arc=pass"), "{shown}");
+    assert!(
+        dns.queries()
+            .contains(&"sel._domainkey.forwarder.test TXT".to_string()),
+        "{:?}",
+        dns.queries()
+    );
+}
+
+#[test]
+fn a_verification_waiting_for_dns_holds_up_no_other_connection() {
+    let work = tempfile::tempdir().unwrap();
+    let key = make_key(work.path());
+    let release = work.path().join("release");
+    let dns = Dns::start_holding(work.path(), &zone(&key), Some(&release));
+    let port = dns.port;
+    // The Greek list verifies, the English one does not; DNS answers only
+    // when the test says.
+    let tidings = Tidings::with_config(move |text| {
+        let text = verifying(port, 60)(text).replacen("[site]\nverify = true\n", "[site]\n", 1);
+        text.replacen("code = \"gr\"\n", "code = \"gr\"\nverify = true\n", 1)
+    });
+    let daemon = Daemon::start(&tidings);
+    let (_, smtp) = daemon.address("smtp");
+
+    let waiting = Mail {
+        from: "Ana <ana@sender.test>",
+        mail_from: "ana@sender.test",
+        id: "<gr.waiting@sender.test>",
+        signed: true,
+        list: "gr",
+    };
+    let mut sending = Command::new("python3")
+        .arg("-c")
+        .arg(WRITE_AND_SEND)
+        .arg(spec(work.path(), &key, &waiting, Some(smtp), false).to_string())
+        .spawn()
+        .unwrap();
+    common::wait_until("the Greek post's first DNS query", common::PATIENCE, || {
+        !dns.queries().is_empty()
+    });
+
+    // Meanwhile a post to the English list is taken at once.
+    let other = Mail {
+        from: "Rui <rui@example.net>",
+        mail_from: "rui@example.net",
+        id: "<en.meanwhile@example.net>",
+        signed: false,
+        list: "en",
+    };
+    write_mail(work.path(), &key, &other, Some(smtp));
+    assert_eq!(stored(&tidings, other.id)["status"], "published");
+    assert!(
+        sending.try_wait().unwrap().is_none(),
+        "the Greek post was answered before DNS was"
+    );
+    assert!(tidings
+        .posts(&[])
+        .iter()
+        .all(|post| post["message_id"] != waiting.id));
+
+    std::fs::write(&release, "").unwrap();
+    let status = common::wait_for("the Greek post's answer", common::PATIENCE, || {
+        sending.try_wait().unwrap()
+    });
+    assert!(status.success());
+    let post = stored(&tidings, waiting.id);
+    let (shown, _) = show(&tidings, &post);
     assert!(shown.contains("dkim=pass"), "{shown}");
     assert!(shown.contains("dmarc=pass"), "{shown}");
 }

@@ -1,6 +1,6 @@
 """A small authoritative DNS server on loopback for the tests (dnslib).
 
-Usage: dns_server.py ZONE.json LOG
+Usage: dns_server.py ZONE.json LOG [HOLD]
 
 ZONE.json maps names to lists of TXT strings ({"_dmarc.sender.test":
 ["v=DMARC1; p=reject"]}). The server answers TXT queries for those names
@@ -9,17 +9,22 @@ allows), an empty NOERROR for their other types, and NXDOMAIN for every
 other name. It listens on one port for UDP and TCP, prints "PORT n" once
 both are bound, and appends "NAME TYPE" to LOG for each query before
 answering it, so a test that got its answer can read what was asked.
+Given HOLD, a path, it answers nothing until that file exists: a test
+holds a verification where it wants it, and lets it go.
 """
 
 import json
+import os
 import socket
 import sys
 import threading
+import time
 
 from dnslib import QTYPE, RCODE, RR, TXT
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 zone_path, log_path = sys.argv[1], sys.argv[2]
+hold_path = sys.argv[3] if len(sys.argv) > 3 else None
 with open(zone_path) as f:
     zone = {name.lower().rstrip("."): texts for name, texts in json.load(f).items()}
 log_lock = threading.Lock()
@@ -33,6 +38,8 @@ class Zone(BaseResolver):
         kind = QTYPE.get(request.q.qtype, str(request.q.qtype))
         with log_lock, open(log_path, "a") as log:
             log.write(f"{name} {kind}\n")
+        while hold_path and not os.path.exists(hold_path):
+            time.sleep(0.01)
         if name not in zone:
             reply.header.rcode = RCODE.NXDOMAIN
         elif request.q.qtype == QTYPE.TXT:
