@@ -681,3 +681,61 @@ fn a_verification_waiting_for_dns_holds_up_no_other_connection() {
     assert!(shown.contains("dkim=pass"), "{shown}");
     assert!(shown.contains("dmarc=pass"), "{shown}");
 }
+
+/// Sends the message file ARGV[3] over LMTP as Postfix with
+/// `lmtp_send_xforward_command = yes` does: XFORWARD after LHLO, once the
+/// server offered it, naming the client Postfix received it from.
+const XFORWARD_LMTP: &str = r#"
+import smtplib, sys
+port, mail_from, path, to = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+client = smtplib.LMTP("127.0.0.1", port, local_hostname="postfix.lists.example.org", timeout=60)
+client.ehlo_or_helo_if_needed()
+assert client.has_extn("xforward"), client.esmtp_features
+code, reply = client.docmd("XFORWARD", "NAME=mx.relaxed.test ADDR=192.0.2.1 PROTO=ESMTP")
+assert code == 250, (code, reply)
+code, reply = client.docmd("XFORWARD", "HELO=mx.relaxed.test")
+assert code == 250, (code, reply)
+refused = client.sendmail(mail_from, [to], open(path, "rb").read())
+assert not refused, refused
+client.quit()
+"#;
+
+#[test]
+fn over_lmtp_the_postfix_in_front_names_the_client_spf_checks_by_xforward() {
+    let work = tempfile::tempdir().unwrap();
+    let key = make_key(work.path());
+    let dns = Dns::start(work.path(), &zone(&key));
+    let tidings = Tidings::with_config(verifying(dns.port, 10));
+    let daemon = Daemon::start(&tidings);
+    let (_, lmtp) = daemon.address("lmtp");
+    // relaxed.test sends from 192.0.2.1 only: from loopback SPF would fail.
+    let mail = Mail {
+        from: "Rui <rui@relaxed.test>",
+        mail_from: "rui@relaxed.test",
+        id: "<forwarded.1@relaxed.test>",
+        signed: false,
+        list: "en",
+    };
+    write_mail(work.path(), &key, &mail, None);
+    let path = out_path(work.path(), &mail);
+    python(
+        XFORWARD_LMTP,
+        &[
+            &lmtp.to_string(),
+            mail.mail_from,
+            path.to_str().unwrap(),
+            &mail.to(),
+        ],
+    );
+    let post = stored(&tidings, mail.id);
+    assert_eq!(post["status"], "published", "{post}");
+    let (shown, raw) = show(&tidings, &post);
+    let (field, _) = split_field(&raw);
+    for result in [
+        "spf=pass (lists.example.org: domain of rui@relaxed.test designates 192.0.2.1 as permitted sender)",
+        "dmarc=pass header.from=relaxed.test",
+    ] {
+        assert!(field.contains(result), "no {result} in {field}");
+        assert!(shown.contains(result), "{shown}");
+    }
+}

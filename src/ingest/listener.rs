@@ -187,6 +187,9 @@ async fn serve<I: Intake>(
     let config = context.config.borrow().clone();
     let limits = &context.limits;
     let mut session = Session::new(context.protocol, config.clone(), limits.rules());
+    if let Some(client) = client {
+        session.set_peer(client);
+    }
     send(stream, &session.greeting(), limits.command_timeout).await?;
     let mut input = vec![0u8; READ_BUFFER];
     let mut deadline = session.deadline();
@@ -211,8 +214,7 @@ async fn serve<I: Intake>(
             match output.next {
                 Next::Read => break,
                 Next::Close => return Ok(()),
-                Next::Deliver(mut message) => {
-                    message.client = client;
+                Next::Deliver(message) => {
                     let delivered = deliver(&context.intake, &config, &message).await;
                     output = session.delivered(delivered);
                 }

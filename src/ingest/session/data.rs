@@ -29,11 +29,12 @@ pub struct Message {
     pub protocol: Protocol,
     /// The MAIL FROM reverse-path; empty for a bounce (`<>`).
     pub sender: String,
-    /// The host the client named in its EHLO, HELO or LHLO (what SPF
-    /// checks of a null sender, RFC 7208 2.3).
+    /// The host the client named in its EHLO, HELO or LHLO, or the one an
+    /// MTA in front named by XFORWARD (what SPF checks of a null sender,
+    /// RFC 7208 2.3).
     pub helo: String,
-    /// The client's IP address, when the driver knows it (the session does
-    /// not: the listener fills it in).
+    /// The client's IP address: the peer's, as the driver told the
+    /// session, or the one an MTA in front named by XFORWARD.
     pub client: Option<IpAddr>,
     /// The accepted recipients in RCPT order; at least one.
     pub recipients: Vec<Recipient>,
@@ -190,8 +191,10 @@ impl Session {
                 Next::Deliver(Message {
                     protocol: self.protocol,
                     sender: transaction.sender.unwrap_or_default(),
-                    helo: self.helo.clone(),
-                    client: None,
+                    helo: transaction
+                        .forwarded_helo
+                        .unwrap_or_else(|| self.helo.clone()),
+                    client: transaction.forwarded_client.unwrap_or(self.peer),
                     recipients: transaction.recipients,
                     content: Arc::new(content),
                 })
