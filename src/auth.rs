@@ -152,6 +152,12 @@ pub fn apply(post: &mut NewPost, authentication: &Authentication) {
         raw.splice(0..0, field.into_bytes());
     }
     post.auth_results = Some(authentication.results.clone());
+    tracing::info!(
+        message_id = post.message_id.as_deref().unwrap_or("-"),
+        dmarc = authentication.dmarc.as_str(),
+        from_domain = %authentication.from_domain,
+        "incoming authentication"
+    );
     if post.status == Status::Published {
         if let Some(reason) = authentication.hold_reason() {
             post.post.status = Status::Held;
@@ -549,6 +555,31 @@ mod tests {
         assert!(wanted(&config, &unfiled), "no list: [site]");
         gr.post.status = Status::Rejected;
         assert!(!wanted(&config, &gr), "refused anyway");
+    }
+
+    #[test]
+    fn a_published_record_that_neither_passed_is_a_fail_and_a_dns_failure_a_temperror() {
+        use mail_auth::common::parse::TxtRecordParser;
+        use mail_auth::{DkimOutput, DmarcOutput, Error};
+        let record = Arc::new(mail_auth::dmarc::Dmarc::parse(b"v=DMARC1; p=reject").unwrap());
+        let failed_spf = SpfOutput::new("strict.test".into()).with_result(SpfResult::Fail);
+        // mail-auth leaves both results at none when neither passed.
+        let published = DmarcOutput::new("strict.test".into()).with_record(record.clone());
+        assert_eq!(dmarc_verdict(&published, &[], &failed_spf), Dmarc::Fail);
+        let unpublished = DmarcOutput::new("strict.test".into());
+        assert_eq!(dmarc_verdict(&unpublished, &[], &failed_spf), Dmarc::None);
+        let key_unreachable = [DkimOutput::temp_err(Error::DnsError("timed out".into()))];
+        assert_eq!(
+            dmarc_verdict(&published, &key_unreachable, &failed_spf),
+            Dmarc::TempError
+        );
+        let passed = DmarcOutput::new("strict.test".into())
+            .with_record(record)
+            .with_dkim_result(DmarcResult::Pass);
+        assert_eq!(
+            dmarc_verdict(&passed, &key_unreachable, &failed_spf),
+            Dmarc::Pass
+        );
     }
 
     #[test]

@@ -739,3 +739,46 @@ fn over_lmtp_the_postfix_in_front_names_the_client_spf_checks_by_xforward() {
         assert!(shown.contains(result), "{shown}");
     }
 }
+
+#[test]
+fn hostile_signatures_and_seals_never_crash_verification_or_lose_the_post() {
+    let work = tempfile::tempdir().unwrap();
+    let key = make_key(work.path());
+    let dns = Dns::start(work.path(), &zone(&key));
+    let tidings = Tidings::with_config(verifying(dns.port, 10));
+    let to = format!("a-infos-en@{DOMAIN}");
+    let hostile: [&[u8]; 4] = [
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=sender.test; s=sel; h=from; bh=!!!; b=@@@\r\nFrom: ana@sender.test\r\nSubject: (en) one\r\nMessage-ID: <h1@x>\r\n\r\nbody\r\n",
+        b"ARC-Seal: i=4294967296; a=rsa-sha256; cv=none; d=forwarder.test; s=sel; b=\r\nARC-Message-Signature: i=0\r\nARC-Authentication-Results: i=-1; x\r\nFrom: ana@sender.test\r\nSubject: (en) two\r\nMessage-ID: <h2@x>\r\n\r\nbody\r\n",
+        b"DKIM-Signature: v=1; a=ed25519-sha256; d=sender.test; s=sel; l=99999999999999999999; h=from:from:from; bh=; b=\r\nFrom: a@b@c, <<>>\r\nSubject: (en) three\r\nMessage-ID: <h3@x>\r\n\r\nbody\r\n",
+        b"From: ana@sender.test\r\nDKIM-Signature: \xff\xfe\x00 binary\r\nSubject: (en) four\r\nMessage-ID: <h4@x>\r\n\r\n\x00\x01body\r\n",
+    ];
+    for (index, bytes) in hostile.iter().enumerate() {
+        let out = tidings.run_with_stdin(
+            &[
+                "ingest",
+                "--sender",
+                "ana@sender.test",
+                "--client-ip",
+                "127.0.0.1",
+                &to,
+            ],
+            &[],
+            bytes,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "message {index}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let posts = tidings.posts(&[]);
+    assert_eq!(posts.len(), hostile.len(), "{posts:?}");
+    for (post, bytes) in posts.iter().zip(hostile) {
+        let (shown, raw) = show(&tidings, post);
+        let (_, rest) = split_field(&raw);
+        assert_eq!(rest, bytes, "{shown}");
+        assert!(shown.contains("Auth:"), "{shown}");
+    }
+}
