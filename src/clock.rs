@@ -6,8 +6,18 @@
 //! forbidden elsewhere by clippy.toml, so no code can bypass an injected
 //! clock by accident. (Durations are measured with `Instant`, which no
 //! test needs to fix.)
+//!
+//! A daemon started with `tidings serve --at TIME` runs its system clock
+//! from that instant on ([`start_at`]): every part of it (posts, tokens,
+//! schedules, the expiry of held posts) sees the same moved time, so a test
+//! can start a daemon two weeks after the mail it holds.
 
-use chrono::{DateTime, Utc};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// How far the system clock of this process is moved ([`start_at`]).
+static OFFSET: OnceLock<TimeDelta> = OnceLock::new();
 
 /// Where the time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +57,13 @@ impl Clock {
     }
 }
 
+/// Runs this process's system clock from `at` on: [`Clock::System`]
+/// reads `at` now and advances from it. Set once, at the start of a
+/// command (`tidings serve --at`); later calls change nothing.
+pub fn start_at(at: DateTime<Utc>) {
+    let _ = OFFSET.set(at - system_now());
+}
+
 /// The system's current time.
 pub fn now() -> DateTime<Utc> {
     Clock::System.now()
@@ -62,7 +79,7 @@ pub fn unix_now() -> i64 {
     reason = "the one call to the system clock that every other reads through"
 )]
 fn system_now() -> DateTime<Utc> {
-    Utc::now()
+    Utc::now() + OFFSET.get().copied().unwrap_or_default()
 }
 
 #[cfg(test)]

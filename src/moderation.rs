@@ -12,6 +12,13 @@
 //! moderators are told in the same transaction. Importing an archive files
 //! what was published elsewhere and takes no part in this.
 //!
+//! A held post waits `hold_days` for a moderator; then [`expire`] refuses
+//! it and tells its sender (the daemon runs it at start and every hour,
+//! `tidings moderate expire` on demand). A post no list can take (a tag no
+//! list serves) is held without a list and shown to the moderators of the
+//! list it was sent to; a moderator files it under a list when approving
+//! it ([`Decision::ApproveInto`]).
+//!
 //! A decision is taken once: it applies only to a held post ([`posts::decide`]
 //! changes nothing otherwise), so a replayed approval does nothing, and a
 //! token is an HMAC over the post's id for one purpose ([`Purpose::Approve`],
@@ -180,8 +187,9 @@ pub fn tokens(service: &Service<'_>, id: i64, received_at: i64) -> (String, Stri
 /// Queues, for each moderator of the post's list, a notice of held post
 /// `id`: its subject, sender, language, why it is held, its first lines,
 /// and how to act (reply to approve, write to the reject address, or the
-/// command). A post held without a list (language unknown) is only listed
-/// by `tidings moderate list`.
+/// command). A post held without a list (no list serves its language) is
+/// shown to the moderators of the list it was sent to; one sent to none is
+/// only listed by `tidings moderate list`.
 fn notify_moderators(
     tx: &Transaction<'_>,
     service: &Service<'_>,
@@ -189,7 +197,13 @@ fn notify_moderators(
     post: &NewPost,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let Some(list) = list_of(service.config, post) else {
+    // A post no list took is shown to the moderators of the list it was
+    // sent to, whose approval publishes it there.
+    let addressed = || {
+        let raw = post.raw.as_deref()?;
+        addressed_list(service.config, &MessageParser::new().parse_headers(raw)?)
+    };
+    let Some(list) = list_of(service.config, post).or_else(addressed) else {
         return Ok(());
     };
     let moderators = match list.moderators.is_empty() {
@@ -236,8 +250,11 @@ fn notify_moderators(
 /// A moderator's decision about a held post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Publish it.
+    /// Publish it under the list it was filed under.
     Approve,
+    /// Publish it under this list (its code), whatever it was filed under:
+    /// the moderator's choice for a post no list could take.
+    ApproveInto(String),
     /// Refuse it; the sender is told this reason.
     Reject(String),
 }
@@ -251,7 +268,8 @@ pub enum Decided {
     Rejected,
     /// No such post, or not held (decided before): nothing changed.
     NotHeld,
-    /// Held without a list (language unknown): it cannot be published as it is.
+    /// Held without a list (language unknown), or the list named is not
+    /// configured: it cannot be published so; nothing changed.
     NoList,
 }
 
@@ -271,10 +289,24 @@ pub fn decide(
         return Ok(Decided::NotHeld);
     }
     match decision {
-        Decision::Approve => {
-            let Some(list) = list_of(service.config, &post) else {
+        Decision::Approve | Decision::ApproveInto(_) => {
+            let chosen = match decision {
+                Decision::ApproveInto(code) => service.config.list(code),
+                _ => list_of(service.config, &post),
+            };
+            let Some(list) = chosen else {
                 return Ok(Decided::NoList);
             };
+            if post.list_code.as_deref() != Some(list.code.as_str()) {
+                // A list for every language takes the post's own; any other
+                // publishes in its language.
+                let lang = match list.catch_all {
+                    true => post.lang.clone().or_else(|| post.tag.clone()),
+                    false => None,
+                }
+                .unwrap_or_else(|| list.lang.clone());
+                posts::refile(tx, id, &list.code, &lang)?;
+            }
             if !posts::decide(tx, id, Status::Published, None, by, service.now)? {
                 return Ok(Decided::NotHeld);
             }
@@ -302,9 +334,6 @@ fn tell_sender(
     post: &StoredPost,
     reason: &str,
 ) -> anyhow::Result<bool> {
-    let Some(list) = list_of(service.config, post).or_else(|| service.config.lists.first()) else {
-        return Ok(false);
-    };
     let Some(to) = crate::subscribers::checked_address(&post.author_address.to_ascii_lowercase())
     else {
         return Ok(false);
@@ -316,6 +345,15 @@ fn tell_sender(
     if automatic(service.config, &to, &message).is_some() {
         return Ok(false);
     }
+    // A post no list took is answered by the list it was sent to.
+    let config = service.config;
+    let Some(list) = list_of(config, post)
+        .or_else(|| addressed_list(config, &message))
+        .or_else(|| config.lists.iter().find(|list| list.catch_all))
+        .or_else(|| config.lists.first())
+    else {
+        return Ok(false);
+    };
     let context = serde_json::json!({
         "address": to,
         "subject": post.subject,
@@ -333,6 +371,37 @@ fn tell_sender(
     .compose(service)?;
     outgoing::queue(tx, &notice, service.now)?;
     Ok(true)
+}
+
+/// Whether stored post `id` was delivered or addressed to `list` first of
+/// our lists, as its moderators' notice was.
+fn addressed_to(tx: &Transaction<'_>, config: &Config, id: i64, list: &str) -> store::Result<bool> {
+    let raw = posts::raw(tx, id)?.unwrap_or_default();
+    Ok(MessageParser::new()
+        .parse_headers(&raw)
+        .and_then(|message| addressed_list(config, &message))
+        .is_some_and(|addressed| addressed.code == list))
+}
+
+/// The first of our lists a message was delivered or addressed to
+/// (Delivered-To, X-Original-To, To, Cc).
+fn addressed_list<'a>(config: &'a Config, message: &mail_parser::Message<'_>) -> Option<&'a List> {
+    let delivered = ["Delivered-To", "X-Original-To"]
+        .into_iter()
+        .find_map(|name| {
+            message
+                .header_values(name)
+                .filter_map(|value| value.as_text())
+                .find_map(|address| config.list_by_address(address))
+        });
+    delivered.or_else(|| {
+        [message.to(), message.cc()]
+            .into_iter()
+            .flatten()
+            .flat_map(|addresses| addresses.iter())
+            .filter_map(|address| address.address())
+            .find_map(|address| config.list_by_address(address))
+    })
 }
 
 /// Refuses every post held longer than `hold_days`, telling each sender;
@@ -417,17 +486,24 @@ fn answer_mail(
     let Ok(id) = service.secret.verify(token, purpose, service.now) else {
         return Ok(("ignored: not a valid moderation token".into(), None));
     };
-    match posts::get(tx, id)? {
-        Some(post) if post.list_code.as_deref() == Some(list.as_str()) => {}
+    // A post no list took was shown to this list's moderators (the list
+    // it was sent to): approved, it is published here.
+    let unfiled = match posts::get(tx, id)? {
+        Some(post) if post.list_code.as_deref() == Some(list.as_str()) => false,
+        Some(post) if post.list_code.is_none() && addressed_to(tx, service.config, id, list)? => {
+            true
+        }
         _ => return Ok(("ignored: the token names no post of this list".into(), None)),
-    }
+    };
     let by = message
         .from()
         .and_then(|from| from.first())
         .and_then(|from| from.address())
         .unwrap_or(sender)
         .to_ascii_lowercase();
-    let decision = if *approve {
+    let decision = if *approve && unfiled {
+        Decision::ApproveInto(list.clone())
+    } else if *approve {
         Decision::Approve
     } else {
         Decision::Reject(reason_in(&message.body_text(0).unwrap_or_default()))

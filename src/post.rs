@@ -57,11 +57,19 @@ pub enum FiledBy {
     Address,
     /// The language detected in the text.
     Detection,
+    /// A moderator's choice, when approving a held post
+    /// (`tidings moderate approve --list CODE`).
+    Moderator,
 }
 
 impl FiledBy {
     /// Every way of filing.
-    pub const ALL: [FiledBy; 3] = [FiledBy::Tag, FiledBy::Address, FiledBy::Detection];
+    pub const ALL: [FiledBy; 4] = [
+        FiledBy::Tag,
+        FiledBy::Address,
+        FiledBy::Detection,
+        FiledBy::Moderator,
+    ];
 
     /// The name used in SQL and JSON.
     pub fn as_str(self) -> &'static str {
@@ -69,6 +77,7 @@ impl FiledBy {
             FiledBy::Tag => "tag",
             FiledBy::Address => "address",
             FiledBy::Detection => "detection",
+            FiledBy::Moderator => "moderator",
         }
     }
 }

@@ -39,6 +39,10 @@ const FEED_DEBOUNCE: Duration = Duration::from_secs(1);
 /// ...and at least this often, whatever happens.
 const FEED_INTERVAL: Duration = Duration::from_secs(300);
 
+/// How often held posts past `hold_days` are refused (and at start): a
+/// post expires within this long of its day.
+const EXPIRY_TICK: Duration = Duration::from_secs(3_600);
+
 /// How often the scheduler looks for digests that are due (by schedule or
 /// by size) and for deliveries whose retry time has come. A digest thus
 /// goes out within this long of its cron slot.
@@ -105,6 +109,10 @@ async fn serve(
                 if post.status == Status::Published && matches!(outcome, Outcome::Stored { .. }) {
                     posts_changed.notify_one();
                     // Its deliveries to the post subscribers were queued with it.
+                    outbox_wakeup.notify_one();
+                }
+                if matches!(outcome, Outcome::Held { .. }) {
+                    // Its moderators' notices were queued with it.
                     outbox_wakeup.notify_one();
                 }
             },
@@ -183,6 +191,14 @@ async fn serve(
         templates.clone(),
         posts_changed,
         metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(expire_held(
+        store.clone(),
+        config_rx.clone(),
+        templates.clone(),
+        secret.clone(),
+        outbox_wakeup.clone(),
         shutdown.clone(),
     ));
     tasks.spawn(send_digests(
@@ -357,6 +373,46 @@ async fn refresh_site(
         }
         if report.full || taken < BATCH {
             return Ok(());
+        }
+    }
+}
+
+/// Refuses the held posts no moderator decided within `hold_days`, at
+/// start and every [`EXPIRY_TICK`], telling each sender as `tidings
+/// moderate expire` does; wakes the outbox to send what that queued.
+async fn expire_held(
+    store: Handle,
+    config: watch::Receiver<Arc<Config>>,
+    templates: Arc<Templates>,
+    secret: Arc<Secret>,
+    outbox: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (current, templates, secret) =
+            (config.borrow().clone(), templates.clone(), secret.clone());
+        let expired = store
+            .write(move |tx| {
+                let service = crate::subscribe::Service {
+                    config: &current,
+                    templates: &templates,
+                    secret: &secret,
+                    now: crate::clock::unix_now(),
+                };
+                crate::moderation::expire(tx, &service)
+            })
+            .await;
+        match expired {
+            Ok(0) => {}
+            Ok(expired) => {
+                tracing::info!(expired, "held posts expired");
+                outbox.notify_one();
+            }
+            Err(error) => tracing::error!("held posts not expired: {error:#}"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EXPIRY_TICK) => {}
         }
     }
 }

@@ -41,6 +41,11 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start(dir: &Path) -> SmtpSink {
+        SmtpSink::start_with(dir, &[])
+    }
+
+    /// With smtp-sink's `options` too (`-8`: no 8BITMIME).
+    fn start_with(dir: &Path, options: &[&str]) -> SmtpSink {
         std::fs::create_dir_all(dir).unwrap();
         let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
             .unwrap()
@@ -48,7 +53,9 @@ impl SmtpSink {
             .to_string();
         let port = free_port();
         let mut child = Command::new("/usr/sbin/smtp-sink")
-            .args(["-u", &user, "-d"])
+            .args(["-u", &user])
+            .args(options)
+            .arg("-d")
             .arg(format!("{}/%M.", dir.display()))
             .arg(format!("127.0.0.1:{port}"))
             .arg("256")
@@ -1366,5 +1373,172 @@ fn the_sendmail_transport_hands_each_message_to_a_real_sendmail() {
         );
         assert_eq!(one(message, "To"), to[0]);
         check_plain(&message["plain"], &posts, &to[0]);
+    }
+}
+
+/// The Message-IDs of the messages the file transport wrote.
+fn outbox_message_ids(tidings: &Tidings) -> Vec<String> {
+    let outbox = tidings.path().join("data/outbox");
+    let mut ids: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+        .map(|path| {
+            let raw = std::fs::read(&path).unwrap();
+            let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            format!("<{}>", message.message_id().expect("a Message-ID"))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn two_installations_never_issue_one_message_id_for_two_digests() {
+    let (first, second) = (Tidings::new(), Tidings::new());
+    for tidings in [&first, &second] {
+        import(tidings, 71, 100);
+        subscribe(tidings, "en", "mime", &["reader@example.com".to_string()]);
+        let issued = tidings.ok(&["digest", "--list", "en", "--now"]);
+        assert!(issued.contains("issued Vol 1, Issue 1"), "{issued}");
+    }
+    let (ids, others) = (outbox_message_ids(&first), outbox_message_ids(&second));
+    assert_eq!((ids.len(), others.len()), (1, 1), "{ids:?} {others:?}");
+    // Digest 1 to subscriber 1 in both: only the random part tells them apart.
+    assert_ne!(ids, others);
+    // That part is the digest's, stored with it, so a retry sends the same.
+    let digest = digests::last(&store(&first), "en").unwrap().unwrap();
+    let nonce = digest.nonce.expect("a new digest has a random part");
+    assert_eq!(nonce.len(), 16, "{nonce}");
+    assert_eq!(ids[0], format!("<digest.{}.1.{nonce}@{DOMAIN}>", digest.id));
+}
+
+/// The subjects procmail's `formail` finds bursting `raw` as an RFC 1153
+/// digest (`+1` skips the preamble), one per encapsulated message, given
+/// the message with LF line ends, as a local delivery agent stores it.
+fn formail_subjects(raw: &[u8]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = Command::new("formail")
+        .args(["+1", "-ds", "formail", "-czx", "Subject:"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("formail runs (apt-get install procmail)");
+    let stored: Vec<u8> = raw.iter().copied().filter(|&byte| byte != b'\r').collect();
+    child.stdin.take().unwrap().write_all(&stored).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_plain_digest_bursts_with_formail_as_it_arrives() {
+    let tidings = Tidings::new();
+    import(&tidings, 81, 400);
+    for list in ["gr", "ru", "zh", "en"] {
+        subscribe(&tidings, list, "plain", &[format!("{list}@example.com")]);
+        let issued = tidings.ok(&["digest", "--list", list, "--now"]);
+        assert!(issued.contains("1 sent"), "{issued}");
+    }
+    let store = store(&tidings);
+    let outbox = tidings.path().join("data/outbox");
+    let mut burst = 0;
+    for entry in std::fs::read_dir(&outbox).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "eml") {
+            continue;
+        }
+        let raw = std::fs::read(&path).unwrap();
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let to = message.to().unwrap().first().unwrap().address().unwrap();
+        let list = to.split('@').next().unwrap().to_string();
+        // Sent as it reads: no transfer encoding to undo.
+        let text = String::from_utf8(raw.clone()).expect("8bit UTF-8");
+        assert!(
+            text.contains("Content-Transfer-Encoding: 8bit\r\n")
+                || (list == "en" && text.contains("Content-Transfer-Encoding: 7bit\r\n")),
+            "{list}: {}",
+            &text[..text.find("\r\n\r\n").unwrap()]
+        );
+        let ids = &digest_posts(&store, &list)[0];
+        let posts = posts_of(&store, ids);
+        // formail may burst the trailer as a part of its own, without
+        // a Subject.
+        let subjects: Vec<String> = formail_subjects(&raw)
+            .into_iter()
+            .filter(|subject| !subject.trim().is_empty())
+            .collect();
+        assert_eq!(subjects.len(), posts.len(), "{list}: {subjects:?}");
+        for (post, subject) in posts.iter().zip(&subjects) {
+            assert_eq!(
+                subject.trim(),
+                post.subject
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                "{list}"
+            );
+        }
+        // Python's email reads the same text from the raw bytes.
+        let script = "import email, email.policy, sys\n\
+                      m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)\n\
+                      sys.stdout.write(m['content-transfer-encoding'] + '\\n' + m.get_content())\n";
+        let read = Command::new("python3")
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            read.status.success(),
+            "{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        let read = String::from_utf8(read.stdout)
+            .unwrap()
+            .replace("\r\n", "\n");
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        assert_eq!(
+            read.split_once('\n').unwrap().1,
+            body.replace("\r\n", "\n"),
+            "{list}"
+        );
+        burst += posts.len();
+    }
+    assert!(burst > 40, "only {burst} posts burst");
+}
+
+#[test]
+fn a_relay_without_8bitmime_gets_the_plain_digest_quoted_printable_and_signed() {
+    let work = tempfile::tempdir().unwrap();
+    let keys = make_keys(work.path());
+    let sink = SmtpSink::start_with(&work.path().join("sink"), &["-8"]);
+    let tidings = Tidings::with_config(relay_config(sink.port, 1, Some(&keys)));
+    import(&tidings, 81, 400);
+    subscribe(&tidings, "gr", "plain", &["reader@example.com".to_string()]);
+    let issued = tidings.ok(&["digest", "--list", "gr", "--now"]);
+    assert!(issued.contains("1 sent, 0 deferred, 0 failed"), "{issued}");
+    let messages = read_back(&sink.dir, Some(&keys), None);
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    assert_eq!(
+        one(message, "Content-Transfer-Encoding"),
+        "quoted-printable"
+    );
+    let dkim = message["dkim"].as_array().unwrap();
+    assert_eq!(dkim.len(), 2);
+    assert!(dkim.iter().all(|result| result["ok"] == true), "{dkim:?}");
+    let store = store(&tidings);
+    let posts = posts_of(&store, &digest_posts(&store, "gr")[0]);
+    let burst = message["plain"]["posts"]
+        .as_array()
+        .expect("an RFC 1153 body");
+    assert_eq!(burst.len(), posts.len());
+    for entry in std::fs::read_dir(&sink.dir).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(raw.is_ascii(), "7-bit for a relay without 8BITMIME");
     }
 }

@@ -609,7 +609,7 @@ fn feed_rs_reads_every_feed_as_the_store_holds_it() {
             .entries
             .iter()
             .map(|entry| {
-                let title = entry.title.as_ref().map(|t| shown_title(&format, t));
+                let title = entry.title.as_ref().map(shown_title);
                 let link = entry.links.first().map(|link| link.href.clone());
                 // feed-rs makes up ids for RSS 1.0 items instead of reading
                 // rdf:about; feedparser checks those.
@@ -631,15 +631,10 @@ fn feed_rs_reads_every_feed_as_the_store_holds_it() {
     }
 }
 
-/// The title a reader built on feed-rs shows. feed-rs takes RSS titles for
-/// plain text; tidings sends those that could be taken for markup as
-/// escaped HTML (as most readers take RSS titles), so such a reader shows
-/// them escaped: as text, never as markup. Unescaping gives the subject.
-fn shown_title(format: &str, title: &feed_rs::model::Text) -> String {
-    let html = title.content_type.essence().to_string() == "text/html"
-        || (matches!(format, "rss" | "rdf")
-            && tidings::feeds::text::looks_like_markup(&title.content));
-    if html {
+/// The title a reader built on feed-rs shows: RSS titles are plain text
+/// (escaped once, as XML needs), Atom ones text or HTML as their type says.
+fn shown_title(title: &feed_rs::model::Text) -> String {
+    if title.content_type.essence().to_string() == "text/html" {
         unescape_html(&title.content)
     } else {
         title.content.clone()
@@ -805,8 +800,7 @@ fn a_script_in_a_subject_is_text_in_every_reader() {
             .iter()
             .find(|entry| entry.links.iter().any(|l| l.href.ends_with(&key)))
             .expect("the entry");
-        let format = path.extension().unwrap().to_string_lossy();
-        let shown = shown_title(&format, entry.title.as_ref().unwrap());
+        let shown = shown_title(entry.title.as_ref().unwrap());
         assert_eq!(shown, SCRIPT_SUBJECT, "feed-rs, {}", path.display());
         let html = entry.content.as_ref().and_then(|c| c.body.clone()).unwrap();
         assert!(!html.contains("<script") && html.contains("&lt;script&gt;"));
@@ -883,8 +877,9 @@ fn right_to_left_and_cjk_posts_keep_their_text_and_language() {
     let site = corpus_site();
     let parsed = feedparser(&[site.feed("supplement", "atom"), site.feed("all", "atom")]);
     let supplement = &parsed[&site.feed("supplement", "atom").display().to_string()];
-    // The Supplement has no one language: each entry says its own.
-    assert!(supplement["language"].is_null(), "{supplement}");
+    // The Supplement has no one language: the feed says several, and each
+    // entry its own.
+    assert_eq!(supplement["language"], "mul", "{supplement}");
     let arabic_key = post_key(site, "<arabic@feeds.test>");
     let arabic = supplement["entries"]
         .as_array()
@@ -904,6 +899,31 @@ fn right_to_left_and_cjk_posts_keep_their_text_and_language() {
         .expect("the Japanese post");
     assert_eq!(japanese["title"], "世界人権宣言");
     assert_eq!(japanese["language"], "ja");
+
+    // Every entry of the feed of all lists says its language on the entry
+    // element itself, as the post's row has it.
+    let languages: BTreeMap<String, String> = site
+        .posts()
+        .iter()
+        .filter(|post| post["status"] == "published")
+        .filter_map(|post| {
+            Some((
+                post["key"].as_str()?.to_string(),
+                post["lang"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let all = std::fs::read_to_string(site.feed("all", "atom")).unwrap();
+    let entries = entry_languages(&all);
+    assert_eq!(entries.len(), 40, "{all}");
+    for (id, lang) in &entries {
+        let key = id.rsplit('/').next().unwrap();
+        assert_eq!(
+            lang.as_deref(),
+            languages.get(key).map(String::as_str),
+            "xml:lang of the entry {id} in all.atom"
+        );
+    }
 
     // A Chinese summary is a few lines cut between characters, not a
     // whole paragraph, and its lines are joined without spaces.
@@ -952,6 +972,36 @@ fn right_to_left_and_cjk_posts_keep_their_text_and_language() {
         .iter()
         .any(|item| item["title"] == "Ελλάδα: «απεργία» & διαδήλωση"
             && item["authors"][0]["name"] == "Αννα"));
+}
+
+/// Each `entry` of an Atom document: its id and the `xml:lang` on the
+/// element itself.
+fn entry_languages(xml: &str) -> Vec<(String, Option<String>)> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut entries = Vec::new();
+    let mut in_id = false;
+    loop {
+        match reader.read_event().expect("well-formed Atom") {
+            Event::Eof => break,
+            Event::Start(start) if start.name().as_ref() == b"entry" => {
+                let lang = start
+                    .try_get_attribute("xml:lang")
+                    .unwrap()
+                    .map(|attribute| String::from_utf8(attribute.value.to_vec()).unwrap());
+                entries.push((String::new(), lang));
+            }
+            Event::Start(start) => in_id = start.name().as_ref() == b"id",
+            Event::Text(text) if in_id => {
+                if let Some(entry) = entries.last_mut() {
+                    entry.0 = text.decode().unwrap().into_owned();
+                }
+            }
+            Event::End(_) => in_id = false,
+            _ => {}
+        }
+    }
+    entries
 }
 
 #[test]
@@ -1049,7 +1099,13 @@ fn feeds_say_who_they_are_for_and_where_they_live() {
         let list = config.list(&name);
         let title = list.map_or(config.site.name.as_str(), |l| l.title.as_str());
         assert_eq!(feed["title"], title, "{}", path.display());
-        let lang = list.map(|l| l.lang.as_str()).filter(|lang| *lang != "mul");
+        let lang = match list.map(|l| l.lang.as_str()) {
+            // Atom says a feed of several languages is one (xml:lang="mul");
+            // RSS's language element takes one language or none.
+            None | Some("mul") if format == "atom" => Some("mul"),
+            Some("mul") => None,
+            lang => lang,
+        };
         if format != "rdf" || lang.is_some() {
             assert_eq!(feed["language"].as_str(), lang, "{}", path.display());
         }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::Tidings;
+use serde_json::Value;
 
 const DOMAIN: &str = "lists.example.org";
 
@@ -194,4 +195,123 @@ fn loops_are_kept_rejected_and_never_published() {
         .iter()
         .all(|p| p["reason"].as_str().unwrap().starts_with("loop: ")));
     assert!(tidings.posts(&["--status", "published"]).is_empty());
+}
+
+#[test]
+fn a_post_no_list_can_take_is_held_and_a_moderator_files_it_or_refuses_it() {
+    let tidings = Tidings::new();
+    let to = format!("a-infos-en@{DOMAIN}");
+    let esperanto = |id: &str, from: &str, title: &str| {
+        format!(
+            "From: {from}\r\nTo: {to}\r\nSubject: (eo) {title}\r\nMessage-ID: <{id}@example.net>\r\n\r\nLa striko komenciĝis ĉe tagiĝo.\r\n"
+        )
+        .into_bytes()
+    };
+    for (id, from, title) in [
+        ("eo1", "ana@example.net", "Striko en la haveno"),
+        ("eo2", "bo@example.net", "Dua afiŝo"),
+        ("eo3", "cy@example.net", "Tria afiŝo"),
+    ] {
+        let out = tidings.run_with_stdin(
+            &["ingest", "--sender", from, &to],
+            &[],
+            &esperanto(id, from, title),
+        );
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let held = tidings.posts(&["--status", "held"]);
+    assert_eq!(held.len(), 3);
+    for post in &held {
+        assert_eq!(post["list"], Value::Null);
+        assert_eq!(post["reason"], "no list serves the language tag (eo)");
+    }
+    let (first, second) = (held[0]["id"].to_string(), held[1]["id"].to_string());
+    let listed = tidings.ok(&["moderate", "list"]);
+    assert!(
+        listed.contains("no list serves the language tag (eo)") && listed.contains("--list CODE"),
+        "{listed}"
+    );
+
+    // Without a list it cannot be published; an unknown list is refused.
+    let out = tidings.run(&["moderate", "approve", &first]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("approve it with --list CODE"));
+    let out = tidings.run(&["moderate", "approve", &first, "--list", "eo"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no list eo"));
+    assert_eq!(tidings.posts(&["--status", "held"]).len(), 3);
+
+    // Filed by the moderator under the Supplement, in its own language.
+    let approved = tidings.ok(&["moderate", "approve", &first, "--list", "supplement"]);
+    assert!(approved.contains("published 1"), "{approved}");
+    let post = &tidings.posts(&["--status", "published"])[0];
+    assert_eq!(post["title"], "Striko en la haveno");
+    assert_eq!(post["list"], "supplement");
+    assert_eq!(post["lang"], "eo");
+    assert_eq!(post["filed_by"], "moderator");
+    let feed = std::fs::read_to_string(tidings.path().join("feeds/supplement.atom")).unwrap();
+    assert!(feed.contains("Striko en la haveno"), "{feed}");
+    let english = std::fs::read_to_string(tidings.path().join("feeds/en.atom")).unwrap();
+    assert!(!english.contains("Striko"));
+
+    // Refused: its sender is told why.
+    let rejected = tidings.ok(&[
+        "moderate",
+        "reject",
+        &second,
+        "--reason",
+        "write to the Supplement's address",
+    ]);
+    assert!(rejected.contains("rejected 1"), "{rejected}");
+    let told = &stored_about(&tidings, "bo@example.net")["outgoing"];
+    assert_eq!(told.as_array().unwrap().len(), 1, "{told}");
+    // Told by the list it was sent to, not by whichever list comes first.
+    let raw = told[0]["message"].as_str().unwrap();
+    let message = mail_parser::MessageParser::new()
+        .parse(raw.as_bytes())
+        .unwrap();
+    assert_eq!(message.subject(), Some("Not published: (eo) Dua afiŝo"));
+    let from = message.from().unwrap().first().unwrap().address().unwrap();
+    assert_eq!(from, format!("a-infos-en-request@{DOMAIN}"));
+    let text = message.body_text(0).unwrap();
+    assert!(text.contains("write to the Supplement's address"), "{text}");
+
+    // The moderators of the list each was sent to were told (the
+    // operator, as the list names none); replying to the third's notice
+    // publishes it there.
+    let notices = &stored_about(&tidings, "root@localhost")["outgoing"];
+    assert_eq!(notices.as_array().unwrap().len(), 3, "{notices}");
+    let notice = mail_parser::MessageParser::new()
+        .parse(notices[2]["message"].as_str().unwrap().as_bytes())
+        .unwrap();
+    assert!(notice.subject().unwrap().contains("Tria afiŝo"));
+    let approve = notice.header_raw("Reply-To").unwrap().trim().to_string();
+    assert!(
+        approve.starts_with("a-infos-en-owner+approve-"),
+        "{approve}"
+    );
+    let out = tidings.run_with_stdin(
+        &["ingest", "--sender", "root@localhost", &approve],
+        &[],
+        b"From: root@localhost\r\nSubject: Re: held\r\nMessage-ID: <ok.1@localhost>\r\n\r\nok\r\n",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let third = tidings
+        .posts(&["--status", "published"])
+        .into_iter()
+        .find(|post| post["title"] == "Tria afiŝo")
+        .expect("published by the reply");
+    assert_eq!(third["list"], "en");
+    assert_eq!(third["lang"], "en", "published in its list's language");
+    assert_eq!(third["filed_by"], "moderator");
+    assert!(tidings.ok(&["moderate", "list"]).contains("0 held"));
+}
+
+/// Everything the store holds about `address` (`subscribers export
+/// --address`): the mail it sent to service addresses, the messages to it.
+fn stored_about(tidings: &Tidings, address: &str) -> Value {
+    let document: Value =
+        serde_json::from_str(&tidings.ok(&["subscribers", "export", "--address", address]))
+            .unwrap();
+    document["stored"].clone()
 }

@@ -44,6 +44,9 @@ pub enum Command {
         /// HTTP listener address, over lists.toml.
         #[arg(long)]
         http_listen: Option<std::net::SocketAddr>,
+        /// Run the clock from this time (RFC 3339) on, for tests.
+        #[arg(long, hide = true)]
+        at: Option<String>,
     },
     /// Check the configuration and print every problem with file:line:column.
     Check,
@@ -181,6 +184,11 @@ pub enum ModerateCommand {
         /// Every held post.
         #[arg(long)]
         all: bool,
+        /// Publish them under this list (its code), whatever they were
+        /// filed under: for a post no list could take (a language no list
+        /// serves) or one filed under the wrong list.
+        #[arg(long)]
+        list: Option<String>,
     },
     /// Refuse held posts; each sender is told the reason.
     Reject {

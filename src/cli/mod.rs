@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
             lmtp_listen,
             smtp_listen,
             http_listen,
+            at,
         } => {
             let overrides = crate::serve::Overrides {
                 lmtp: lmtp_listen,
@@ -43,6 +44,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 http: http_listen,
             };
             with_config(path, |config| {
+                if let Some(at) = at.as_deref() {
+                    crate::clock::start_at(crate::clock::Clock::from_argument(Some(at))?.now());
+                }
                 crate::serve::run(path.map(Path::to_path_buf), config, overrides)
             })
         }
@@ -112,8 +116,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Moderate { action } => with_config(path, |config| match action {
             ModerateCommand::List => moderate::list(&config),
             ModerateCommand::Show { id } => moderate::show(&config, id),
-            ModerateCommand::Approve { ids, all } => {
-                moderate::decide(&config, &ids, all, &Decision::Approve)
+            ModerateCommand::Approve { ids, all, list } => {
+                let decision = match list {
+                    Some(list) => Decision::ApproveInto(list),
+                    None => Decision::Approve,
+                };
+                moderate::decide(&config, &ids, all, &decision)
             }
             ModerateCommand::Reject { ids, all, reason } => {
                 moderate::decide(&config, &ids, all, &Decision::Reject(reason))

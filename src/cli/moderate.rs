@@ -46,6 +46,12 @@ pub fn list(config: &Config) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "{} held", held.len())?;
+    if held.iter().any(|post| post.list_code.is_none()) {
+        writeln!(
+            out,
+            "posts under - have no list: approve them with --list CODE, or reject them"
+        )?;
+    }
     Ok(())
 }
 
@@ -60,13 +66,21 @@ pub fn show(config: &Config, id: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `tidings moderate approve|reject ID... | --all`: decides, tells the
-/// senders of refused posts, then makes the feeds again once.
+/// `tidings moderate approve|reject ID... | --all`: decides (an approval
+/// with `--list` files the posts under that list first), tells the senders
+/// of refused posts, then makes the feeds again once.
 pub fn decide(config: &Config, ids: &[i64], all: bool, decision: &Decision) -> anyhow::Result<()> {
     anyhow::ensure!(
         all || !ids.is_empty(),
         "name the posts (ids from `tidings moderate list`) or give --all"
     );
+    if let Decision::ApproveInto(code) = decision {
+        anyhow::ensure!(
+            config.list(code).is_some(),
+            "no list {code} in {}: give the code of one of its lists",
+            config.source
+        );
+    }
     let templates = Templates::load(&config.site.templates_dir).context("loading the templates")?;
     let secret = Secret::load_or_create(&config.site.data_dir)?;
     let mut db = open_store(config)?;
@@ -88,9 +102,9 @@ pub fn decide(config: &Config, ids: &[i64], all: bool, decision: &Decision) -> a
                 Decided::Published { .. } => published += 1,
                 Decided::Rejected => rejected += 1,
                 Decided::NotHeld => skipped.push(format!("post {id} is not held")),
-                Decided::NoList => {
-                    skipped.push(format!("post {id} has no list (language unknown)"))
-                }
+                Decided::NoList => skipped.push(format!(
+                    "post {id} has no list (no list serves its language): approve it with --list CODE"
+                )),
             }
         }
         Ok::<_, anyhow::Error>((published, rejected, skipped))

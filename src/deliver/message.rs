@@ -35,7 +35,20 @@ pub struct Prepared {
     subject: String,
     /// MIME-Version and the shared List-* fields.
     trailing: String,
-    /// The rendered entity: Content-* fields, blank line, body.
+    /// The rendered entity (Content-* fields, blank line, body) as stored.
+    entity: Variant,
+    /// Whether DKIM signatures are made.
+    sign: bool,
+    domain: String,
+    /// The digest's random Message-ID part ([`DigestRecord::nonce`]).
+    nonce: Option<String>,
+    /// The entity made 7-bit for a relay without 8BITMIME, made when one
+    /// first needs it.
+    seven_bit: std::sync::OnceLock<Option<Variant>>,
+}
+
+/// An entity with what sending it needs.
+struct Variant {
     entity: Vec<u8>,
     /// The entity dot-stuffed and closed for SMTP's DATA phase, when it is
     /// UTF-8 (a digest carrying an original in another 8-bit charset is
@@ -43,7 +56,23 @@ pub struct Prepared {
     data_entity: Option<String>,
     /// The body's DKIM hash, when there are keys.
     body_hash: Option<BodyHash>,
-    domain: String,
+}
+
+impl Variant {
+    fn new(entity: Vec<u8>, sign: bool) -> Variant {
+        let body_hash = sign.then(|| Signer::body_hash(body_of(&entity)));
+        let data_entity = std::str::from_utf8(&entity).ok().map(|text| {
+            let mut data = String::with_capacity(text.len() + text.len() / 64);
+            dot_stuff(text, &mut data);
+            close_data(&mut data);
+            data
+        });
+        Variant {
+            entity,
+            data_entity,
+            body_hash,
+        }
+    }
 }
 
 impl Prepared {
@@ -72,13 +101,6 @@ impl Prepared {
             "MIME-Version: 1.0\r\n{}",
             addresses.shared_fields(&list.title)
         );
-        let body_hash = sign.then(|| Signer::body_hash(body_of(&entity)));
-        let data_entity = std::str::from_utf8(&entity).ok().map(|text| {
-            let mut data = String::with_capacity(text.len() + text.len() / 64);
-            dot_stuff(text, &mut data);
-            close_data(&mut data);
-            data
-        });
         Prepared {
             digest_id: digest.id,
             mode,
@@ -86,33 +108,59 @@ impl Prepared {
             leading,
             subject,
             trailing,
-            entity,
-            data_entity,
-            body_hash,
+            entity: Variant::new(entity, sign),
+            sign,
             domain: config.site.domain.clone(),
+            nonce: digest.nonce.clone(),
+            seven_bit: std::sync::OnceLock::new(),
         }
     }
 
     /// The Message-ID of the digest to one subscriber: the same on a retry,
-    /// so a message sent twice after a crash can be recognised.
+    /// so a message sent twice after a crash can be recognised, and with
+    /// the digest's random part, so no other installation or rebuilt
+    /// database issues it for another message.
     pub fn message_id(&self, delivery: &DueDelivery) -> String {
-        format!(
-            "<digest.{}.{}@{}>",
-            self.digest_id, delivery.subscriber_id, self.domain
-        )
+        match &self.nonce {
+            Some(nonce) => format!(
+                "<digest.{}.{}.{nonce}@{}>",
+                self.digest_id, delivery.subscriber_id, self.domain
+            ),
+            None => format!(
+                "<digest.{}.{}@{}>",
+                self.digest_id, delivery.subscriber_id, self.domain
+            ),
+        }
+    }
+
+    /// The entity to send where 8-bit text is taken or not: the stored one,
+    /// or for a relay without 8BITMIME its 8bit text made quoted-printable.
+    fn variant(&self, eight_bit: bool) -> &Variant {
+        if eight_bit {
+            return &self.entity;
+        }
+        self.seven_bit
+            .get_or_init(|| {
+                headers::downgrade_8bit(&self.entity.entity)
+                    .map(|entity| Variant::new(entity, self.sign))
+            })
+            .as_ref()
+            .unwrap_or(&self.entity)
     }
 
     /// The whole message for `delivery`, for SMTP in DATA form when the
     /// body allows it: DKIM-Signature fields, personal and shared fields,
-    /// then the entity.
+    /// then the entity, 7-bit where the way out does not take 8-bit text.
     pub fn message(
         &self,
         delivery: &DueDelivery,
         signers: &[Signer],
         smtp: bool,
+        eight_bit: bool,
     ) -> anyhow::Result<Outgoing<'_>> {
-        let (signatures, fields) = self.header(delivery, signers)?;
-        match &self.data_entity {
+        let variant = self.variant(eight_bit);
+        let (signatures, fields) = self.header(delivery, signers, variant)?;
+        match &variant.data_entity {
             Some(entity) if smtp => {
                 // The header ends in CRLF, so the entity begins a line.
                 let mut head = String::with_capacity(signatures.len() + fields.len() + 8);
@@ -125,10 +173,10 @@ impl Prepared {
             }
             _ => {
                 let mut bytes =
-                    Vec::with_capacity(signatures.len() + fields.len() + self.entity.len());
+                    Vec::with_capacity(signatures.len() + fields.len() + variant.entity.len());
                 bytes.extend_from_slice(&signatures);
                 bytes.extend_from_slice(fields.as_bytes());
-                bytes.extend_from_slice(&self.entity);
+                bytes.extend_from_slice(&variant.entity);
                 Ok(Outgoing::Bytes(bytes))
             }
         }
@@ -140,7 +188,7 @@ impl Prepared {
         delivery: &DueDelivery,
         signers: &[Signer],
     ) -> anyhow::Result<Vec<u8>> {
-        match self.message(delivery, signers, false)? {
+        match self.message(delivery, signers, false, true)? {
             Outgoing::Bytes(bytes) => Ok(bytes),
             Outgoing::Data { .. } => unreachable!("asked for the message as it is"),
         }
@@ -152,6 +200,7 @@ impl Prepared {
         &self,
         delivery: &DueDelivery,
         signers: &[Signer],
+        variant: &Variant,
     ) -> anyhow::Result<(Vec<u8>, String)> {
         let mut fields = String::with_capacity(1024);
         fields.push_str(&self.leading);
@@ -165,9 +214,9 @@ impl Prepared {
         fields.push_str(&self.trailing);
         fields.push_str(&self.addresses.unsubscribe_fields(&delivery.token));
         let mut signatures = Vec::with_capacity(512 * signers.len());
-        if let Some(body_hash) = self.body_hash {
+        if let Some(body_hash) = variant.body_hash {
             for signer in signers {
-                signatures.extend(signer.sign(&[fields.as_bytes(), &self.entity], body_hash)?);
+                signatures.extend(signer.sign(&[fields.as_bytes(), &variant.entity], body_hash)?);
             }
         }
         Ok((signatures, fields))

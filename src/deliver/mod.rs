@@ -248,6 +248,8 @@ pub fn dry_run(
             period: new.period.clone(),
             reason: new.reason.clone(),
             issued_at: new.issued_at,
+            // A dry run's stand-in, as its token is "TOKEN".
+            nonce: Some("NONCE".to_string()),
         };
         let mut messages = Vec::new();
         for body in new.bodies {

@@ -98,6 +98,14 @@ enum Job {
 }
 
 impl Job {
+    /// How often it was tried before.
+    fn attempts(&self) -> u32 {
+        match self {
+            Job::Digest { delivery, .. } | Job::Post { delivery, .. } => delivery.attempts,
+            Job::Message(due) => due.attempts,
+        }
+    }
+
     fn target(&self) -> Target {
         match self {
             Job::Digest { delivery, .. } => Target::Delivery(delivery.id),
@@ -254,24 +262,29 @@ async fn attempt(
     job: &Job,
 ) -> (Attempt, usize, bool) {
     let smtp = connection.speaks_smtp();
-    let (prepared, attempts) = match job {
-        Job::Digest { delivery, prepared } => (
-            prepared
-                .envelope(delivery)
-                .and_then(|envelope| Ok((envelope, prepared.message(delivery, signers, smtp)?))),
-            delivery.attempts,
-        ),
-        Job::Post { delivery, prepared } => (
-            prepared
-                .envelope(delivery)
-                .and_then(|envelope| Ok((envelope, prepared.message(delivery, signers, smtp)?))),
-            delivery.attempts,
-        ),
-        Job::Message(due) => (
-            super::message::single(&due.message, signers)
-                .map(|(envelope, bytes)| (envelope, Outgoing::Bytes(bytes))),
-            due.attempts,
-        ),
+    let attempts = job.attempts();
+    // A digest of 8-bit text goes quoted-printable where the relay does
+    // not take 8-bit text; asking may connect, and fail as a send would.
+    let eight_bit = match job {
+        Job::Digest { .. } => connection.takes_8bit().await,
+        _ => Ok(true),
+    };
+    let eight_bit = match eight_bit {
+        Ok(eight_bit) => eight_bit,
+        Err(error) => return failed_attempt(config, clock, attempts, error),
+    };
+    let prepared = match job {
+        Job::Digest { delivery, prepared } => prepared.envelope(delivery).and_then(|envelope| {
+            Ok((
+                envelope,
+                prepared.message(delivery, signers, smtp, eight_bit)?,
+            ))
+        }),
+        Job::Post { delivery, prepared } => prepared
+            .envelope(delivery)
+            .and_then(|envelope| Ok((envelope, prepared.message(delivery, signers, smtp)?))),
+        Job::Message(due) => super::message::single(&due.message, signers)
+            .map(|(envelope, bytes)| (envelope, Outgoing::Bytes(bytes))),
     };
     let (envelope, message) = match prepared {
         Ok(prepared) => prepared,
@@ -282,8 +295,20 @@ async fn attempt(
     };
     match connection.send(&envelope, &message).await {
         Ok(reply) => (Attempt::Sent { reply }, message.len(), false),
-        Err(SendError::Permanent { reply }) => (Attempt::Failed { reply }, 0, false),
-        Err(SendError::Transient { reply, unreachable }) => {
+        Err(error) => failed_attempt(config, clock, attempts, error),
+    }
+}
+
+/// What to record of a send that did not get through.
+fn failed_attempt(
+    config: &Config,
+    clock: Clock,
+    attempts: u32,
+    error: SendError,
+) -> (Attempt, usize, bool) {
+    match error {
+        SendError::Permanent { reply } => (Attempt::Failed { reply }, 0, false),
+        SendError::Transient { reply, unreachable } => {
             let next_attempt_at = clock.now().timestamp() + retry_delay(config, attempts);
             (
                 Attempt::Deferred {

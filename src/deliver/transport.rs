@@ -184,6 +184,38 @@ impl Connection<'_> {
         self.relay.speaks_smtp()
     }
 
+    /// Whether the way out takes 8-bit text (RFC 6152): a relay that
+    /// offers 8BITMIME (connecting to ask), sendmail and the outbox always.
+    pub async fn takes_8bit(&mut self) -> Result<bool, SendError> {
+        let Relay::Smtp(relay) = self.relay else {
+            return Ok(true);
+        };
+        self.open(relay).await?;
+        let connection = self.smtp.as_ref().expect("opened above");
+        Ok(connection
+            .server_info()
+            .supports_feature(Extension::EightBitMime))
+    }
+
+    /// Connects to `relay` unless connected.
+    async fn open(&mut self, relay: &SmtpRelay) -> Result<(), SendError> {
+        if self.smtp.is_some() {
+            return Ok(());
+        }
+        let reason = match tokio::time::timeout(relay.timeout, connect(relay)).await {
+            Ok(Ok(connection)) => {
+                self.smtp = Some(connection);
+                return Ok(());
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        Err(SendError::Transient {
+            reply: format!("cannot reach {}:{}: {reason}", relay.host, relay.port),
+            unreachable: true,
+        })
+    }
+
     /// Sends one message; returns the server's reply.
     pub async fn send(
         &mut self,
@@ -193,29 +225,7 @@ impl Connection<'_> {
         match (self.relay, message) {
             (Relay::Smtp(relay), _) => {
                 let timeout = relay.timeout;
-                if self.smtp.is_none() {
-                    match tokio::time::timeout(timeout, connect(relay)).await {
-                        Ok(Ok(connection)) => self.smtp = Some(connection),
-                        Ok(Err(error)) => {
-                            return Err(SendError::Transient {
-                                reply: format!(
-                                    "cannot reach {}:{}: {error}",
-                                    relay.host, relay.port
-                                ),
-                                unreachable: true,
-                            })
-                        }
-                        Err(_) => {
-                            return Err(SendError::Transient {
-                                reply: format!(
-                                    "cannot reach {}:{}: timed out",
-                                    relay.host, relay.port
-                                ),
-                                unreachable: true,
-                            })
-                        }
-                    }
-                }
+                self.open(relay).await?;
                 let connection = self.smtp.as_mut().expect("connected above");
                 // A whole transaction may take longer than one reply: allow
                 // the timeout per 64 KiB on top.

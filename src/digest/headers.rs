@@ -195,6 +195,60 @@ pub fn text_entity(subtype: &str, description: Option<&str>, text: &str) -> Vec<
     out.into_bytes()
 }
 
+/// A text/* MIME entity sent as it reads: 8bit UTF-8 (RFC 6152) when the
+/// text allows it (lines of at most 998 octets, no NUL, no bare CR), as
+/// [`text_entity`] otherwise. A reader that does not decode MIME, such as
+/// procmail's `formail` bursting an RFC 1153 digest, sees the text itself.
+/// A relay without 8BITMIME gets it quoted-printable instead
+/// ([`downgrade_8bit`]).
+pub fn text_entity_8bit(subtype: &str, description: Option<&str>, text: &str) -> Vec<u8> {
+    let sendable = text.is_ascii()
+        || (!text.contains(['\0', '\r']) && text.split('\n').all(|line| line.len() <= 998));
+    if !sendable || encode_text(text).0 == "7bit" {
+        return text_entity(subtype, description, text);
+    }
+    let mut body = text.replace('\n', "\r\n");
+    if !body.ends_with("\r\n") {
+        body.push_str("\r\n");
+    }
+    let mut out = String::with_capacity(body.len() + 200);
+    out.push_str(&format!(
+        "Content-Type: text/{subtype}; charset=\"utf-8\"\r\n{EIGHT_BIT}"
+    ));
+    if let Some(description) = description {
+        out.push_str(&unstructured("Content-Description", description));
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    out.into_bytes()
+}
+
+const EIGHT_BIT: &str = "Content-Transfer-Encoding: 8bit\r\n";
+
+/// An entity of [`text_entity_8bit`] made 7-bit for a relay without
+/// 8BITMIME: its body quoted-printable. `None` when it is not such an
+/// entity (it is 7-bit already, or a multipart one).
+pub fn downgrade_8bit(entity: &[u8]) -> Option<Vec<u8>> {
+    let end = memchr::memmem::find(entity, b"\r\n\r\n")?;
+    let (head, body) = (&entity[..end + 2], &entity[end + 4..]);
+    let head = std::str::from_utf8(head).ok()?;
+    let at = head.find(EIGHT_BIT)?;
+    if !head.starts_with("Content-Type: text/") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(entity.len() * 3 / 2);
+    out.extend_from_slice(&head.as_bytes()[..at]);
+    out.extend_from_slice(b"Content-Transfer-Encoding: quoted-printable\r\n");
+    out.extend_from_slice(&head.as_bytes()[at + EIGHT_BIT.len()..]);
+    out.extend_from_slice(b"\r\n");
+    let mut encoded = quoted_printable(body);
+    if !encoded.ends_with("\r\n") {
+        encoded.push_str("\r\n");
+    }
+    out.extend_from_slice(encoded.as_bytes());
+    Some(out)
+}
+
 /// Text with every line ending in LF turned to CRLF, bare CR left alone.
 pub fn crlf(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 40);
@@ -436,6 +490,25 @@ mod tests {
             assert_eq!(field, unstructured("Subject", &subject));
             assert_lines_within(&field, 78);
         }
+    }
+
+    #[test]
+    fn eight_bit_text_goes_as_it_reads_and_quoted_printable_where_it_must() {
+        let greek = "Ελλάδα: απεργία\n------------------------------\nSubject: (gr) Αθήνα\n";
+        let entity = String::from_utf8(text_entity_8bit("plain", None, greek)).unwrap();
+        assert!(entity.contains("Content-Transfer-Encoding: 8bit\r\n\r\n"));
+        assert!(entity.ends_with(&greek.replace('\n', "\r\n")));
+        let seven = downgrade_8bit(entity.as_bytes()).unwrap();
+        assert!(seven.is_ascii());
+        let parsed = mail_parser::MessageParser::default().parse(&seven).unwrap();
+        assert_eq!(parsed.body_text(0).unwrap().replace("\r\n", "\n"), greek);
+        // ASCII stays 7bit; a line over 998 octets cannot be 8bit.
+        let ascii = text_entity_8bit("plain", None, "plain words\n");
+        assert!(String::from_utf8_lossy(&ascii).contains("7bit"));
+        assert!(downgrade_8bit(&ascii).is_none());
+        let long = format!("{}\n", "α".repeat(600));
+        let long = String::from_utf8(text_entity_8bit("plain", None, &long)).unwrap();
+        assert!(!long.contains("8bit"), "{}", &long[..120]);
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub struct Entry<'a> {
     pub subject: String,
     /// Author name, else address.
     pub author: String,
-    /// Date in the site timezone, `YYYY-MM-DD HH:MM`.
+    /// Date in the site timezone with its zone, `YYYY-MM-DD HH:MM ZONE`.
     pub date: String,
     /// The first paragraphs, at most [`EXCERPT_CHARS`] characters.
     pub excerpt: Vec<String>,
@@ -218,13 +218,11 @@ impl<'a> Digest<'a> {
                 } else {
                     headers::unfold(&post.author_name)
                 };
+                // In the site's timezone, saying which, as the archive's
+                // pages show it.
                 let seconds = post.date.unwrap_or(post.received_at);
                 let date = DateTime::from_timestamp(seconds, 0)
-                    .map(|d| {
-                        d.with_timezone(&timezone)
-                            .format("%Y-%m-%d %H:%M")
-                            .to_string()
-                    })
+                    .map(|d| crate::site::pages::format_date(config, d))
                     .unwrap_or_default();
                 Entry {
                     number: index + 1,
@@ -334,10 +332,9 @@ fn tidy_text(text: &str) -> String {
 /// most [`EXCERPT_PARAGRAPHS`] and [`EXCERPT_CHARS`] characters; a cut
 /// paragraph ends at a word with "…".
 pub fn excerpt(body: &str) -> Vec<String> {
-    let paragraphs = crate::text::paragraphs(body).into_iter().map(|lines| {
-        let lines: Vec<&str> = lines.into_iter().map(str::trim_start).collect();
-        lines.join(" ")
-    });
+    let paragraphs = crate::text::paragraphs(body)
+        .into_iter()
+        .map(|lines| crate::text::join_words(lines.into_iter().flat_map(str::split_whitespace)));
     let mut out = Vec::new();
     let mut left = EXCERPT_CHARS;
     for paragraph in paragraphs.take(EXCERPT_PARAGRAPHS) {
@@ -360,39 +357,9 @@ pub fn excerpt(body: &str) -> Vec<String> {
     out
 }
 
-/// Lines of `text` wrapped at `width` columns (East Asian wide characters
-/// count two), breaking at spaces, or anywhere in a run without spaces.
+/// Lines of `text` wrapped at `width` columns ([`crate::text::wrap`]).
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    use unicode_width::UnicodeWidthChar;
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    let mut column = 0;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let word_width: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
-        if column > 0 && column + 1 + word_width <= width {
-            line.push(' ');
-            line.push_str(word);
-            column += 1 + word_width;
-            continue;
-        }
-        if column > 0 {
-            lines.push(std::mem::take(&mut line));
-            column = 0;
-        }
-        for c in word.chars() {
-            let w = c.width().unwrap_or(0);
-            if column + w > width && column > 0 {
-                lines.push(std::mem::take(&mut line));
-                column = 0;
-            }
-            line.push(c);
-            column += w;
-        }
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
+    crate::text::wrap(text, width)
 }
 
 #[cfg(test)]

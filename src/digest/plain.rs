@@ -25,7 +25,7 @@
 
 use mail_parser::{Address, HeaderValue, MessageParser};
 
-use super::headers::{self, text_entity};
+use super::headers::{self, text_entity_8bit};
 use super::original::Original;
 use super::{Digest, Entry};
 
@@ -36,9 +36,10 @@ pub const PREAMBLE_END: &str =
 /// The line between posts.
 pub const SEPARATOR: &str = "------------------------------";
 
-/// The text/plain entity of the plain digest.
+/// The text/plain entity of the plain digest: 8bit, so that it can be
+/// burst as it arrives ([`headers::text_entity_8bit`]).
 pub fn render_plain_entity(digest: &Digest<'_>) -> Vec<u8> {
-    text_entity("plain", None, &render_plain(digest))
+    text_entity_8bit("plain", None, &render_plain(digest))
 }
 
 /// The RFC 1153 text of a digest (LF line ends).

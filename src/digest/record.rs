@@ -51,6 +51,9 @@ pub struct DigestRecord {
     pub reason: String,
     /// Unix seconds.
     pub issued_at: i64,
+    /// The random part of its Message-IDs; `None` for digests issued before
+    /// there was one.
+    pub nonce: Option<String>,
 }
 
 /// A published post not yet in any digest of its list, with its original

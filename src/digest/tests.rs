@@ -179,6 +179,7 @@ fn personal_message_headers() {
         period: "2026".to_string(),
         reason: "schedule".to_string(),
         issued_at: issued_at().timestamp(),
+        nonce: Some("5f3a9c0e1b2d4e6f".to_string()),
     };
     let prepared = Prepared::new(
         &config,
@@ -208,4 +209,24 @@ fn personal_message_headers() {
         envelope.from().unwrap().to_string(),
         "a-infos-en-bounces+reader=example.com@lists.example.org"
     );
+}
+
+#[test]
+fn hard_wrapped_chinese_rejoins_without_spaces_and_no_summary_line_begins_with_a_stop() {
+    let body = "世界人权宣言：人人生而自\n由，在尊严和权利上一律平等。\n他们赋有理性和良心，并应以兄弟关系的精神相对待。\n";
+    let excerpt = super::excerpt(body);
+    assert_eq!(
+        excerpt,
+        ["世界人权宣言：人人生而自由，在尊严和权利上一律平等。他们赋有理性和良心，并应以兄弟关系的精神相对待。"]
+    );
+    let summary_lines = super::wrap(&excerpt[0], 20);
+    assert!(summary_lines.len() > 3);
+    assert!(
+        summary_lines
+            .iter()
+            .all(|line| !line.starts_with(['。', '，', '：'])),
+        "{summary_lines:?}"
+    );
+    // Words of other scripts keep their space across a line break.
+    assert_eq!(super::excerpt("strike\ngoes on\n"), ["strike goes on"]);
 }

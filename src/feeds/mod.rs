@@ -166,11 +166,10 @@ pub struct Entry {
     /// Published: the post's Date, or when it was received if it has none
     /// or claims a later time ([`entry_date`]).
     pub date: DateTime<Utc>,
-    /// Updated: `date` plus the post's id in nanoseconds. Atom wants the
-    /// `updated` instants of a feed's entries distinct (the W3C validator
-    /// warns on two equal ones), yet many posts share a second: an import
-    /// stamps every post without a Date with the same one. The fraction
-    /// orders them by arrival and, like the rest, never changes for a post.
+    /// Updated: a real time, the same as `date` (a post is never edited).
+    /// Posts sharing a second (an import stamps every post without a Date
+    /// with the same one) keep their order by the feed's order, newest
+    /// first and ties by arrival, never by a made-up fraction.
     pub updated: DateTime<Utc>,
     /// The first few lines, plain text; empty when the text has nothing
     /// printable, and then left out.
@@ -357,8 +356,7 @@ fn build_entry(
         lang,
         author: (!author.is_empty()).then_some(author),
         date: entry_date(post),
-        updated: entry_date(post)
-            + chrono::Duration::nanoseconds(post.id.rem_euclid(1_000_000_000)),
+        updated: entry_date(post),
         summary: text::summarize(&text::xml_safe(&body)),
         content_html: html::body_html(&body),
         versions: Vec::new(),

@@ -1,9 +1,9 @@
 //! A [`Feed`] as RSS 1.0 (RDF Site Summary) (pure), written with quick-xml:
 //! no crate of the stack writes it. Dates, languages and authors are
 //! Dublin Core (`dc:`), the full text `content:encoded` (RSS 1.0 modules),
-//! and the generator `admin:generatorAgent`. Titles that could be taken for
-//! markup are escaped HTML, and references are hexadecimal, as in RSS 2.0
-//! (see [`super::rss`]). An item's `rdf:about` is its
+//! and the generator `admin:generatorAgent`. Titles are plain text, escaped
+//! once (RSS 1.0 titles are character data), and references are
+//! hexadecimal, as in RSS 2.0 (see [`super::rss`]). An item's `rdf:about` is its
 //! stable id, so it survives a change of address like the ids of the other
 //! formats.
 
@@ -13,7 +13,6 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
 use super::html::escape;
-use super::text::looks_like_markup;
 use super::xml::with_hex_references;
 use super::{Feed, Format, GENERATOR, GENERATOR_VERSION};
 
@@ -86,11 +85,7 @@ fn write_rdf(writer: &mut Writer<Vec<u8>>, feed: &Feed) -> io::Result<()> {
             .create_element("item")
             .with_attribute(("rdf:about", entry.id.as_str()))
             .write_inner_content(|writer| {
-                if looks_like_markup(&entry.title) {
-                    text_element(writer, "title", &escape(&entry.title))?;
-                } else {
-                    text_element(writer, "title", &entry.title)?;
-                }
+                text_element(writer, "title", &entry.title)?;
                 text_element(writer, "link", &entry.link)?;
                 // Readers take an RSS 1.0 description for HTML, like RSS 2.0's.
                 if !entry.summary.is_empty() {

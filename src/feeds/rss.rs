@@ -5,19 +5,18 @@
 //! the full text is `content:encoded`, and the self link `atom:link
 //! rel="self"`, as the RSS Advisory Board's RSS Profile recommends.
 //!
-//! Readers differ on whether an RSS title is text or HTML. A title that
-//! could be taken for markup ([`looks_like_markup`]) is therefore sent as
-//! escaped HTML, so that readers taking it for HTML show the text and none
-//! runs a contributor's `<script>`; and references are written in hex
-//! ([`with_hex_references`]), which the profile recommends and which tells
-//! readers following it that such a title is character data.
+//! A title is plain text, escaped once as XML requires: the RSS Best
+//! Practices Profile has item titles as plain text, and readers such as
+//! newsboat show an escaped `&lt;` as `&lt;`, so escaping twice would put
+//! entities on their screens. References are written in hex
+//! ([`with_hex_references`]), as the profile recommends, which tells readers
+//! following it that a title with `<` in it is character data.
 
 use rss::extension::atom::{AtomExtension, Link};
 use rss::extension::dublincore::DublinCoreExtension;
 use rss::{Channel, Guid, Item};
 
 use super::html::escape;
-use super::text::looks_like_markup;
 use super::xml::with_hex_references;
 use super::{Feed, Format, GENERATOR, GENERATOR_VERSION};
 
@@ -33,11 +32,7 @@ pub fn render_rss(feed: &Feed) -> anyhow::Result<Vec<u8>> {
                 ..Default::default()
             };
             Item {
-                title: Some(if looks_like_markup(&entry.title) {
-                    escape(&entry.title)
-                } else {
-                    entry.title.clone()
-                }),
+                title: Some(entry.title.clone()),
                 link: Some(entry.link.clone()),
                 // The description is HTML: the plain summary, escaped.
                 description: (!entry.summary.is_empty()).then(|| escape(&entry.summary)),

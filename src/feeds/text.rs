@@ -163,27 +163,9 @@ fn without_signature(body: &str) -> &str {
     body.find("\n-- \n").map_or(body, |end| &body[..end])
 }
 
-/// The words of `text` on one line, separated by one space, except between
-/// two wide (CJK) characters that a line break split: those scripts do not
-/// separate words with spaces, so the break is dropped.
+/// The words of `text` on one line ([`crate::text::join_words`]).
 fn flowed(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut previous: Option<char> = None;
-    for word in text.split_whitespace() {
-        let first = word.chars().next();
-        if let (Some(before), Some(after)) = (previous, first) {
-            if !(is_wide(before) && is_wide(after)) {
-                out.push(' ');
-            }
-        }
-        out.push_str(word);
-        previous = word.chars().last();
-    }
-    out
-}
-
-fn is_wide(c: char) -> bool {
-    c.width() == Some(2)
+    crate::text::join_words(text.split_whitespace())
 }
 
 /// The longest start of `text` (one line, as [`flowed`] makes it) that fits

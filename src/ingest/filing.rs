@@ -343,13 +343,10 @@ fn rejected(size: usize, raw: Option<&[u8]>, received_at: i64, reason: String) -
 /// when that holds no more than a greeting or a signature, the text of a
 /// forwarded message follows it.
 fn body_text(message: &Message<'_>) -> String {
-    let mut text = message
-        .body_text(0)
-        .map(|t| t.into_owned())
-        .unwrap_or_default();
+    let mut text = text_of(message).unwrap_or_default();
     if letters(without_signature(&text)) < 40 {
         let forwarded = message.parts.iter().find_map(|part| match &part.body {
-            PartType::Message(inner) => inner.body_text(0),
+            PartType::Message(inner) => text_of(inner),
             _ => None,
         });
         if let Some(forwarded) = forwarded {
@@ -360,6 +357,32 @@ fn body_text(message: &Message<'_>) -> String {
         }
     }
     text
+}
+
+/// The first text body of `message`: a text/plain part as it is, an HTML
+/// one as text with its block structure kept ([`html_text`]).
+fn text_of(message: &Message<'_>) -> Option<String> {
+    let index = *message.text_body.first()?;
+    match &message.parts.get(index as usize)?.body {
+        PartType::Html(html) => Some(html_text(html)),
+        _ => message.body_text(0).map(|text| text.into_owned()),
+    }
+}
+
+/// Lines of text in an HTML body (most posts that are only HTML come from
+/// webmail), as html2text renders it: a blank line between paragraphs,
+/// headings, list items and table rows, lines of at most 76 columns, each
+/// link's address in a numbered note at the end. mail-parser's own
+/// conversion runs paragraphs together; it is the fallback if html2text
+/// fails.
+fn html_text(html: &str) -> String {
+    const WIDTH: usize = 76;
+    html2text::config::plain_no_decorate()
+        .link_footnotes(true)
+        .no_link_wrapping()
+        .allow_width_overflow()
+        .string_from_read(html.as_bytes(), WIDTH)
+        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
 }
 
 /// Text before the "-- " signature separator.
@@ -561,5 +584,22 @@ mod tests {
         let b = file("From: a@example.org\r\nSubject: (en) T\r\n\r\nSame  text\n");
         assert_eq!(a.key, b.key);
         assert!(a.message_id.is_none());
+    }
+
+    #[test]
+    fn an_html_only_post_keeps_its_paragraphs_and_links() {
+        let post = file(
+            "From: a@example.org\r\nSubject: (en) Strike\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+             <html><body><h1>Strike</h1><p>The strike goes on.</p><p>Assembly at <a href=\"https://example.org/a\">the hall</a>\r\n\
+             on Sunday.</p><ul><li>bread</li><li>roses</li></ul></body></html>\r\n",
+        );
+        let paragraphs = crate::text::paragraphs(&post.body);
+        let texts: Vec<String> = paragraphs.iter().map(|lines| lines.join(" ")).collect();
+        assert_eq!(texts[1], "The strike goes on.", "{texts:?}");
+        assert!(texts[2].starts_with("Assembly at [the hall][1] on Sunday."));
+        // List items each on a line of their own; the link's address in a note.
+        assert!(post.body.contains("\n* bread\n* roses\n"), "{}", post.body);
+        assert!(texts.contains(&"[1]: https://example.org/a".to_string()));
+        assert!(!post.body.contains('<'), "{}", post.body);
     }
 }

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::{posts, Connection, Result, Transaction};
 use crate::digest::{DigestMode, DigestRecord, IssuedDigest, NewDigest, Pending, PendingPost};
 
-const COLUMNS: &str = "id, list_code, volume, issue, period, reason, issued_at";
+const COLUMNS: &str = "id, list_code, volume, issue, period, reason, issued_at, nonce";
 
 /// Published posts of list ?1 that no digest of the list holds yet.
 const PENDING_WHERE: &str = "list_code = ?1 AND status = 'published' AND NOT EXISTS \
@@ -128,9 +128,10 @@ pub fn record(
     let Some(new) = digest else {
         return Ok(None);
     };
-    tx.execute(
-        "INSERT INTO digests (list_code, volume, issue, period, reason, issued_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    // SQLite's randomness is seeded by the operating system's.
+    let (digest_id, nonce): (i64, String) = tx.query_row(
+        "INSERT INTO digests (list_code, volume, issue, period, reason, issued_at, nonce) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, lower(hex(randomblob(8)))) RETURNING id, nonce",
         params![
             list_code,
             new.volume,
@@ -139,8 +140,8 @@ pub fn record(
             new.reason,
             new.issued_at
         ],
+        |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
-    let digest_id = tx.last_insert_rowid();
     let mut link = tx.prepare_cached(
         "INSERT INTO digest_posts (list_code, post_id, digest_id, position) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -187,6 +188,7 @@ pub fn record(
             period: new.period,
             reason: new.reason,
             issued_at: new.issued_at,
+            nonce: Some(nonce),
         },
         posts: pending_ids.len(),
         queued,
@@ -236,5 +238,6 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<DigestRecord> {
         period: row.get(4)?,
         reason: row.get(5)?,
         issued_at: row.get(6)?,
+        nonce: row.get(7)?,
     })
 }

@@ -199,6 +199,23 @@ pub fn decide(
     Ok(true)
 }
 
+/// Files held post `id` under `list_code` in language `lang`, as a
+/// moderator chose; false when it is not held (nothing changes then).
+pub fn refile(tx: &Transaction<'_>, id: i64, list_code: &str, lang: &str) -> Result<bool> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE posts SET list_code = ?2, lang = ?3, filed_by = ?4 \
+             WHERE id = ?1 AND status = 'held'",
+        )?
+        .execute(params![
+            id,
+            list_code,
+            lang,
+            crate::post::FiledBy::Moderator
+        ])?;
+    Ok(changed > 0)
+}
+
 /// What incoming authentication found when post `id` arrived (the value
 /// of its Authentication-Results field); `None` when it was not verified.
 pub fn auth_results(db: &Connection, id: i64) -> Result<Option<String>> {

@@ -65,16 +65,6 @@ fn names(set: impl IntoIterator<Item = impl AsRef<str>>) -> String {
         .join(", ")
 }
 
-/// The moderation notices (to moderators, and to the senders of refused
-/// posts), English until translated: every other language falls back to
-/// them, file by file and key by key ([`super::Templates::language`]).
-const ENGLISH_ONLY: &[&str] = &[
-    "held.txt",
-    "rejected.txt",
-    "held_subject",
-    "rejected_subject",
-];
-
 /// What `lang` lacks or has wrong in `area`, compared with English, one
 /// line each.
 fn problems_of(
@@ -92,9 +82,6 @@ fn problems_of(
     }
     for (file, english_text) in &english {
         let name = format!("{area}/{lang}/{file}");
-        if ENGLISH_ONLY.contains(file) {
-            continue;
-        }
         let Some(text) = own.get(file) else {
             problems.push(format!("{name} is missing"));
             continue;
@@ -104,7 +91,7 @@ fn problems_of(
             let labels = labels_in(&name, text);
             let missing: Vec<&String> = english_labels
                 .keys()
-                .filter(|key| !labels.contains_key(*key) && !ENGLISH_ONLY.contains(&key.as_str()))
+                .filter(|key| !labels.contains_key(*key))
                 .collect();
             if !missing.is_empty() {
                 problems.push(format!("{name} lacks keys: {}", names(&missing)));

@@ -20,11 +20,16 @@ impl Daemon {
 
     /// A daemon whose HTTP listener is at `http` (an address the test
     /// chose, so that base_url can name it for a browser to follow).
+    pub fn start_with_http(tidings: &Tidings, http: &str) -> Daemon {
+        Daemon::start_with_args(tidings, http, &[])
+    }
+
+    /// A daemon started with `extra` arguments to `serve` (e.g. `--at`).
     #[allow(
         clippy::zombie_processes,
         reason = "Drop kills the child and waits for it"
     )]
-    pub fn start_with_http(tidings: &Tidings, http: &str) -> Daemon {
+    pub fn start_with_args(tidings: &Tidings, http: &str, extra: &[&str]) -> Daemon {
         let serve_json = tidings.path().join("data/serve.json");
         let _ = std::fs::remove_file(&serve_json);
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
@@ -39,6 +44,7 @@ impl Daemon {
                 "--http-listen",
                 http,
             ])
+            .args(extra)
             .current_dir(tidings.path())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(tidings.path().join("serve.log")).unwrap())
@@ -146,6 +152,41 @@ pub fn send(protocol: &str, daemon: &Daemon, spec: Value) -> Vec<Value> {
     let (host, port) = daemon.address(protocol);
     python(
         SEND,
+        &[protocol, &host, &port.to_string(), &spec.to_string()],
+    )
+    .lines()
+    .map(|line| serde_json::from_str(line).unwrap())
+    .collect()
+}
+
+/// Sends raw messages with smtplib (SMTP or LMTP), each with its own
+/// envelope (`from` may be empty: the null sender), and prints one JSON
+/// line per message: the refused recipients, or the error.
+pub const SEND_RAW: &str = r#"
+import json, smtplib, sys
+protocol, host, port, spec = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+for item in spec:
+    client = smtplib.LMTP(host, port, timeout=60) if protocol == "lmtp" else smtplib.SMTP(host, port, timeout=60)
+    try:
+        refused = client.sendmail(item["from"], item["to"], item["raw"].encode())
+        print(json.dumps({"ok": True, "refused": {k: [v[0], v[1].decode()] for k, v in refused.items()}}))
+    except smtplib.SMTPRecipientsRefused as e:
+        print(json.dumps({"ok": False, "error": {k: [v[0], v[1].decode()] for k, v in e.recipients.items()}}))
+    except smtplib.SMTPResponseException as e:
+        print(json.dumps({"ok": False, "code": e.smtp_code, "error": e.smtp_error.decode()}))
+    finally:
+        try:
+            client.quit()
+        except Exception:
+            pass
+"#;
+
+/// [`SEND_RAW`]: each of `spec` (`{"from", "to": [...], "raw"}`) in a
+/// session of its own; the answers, in order.
+pub fn send_raw(protocol: &str, daemon: &Daemon, spec: Value) -> Vec<Value> {
+    let (host, port) = daemon.address(protocol);
+    python(
+        SEND_RAW,
         &[protocol, &host, &port.to_string(), &spec.to_string()],
     )
     .lines()

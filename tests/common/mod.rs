@@ -227,6 +227,78 @@ impl Peer {
     }
 }
 
+/// A message the peer received: its envelope and its bytes.
+pub struct Received {
+    pub envelope: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Received {
+    fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::new()
+            .parse(&self.raw)
+            .expect("the peer received a message")
+    }
+
+    /// The decoded Subject.
+    pub fn subject(&self) -> String {
+        self.parsed().subject().unwrap_or_default().to_string()
+    }
+
+    /// A header field as written, its lines unfolded.
+    pub fn header(&self, name: &'static str) -> Option<String> {
+        self.parsed()
+            .header_raw(name)
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+
+    /// The first text part, decoded.
+    pub fn text(&self) -> String {
+        self.parsed().body_text(0).unwrap_or_default().into_owned()
+    }
+
+    /// The whole message as text (a digest's parts and all).
+    pub fn lossy(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+}
+
+impl Peer {
+    /// Every message received for `address`, in the order received.
+    pub fn messages(&self, address: &str) -> Vec<Received> {
+        let mut names: Vec<_> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|path| {
+                let envelope: Value = serde_json::from_str(
+                    &std::fs::read_to_string(path.with_extension("json")).ok()?,
+                )
+                .ok()?;
+                let to = envelope["rcpt_tos"].as_array()?;
+                to.iter()
+                    .any(|t| t.as_str().is_some_and(|t| t.eq_ignore_ascii_case(address)))
+                    .then(|| Received {
+                        envelope: envelope.clone(),
+                        raw: std::fs::read(&path).unwrap(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Waits for the `nth` (from 1) message to `address`.
+    pub fn nth(&self, address: &str, nth: usize) -> Received {
+        wait_for(&format!("message {nth} to {address}"), PATIENCE, || {
+            let mut all = self.messages(address);
+            (all.len() >= nth).then(|| all.swap_remove(nth - 1))
+        })
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -43,7 +43,8 @@ KEPT = ["date", "from", "sender", "reply-to", "to", "cc", "subject", "message-id
 RFC1153_ORDER = ["Date", "From", "To", "Cc", "Subject", "Message-ID", "Keywords"]
 TOP_FIELDS = ["Date", "From", "To", "Subject", "Message-ID", "MIME-Version", "List-Id",
               "List-Post", "List-Help", "List-Subscribe", "List-Archive", "List-Unsubscribe",
-              "List-Unsubscribe-Post", "Precedence", "Content-Type"]
+              "List-Unsubscribe-Post", "Precedence", "Content-Type",
+              "Content-Transfer-Encoding"]
 
 
 def public_record(pem_path):

@@ -261,6 +261,16 @@ fn post_reply(post: Option<&Result<Outcome, Deferred>>) -> String {
             )
         }
         Some(Ok(Outcome::Duplicate { id })) => format!("250 2.0.0 already stored as post {id}"),
+        // A loop is kept and answered with nothing: a bounce would only
+        // feed it (as the pipe exits 0).
+        Some(Ok(Outcome::Rejected { id, reason }))
+            if reason.starts_with(crate::moderation::LOOP) =>
+        {
+            format!(
+                "250 2.0.0 kept as post {id}, not published: {}",
+                one_line(reason)
+            )
+        }
         Some(Ok(Outcome::Rejected { reason, .. })) => format!("550 5.6.0 {}", one_line(reason)),
         Some(Err(deferred)) => format!(
             "451 4.3.0 {}; try again later",

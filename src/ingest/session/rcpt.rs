@@ -2,9 +2,9 @@
 //! routing table of [`crate::ingest::route`].
 //!
 //! A list's posting address, its service addresses (-request, -subscribe,
-//! -unsubscribe, -confirm, -owner) and postmaster are accepted. -bounces
-//! has a route but no reader yet, so it is refused as not yet supported;
-//! unknown names and other domains are refused, so tidings never relays.
+//! -unsubscribe, -confirm, -bounces, -owner) and postmaster are accepted;
+//! unknown names at the site domain are refused (550 5.1.1) and other
+//! domains too (550 5.7.1), so tidings never relays.
 
 use std::borrow::Cow;
 
