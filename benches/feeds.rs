@@ -211,6 +211,7 @@ fn new_post(config: &Config, n: usize, texts: &[Vec<String>]) -> NewPost {
             attachments: Vec::new(),
         },
         raw: None,
+        auth_results: None,
     }
 }
 

@@ -4,6 +4,7 @@
 //! the [`store`], and goes out as feeds, digests and pages. [`config`] reads
 //! lists.toml; [`cli`] is the command line.
 
+pub mod auth;
 pub mod bounce;
 pub mod cli;
 pub mod clock;

@@ -176,6 +176,10 @@ pub struct NewPost {
     /// The message exactly as received; `None` only for messages rejected
     /// for their size.
     pub raw: Option<Vec<u8>>,
+    /// What incoming authentication found (the value of the
+    /// Authentication-Results field added on top of `raw`, RFC 8601);
+    /// `None` when the post's list does not verify (see [`crate::auth`]).
+    pub auth_results: Option<String>,
 }
 
 impl Deref for NewPost {

@@ -64,6 +64,16 @@ pub enum Command {
         /// $SENDER. An empty one is the null sender of a bounce.
         #[arg(long, allow_hyphen_values = true)]
         sender: Option<String>,
+        /// The address of the client the MTA received the message from,
+        /// checked by SPF when the list verifies (Postfix pipe:
+        /// ${client_address}); defaults to $CLIENT_ADDRESS. An empty or
+        /// unknown one leaves SPF `none`.
+        #[arg(long)]
+        client_ip: Option<String>,
+        /// The host that client named in HELO/EHLO (Postfix pipe:
+        /// ${client_helo}); defaults to $CLIENT_HELO.
+        #[arg(long)]
+        helo: Option<String>,
         /// Envelope recipient(s); defaults to $ORIGINAL_RECIPIENT.
         /// A list's posting address takes a post, its other addresses are
         /// answered as mail to them; any other address at the domain exits 67.

@@ -13,12 +13,20 @@ use crate::config::{self, Config};
 use crate::feeds;
 use crate::ingest::{self, Envelope};
 
+/// What the MTA said of the client a piped message came from, as given
+/// (`--client-ip`, `--helo`).
+pub struct Client {
+    pub ip: Option<String>,
+    pub helo: Option<String>,
+}
+
 /// `tidings ingest`: stores the message on stdin and exits with what the
 /// MTA acts on (see [`ingest::pipe`]).
 pub fn ingest(
     path: Option<&Path>,
     list: Option<String>,
     sender: Option<String>,
+    client: Client,
     mut recipients: Vec<String>,
 ) -> ExitCode {
     // A broken configuration is the operator's fault, not the sender's:
@@ -38,14 +46,27 @@ pub fn ingest(
     // Postfix's local(8) and pipe(8) ($SENDER, ${sender}) say who sent it;
     // an empty sender is the null sender of a bounce.
     let sender = sender.or_else(|| std::env::var("SENDER").ok());
+    // Postfix's local(8) exports the client as $CLIENT_ADDRESS and
+    // $CLIENT_HELO; pipe(8) passes ${client_address} and ${client_helo}
+    // as arguments. "unknown" (a locally submitted message) is no address.
+    let client_ip = client
+        .ip
+        .or_else(|| std::env::var("CLIENT_ADDRESS").ok())
+        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok());
+    let helo = client
+        .helo
+        .or_else(|| std::env::var("CLIENT_HELO").ok())
+        .unwrap_or_default();
     let envelope = Envelope {
         list_code: list,
         recipients,
     };
-    let delivery = ingest::pipe::deliver(
+    let delivery = ingest::pipe::deliver_from(
         &config,
         &envelope,
         sender.as_deref(),
+        client_ip,
+        &helo,
         std::io::stdin().lock(),
     );
     if delivery.published {

@@ -54,8 +54,19 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ingest {
             list,
             sender,
+            client_ip,
+            helo,
             recipients,
-        } => ingest::ingest(path, list, sender, recipients),
+        } => ingest::ingest(
+            path,
+            list,
+            sender,
+            ingest::Client {
+                ip: client_ip,
+                helo,
+            },
+            recipients,
+        ),
         Command::Import { list, paths } => {
             with_config(path, |config| ingest::import(&config, list, &paths))
         }

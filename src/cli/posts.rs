@@ -114,6 +114,15 @@ pub fn show(config: &Config, id: i64, raw: bool) -> anyhow::Result<()> {
         post.date_header.as_deref().unwrap_or("-")
     )?;
     writeln!(out, "Subject:     {}", post.subject)?;
+    // What incoming authentication found, one method a line (its
+    // Authentication-Results field, unfolded).
+    if let Some(results) = posts::auth_results(&db, id)? {
+        let lines: Vec<&str> = results
+            .split("\r\n")
+            .map(|line| line.trim_start_matches('\t'))
+            .collect();
+        writeln!(out, "Auth:        {}", lines.join("\n             "))?;
+    }
     writeln!(out, "Title:       {}", post.title)?;
     if !post.translations.is_empty() {
         writeln!(out, "Translations: {}", post.translations.join(", "))?;

@@ -1,5 +1,9 @@
-//! The `[ingest]` table: what incoming mail may be, and how sure language
-//! detection must be to file a post.
+//! The `[ingest]` table: what incoming mail may be, how sure language
+//! detection must be to file a post, and the DNS servers incoming
+//! authentication asks (`verify = true`, see [`crate::auth`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -14,13 +18,26 @@ pub struct Ingest {
     /// Minimum confidence (0..1) for filing an untagged post by detected
     /// language (default 0.5).
     pub detect_confidence: f64,
+    /// The DNS servers that incoming authentication asks, each an IP
+    /// address with an optional port (default none: those of
+    /// /etc/resolv.conf).
+    pub dns_servers: Vec<SocketAddr>,
+    /// How long one DNS query may take before it counts as failed
+    /// (`dns_timeout_seconds`, default 5); a whole verification is bounded
+    /// by [`crate::auth::QUERIES_PER_VERIFICATION`] of them.
+    pub dns_timeout: Duration,
 }
+
+/// DNS queries wait this many seconds unless `dns_timeout_seconds` says.
+pub const DEFAULT_DNS_TIMEOUT_SECONDS: u64 = 5;
 
 impl Default for Ingest {
     fn default() -> Self {
         Ingest {
             max_message_bytes: 10 * 1024 * 1024,
             detect_confidence: 0.5,
+            dns_servers: Vec::new(),
+            dns_timeout: Duration::from_secs(DEFAULT_DNS_TIMEOUT_SECONDS),
         }
     }
 }
@@ -31,6 +48,9 @@ impl Default for Ingest {
 pub(super) struct RawIngest {
     max_message_bytes: Option<Spanned<i64>>,
     detect_confidence: Option<Spanned<f64>>,
+    #[serde(default)]
+    dns_servers: Vec<Spanned<String>>,
+    dns_timeout_seconds: Option<Spanned<i64>>,
 }
 
 impl RawIngest {
@@ -58,6 +78,32 @@ impl RawIngest {
                 );
             }
         }
+        for written in &self.dns_servers {
+            match dns_server(written.get_ref()) {
+                Some(server) => ingest.dns_servers.push(server),
+                None => errors.at(
+                    written.span(),
+                    &format!("dns_servers: `{}` is not an IP address", written.get_ref()),
+                    "write an IP address, with a port if not 53: \"127.0.0.1\", \"127.0.0.1:5353\" or \"[::1]:53\"",
+                ),
+            }
+        }
+        ingest.dns_timeout = Duration::from_secs(errors.bounded(
+            self.dns_timeout_seconds,
+            1..=60,
+            DEFAULT_DNS_TIMEOUT_SECONDS,
+            "dns_timeout_seconds",
+            "give the seconds one DNS query may take, e.g. 5",
+        ));
         ingest
     }
+}
+
+/// A DNS server as written: an IP address (port 53) or a socket address.
+fn dns_server(written: &str) -> Option<SocketAddr> {
+    let written = written.trim();
+    written
+        .parse::<SocketAddr>()
+        .ok()
+        .or_else(|| Some(SocketAddr::new(written.parse::<IpAddr>().ok()?, 53)))
 }

@@ -66,6 +66,9 @@ pub struct List {
     pub moderators: Vec<String>,
     /// When bounces disable a subscriber (default `[site]`'s).
     pub bounces: BounceScoring,
+    /// Whether posts are checked by DKIM, SPF, DMARC and ARC on arrival
+    /// (default `[site] verify`; see [`crate::auth`]).
+    pub verify: bool,
 }
 
 impl Choice for Mode {
@@ -131,6 +134,7 @@ pub(super) struct RawList {
     moderators: Option<Vec<Spanned<String>>>,
     bounce_threshold: Option<Spanned<f64>>,
     bounce_window_days: Option<Spanned<i64>>,
+    verify: Option<bool>,
 }
 
 /// Checks every list, alone and against the others (tags and addresses
@@ -337,6 +341,7 @@ impl RawList {
             posting,
             moderators,
             bounces,
+            verify: self.verify.unwrap_or(site.verify),
         })
     }
 }

@@ -370,6 +370,40 @@ address = "en@lists.example.org"
     }
 
     #[test]
+    fn verify_is_the_site_s_unless_a_list_says_and_its_dns_servers_are_checked() {
+        let list = |code: &str, verify: &str| {
+            format!("\n[[list]]\ncode = \"{code}\"\nlang = \"{code}\"\nname = \"{code}\"\naddress = \"{code}@lists.example.org\"\n{verify}")
+        };
+        let text = format!(
+            "[site]\nverify = true\n\n[ingest]\ndns_servers = [\"127.0.0.1:5353\", \"::1\"]\ndns_timeout_seconds = 2\n{}{}",
+            list("en", ""),
+            list("fr", "verify = false\n")
+        );
+        let config = parse(&text, "lists.toml", Path::new(".")).unwrap();
+        assert!(config.site.verify);
+        assert!(config.list("en").unwrap().verify);
+        assert!(!config.list("fr").unwrap().verify);
+        let servers: Vec<String> = config
+            .ingest
+            .dns_servers
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(servers, ["127.0.0.1:5353", "[::1]:53"]);
+        assert_eq!(config.ingest.dns_timeout, std::time::Duration::from_secs(2));
+
+        let wrong = format!(
+            "[ingest]\ndns_servers = [\"ns.example.org\"]\ndns_timeout_seconds = 0\n{}",
+            list("en", "verify = \"yes\"\n")
+        );
+        let found = errors(&wrong);
+        let lines: Vec<usize> = found.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 10], "{found:#?}");
+        assert!(found[0].message.contains("ns.example.org"), "{found:#?}");
+        assert!(found[0].help.contains("127.0.0.1:5353"), "{found:#?}");
+    }
+
+    #[test]
     fn a_relay_password_never_goes_without_tls_or_a_file() {
         let list = "\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@lists.example.org\"\n";
         let clear = format!(
@@ -428,6 +462,10 @@ address = "en@lists.example.org"
             let (ingest, feeds) = (Ingest::default(), Feeds::default());
             assert_eq!(config.ingest.max_message_bytes, ingest.max_message_bytes);
             assert_eq!(config.ingest.detect_confidence, ingest.detect_confidence);
+            assert_eq!(config.ingest.dns_servers, ingest.dns_servers);
+            assert_eq!(config.ingest.dns_timeout, ingest.dns_timeout);
+            assert_eq!(config.site.verify, Site::default().verify);
+            assert!(config.lists.iter().all(|list| !list.verify));
             assert_eq!(config.feeds.all_entries, feeds.all_entries);
             assert_eq!(config.feeds.list_entries, feeds.list_entries);
             let (delivery, default) = (&config.delivery, Delivery::for_site(&config.site));

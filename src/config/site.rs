@@ -56,6 +56,9 @@ pub struct Site {
     /// When bounces disable a subscriber, for every list that does not
     /// say (`bounce_threshold`, default 5; `bounce_window_days`, default 7).
     pub bounces: BounceScoring,
+    /// Whether posts to every list that does not say are checked by DKIM,
+    /// SPF, DMARC and ARC on arrival (default false; see [`crate::auth`]).
+    pub verify: bool,
 }
 
 /// Whose posts a list publishes without a moderator (editors' always).
@@ -104,6 +107,7 @@ impl Default for Site {
             hold_days: DEFAULT_HOLD_DAYS,
             max_posts_per_hour: DEFAULT_MAX_POSTS_PER_HOUR,
             bounces: BounceScoring::default(),
+            verify: false,
         }
     }
 }
@@ -130,6 +134,8 @@ pub(super) struct RawSite {
     max_posts_per_hour: Option<Spanned<i64>>,
     bounce_threshold: Option<Spanned<f64>>,
     bounce_window_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    verify: bool,
 }
 
 impl RawSite {
@@ -253,6 +259,7 @@ impl RawSite {
             hold_days,
             max_posts_per_hour,
             bounces,
+            verify: self.verify,
         }
     }
 }

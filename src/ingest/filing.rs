@@ -199,6 +199,7 @@ impl<'a> Filer<'a> {
         NewPost {
             post,
             raw: Some(raw.to_vec()),
+            auth_results: None,
         }
     }
 
@@ -334,6 +335,7 @@ fn rejected(size: usize, raw: Option<&[u8]>, received_at: i64, reason: String) -
     NewPost {
         post,
         raw: raw.map(<[u8]>::to_vec),
+        auth_results: None,
     }
 }
 

@@ -9,7 +9,7 @@
 //! is answered 451, so the client keeps the message and tries again.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
@@ -18,6 +18,7 @@ use super::forward::forward;
 use super::route::Route;
 use super::session::{Message, Protocol};
 use super::{now, Envelope, Filer, Outcome};
+use crate::auth::{self, Verifier};
 use crate::config::Config;
 use crate::digest::headers::ListAddresses;
 use crate::metrics::Metrics;
@@ -103,6 +104,9 @@ pub struct StoreIntake {
     posts_changed: Arc<Notify>,
     metrics: Arc<Metrics>,
     on_message: Box<dyn Fn(&Received) + Send + Sync>,
+    /// Checks posts to the lists with `verify = true`; made when first
+    /// needed, again when the configuration names other DNS servers.
+    verifier: Mutex<Option<Arc<Verifier>>>,
 }
 
 impl StoreIntake {
@@ -135,6 +139,16 @@ impl StoreIntake {
             posts_changed,
             metrics,
             on_message: Box::new(on_message),
+            verifier: Mutex::new(None),
+        }
+    }
+
+    /// The verifier for `config`.
+    fn verifier(&self, config: &Config) -> Arc<Verifier> {
+        let mut verifier = self.verifier.lock().unwrap_or_else(PoisonError::into_inner);
+        match verifier.as_ref() {
+            Some(current) if current.fits(config) => current.clone(),
+            _ => verifier.insert(Arc::new(Verifier::new(config))).clone(),
         }
     }
 
@@ -281,13 +295,27 @@ impl Intake for StoreIntake {
             })
             .await
         };
-        let post = match filed {
+        let mut post = match filed {
             Ok(post) => post,
             Err(error) => {
                 tracing::error!(%error, "filing a message failed");
                 return Err(Deferred::new("the message could not be filed"));
             }
         };
+        // DNS answers take their time: this connection's task waits for
+        // them (bounded), the listener and every other connection go on.
+        if auth::wanted(config, &post) {
+            let client = auth::Client {
+                ip: message.client,
+                helo: message.helo.clone(),
+                mail_from: message.sender.clone(),
+            };
+            let authentication = self
+                .verifier(config)
+                .verify(message.content.clone(), client)
+                .await;
+            auth::apply(&mut post, &authentication);
+        }
         let message_id = post.message_id.clone();
         let list = post.list_code.clone();
         let outcome = self

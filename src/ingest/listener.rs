@@ -133,7 +133,8 @@ pub async fn run<I: Intake>(
                 let context = context.clone();
                 let shutdown = shutdown.clone();
                 sessions.spawn(async move {
-                    if let Err(error) = converse(stream, &context, &shutdown).await {
+                    let client = Some(peer.ip());
+                    if let Err(error) = converse(stream, client, &context, &shutdown).await {
                         tracing::debug!(%peer, %error, "session ended");
                     }
                     drop(slot);
@@ -164,25 +165,31 @@ pub async fn run<I: Intake>(
 
 /// Serves one connection until the client quits, the session closes it,
 /// a deadline passes or, while no transaction is open, `shutdown` fires;
-/// then closes it without losing the last reply.
+/// then closes it without losing the last reply. `client` is the peer's
+/// address, given with each message to the intake (SPF checks it).
 pub async fn converse<I: Intake>(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    client: Option<IpAddr>,
     context: &Context<I>,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
-    let served = serve(&mut stream, context, shutdown).await;
+    let served = serve(&mut stream, client, context, shutdown).await;
     close(&mut stream).await;
     served
 }
 
 async fn serve<I: Intake>(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    client: Option<IpAddr>,
     context: &Context<I>,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
     let config = context.config.borrow().clone();
     let limits = &context.limits;
     let mut session = Session::new(context.protocol, config.clone(), limits.rules());
+    if let Some(client) = client {
+        session.set_peer(client);
+    }
     send(stream, &session.greeting(), limits.command_timeout).await?;
     let mut input = vec![0u8; READ_BUFFER];
     let mut deadline = session.deadline();
@@ -425,7 +432,8 @@ mod tests {
         ) -> (Client, tokio::task::JoinHandle<io::Result<()>>) {
             let (client, server) = tokio::io::duplex(64 * 1024);
             let (context, shutdown) = (context.clone(), shutdown.clone());
-            let session = tokio::spawn(async move { converse(server, &context, &shutdown).await });
+            let session =
+                tokio::spawn(async move { converse(server, None, &context, &shutdown).await });
             let (read, write) = tokio::io::split(client);
             let client = Client {
                 read: BufReader::new(read),

@@ -16,6 +16,7 @@
 //! message and retries: nothing is lost.
 
 use std::io::Read;
+use std::net::IpAddr;
 
 use super::forward::forward;
 use super::route::{route, Route};
@@ -59,6 +60,21 @@ pub fn deliver(
     config: &Config,
     envelope: &Envelope,
     sender: Option<&str>,
+    input: impl Read,
+) -> Delivery {
+    deliver_from(config, envelope, sender, None, "", input)
+}
+
+/// [`deliver`] for a message the MTA received from the client at `client`
+/// which said HELO/EHLO `helo` (Postfix pipe: `${client_address}`,
+/// `${client_helo}`): what SPF checks when the post's list verifies
+/// ([`crate::auth`]). Without a client address SPF is `none`.
+pub fn deliver_from(
+    config: &Config,
+    envelope: &Envelope,
+    sender: Option<&str>,
+    client: Option<IpAddr>,
+    helo: &str,
     input: impl Read,
 ) -> Delivery {
     let mut routes = Vec::with_capacity(envelope.recipients.len());
@@ -140,7 +156,16 @@ pub fn deliver(
             Err(error) => return Delivery::tempfail(format!("store unavailable: {error:#}")),
         }
     }
-    let post = Filer::new(config).file_message(&raw, envelope, service.now);
+    let mut post = Filer::new(config).file_message(&raw, envelope, service.now);
+    if crate::auth::wanted(config, &post) {
+        let client = crate::auth::Client {
+            ip: client,
+            helo: helo.to_string(),
+            mail_from: sender.unwrap_or("").to_string(),
+        };
+        let authentication = crate::auth::verify_now(config, raw, client);
+        crate::auth::apply(&mut post, &authentication);
+    }
     let taken = store::transaction(&mut db, |tx| {
         let (outcome, _) = crate::moderation::take(tx, &service, post.clone(), sender)?;
         Ok::<_, anyhow::Error>(vec![outcome])

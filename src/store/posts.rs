@@ -37,8 +37,8 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
     let mut insert = tx.prepare_cached(
         "INSERT INTO posts (key, message_id, list_code, lang, status, reason, filed_by, tag, \
          subject, title, translations, machine_translation, author_name, author_address, \
-         date_header, date, received_at, body, attachments, size, head) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+         date_header, date, received_at, body, attachments, size, head, auth_results) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
          ON CONFLICT (key) DO NOTHING",
     )?;
     let mut insert_raw =
@@ -50,7 +50,12 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
     // into posts opens one (its triggers), so indexing each post as it is
     // inserted made a tiny index segment per post, merged over and over.
     let mut to_index = Vec::new();
-    for NewPost { post, raw } in posts {
+    for NewPost {
+        post,
+        raw,
+        auth_results,
+    } in posts
+    {
         let changed = insert.execute(params![
             post.key,
             post.message_id,
@@ -73,6 +78,7 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
             to_json(&post.attachments),
             post.size as i64,
             crate::lang::story_head(&post.title),
+            auth_results,
         ])?;
         if changed == 0 {
             let id = existing.query_row([&post.key], |row| row.get(0))?;
@@ -210,6 +216,16 @@ pub fn refile(tx: &Transaction<'_>, id: i64, list_code: &str, lang: &str) -> Res
     Ok(changed > 0)
 }
 
+/// What incoming authentication found when post `id` arrived (the value
+/// of its Authentication-Results field); `None` when it was not verified.
+pub fn auth_results(db: &Connection, id: i64) -> Result<Option<String>> {
+    let found: Option<Option<String>> = db
+        .prepare_cached("SELECT auth_results FROM posts WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
+    Ok(found.flatten())
+}
+
 /// Who decided about a post and when, if anyone did.
 pub fn decision(db: &Connection, id: i64) -> Result<Option<(String, i64)>> {
     let found: Option<(Option<String>, Option<i64>)> = db
@@ -308,6 +324,7 @@ pub(crate) fn sample(key: &str, list: &str, status: Status) -> NewPost {
             size: 9,
         },
         raw: Some(b"Subject: x\r\n\r\nBody text".to_vec()),
+        auth_results: None,
     }
 }
 
@@ -340,6 +357,17 @@ mod tests {
             vec![Inserted::Duplicate(2)]
         );
         assert_eq!(list(&db, &PostFilter::default()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_authentication_results_are_kept_with_the_post() {
+        let mut db = open_in_memory().unwrap();
+        let mut verified = post("v", "en");
+        verified.auth_results = Some("lists.example.org; dkim=pass header.d=a.example".into());
+        store(&mut db, &[verified.clone(), post("n", "en")]);
+        assert_eq!(auth_results(&db, 1).unwrap(), verified.auth_results);
+        assert_eq!(auth_results(&db, 2).unwrap(), None, "not verified");
+        assert_eq!(auth_results(&db, 3).unwrap(), None, "no such post");
     }
 
     #[test]

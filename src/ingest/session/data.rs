@@ -3,6 +3,7 @@
 //! intake has it: one per message for SMTP, one per accepted recipient for
 //! LMTP (RFC 2033 4.2).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
@@ -28,6 +29,13 @@ pub struct Message {
     pub protocol: Protocol,
     /// The MAIL FROM reverse-path; empty for a bounce (`<>`).
     pub sender: String,
+    /// The host the client named in its EHLO, HELO or LHLO, or the one an
+    /// MTA in front named by XFORWARD (what SPF checks of a null sender,
+    /// RFC 7208 2.3).
+    pub helo: String,
+    /// The client's IP address: the peer's, as the driver told the
+    /// session, or the one an MTA in front named by XFORWARD.
+    pub client: Option<IpAddr>,
     /// The accepted recipients in RCPT order; at least one.
     pub recipients: Vec<Recipient>,
     /// The message as sent, dot-unstuffed, ending in the CRLF before the
@@ -183,6 +191,10 @@ impl Session {
                 Next::Deliver(Message {
                     protocol: self.protocol,
                     sender: transaction.sender.unwrap_or_default(),
+                    helo: transaction
+                        .forwarded_helo
+                        .unwrap_or_else(|| self.helo.clone()),
+                    client: transaction.forwarded_client.unwrap_or(self.peer),
                     recipients: transaction.recipients,
                     content: Arc::new(content),
                 })

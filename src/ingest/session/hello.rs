@@ -27,6 +27,25 @@ pub fn too_many_connections(domain: &str) -> Vec<u8> {
     format!("421 4.7.0 {domain} too many connections, try again later\r\n").into_bytes()
 }
 
+/// Adds the XFORWARD line to the EHLO/LHLO reply that begins at `start`
+/// in `out`, before its last line (smtp-proto knows no such extension).
+fn offer_xforward(out: &mut Vec<u8>, start: usize) {
+    let reply = &out[start..];
+    // The last line begins after the CRLF that ends the one before it.
+    let last = reply[..reply.len().saturating_sub(2)]
+        .windows(2)
+        .rposition(|pair| pair == b"\r\n")
+        .map_or(start, |at| start + at + 2);
+    if last == start {
+        // A one-line reply ("250 host"): it becomes the first of two.
+        out[start + 3] = b'-';
+        out.extend_from_slice(format!("250 {}\r\n", super::xforward::OFFERED).as_bytes());
+        return;
+    }
+    let line = format!("250-{}\r\n", super::xforward::OFFERED);
+    out.splice(last..last, line.into_bytes());
+}
+
 impl Session {
     /// EHLO, HELO or LHLO: a fresh start, with the extensions tidings offers.
     pub(super) fn hello(&mut self, verb: Verb, host: &str, out: &mut Vec<u8>) -> Flow {
@@ -40,9 +59,13 @@ impl Session {
                     | smtp_proto::EXT_SIZE
                     | smtp_proto::EXT_ENHANCED_STATUS_CODES;
                 response.size = self.config.ingest.max_message_bytes;
+                let start = out.len();
                 response
                     .write(&mut *out)
                     .expect("writing to a Vec cannot fail");
+                if self.forwarding {
+                    offer_xforward(out, start);
+                }
             }
             (Protocol::Smtp, Verb::Helo) => reply(out, &format!("250 {domain} hello {host}")),
             (protocol, _) => {
@@ -59,6 +82,7 @@ impl Session {
             }
         }
         self.greeted = true;
+        self.helo = host.to_string();
         self.transaction = Transaction::default();
         Flow::Continue
     }

@@ -22,7 +22,9 @@ mod data;
 mod hello;
 mod mail;
 mod rcpt;
+mod xforward;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use smtp_proto::Request;
@@ -111,6 +113,11 @@ pub struct Output {
 struct Transaction {
     sender: Option<String>,
     recipients: Vec<Recipient>,
+    /// The client an MTA in front named by XFORWARD ADDR (`Some(None)`:
+    /// named as unknown).
+    forwarded_client: Option<Option<IpAddr>>,
+    /// The HELO it named by XFORWARD HELO (empty: unknown).
+    forwarded_helo: Option<String>,
 }
 
 enum State {
@@ -138,6 +145,12 @@ pub struct Session {
     config: Arc<Config>,
     rules: Rules,
     greeted: bool,
+    /// The host named in the last EHLO, HELO or LHLO.
+    helo: String,
+    /// The peer's address, when the driver told it.
+    peer: Option<IpAddr>,
+    /// Whether the peer may name another client by XFORWARD.
+    forwarding: bool,
     transaction: Transaction,
     errors: u32,
     state: State,
@@ -157,6 +170,9 @@ impl Session {
             config,
             rules,
             greeted: false,
+            helo: String::new(),
+            peer: None,
+            forwarding: false,
             transaction: Transaction::default(),
             errors: 0,
             state: State::Command,
@@ -328,6 +344,13 @@ impl Session {
 
     /// Parses and handles one complete command line.
     fn command(&mut self, line: &[u8], out: &mut Vec<u8>) -> Flow {
+        if xforward::is_xforward(line) {
+            let flow = self.xforward(line, out);
+            return match flow {
+                Flow::Continue if self.too_many_errors(out) => Flow::Close,
+                flow => flow,
+            };
+        }
         let flow = match Request::parse(&mut line.iter()) {
             Err(error) => {
                 self.errors += 1;

@@ -734,3 +734,66 @@ fn too_many_connections_is_421() {
         b"421 4.7.0 lists.example.org too many connections, try again later\r\n"
     );
 }
+
+/// One message through `client`, after whatever `before` says before MAIL.
+fn send_one(client: &mut Client, before: &str) -> Vec<String> {
+    client.send(format!(
+        "{before}MAIL FROM:<a@example.org>\r\nRCPT TO:<{LIST}>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n"
+    ))
+}
+
+#[test]
+fn a_loopback_peer_names_the_client_by_xforward_and_no_other_peer_may() {
+    for (protocol, hello) in [
+        (Protocol::Lmtp, "LHLO postfix.example.org\r\n"),
+        (Protocol::Smtp, "EHLO postfix.example.org\r\n"),
+    ] {
+        let mut client = Client::new(protocol);
+        client.session.set_peer("127.0.0.1".parse().unwrap());
+        let replies = client.send(hello);
+        assert!(
+            replies.contains(&"250-XFORWARD NAME ADDR PROTO HELO".to_string()),
+            "{replies:?}"
+        );
+        assert!(replies.last().unwrap().starts_with("250 "), "{replies:?}");
+        let replies = send_one(
+            &mut client,
+            "XFORWARD NAME=mx.example.net ADDR=IPV6:2001:db8::7 PROTO=ESMTP\r\nXFORWARD HELO=mx+2Eexample.net\r\n",
+        );
+        assert_eq!(&codes(&replies)[..2], ["250", "250"], "{replies:?}");
+        let message = &client.messages[0];
+        assert_eq!(message.client, "2001:db8::7".parse().ok());
+        assert_eq!(message.helo, "mx.example.net");
+        // The next transaction is the peer's own again.
+        send_one(&mut client, "");
+        assert_eq!(client.messages[1].client, "127.0.0.1".parse().ok());
+        assert_eq!(client.messages[1].helo, "postfix.example.org");
+        // Unknown is unknown, not the peer.
+        send_one(
+            &mut client,
+            "XFORWARD ADDR=[UNAVAILABLE] HELO=[TEMPUNAVAIL]\r\n",
+        );
+        assert_eq!(client.messages[2].client, None);
+        assert_eq!(client.messages[2].helo, "");
+        // Not inside a transaction, and only the attributes offered.
+        let replies = client.send(
+            "MAIL FROM:<a@example.org>\r\nXFORWARD ADDR=192.0.2.1\r\nRSET\r\nXFORWARD USER=x\r\n",
+        );
+        assert_eq!(codes(&replies), ["250", "503", "250", "501"], "{replies:?}");
+    }
+
+    let mut stranger = Client::new(Protocol::Smtp);
+    stranger.session.set_peer("192.0.2.9".parse().unwrap());
+    let replies = stranger.send("EHLO c\r\n");
+    assert!(
+        !replies.iter().any(|reply| reply.contains("XFORWARD")),
+        "{replies:?}"
+    );
+    let replies = send_one(&mut stranger, "XFORWARD ADDR=198.51.100.1\r\n");
+    assert_eq!(
+        replies[0],
+        "550 5.7.0 XFORWARD is not permitted from this client"
+    );
+    assert_eq!(stranger.messages[0].client, "192.0.2.9".parse().ok());
+    assert_eq!(stranger.messages[0].helo, "c");
+}
