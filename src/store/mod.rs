@@ -64,7 +64,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         None,
     ),
     (include_str!("migrations/0011_bounces.sql"), None),
-    (include_str!("migrations/0014_digest_nonce.sql"), None),
+    (include_str!("migrations/0012_digest_nonce.sql"), None),
     // Named 0013 for a migration 0012 being written beside it: the list's
     // order, not the file's number, is the schema version, so a store made
     // before this one has 0014 already.
