@@ -65,9 +65,8 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     ),
     (include_str!("migrations/0011_bounces.sql"), None),
     (include_str!("migrations/0012_digest_nonce.sql"), None),
-    // Named 0013 for a migration 0012 being written beside it: the list's
-    // order, not the file's number, is the schema version, so a store made
-    // before this one has 0014 already.
+    // The list's order, not a file's number, is the schema version: a new
+    // migration goes at the end.
     (include_str!("migrations/0013_auth.sql"), None),
 ];
 
