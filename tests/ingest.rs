@@ -141,6 +141,26 @@ fn realworld_import_accounts_for_every_message() {
     assert!(messages > realworld_messages().len() as u64);
     let posts = tidings.posts(&[]);
     assert_eq!(posts.len() as u64, stored + held + rejected);
+
+    // A reader that stops early (`tidings posts | head`) is no error.
+    for args in [&["posts", "--json"][..], &["status"], &["posts"]] {
+        use std::io::Read;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .arg("--config")
+            .arg(tidings.config())
+            .args(args)
+            .current_dir(tidings.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

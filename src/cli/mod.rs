@@ -135,18 +135,29 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Loads the configuration and runs `command` with it; a broken
-/// configuration or a failed command is printed and exits 1.
+/// configuration or a failed command is printed and exits 1. Output cut
+/// short by its reader (`tidings posts | head`) is no failure: the command
+/// ends quietly, as one killed by SIGPIPE would.
 fn with_config(
     path: Option<&Path>,
     command: impl FnOnce(Config) -> anyhow::Result<()>,
 ) -> ExitCode {
     match config::load(path).and_then(command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             print_error(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints an error for the operator: each configuration problem on its own
