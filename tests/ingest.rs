@@ -587,3 +587,65 @@ fn a_bad_configuration_names_file_line_and_column() {
 
     assert!(Tidings::new().ok(&["check"]).contains("ok, 16 lists"));
 }
+
+#[test]
+fn backup_copies_the_store_and_export_writes_an_mbox_python_reads_back() {
+    let tidings = Tidings::new();
+    let (mbox, _) = generate(
+        tidings.path(),
+        "posts.mbox",
+        "mbox",
+        &["--n", "200", "--seed", "5"],
+    );
+    tidings.ok(&["import", mbox.to_str().unwrap()]);
+    let posts = tidings.posts(&[]);
+
+    let copy = tidings.path().join("copy.sqlite3");
+    let said = tidings.ok(&["backup", copy.to_str().unwrap()]);
+    assert!(said.contains("wrote"), "{said}");
+    let db = tidings::store::open(&copy).unwrap();
+    let filter = tidings::store::posts::PostFilter {
+        list_code: None,
+        status: None,
+        limit: None,
+    };
+    assert_eq!(
+        tidings::store::posts::list(&db, &filter).unwrap().len(),
+        posts.len()
+    );
+    // A second backup to the same name is refused, the first kept.
+    assert!(!tidings
+        .run(&["backup", copy.to_str().unwrap()])
+        .status
+        .success());
+
+    let out = tidings.path().join("en.mbox");
+    tidings.ok(&["export", "--list", "en", "--mbox", out.to_str().unwrap()]);
+    let english: Vec<&Value> = posts
+        .iter()
+        .filter(|post| post["list"] == "en" && post["status"] == "published")
+        .collect();
+    assert!(english.len() > 10);
+    let script = "import mailbox, sys, json\n\
+                  print(json.dumps([m['Message-ID'] for m in mailbox.mbox(sys.argv[1])]))\n";
+    let read = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let ids: Vec<Option<String>> = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(ids.len(), english.len());
+    let mut want: Vec<Option<String>> = english
+        .iter()
+        .map(|post| post["message_id"].as_str().map(str::to_string))
+        .collect();
+    let mut got = ids.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+}

@@ -52,6 +52,21 @@ pub enum Command {
     Check,
     /// Show each list: posts, subscribers, the next digest time, the outbox depth.
     Status,
+    /// Write a consistent copy of the store to FILE, while the daemon runs.
+    Backup {
+        /// Where the copy goes; must not exist.
+        file: std::path::PathBuf,
+    },
+    /// Write the published posts of a list (or of all) as an mbox, each as
+    /// it was received, for mutt, Mailman or public-inbox.
+    Export {
+        /// Only the posts of this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// The mbox file to write (mboxrd: "From " lines in posts quoted).
+        #[arg(long)]
+        mbox: std::path::PathBuf,
+    },
     /// Store one message read on stdin, as an MTA pipe delivers it.
     ///
     /// Exits 0 once stored or held, 65 when the message must bounce, 75 when

@@ -2,6 +2,7 @@
 //! the file of its group, and [`run`], which dispatches and maps every
 //! outcome to output and an exit code.
 
+mod archive;
 mod args;
 mod bounces;
 mod check;
@@ -131,6 +132,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bounces { days } => with_config(path, |config| bounces::show(&config, days)),
         Command::Site { out } => with_config(path, |config| feeds::site(&config, out)),
         Command::Status => with_config(path, |config| status::status(&config)),
+        Command::Backup { file } => with_config(path, |config| archive::backup(&config, &file)),
+        Command::Export { list, mbox } => with_config(path, |config| {
+            archive::export(&config, list.as_deref(), &mbox)
+        }),
     }
 }
 

@@ -70,6 +70,35 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     (include_str!("migrations/0013_auth.sql"), None),
 ];
 
+/// Writes a consistent copy of the store `db` to `target`, which must not
+/// exist, while other connections go on writing: `VACUUM INTO` reads one
+/// snapshot in a single read transaction, which in WAL mode holds up no
+/// writer (only checkpoints wait for it), and writes a compact database.
+/// The copy is made under a temporary name beside `target` and renamed
+/// into place, so `target` is never a partial copy.
+pub fn backup(db: &Connection, target: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let file_name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "backup".to_string());
+    let partial = target.with_file_name(format!(".{file_name}.partial"));
+    let _ = std::fs::remove_file(&partial);
+    let result = db
+        .execute("VACUUM INTO ?1", [partial.to_string_lossy()])
+        .with_context(|| format!("copying the store into {}", partial.display()))
+        .and_then(|_| {
+            std::fs::File::open(&partial)
+                .and_then(|file| file.sync_all())
+                .and_then(|()| std::fs::rename(&partial, target))
+                .with_context(|| format!("writing {}", target.display()))
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -167,6 +167,43 @@ pub fn raw(db: &Connection, id: i64) -> Result<Option<Vec<u8>>> {
     Ok(statement.query_row([id], |row| row.get(0)).optional()?)
 }
 
+/// One archived message as an export writes it.
+pub struct Archived {
+    pub id: i64,
+    /// The author's address, empty when unknown.
+    pub sender: String,
+    /// Unix seconds.
+    pub received_at: i64,
+    pub raw: Vec<u8>,
+}
+
+/// Calls `each` with every published post of `list_code` (every list when
+/// `None`) that has its raw bytes, oldest first, one at a time: an archive
+/// of a million posts is never in memory at once.
+pub fn each_published_raw(
+    db: &Connection,
+    list_code: Option<&str>,
+    mut each: impl FnMut(Archived) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let mut statement = db.prepare(
+        "SELECT p.id, p.author_address, p.received_at, r.bytes FROM posts p \
+         JOIN raw_messages r ON r.post_id = p.id \
+         WHERE p.status = 'published' AND (?1 IS NULL OR p.list_code = ?1) ORDER BY p.id",
+    )?;
+    let mut rows = statement.query([list_code])?;
+    let mut count = 0;
+    while let Some(row) = rows.next()? {
+        each(Archived {
+            id: row.get(0)?,
+            sender: row.get(1)?,
+            received_at: row.get(2)?,
+            raw: row.get(3)?,
+        })?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// Decides about a held post: publishes it (into the search index and,
 /// when its list's per-post fan-out has passed it, to the per-post
 /// subscribers too) or refuses it with `reason`, recording who decided and
