@@ -52,6 +52,10 @@ pub enum Command {
     Check,
     /// Show each list: posts, subscribers, the next digest time, the outbox depth.
     Status,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), e.g. `tidings man > tidings.1`.
+    Man,
     /// Write a consistent copy of the store to FILE, while the daemon runs.
     Backup {
         /// Where the copy goes; must not exist.

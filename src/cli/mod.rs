@@ -132,6 +132,22 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bounces { days } => with_config(path, |config| bounces::show(&config, days)),
         Command::Site { out } => with_config(path, |config| feeds::site(&config, out)),
         Command::Status => with_config(path, |config| status::status(&config)),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "tidings", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Backup { file } => with_config(path, |config| archive::backup(&config, &file)),
         Command::Export { list, mbox } => with_config(path, |config| {
             archive::export(&config, list.as_deref(), &mbox)
