@@ -39,7 +39,8 @@ cleanup() { [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null; rm -rf "$work"; 
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-/usr/sbin/smtp-sink -u "$(id -un)" "127.0.0.1:$port" 1024 &
+# SINK_OPTIONS: more smtp-sink options, e.g. "-p" (no PIPELINING offered).
+/usr/sbin/smtp-sink -u "$(id -un)" ${SINK_OPTIONS:-} "127.0.0.1:$port" 1024 &
 sink_pid=$!
 sleep 0.5
 

@@ -252,6 +252,12 @@ impl Templates {
     }
 }
 
+/// Every shipped file under `templates/`, by its path there, for `tidings
+/// init` to write out.
+pub fn shipped_files() -> BTreeMap<String, String> {
+    shipped_sources()
+}
+
 /// Every shipped file under `templates/`, by its path there.
 fn shipped_sources() -> BTreeMap<String, String> {
     let mut sources = BTreeMap::new();

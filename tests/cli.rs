@@ -74,3 +74,42 @@ fn the_manual_page_names_every_command_and_each_has_its_help() {
         assert!(help.contains("Usage: tidings"), "{command}: {help}");
     }
 }
+
+#[test]
+fn init_sets_up_a_service_that_checks_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let service = dir.path().join("news");
+    let said = tidings(&[
+        "init",
+        service.to_str().unwrap(),
+        "--domain",
+        "lists.news.example",
+        "--base-url",
+        "https://news.example/archive",
+    ]);
+    assert!(said.contains("Next:"), "{said}");
+    let config = service.join("lists.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("domain = \"lists.news.example\""));
+    assert!(text.contains("address = \"a-infos-en@lists.news.example\""));
+    assert!(!text.contains("lists.example.org"));
+    assert!(text.contains("base_url = \"https://news.example/archive/\""));
+    assert!(text.contains("\nposting = \"moderated\""));
+    let check = tidings(&["--config", config.to_str().unwrap(), "check"]);
+    assert!(check.contains("ok, 16 lists"), "{check}");
+    assert!(service.join("templates/mail/en/confirm.txt").is_file());
+    let mode = std::fs::metadata(service.join("data"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+    // A second init changes nothing.
+    std::fs::write(&config, "# mine\n").unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["init", service.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
+}

@@ -52,6 +52,18 @@ pub enum Command {
     Check,
     /// Show each list: posts, subscribers, the next digest time, the outbox depth.
     Status,
+    /// Set up a new service in DIR: a commented lists.toml, the templates to
+    /// edit, and a data directory; then print the next steps.
+    Init {
+        /// The directory (made when missing; files in it are never replaced).
+        dir: std::path::PathBuf,
+        /// The mail domain of the list addresses.
+        #[arg(long, default_value = "lists.example.org")]
+        domain: String,
+        /// The public URL of the feeds and archive pages.
+        #[arg(long, default_value = "http://127.0.0.1:8080/")]
+        base_url: String,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the manual page (roff), e.g. `tidings man > tidings.1`.

@@ -9,6 +9,7 @@ mod check;
 mod digest;
 mod feeds;
 mod ingest;
+mod init;
 mod moderate;
 mod posts;
 mod status;
@@ -132,6 +133,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bounces { days } => with_config(path, |config| bounces::show(&config, days)),
         Command::Site { out } => with_config(path, |config| feeds::site(&config, out)),
         Command::Status => with_config(path, |config| status::status(&config)),
+        Command::Init {
+            dir,
+            domain,
+            base_url,
+        } => match init::init(&dir, &domain, &base_url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                print_error(&error);
+                ExitCode::FAILURE
+            }
+        },
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "tidings", &mut std::io::stdout());
