@@ -105,12 +105,21 @@ for size in $SIZES; do
     esac
     t() { "$TIDINGS" --config "$dir/lists.toml" "$@"; }
     if [ "$size" = post ]; then
-      t subscribers add --list en --mode post - < "$work/subscribers" >/dev/null
+      t subscribers add --no-confirm --list en --mode post - < "$work/subscribers" >/dev/null
       t ingest a-infos-en@lists.example.org < "$work/post.eml" >/dev/null
       send=(queue retry)
     else
-      t import --list en "$work/$size.mbox" >/dev/null
-      t subscribers add --list en - < "$work/subscribers" >/dev/null
+      # Piped in one by one, as mail arrives: an import is archive, which
+      # no digest sends.
+      python3 - "$TIDINGS" "$dir/lists.toml" "$work/$size.mbox" <<'PY'
+import mailbox, subprocess, sys
+tidings, config, path = sys.argv[1:]
+for message in mailbox.mbox(path):
+    subprocess.run([tidings, "--config", config, "ingest", "--list", "en",
+                    "a-infos-en@lists.example.org"], input=message.as_bytes(),
+                   stdout=subprocess.DEVNULL, check=True)
+PY
+      t subscribers add --no-confirm --list en - < "$work/subscribers" >/dev/null
       t digest --list en --now --no-deliver >/dev/null
       send=(digest)
     fi
