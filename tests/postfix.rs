@@ -1,0 +1,512 @@
+//! tidings next to a real Postfix (Debian's, a private instance per test:
+//! tests/common/postfix.rs), configured from the snippets of
+//! docs/postfix.md as an operator would paste them: the list domain goes
+//! to `tidings serve` over LMTP, and digests go out through that Postfix
+//! to a relay on loopback (aiosmtpd, tests/common/smtp_peer.py).
+//!
+//! What only a real MTA shows: a relay's 550 after Postfix has queued a
+//! digest comes back later as Postfix's own DSN to the VERP sender, mail
+//! submitted to Postfix (SMTP and its sendmail) lands in tidings, and a
+//! tidings that answers 451 or is down makes Postfix keep the mail until
+//! it is back.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::Path;
+
+use common::daemon::{python, Daemon, SEND};
+use common::postfix::{doc_block, free_port, Postfix};
+use common::{wait_until, Peer, Tidings, PATIENCE};
+use serde_json::{json, Value};
+use tidings::deliver::DeliveryState;
+use tidings::store::{self, deliveries, digests};
+
+const DOMAIN: &str = "lists.example.org";
+
+/// The shipped lists.toml with its [delivery] table edited as
+/// docs/postfix.md's "Digests out through Postfix" says (each of the doc's
+/// keys replaces the shipped one), pointed at the test's Postfix on
+/// `port`, and `english` added to the English list.
+fn through_postfix(port: u16, english: &'static str) -> impl FnOnce(String) -> String {
+    move |mut text| {
+        let block = doc_block(
+            "Digests out through Postfix",
+            "Over SMTP to the local Postfix",
+        );
+        let mut lines = block.lines();
+        assert_eq!(
+            lines.next(),
+            Some("[delivery]"),
+            "the doc's block:\n{block}"
+        );
+        for line in lines {
+            let setting = line.split(" #").next().unwrap().trim();
+            let (key, _) = setting
+                .split_once(" = ")
+                .unwrap_or_else(|| panic!("not a setting in the doc's [delivery]: {line}"));
+            let setting = match key {
+                // The test's Postfix listens on a port of its own.
+                "port" => format!("port = {port}"),
+                _ => setting.to_string(),
+            };
+            text = set_in_table(&text, "delivery", key, &setting);
+        }
+        let english_list = "code = \"en\"\n";
+        assert!(
+            text.contains(english_list),
+            "lists.toml has no `{english_list}`"
+        );
+        text.replacen(english_list, &format!("{english_list}{english}"), 1)
+    }
+}
+
+/// `text` with the line of `key` in `[table]` replaced by `setting` (or
+/// `setting` added at the table's top when it has none).
+fn set_in_table(text: &str, table: &str, key: &str, setting: &str) -> String {
+    let header = format!("\n[{table}]\n");
+    let start = text.find(&header).expect("the table is in lists.toml") + header.len();
+    let end = text[start..]
+        .find("\n[")
+        .map_or(text.len(), |at| start + at + 1);
+    let mut body: Vec<String> = text[start..end].lines().map(str::to_string).collect();
+    match body
+        .iter_mut()
+        .find(|line| line.starts_with(&format!("{key} =")))
+    {
+        Some(line) => *line = setting.to_string(),
+        None => body.insert(0, setting.to_string()),
+    }
+    format!("{}{}\n{}", &text[..start], body.join("\n"), &text[end..])
+}
+
+/// Routes the list domain to tidings' LMTP listener at `lmtp`: the
+/// main.cf lines and the transport table of docs/postfix.md's LMTP
+/// section, with the doc's paths and port made the test's.
+fn route_to_lmtp(postfix: &mut Postfix, lmtp: &str) {
+    const SECTION: &str = "LMTP to the daemon";
+    let config_dir = format!("{}/", postfix.config_dir().display());
+    let main_cf = doc_block(SECTION, "`/etc/postfix/main.cf`:");
+    assert!(main_cf.contains("hash:/etc/postfix/transport"), "{main_cf}");
+    postfix.main_cf(&main_cf.replace("/etc/postfix/", &config_dir));
+    let transport = doc_block(SECTION, "`/etc/postfix/transport`:");
+    assert!(
+        transport.contains(&format!("{DOMAIN} ")) && transport.contains("127.0.0.1:8024"),
+        "the doc's transport table routes {DOMAIN} to tidings' default LMTP port:\n{transport}"
+    );
+    postfix.map("transport", &transport.replace("127.0.0.1:8024", lmtp));
+}
+
+fn lmtp_address(daemon: &Daemon) -> String {
+    let (host, port) = daemon.address("lmtp");
+    format!("{host}:{port}")
+}
+
+/// Subscribes `addresses` to `list` in `mode`, confirmed.
+fn subscribe(tidings: &Tidings, list: &str, mode: &str, addresses: &[&str]) {
+    let output = tidings.run_with_stdin(
+        &[
+            "subscribers",
+            "add",
+            "--no-confirm",
+            "--list",
+            list,
+            "--mode",
+            mode,
+            "-",
+        ],
+        &[],
+        addresses.join("\n").as_bytes(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Submits messages to Postfix's smtpd with smtplib; one result each.
+fn submit(postfix: &Postfix, spec: Value) -> Vec<Value> {
+    let results: Vec<Value> = python(
+        SEND,
+        &[
+            "smtp",
+            "127.0.0.1",
+            &postfix.port.to_string(),
+            &spec.to_string(),
+        ],
+    )
+    .lines()
+    .map(|line| serde_json::from_str(line).unwrap())
+    .collect();
+    for result in &results {
+        assert_eq!(result["ok"], true, "Postfix refused a submission: {result}");
+    }
+    results
+}
+
+/// The Message-IDs of the stored posts (without angle brackets), with
+/// each one's status.
+fn stored(tidings: &Tidings) -> Vec<(String, String)> {
+    tidings
+        .posts(&[])
+        .iter()
+        .map(|post| {
+            (
+                post["message_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_matches(|c| c == '<' || c == '>')
+                    .to_string(),
+                post["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn count(items: &[String], wanted: &str) -> usize {
+    items.iter().filter(|item| *item == wanted).count()
+}
+
+#[test]
+fn a_relay_s_550_after_postfix_queued_the_digest_disables_that_subscriber_alone() {
+    const GONE: &str = "gone@example.com";
+    let work = tempfile::tempdir().unwrap();
+    // The relay behind Postfix refuses one recipient, as a dead mailbox does.
+    let relay = Peer::start(&work.path().join("relay"), &["--reject", GONE]);
+    let mut postfix = Postfix::new(relay.port);
+    // A digest as soon as a post is pending, and one permanent failure
+    // disables (a day's bounces count once, so a higher threshold would
+    // take days).
+    let tidings = Tidings::with_config(through_postfix(
+        postfix.port,
+        "digest_size_threshold = 1\nbounce_threshold = 1\n",
+    ));
+    subscribe(
+        &tidings,
+        "en",
+        "mime",
+        &["ana@example.com", GONE, "pia@example.net"],
+    );
+    let daemon = Daemon::start(&tidings);
+    route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
+    postfix.start();
+
+    // A post submitted to Postfix reaches tidings by LMTP; its digest goes
+    // out through Postfix, which takes all three recipients.
+    submit(
+        &postfix,
+        json!([{"id": "<strike-1@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) General strike called", "body": "Workers walk out at noon.\n"}]),
+    );
+    wait_until("Ana and Pia to have the first digest", PATIENCE, || {
+        let got = relay.recipients();
+        count(&got, "ana@example.com") == 1 && count(&got, "pia@example.net") == 1
+    });
+    // Postfix's DSN for the refused recipient goes to the VERP sender, over
+    // LMTP to tidings, which disables Gone.
+    wait_until(
+        "tidings to disable the refused subscriber",
+        PATIENCE,
+        || tidings.ok(&["bounces"]).contains("disabled by bounces: 1"),
+    );
+    let db = store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap();
+    let first = digests::last(&db, "en").unwrap().unwrap();
+    let sent = deliveries::of_digest(&db, first.id).unwrap();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent.iter().all(|d| d.state == DeliveryState::Sent),
+        "Postfix took every recipient with a 250: the refusal came after queueing: {sent:?}"
+    );
+    let log = postfix.log();
+    assert!(
+        log.contains(&format!("to=<{GONE}>")) && log.contains("status=bounced"),
+        "Postfix bounced the refused recipient:\n{log}"
+    );
+    let verp = format!("a-infos-en-bounces+gone=example.com@{DOMAIN}");
+    assert!(
+        log.lines()
+            .any(|line| line.contains(&format!("to=<{verp}>")) && line.contains("status=sent")),
+        "Postfix delivered its DSN to the VERP address over LMTP:\n{log}"
+    );
+
+    let report = tidings.ok(&["bounces"]);
+    let disabled: Vec<&str> = report
+        .lines()
+        .skip_while(|line| !line.starts_with("disabled by bounces:"))
+        .collect();
+    assert_eq!(disabled.len(), 2, "one subscriber disabled:\n{report}");
+    assert!(disabled[0].ends_with(": 1"), "{report}");
+    assert!(
+        disabled[1].contains(" en ") && disabled[1].ends_with(GONE),
+        "{report}"
+    );
+    let scores: Vec<&str> = report
+        .lines()
+        .skip_while(|line| *line != "scores:")
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .collect();
+    assert_eq!(scores.len(), 1, "only Gone has a score:\n{report}");
+    assert!(scores[0].contains(GONE) && scores[0].contains("(disabled)"));
+    let bounces: Vec<&str> = report
+        .lines()
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .collect();
+    assert!(
+        !bounces.is_empty()
+            && bounces
+                .iter()
+                .all(|line| line.contains("permanent dsn") && line.ends_with(GONE)),
+        "every bounce counted is Postfix's DSN, against Gone:\n{report}"
+    );
+
+    // The next digest goes to Ana and Pia, not to Gone.
+    submit(
+        &postfix,
+        json!([{"id": "<strike-2@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) The strike holds", "body": "Day two.\n"}]),
+    );
+    wait_until("Ana and Pia to have the second digest", PATIENCE, || {
+        let got = relay.recipients();
+        count(&got, "ana@example.com") == 2 && count(&got, "pia@example.net") == 2
+    });
+    let second = digests::last(&db, "en").unwrap().unwrap();
+    assert_ne!(second.id, first.id);
+    let mut to: Vec<String> = deliveries::of_digest(&db, second.id)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.address)
+        .collect();
+    to.sort();
+    assert_eq!(to, ["ana@example.com", "pia@example.net"]);
+    postfix.wait_for_empty_queue();
+    assert_eq!(count(&relay.recipients(), GONE), 0);
+
+    // The DSN is kept as a bounce, never published: the posts are the two
+    // contributions, and the feeds (written after the second) name no DSN.
+    let posts = stored(&tidings);
+    assert_eq!(
+        posts,
+        [
+            ("strike-1@example.org".to_string(), "published".to_string()),
+            ("strike-2@example.org".to_string(), "published".to_string()),
+        ]
+    );
+    let feeds = tidings.path().join("feeds");
+    wait_until("the feeds to show the second post", PATIENCE, || {
+        std::fs::read_to_string(feeds.join("en.atom"))
+            .is_ok_and(|atom| atom.contains("The strike holds"))
+    });
+    for feed in ["en.atom", "all.atom", "en.rss", "all.rss"] {
+        let text = std::fs::read_to_string(feeds.join(feed)).unwrap();
+        assert!(
+            !text.contains("Undelivered") && !text.contains("MAILER-DAEMON"),
+            "{feed} shows the DSN"
+        );
+    }
+}
+
+#[test]
+fn mail_submitted_to_postfix_by_smtp_and_by_its_sendmail_is_stored_by_tidings() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = Peer::start(&work.path().join("relay"), &[]);
+    let mut postfix = Postfix::new(relay.port);
+    let tidings = Tidings::with_config(through_postfix(postfix.port, ""));
+    let daemon = Daemon::start(&tidings);
+    route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
+    postfix.start();
+
+    submit(
+        &postfix,
+        json!([{"id": "<by-smtp@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) Submitted over SMTP", "body": "Through Postfix's smtpd.\n"}]),
+    );
+    postfix.sendmail(
+        "bea@example.org",
+        &[&format!("a-infos-en@{DOMAIN}")],
+        format!(
+            "From: Bea <bea@example.org>\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) Submitted with sendmail\nMessage-ID: <by-sendmail@example.org>\n\
+             Date: Wed, 02 Dec 2026 08:00:00 +0000\n\n\
+             Through Postfix's sendmail and pickup.\n"
+        )
+        .as_bytes(),
+    );
+    wait_until("both posts to be stored", PATIENCE, || {
+        stored(&tidings).len() == 2
+    });
+    postfix.wait_for_empty_queue();
+    let mut posts = stored(&tidings);
+    posts.sort();
+    assert_eq!(
+        posts,
+        [
+            (
+                "by-sendmail@example.org".to_string(),
+                "published".to_string()
+            ),
+            ("by-smtp@example.org".to_string(), "published".to_string()),
+        ]
+    );
+    let lmtp = lmtp_address(&daemon).replace(':', "]:");
+    let log = postfix.log();
+    for sent in [format!("to=<a-infos-en@{DOMAIN}>"), format!("[{lmtp}")] {
+        assert_eq!(
+            log.lines()
+                .filter(|line| line.contains(&sent) && line.contains("status=sent"))
+                .count(),
+            2,
+            "Postfix delivered both to tidings' LMTP listener:\n{log}"
+        );
+    }
+    assert!(relay.recipients().is_empty(), "nothing was relayed");
+}
+
+#[test]
+fn postfix_keeps_mail_while_tidings_answers_451_or_is_down_and_delivers_it_once() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = Peer::start(&work.path().join("relay"), &[]);
+    let mut postfix = Postfix::new(relay.port);
+    let tidings = Tidings::with_config(through_postfix(postfix.port, ""));
+    // A fixed LMTP port, so a restarted daemon is where Postfix delivers.
+    let lmtp = format!("127.0.0.1:{}", free_port());
+    let mut daemon = Daemon::start_at(&tidings, &lmtp, "127.0.0.1:0");
+    route_to_lmtp(&mut postfix, &lmtp);
+    postfix.start();
+
+    // 451: another process holds the store's write lock past the daemon's
+    // busy timeout, so tidings cannot commit and says so.
+    let lock = Lock::take(&tidings.path().join("data/tidings.sqlite3"));
+    submit(
+        &postfix,
+        json!([{"id": "<while-locked@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) While the store is locked", "body": "Kept by Postfix.\n"}]),
+    );
+    let reason = deferred_reason(&postfix);
+    assert!(
+        reason.contains(" 451 "),
+        "deferred for tidings' 451: {reason}"
+    );
+    drop(lock);
+    postfix.flush();
+    postfix.wait_for_empty_queue();
+
+    // Down: the daemon stops; Postfix cannot connect and keeps the mail.
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0));
+    submit(
+        &postfix,
+        json!([{"id": "<while-down@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) While tidings is down", "body": "Kept by Postfix too.\n"}]),
+    );
+    postfix.sendmail(
+        "bea@example.org",
+        &[&format!("a-infos-en@{DOMAIN}")],
+        format!(
+            "From: Bea <bea@example.org>\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) Also while tidings is down\nMessage-ID: <while-down-2@example.org>\n\n\
+             Kept by Postfix, from its sendmail.\n"
+        )
+        .as_bytes(),
+    );
+    wait_until(
+        "Postfix to defer both while tidings is down",
+        PATIENCE,
+        || {
+            let queue = postfix.queue();
+            queue.len() == 2
+                && queue.iter().all(|message| {
+                    message["recipients"][0]["delay_reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("Connection refused"))
+                })
+        },
+    );
+    assert!(TcpStream::connect(&lmtp).is_err(), "tidings is down");
+    assert_eq!(stored(&tidings).len(), 1, "only the first is stored yet");
+
+    let _daemon = Daemon::start_at(&tidings, &lmtp, "127.0.0.1:0");
+    postfix.flush();
+    postfix.wait_for_empty_queue();
+    let mut posts = stored(&tidings);
+    posts.sort();
+    assert_eq!(
+        posts,
+        [
+            (
+                "while-down-2@example.org".to_string(),
+                "published".to_string()
+            ),
+            (
+                "while-down@example.org".to_string(),
+                "published".to_string()
+            ),
+            (
+                "while-locked@example.org".to_string(),
+                "published".to_string()
+            ),
+        ],
+        "each stored once"
+    );
+    // Postfix delivered each once: one `sent` per message, after deferrals.
+    let log = postfix.log();
+    let to_tidings = format!("to=<a-infos-en@{DOMAIN}>");
+    let lines = |status: &str| {
+        log.lines()
+            .filter(|line| line.contains(&to_tidings) && line.contains(status))
+            .count()
+    };
+    assert_eq!(lines("status=sent"), 3, "{log}");
+    assert!(lines("status=deferred") >= 3, "{log}");
+    assert!(relay.recipients().is_empty(), "nothing was relayed");
+}
+
+/// Waits until Postfix has deferred the one queued message; its reason.
+fn deferred_reason(postfix: &Postfix) -> String {
+    common::wait_for("Postfix to defer the message", PATIENCE, || {
+        let queue = postfix.queue();
+        let reason = queue.first()?["recipients"][0]["delay_reason"].as_str()?;
+        Some(reason.to_string())
+    })
+}
+
+/// An exclusive transaction on the store, held by another process until
+/// dropped.
+struct Lock {
+    child: std::process::Child,
+}
+
+impl Lock {
+    fn take(database: &Path) -> Lock {
+        use std::io::BufRead;
+        let locker = "import sqlite3, sys\n\
+                      db = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                      db.execute('BEGIN EXCLUSIVE')\n\
+                      print('locked', flush=True)\n\
+                      sys.stdin.read()\n\
+                      db.execute('ROLLBACK')\n";
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(locker)
+            .arg(database)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked");
+        Lock { child }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
