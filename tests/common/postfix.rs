@@ -50,6 +50,16 @@ impl Postfix {
     /// route otherwise to `relay_port` on loopback. Add to its main.cf and
     /// its lookup tables, then [`Postfix::start`] it.
     pub fn new(relay_port: u16) -> Postfix {
+        let uid = Command::new("id")
+            .arg("-u")
+            .output()
+            .expect("id runs")
+            .stdout;
+        assert_eq!(
+            String::from_utf8_lossy(&uid).trim(),
+            "0",
+            "a private Postfix needs root to make its queue (CI runs the tests as root)"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         // Postfix's daemons run as its mail_owner and open paths under here.
         set_mode(dir.path(), 0o755);
