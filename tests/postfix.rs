@@ -262,6 +262,15 @@ fn a_relay_s_550_after_postfix_queued_the_digest_disables_that_subscriber_alone(
         "every bounce counted is Postfix's DSN, against Gone:\n{report}"
     );
 
+    for address in ["ana@example.com", GONE, "pia@example.net"] {
+        let shown = tidings.ok(&["subscribers", "show", address]);
+        assert_eq!(
+            shown.contains("disabled by bounces since"),
+            address == GONE,
+            "{shown}"
+        );
+    }
+
     // The next digest goes to Ana and Pia, not to Gone.
     submit(
         &postfix,
