@@ -1,19 +1,21 @@
 //! tidings next to a real Postfix (Debian's, a private instance per test:
 //! tests/common/postfix.rs), configured from the snippets of
 //! docs/postfix.md as an operator would paste them: the list domain goes
-//! to `tidings serve` over LMTP, and digests go out through that Postfix
-//! to a relay on loopback (aiosmtpd, tests/common/smtp_peer.py).
+//! to `tidings serve` over LMTP, or to `tidings ingest` through the pipe
+//! transport, and digests go out through that Postfix to a relay on
+//! loopback (aiosmtpd, tests/common/smtp_peer.py).
 //!
 //! What only a real MTA shows: a relay's 550 after Postfix has queued a
 //! digest comes back later as Postfix's own DSN to the VERP sender, mail
 //! submitted to Postfix (SMTP and its sendmail) lands in tidings, and a
-//! tidings that answers 451 or is down makes Postfix keep the mail until
-//! it is back.
+//! tidings that answers 451, is down, or whose pipe exits 75 makes Postfix
+//! keep the mail until it can take it.
 
 mod common;
 
 use std::net::TcpStream;
 use std::path::Path;
+use std::process::Command;
 
 use common::daemon::{python, Daemon, SEND};
 use common::postfix::{doc_block, free_port, Postfix};
@@ -485,6 +487,167 @@ fn postfix_keeps_mail_while_tidings_answers_451_or_is_down_and_delivers_it_once(
     assert!(relay.recipients().is_empty(), "nothing was relayed");
 }
 
+/// The user the doc's pipe runs as is `tidings`; here it is `nobody`, a
+/// user every Debian system has (the pipe refuses root), and it owns
+/// tidings' files as `tidings` would on a server.
+const PIPE_USER: &str = "nobody";
+const PIPE_GROUP: &str = "nogroup";
+
+/// `program`, run as the pipe's user: whatever touches the store runs as
+/// that user, or the files SQLite makes beside it would be root's.
+fn as_pipe_user(program: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .arg(format!("--reuid={PIPE_USER}"))
+        .arg(format!("--regid={PIPE_GROUP}"))
+        .args(["--clear-groups", "--", program]);
+    command
+}
+
+/// Routes the list domain to `tidings ingest` through the pipe of
+/// docs/postfix.md's pipe section (master.cf service, main.cf lines and
+/// transport table), with the doc's user, binary and paths made the test's.
+fn route_to_pipe(postfix: &mut Postfix, tidings: &Tidings) {
+    const SECTION: &str = "A pipe per message";
+    let binary = env!("CARGO_BIN_EXE_tidings");
+    let config = tidings.config().display().to_string();
+    let mut master_cf = doc_block(SECTION, "`/etc/postfix/master.cf`:");
+    for (from, to) in [
+        ("user=tidings", format!("user={PIPE_USER}").as_str()),
+        ("/usr/local/bin/tidings", binary),
+        ("/etc/tidings/lists.toml", &config),
+    ] {
+        assert!(
+            master_cf.contains(from),
+            "the doc's pipe has no `{from}`:\n{master_cf}"
+        );
+        master_cf = master_cf.replace(from, to);
+    }
+    postfix.master_cf(&master_cf);
+    let config_dir = format!("{}/", postfix.config_dir().display());
+    let main_cf = doc_block(SECTION, "`/etc/postfix/main.cf`:");
+    assert!(main_cf.contains("hash:/etc/postfix/transport"), "{main_cf}");
+    postfix.main_cf(&main_cf.replace("/etc/postfix/", &config_dir));
+    let transport = doc_block(SECTION, "`/etc/postfix/transport`:");
+    assert!(
+        transport.contains(&format!("{DOMAIN} ")) && transport.contains("tidings:"),
+        "the doc's transport table routes {DOMAIN} to the pipe:\n{transport}"
+    );
+    postfix.map("transport", &transport);
+}
+
+/// The stored posts as `stored` gives them, read as the pipe's user.
+fn stored_by_pipe_user(tidings: &Tidings) -> Vec<(String, String)> {
+    let output = as_pipe_user(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(tidings.config())
+        .args(["posts", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut posts: Vec<(String, String)> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let post: Value = serde_json::from_str(line).unwrap();
+            (
+                post["message_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_matches(|c| c == '<' || c == '>')
+                    .to_string(),
+                post["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    posts.sort();
+    posts
+}
+
+#[test]
+fn the_doc_s_pipe_transport_stores_mail_and_postfix_retries_what_exits_75_once() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = Peer::start(&work.path().join("relay"), &[]);
+    let mut postfix = Postfix::new(relay.port);
+    let tidings = Tidings::with_config(through_postfix(postfix.port, ""));
+    let owner = format!("{PIPE_USER}:{PIPE_GROUP}");
+    let chown = Command::new("chown")
+        .args(["-R", &owner])
+        .arg(tidings.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    route_to_pipe(&mut postfix, &tidings);
+    postfix.start();
+
+    // No daemon: Postfix runs `tidings ingest` for each message.
+    submit(
+        &postfix,
+        json!([{"id": "<piped-smtp@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) Piped from SMTP", "body": "Through the pipe transport.\n"}]),
+    );
+    postfix.sendmail(
+        "bea@example.org",
+        &[&format!("a-infos-en@{DOMAIN}")],
+        format!(
+            "From: Bea <bea@example.org>\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) Piped from sendmail\nMessage-ID: <piped-sendmail@example.org>\n\n\
+             Through sendmail, pickup and the pipe.\n"
+        )
+        .as_bytes(),
+    );
+    postfix.wait_for_empty_queue();
+    let published = |id: &str| (id.to_string(), "published".to_string());
+    assert_eq!(
+        stored_by_pipe_user(&tidings),
+        [
+            published("piped-sendmail@example.org"),
+            published("piped-smtp@example.org")
+        ]
+    );
+
+    // 75: another process holds the store's write lock past the busy
+    // timeout; tidings ingest asks Postfix to retry, and Postfix keeps it.
+    // The system's Python: one in root's home is not the pipe user's to run.
+    let lock = Lock::take_with(
+        as_pipe_user("/usr/bin/python3"),
+        &tidings.path().join("data/tidings.sqlite3"),
+    );
+    submit(
+        &postfix,
+        json!([{"id": "<piped-while-locked@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) Piped while locked", "body": "Kept by Postfix.\n"}]),
+    );
+    let reason = deferred_reason(&postfix);
+    assert!(
+        reason.contains("temporary failure") && reason.contains("database is locked"),
+        "deferred for the pipe's exit 75: {reason}"
+    );
+    drop(lock);
+    postfix.flush();
+    postfix.wait_for_empty_queue();
+    assert_eq!(
+        stored_by_pipe_user(&tidings),
+        [
+            published("piped-sendmail@example.org"),
+            published("piped-smtp@example.org"),
+            published("piped-while-locked@example.org"),
+        ],
+        "each stored once"
+    );
+    let log = postfix.log();
+    let sent: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("relay=tidings") && line.contains("status=sent"))
+        .collect();
+    assert_eq!(sent.len(), 3, "Postfix piped each once:\n{log}");
+    assert!(relay.recipients().is_empty(), "nothing was relayed");
+}
+
 /// Waits until Postfix has deferred the one queued message; its reason.
 fn deferred_reason(postfix: &Postfix) -> String {
     common::wait_for("Postfix to defer the message", PATIENCE, || {
@@ -501,7 +664,13 @@ struct Lock {
 }
 
 impl Lock {
+    /// The lock taken by a process of the test's own user.
     fn take(database: &Path) -> Lock {
+        Lock::take_with(std::process::Command::new("python3"), database)
+    }
+
+    /// The lock taken by `python3`, started as `python`.
+    fn take_with(mut python: std::process::Command, database: &Path) -> Lock {
         use std::io::BufRead;
         let locker = "import sqlite3, sys\n\
                       db = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
@@ -509,7 +678,7 @@ impl Lock {
                       print('locked', flush=True)\n\
                       sys.stdin.read()\n\
                       db.execute('ROLLBACK')\n";
-        let mut child = std::process::Command::new("python3")
+        let mut child = python
             .arg("-c")
             .arg(locker)
             .arg(database)

@@ -152,6 +152,18 @@ impl Postfix {
         std::fs::write(self.config_dir().join("main.cf"), &self.main_cf).unwrap();
     }
 
+    /// Adds services to master.cf (before the instance starts).
+    pub fn master_cf(&mut self, lines: &str) {
+        assert!(!self.started, "Postfix reads master.cf when it starts");
+        let path = self.config_dir().join("master.cf");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(lines);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
     /// Writes the lookup table `name` into the config directory and builds
     /// its indexed form with `postmap`; returns its path.
     pub fn map(&self, name: &str, text: &str) -> PathBuf {
