@@ -487,6 +487,104 @@ fn postfix_keeps_mail_while_tidings_answers_451_or_is_down_and_delivers_it_once(
     assert!(relay.recipients().is_empty(), "nothing was relayed");
 }
 
+#[test]
+fn outside_clients_get_550_at_rcpt_for_what_tidings_refuses_and_nothing_is_bounced() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = Peer::start(&work.path().join("relay"), &[]);
+    let mut postfix = Postfix::new(relay.port);
+    let tidings = Tidings::with_config(through_postfix(postfix.port, ""));
+    let daemon = Daemon::start(&tidings);
+    route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
+    // A second smtpd for which no client is in mynetworks: how the
+    // Internet's servers reach Postfix.
+    let outside = free_port();
+    postfix.master_cf(&format!(
+        "127.0.0.1:{outside} inet n - n - - smtpd\n  -o mynetworks=127.0.0.2/32\n"
+    ));
+    postfix.start();
+
+    let known = format!("a-infos-en@{DOMAIN}");
+    let unknown = format!("a-infos-nowhere@{DOMAIN}");
+    // Postfix asks tidings about each address (an LMTP probe that ends at
+    // RCPT) before it answers; until the answer is in, it says 450 "in
+    // progress", and a real sender would come back, as this one does.
+    let mut attempt = 0;
+    let result = common::wait_for("Postfix to have verified both addresses", PATIENCE, || {
+        attempt += 1;
+        let id = format!("<from-outside-{attempt}@example.net>");
+        let sent = python(
+            SEND,
+            &[
+                "smtp",
+                "127.0.0.1",
+                &outside.to_string(),
+                &json!([{"id": id, "from": "Ola <ola@example.net>",
+                         "to": [&known, &unknown],
+                         "subject": "(en) From outside", "body": "Sent from afar.\n"}])
+                .to_string(),
+            ],
+        );
+        let result: Value = serde_json::from_str(sent.trim()).unwrap();
+        let replies = if result["ok"] == true {
+            &result["refused"]
+        } else {
+            &result["error"]
+        };
+        let in_progress = replies.as_object().is_some_and(|r| {
+            r.values()
+                .any(|v| v[1].as_str().unwrap().contains("in progress"))
+        });
+        (!in_progress).then_some(result)
+    });
+    assert_eq!(result["ok"], true, "{result}");
+    let refused = result["refused"].as_object().unwrap();
+    assert_eq!(refused.len(), 1, "{result}");
+    assert_eq!(refused[&unknown][0], 550, "refused, not deferred: {result}");
+    // The one message with a recipient Postfix took is stored.
+    let id = result["id"].as_str().unwrap().trim_matches(['<', '>']);
+    wait_until("the outside post to be stored", PATIENCE, || {
+        stored(&tidings).iter().any(|(stored, _)| stored == id)
+    });
+    // Relaying elsewhere is refused outright.
+    let elsewhere = python(
+        SEND,
+        &[
+            "smtp",
+            "127.0.0.1",
+            &outside.to_string(),
+            &json!([{"id": "<relay-me@example.net>", "to": ["someone@example.com"],
+                     "subject": "relay", "body": "no\n"}])
+            .to_string(),
+        ],
+    );
+    assert!(elsewhere.contains("Relay access denied"), "{elsewhere}");
+
+    // From mynetworks the check does not apply (permit_mynetworks comes
+    // first): Postfix takes the message, tidings refuses the address over
+    // LMTP, and Postfix bounces it to its local sender.
+    submit(
+        &postfix,
+        json!([{"id": "<from-inside@example.org>", "from": "Bea <bea@example.org>",
+                "to": [&unknown], "subject": "(en) Mistyped", "body": "Oops.\n"}]),
+    );
+    wait_until("the local sender to get Postfix's bounce", PATIENCE, || {
+        relay.recipients().iter().any(|to| to == "bea@example.org")
+    });
+    postfix.wait_for_empty_queue();
+    let bounces: Vec<String> = postfix
+        .log()
+        .lines()
+        .filter(|line| line.contains("sender non-delivery notification"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        bounces.len(),
+        1,
+        "Postfix bounced the local message alone, nothing from outside: {bounces:?}"
+    );
+    assert_eq!(relay.recipients(), ["bea@example.org"]);
+}
+
 /// The user the doc's pipe runs as is `tidings`; here it is `nobody`, a
 /// user every Debian system has (the pipe refuses root), and it owns
 /// tidings' files as `tidings` would on a server.

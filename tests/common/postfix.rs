@@ -100,7 +100,8 @@ impl Postfix {
              maximal_backoff_time = 2s\n\
              maximal_queue_lifetime = 1h\n\
              bounce_queue_lifetime = 1h\n\
-             delay_warning_time = 0\n"
+             delay_warning_time = 0\n\
+             address_verify_poll_delay = 1s\n"
         );
         // No chroot: the queue holds no copy of /etc for one.
         let master_cf = format!(
