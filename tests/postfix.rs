@@ -172,7 +172,8 @@ fn count(items: &[String], wanted: &str) -> usize {
 
 #[test]
 fn a_relay_s_550_after_postfix_queued_the_digest_disables_that_subscriber_alone() {
-    const GONE: &str = "gone@example.com";
+    // A detail in the local part: its VERP address has two `+`.
+    const GONE: &str = "gone+news@example.com";
     let work = tempfile::tempdir().unwrap();
     // The relay behind Postfix refuses one recipient, as a dead mailbox does.
     let relay = Peer::start(&work.path().join("relay"), &["--reject", GONE]);
@@ -225,7 +226,7 @@ fn a_relay_s_550_after_postfix_queued_the_digest_disables_that_subscriber_alone(
         log.contains(&format!("to=<{GONE}>")) && log.contains("status=bounced"),
         "Postfix bounced the refused recipient:\n{log}"
     );
-    let verp = format!("a-infos-en-bounces+gone=example.com@{DOMAIN}");
+    let verp = format!("a-infos-en-bounces+gone+news=example.com@{DOMAIN}");
     assert!(
         log.lines()
             .any(|line| line.contains(&format!("to=<{verp}>")) && line.contains("status=sent")),
@@ -330,6 +331,72 @@ fn a_relay_s_550_after_postfix_queued_the_digest_disables_that_subscriber_alone(
             "{feed} shows the DSN"
         );
     }
+}
+
+#[test]
+fn a_relay_s_450_makes_postfix_warn_of_the_delay_which_counts_half_and_disables_nobody() {
+    const SLOW: &str = "slow@example.com";
+    let work = tempfile::tempdir().unwrap();
+    // The relay behind Postfix defers one recipient, again and again.
+    let relay = Peer::start(&work.path().join("relay"), &["--defer", SLOW]);
+    let mut postfix = Postfix::new(relay.port);
+    // Postfix tells the sender of mail still queued after a second.
+    postfix.main_cf("delay_warning_time = 1s");
+    let tidings = Tidings::with_config(through_postfix(
+        postfix.port,
+        "digest_size_threshold = 1\nbounce_threshold = 1\n",
+    ));
+    subscribe(&tidings, "en", "mime", &["ana@example.com", SLOW]);
+    let daemon = Daemon::start(&tidings);
+    route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
+    postfix.start();
+
+    submit(
+        &postfix,
+        json!([{"id": "<slow-1@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) Delayed, not lost", "body": "A relay that is busy.\n"}]),
+    );
+    wait_until("Ana to have the digest", PATIENCE, || {
+        relay.recipients() == ["ana@example.com"]
+    });
+    // Postfix's delay notice (a DSN with Action: delayed) goes to the VERP
+    // sender, over LMTP to tidings.
+    let report = common::wait_for("tidings to count the delay notice", PATIENCE, || {
+        let report = tidings.ok(&["bounces"]);
+        if report.lines().any(|line| line.contains(SLOW)) {
+            return Some(report);
+        }
+        postfix.flush();
+        None
+    });
+    let log = postfix.log();
+    assert!(
+        log.contains("sender delay notification"),
+        "Postfix sent a delay notice:\n{log}"
+    );
+    let bounces: Vec<&str> = report
+        .lines()
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .collect();
+    assert!(
+        !bounces.is_empty()
+            && bounces
+                .iter()
+                .all(|line| line.contains("temporary dsn") && line.ends_with(SLOW)),
+        "a delay is temporary, against Slow alone:\n{report}"
+    );
+    assert!(
+        report.contains(&format!(" 0.5 of 1  {SLOW}\n")),
+        "a day's delays score 0.5:\n{report}"
+    );
+    assert!(report.contains("disabled by bounces: 0"), "{report}");
+    let shown = tidings.ok(&["subscribers", "show", SLOW]);
+    assert!(!shown.contains("disabled"), "{shown}");
+    // The digest is still Postfix's to deliver: delayed is not failed.
+    let queue = postfix.queue();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0]["recipients"][0]["address"], SLOW);
 }
 
 #[test]
