@@ -764,11 +764,27 @@ fn the_doc_s_pipe_transport_stores_mail_and_postfix_retries_what_exits_75_once()
         )
         .as_bytes(),
     );
+    // A null envelope sender (an automatic reply) reaches the pipe as such
+    // and is kept, never published.
+    postfix.sendmail(
+        "<>",
+        &[&format!("a-infos-en@{DOMAIN}")],
+        format!(
+            "From: MAILER-DAEMON@example.net\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) Out of office\nMessage-ID: <piped-null-sender@example.net>\n\n\
+             I am away.\n"
+        )
+        .as_bytes(),
+    );
     postfix.wait_for_empty_queue();
     let published = |id: &str| (id.to_string(), "published".to_string());
     assert_eq!(
         stored_by_pipe_user(&tidings),
         [
+            (
+                "piped-null-sender@example.net".to_string(),
+                "rejected".to_string()
+            ),
             published("piped-sendmail@example.org"),
             published("piped-smtp@example.org")
         ]
@@ -797,6 +813,10 @@ fn the_doc_s_pipe_transport_stores_mail_and_postfix_retries_what_exits_75_once()
     assert_eq!(
         stored_by_pipe_user(&tidings),
         [
+            (
+                "piped-null-sender@example.net".to_string(),
+                "rejected".to_string()
+            ),
             published("piped-sendmail@example.org"),
             published("piped-smtp@example.org"),
             published("piped-while-locked@example.org"),
@@ -826,10 +846,10 @@ fn the_doc_s_pipe_transport_stores_mail_and_postfix_retries_what_exits_75_once()
         .lines()
         .filter(|line| line.contains("relay=tidings") && line.contains("status=sent"))
         .collect();
-    assert_eq!(sent.len(), 3, "Postfix piped each once:\n{log}");
+    assert_eq!(sent.len(), 4, "Postfix piped each once:\n{log}");
     assert_eq!(
         stored_by_pipe_user(&tidings).len(),
-        3,
+        4,
         "nothing more stored"
     );
 }
