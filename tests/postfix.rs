@@ -434,20 +434,44 @@ fn mail_submitted_to_postfix_by_smtp_and_by_its_sendmail_is_stored_by_tidings() 
         )
         .as_bytes(),
     );
-    wait_until("both posts to be stored", PATIENCE, || {
-        stored(&tidings).len() == 2
+    // Loops are kept, never published, and taken with a 250, so that
+    // Postfix bounces nothing: an automatic reply (Postfix passes its null
+    // envelope sender on in LMTP's MAIL FROM), and a message From the
+    // list's own address sent by someone else.
+    postfix.sendmail(
+        "<>",
+        &[&format!("a-infos-en@{DOMAIN}")],
+        format!(
+            "From: MAILER-DAEMON@example.net\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) Out of office\nMessage-ID: <null-sender@example.net>\n\n\
+             I am away.\n"
+        )
+        .as_bytes(),
+    );
+    postfix.sendmail(
+        "bea@example.org",
+        &[&format!("a-infos-en@{DOMAIN}")],
+        format!(
+            "From: a-infos-en@{DOMAIN}\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) Looks like ours\nMessage-ID: <from-the-list@example.org>\n\n\
+             Forged as the list.\n"
+        )
+        .as_bytes(),
+    );
+    wait_until("the four messages to be stored", PATIENCE, || {
+        stored(&tidings).len() == 4
     });
     postfix.wait_for_empty_queue();
     let mut posts = stored(&tidings);
     posts.sort();
+    let stored_as = |id: &str, status: &str| (id.to_string(), status.to_string());
     assert_eq!(
         posts,
         [
-            (
-                "by-sendmail@example.org".to_string(),
-                "published".to_string()
-            ),
-            ("by-smtp@example.org".to_string(), "published".to_string()),
+            stored_as("by-sendmail@example.org", "published"),
+            stored_as("by-smtp@example.org", "published"),
+            stored_as("from-the-list@example.org", "rejected"),
+            stored_as("null-sender@example.net", "rejected"),
         ]
     );
     let lmtp = lmtp_address(&daemon).replace(':', "]:");
@@ -457,10 +481,14 @@ fn mail_submitted_to_postfix_by_smtp_and_by_its_sendmail_is_stored_by_tidings() 
             log.lines()
                 .filter(|line| line.contains(&sent) && line.contains("status=sent"))
                 .count(),
-            2,
-            "Postfix delivered both to tidings' LMTP listener:\n{log}"
+            4,
+            "Postfix delivered each to tidings' LMTP listener:\n{log}"
         );
     }
+    assert!(
+        !log.contains("sender non-delivery notification"),
+        "Postfix bounced nothing:\n{log}"
+    );
     assert!(relay.recipients().is_empty(), "nothing was relayed");
 }
 
