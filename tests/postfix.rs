@@ -83,8 +83,9 @@ fn set_in_table(text: &str, table: &str, key: &str, setting: &str) -> String {
 }
 
 /// Routes the list domain to tidings' LMTP listener at `lmtp`: the
-/// main.cf lines and the transport table of docs/postfix.md's LMTP
-/// section, with the doc's paths and port made the test's.
+/// main.cf lines, the transport table and the virtual aliases of
+/// docs/postfix.md's LMTP section, with the doc's paths and port made the
+/// test's.
 fn route_to_lmtp(postfix: &mut Postfix, lmtp: &str) {
     const SECTION: &str = "LMTP to the daemon";
     let config_dir = format!("{}/", postfix.config_dir().display());
@@ -97,6 +98,8 @@ fn route_to_lmtp(postfix: &mut Postfix, lmtp: &str) {
         "the doc's transport table routes {DOMAIN} to tidings' default LMTP port:\n{transport}"
     );
     postfix.map("transport", &transport.replace("127.0.0.1:8024", lmtp));
+    assert!(main_cf.contains("hash:/etc/postfix/virtual"), "{main_cf}");
+    postfix.map("virtual", &doc_block(SECTION, "`/etc/postfix/virtual`:"));
 }
 
 fn lmtp_address(daemon: &Daemon) -> String {
@@ -490,6 +493,57 @@ fn mail_submitted_to_postfix_by_smtp_and_by_its_sendmail_is_stored_by_tidings() 
         "Postfix bounced nothing:\n{log}"
     );
     assert!(relay.recipients().is_empty(), "nothing was relayed");
+}
+
+#[test]
+fn postmaster_and_abuse_at_the_list_domain_reach_the_operator() {
+    const OPERATOR: &str = "operator@example.net";
+    let work = tempfile::tempdir().unwrap();
+    let relay = Peer::start(&work.path().join("relay"), &[]);
+    let mut postfix = Postfix::new(relay.port);
+    let config = through_postfix(postfix.port, "");
+    let tidings = Tidings::with_config(move |text| {
+        let shipped = "operator = \"root@localhost\"";
+        assert!(text.contains(shipped), "lists.toml has no `{shipped}`");
+        config(text).replacen(shipped, &format!("operator = \"{OPERATOR}\""), 1)
+    });
+    let daemon = Daemon::start(&tidings);
+    route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
+    postfix.start();
+
+    submit(
+        &postfix,
+        json!([
+            {"id": "<to-postmaster@example.net>", "from": "Ola <ola@example.net>",
+             "to": [format!("postmaster@{DOMAIN}")],
+             "subject": "Your server", "body": "Is it yours?\n"},
+            {"id": "<to-abuse@example.net>", "from": "Ola <ola@example.net>",
+             "to": [format!("abuse@{DOMAIN}")],
+             "subject": "Spam from your list", "body": "See below.\n"},
+        ]),
+    );
+    // tidings passes each on through Postfix, as it came.
+    wait_until("the operator to have both", PATIENCE, || {
+        relay.recipients().len() == 2
+    });
+    postfix.wait_for_empty_queue();
+    assert_eq!(relay.recipients(), [OPERATOR, OPERATOR]);
+    let mut subjects: Vec<String> = std::fs::read_dir(&relay.dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let subject = text
+                .lines()
+                .find_map(|line| line.strip_prefix("Subject: "))
+                .unwrap();
+            subject.to_string()
+        })
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, ["Spam from your list", "Your server"]);
+    assert!(stored(&tidings).is_empty(), "no post was made of them");
 }
 
 #[test]
