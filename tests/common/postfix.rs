@@ -177,8 +177,9 @@ impl Postfix {
     /// Starts the instance: `postfix -c DIR start` makes the queue and
     /// returns once the master runs and listens.
     pub fn start(&mut self) {
-        self.postfix_command("postfix", &["start"]);
+        // Marked first, so that a start that fails half way is stopped too.
         self.started = true;
+        self.postfix_command("postfix", &["start"]);
     }
 
     /// Stops the instance (`postfix -c DIR stop`) and waits for its master
@@ -189,13 +190,24 @@ impl Postfix {
         }
         self.started = false;
         let stopped = self.run("postfix", &["stop"]);
-        if !stopped.status.success() {
-            // Never leave a master running after the test: kill its group.
-            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("queue/pid/master.pid")) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", pid.trim())])
-                    .status();
-            }
+        if stopped.status.success() {
+            return;
+        }
+        // Never leave this instance's master running after the test: kill
+        // its process group, once its environment shows it is this one's.
+        let Ok(pid) = std::fs::read_to_string(self.dir.path().join("queue/pid/master.pid")) else {
+            return;
+        };
+        let pid = pid.trim();
+        let ours = format!("MAIL_CONFIG={}\0", self.config_dir().display());
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if environ
+            .windows(ours.len())
+            .any(|window| window == ours.as_bytes())
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
         }
     }
 
