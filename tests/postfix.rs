@@ -179,12 +179,12 @@ fn a_relay_s_550_after_postfix_queued_the_digest_disables_that_subscriber_alone(
     let work = tempfile::tempdir().unwrap();
     // The relay behind Postfix refuses one recipient, as a dead mailbox does.
     let relay = Peer::start(&work.path().join("relay"), &["--reject", GONE]);
-    let mut postfix = Postfix::new(relay.port);
+    let smtpd = free_port();
     // A digest as soon as a post is pending, and one permanent failure
     // disables (a day's bounces count once, so a higher threshold would
     // take days).
     let tidings = Tidings::with_config(through_postfix(
-        postfix.port,
+        smtpd,
         "digest_size_threshold = 1\nbounce_threshold = 1\n",
     ));
     subscribe(
@@ -196,6 +196,7 @@ fn a_relay_s_550_after_postfix_queued_the_digest_disables_that_subscriber_alone(
     // Ola takes each post as it comes, through the same Postfix.
     subscribe(&tidings, "en", "post", &["ola@example.net"]);
     let daemon = Daemon::start(&tidings);
+    let mut postfix = Postfix::new(smtpd, relay.port);
     route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
     postfix.start();
 
@@ -351,15 +352,16 @@ fn a_relay_s_450_makes_postfix_warn_of_the_delay_which_counts_half_and_disables_
     let work = tempfile::tempdir().unwrap();
     // The relay behind Postfix defers one recipient, again and again.
     let relay = Peer::start(&work.path().join("relay"), &["--defer", SLOW]);
-    let mut postfix = Postfix::new(relay.port);
-    // Postfix tells the sender of mail still queued after a second.
-    postfix.main_cf("delay_warning_time = 1s");
+    let smtpd = free_port();
     let tidings = Tidings::with_config(through_postfix(
-        postfix.port,
+        smtpd,
         "digest_size_threshold = 1\nbounce_threshold = 1\n",
     ));
     subscribe(&tidings, "en", "mime", &["ana@example.com", SLOW]);
     let daemon = Daemon::start(&tidings);
+    let mut postfix = Postfix::new(smtpd, relay.port);
+    // Postfix tells the sender of mail still queued after a second.
+    postfix.main_cf("delay_warning_time = 1s");
     route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
     postfix.start();
 
@@ -415,9 +417,10 @@ fn a_relay_s_450_makes_postfix_warn_of_the_delay_which_counts_half_and_disables_
 fn mail_submitted_to_postfix_by_smtp_and_by_its_sendmail_is_stored_by_tidings() {
     let work = tempfile::tempdir().unwrap();
     let relay = Peer::start(&work.path().join("relay"), &[]);
-    let mut postfix = Postfix::new(relay.port);
-    let tidings = Tidings::with_config(through_postfix(postfix.port, ""));
+    let smtpd = free_port();
+    let tidings = Tidings::with_config(through_postfix(smtpd, ""));
     let daemon = Daemon::start(&tidings);
+    let mut postfix = Postfix::new(smtpd, relay.port);
     route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
     postfix.start();
 
@@ -500,14 +503,15 @@ fn postmaster_and_abuse_at_the_list_domain_reach_the_operator() {
     const OPERATOR: &str = "operator@example.net";
     let work = tempfile::tempdir().unwrap();
     let relay = Peer::start(&work.path().join("relay"), &[]);
-    let mut postfix = Postfix::new(relay.port);
-    let config = through_postfix(postfix.port, "");
+    let smtpd = free_port();
+    let config = through_postfix(smtpd, "");
     let tidings = Tidings::with_config(move |text| {
         let shipped = "operator = \"root@localhost\"";
         assert!(text.contains(shipped), "lists.toml has no `{shipped}`");
         config(text).replacen(shipped, &format!("operator = \"{OPERATOR}\""), 1)
     });
     let daemon = Daemon::start(&tidings);
+    let mut postfix = Postfix::new(smtpd, relay.port);
     route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
     postfix.start();
 
@@ -550,11 +554,12 @@ fn postmaster_and_abuse_at_the_list_domain_reach_the_operator() {
 fn postfix_keeps_mail_while_tidings_answers_451_or_is_down_and_delivers_it_once() {
     let work = tempfile::tempdir().unwrap();
     let relay = Peer::start(&work.path().join("relay"), &[]);
-    let mut postfix = Postfix::new(relay.port);
-    let tidings = Tidings::with_config(through_postfix(postfix.port, ""));
+    let smtpd = free_port();
+    let tidings = Tidings::with_config(through_postfix(smtpd, ""));
     // A fixed LMTP port, so a restarted daemon is where Postfix delivers.
     let lmtp = format!("127.0.0.1:{}", free_port());
     let mut daemon = Daemon::start_at(&tidings, &lmtp, "127.0.0.1:0");
+    let mut postfix = Postfix::new(smtpd, relay.port);
     route_to_lmtp(&mut postfix, &lmtp);
     postfix.start();
 
@@ -609,7 +614,8 @@ fn postfix_keeps_mail_while_tidings_answers_451_or_is_down_and_delivers_it_once(
     assert!(TcpStream::connect(&lmtp).is_err(), "tidings is down");
     assert_eq!(stored(&tidings).len(), 1, "only the first is stored yet");
 
-    let _daemon = Daemon::start_at(&tidings, &lmtp, "127.0.0.1:0");
+    daemon = Daemon::start_at(&tidings, &lmtp, "127.0.0.1:0");
+    assert_eq!(lmtp_address(&daemon), lmtp, "back where Postfix delivers");
     postfix.flush();
     postfix.wait_for_empty_queue();
     let mut posts = stored(&tidings);
@@ -649,9 +655,10 @@ fn postfix_keeps_mail_while_tidings_answers_451_or_is_down_and_delivers_it_once(
 fn outside_clients_get_550_at_rcpt_for_what_tidings_refuses_and_nothing_is_bounced() {
     let work = tempfile::tempdir().unwrap();
     let relay = Peer::start(&work.path().join("relay"), &[]);
-    let mut postfix = Postfix::new(relay.port);
-    let tidings = Tidings::with_config(through_postfix(postfix.port, ""));
+    let smtpd = free_port();
+    let tidings = Tidings::with_config(through_postfix(smtpd, ""));
     let daemon = Daemon::start(&tidings);
+    let mut postfix = Postfix::new(smtpd, relay.port);
     route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
     // A second smtpd for which no client is in mynetworks: how the
     // Internet's servers reach Postfix.
@@ -818,8 +825,8 @@ fn stored_by_pipe_user(tidings: &Tidings) -> Vec<(String, String)> {
 fn the_doc_s_pipe_transport_stores_mail_and_postfix_retries_what_exits_75_once() {
     let work = tempfile::tempdir().unwrap();
     let relay = Peer::start(&work.path().join("relay"), &[]);
-    let mut postfix = Postfix::new(relay.port);
-    let tidings = Tidings::with_config(through_postfix(postfix.port, ""));
+    let smtpd = free_port();
+    let tidings = Tidings::with_config(through_postfix(smtpd, ""));
     let owner = format!("{PIPE_USER}:{PIPE_GROUP}");
     let chown = Command::new("chown")
         .args(["-R", &owner])
@@ -827,6 +834,7 @@ fn the_doc_s_pipe_transport_stores_mail_and_postfix_retries_what_exits_75_once()
         .status()
         .unwrap();
     assert!(chown.success());
+    let mut postfix = Postfix::new(smtpd, relay.port);
     route_to_pipe(&mut postfix, &tidings);
     postfix.start();
 

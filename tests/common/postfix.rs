@@ -46,10 +46,16 @@ pub fn free_port() -> u16 {
 }
 
 impl Postfix {
-    /// An instance, not yet started, that relays all mail it does not
-    /// route otherwise to `relay_port` on loopback. Add to its main.cf and
-    /// its lookup tables, then [`Postfix::start`] it.
-    pub fn new(relay_port: u16) -> Postfix {
+    /// An instance, not yet started, whose smtpd will listen on `port` and
+    /// that relays all mail it does not route otherwise to `relay_port`, on
+    /// loopback. Add to its main.cf and its lookup tables, then
+    /// [`Postfix::start`] it.
+    ///
+    /// Make it after the tidings it delivers to (a [`free_port`] can name
+    /// its port in lists.toml first): it is then stopped before tidings'
+    /// directory is removed, so that no delivery writes into a directory
+    /// being removed.
+    pub fn new(port: u16, relay_port: u16) -> Postfix {
         let uid = Command::new("id")
             .arg("-u")
             .output()
@@ -66,7 +72,6 @@ impl Postfix {
         for sub in ["etc", "queue"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
         }
-        let port = free_port();
         let root = dir.path().display().to_string();
         // Every setting that would otherwise come from the machine is given;
         // the timers are short so that a deferred message is retried within
