@@ -942,6 +942,34 @@ fn the_doc_s_pipe_transport_stores_mail_and_postfix_retries_what_exits_75_once()
         4,
         "nothing more stored"
     );
+    // Each piped post started a detached feed refresh; once they are done,
+    // the feeds show the published posts, and not the automatic reply.
+    wait_until("the pipe's feed refreshes to end", PATIENCE, || {
+        feed_refreshes(&tidings) == 0
+    });
+    let atom = std::fs::read_to_string(tidings.path().join("feeds/en.atom")).unwrap();
+    for subject in [
+        "Piped from SMTP",
+        "Piped from sendmail",
+        "Piped while locked",
+    ] {
+        assert!(atom.contains(subject), "en.atom has no {subject}");
+    }
+    assert!(!atom.contains("Out of office"), "en.atom shows a loop");
+}
+
+/// How many `tidings feeds --after-ingest` of this tidings run now (the
+/// pipe starts one, detached, after each post).
+fn feed_refreshes(tidings: &Tidings) -> usize {
+    let config = tidings.config().display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| {
+            let words: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+            words.contains(&config.as_bytes()) && words.contains(&b"--after-ingest".as_slice())
+        })
+        .count()
 }
 
 /// Waits until Postfix has deferred the one queued message; its reason.
