@@ -414,6 +414,84 @@ fn a_relay_s_450_makes_postfix_warn_of_the_delay_which_counts_half_and_disables_
 }
 
 #[test]
+fn postfix_refusing_a_recipient_in_tidings_session_counts_as_a_bounce_at_once() {
+    const REFUSED: &str = "refused@example.com";
+    let work = tempfile::tempdir().unwrap();
+    let relay = Peer::start(&work.path().join("relay"), &[]);
+    let smtpd = free_port();
+    let tidings = Tidings::with_config(through_postfix(
+        smtpd,
+        "digest_size_threshold = 1\nbounce_threshold = 1\n",
+    ));
+    subscribe(&tidings, "en", "mime", &["ana@example.com", REFUSED]);
+    let daemon = Daemon::start(&tidings);
+    let mut postfix = Postfix::new(smtpd, relay.port);
+    route_to_lmtp(&mut postfix, &lmtp_address(&daemon));
+    // Postfix itself knows the address is dead and refuses it at RCPT.
+    let access = postfix.map(
+        "recipient_access",
+        &format!("{REFUSED}   550 5.1.1 <{REFUSED}>: mailbox known dead\n"),
+    );
+    postfix.main_cf(&format!(
+        "smtpd_recipient_restrictions = check_recipient_access hash:{},\n    \
+         permit_mynetworks, reject_unauth_destination",
+        access.display()
+    ));
+    postfix.start();
+
+    submit(
+        &postfix,
+        json!([{"id": "<refused-1@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                "subject": "(en) Refused in session", "body": "One reader is gone.\n"}]),
+    );
+    wait_until("Ana to have the digest", PATIENCE, || {
+        relay.recipients() == ["ana@example.com"]
+    });
+    // tidings heard the 550 itself: the delivery failed, and the refusal
+    // counted like a DSN.
+    let report = common::wait_for("tidings to disable the refused reader", PATIENCE, || {
+        let report = tidings.ok(&["bounces"]);
+        report.contains("disabled by bounces: 1").then_some(report)
+    });
+    let bounces: Vec<&str> = report
+        .lines()
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .collect();
+    // (The final notice to the reader is refused the same way, maybe
+    // already: a second bounce of the same day, which changes nothing.)
+    assert!(
+        !bounces.is_empty()
+            && bounces
+                .iter()
+                .all(|line| line.contains("permanent smtp") && line.ends_with(REFUSED)),
+        "{report}"
+    );
+    assert!(report.trim_end().ends_with(REFUSED), "{report}");
+    let db = store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap();
+    let digest = digests::last(&db, "en").unwrap().unwrap();
+    let failed: Vec<_> = deliveries::of_digest(&db, digest.id)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.state == DeliveryState::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].address, REFUSED);
+    assert!(
+        failed[0]
+            .last_reply
+            .as_deref()
+            .is_some_and(|reply| reply.contains("mailbox known dead")),
+        "{failed:?}"
+    );
+    postfix.wait_for_empty_queue();
+    assert!(
+        !postfix.log().contains("sender non-delivery notification"),
+        "no DSN was needed"
+    );
+}
+
+#[test]
 fn mail_submitted_to_postfix_by_smtp_and_by_its_sendmail_is_stored_by_tidings() {
     let work = tempfile::tempdir().unwrap();
     let relay = Peer::start(&work.path().join("relay"), &[]);
