@@ -406,7 +406,7 @@ fn show(config: &Config, given: &str) -> anyhow::Result<()> {
             date(person.created_at)
         )?;
         for following in people::following(&db, person.id)? {
-            let state = match (following.removed_at, following.next_mode) {
+            let mut state = match (following.removed_at, following.next_mode) {
                 (Some(at), _) => format!("left {}", date(at)),
                 (None, Some(next)) => format!(
                     "subscribed since {}, {next} after the next digest",
@@ -414,6 +414,12 @@ fn show(config: &Config, given: &str) -> anyhow::Result<()> {
                 ),
                 (None, None) => format!("subscribed since {}", date(following.confirmed_at)),
             };
+            if let (None, Some(at)) = (following.removed_at, following.disabled_at) {
+                state.push_str(&format!(
+                    ", disabled by bounces since {} (tidings subscribers enable)",
+                    date(at)
+                ));
+            }
             if following.removed_at.is_none() {
                 let chosen = following.next_mode.unwrap_or(following.mode);
                 current.push((following.list_code.clone(), chosen));

@@ -62,6 +62,8 @@ pub struct Following {
     pub confirmed_at: i64,
     /// Set once they left.
     pub removed_at: Option<i64>,
+    /// Set while bounces have them disabled (sent nothing).
+    pub disabled_at: Option<i64>,
 }
 
 /// A subscription asked for and not (yet) confirmed.
@@ -80,7 +82,7 @@ pub struct Asked {
 /// list.
 pub fn following(db: &Connection, person_id: i64) -> Result<Vec<Following>> {
     let mut statement = db.prepare_cached(
-        "SELECT list_code, mode, next_mode, created_at, confirmed_at, removed_at \
+        "SELECT list_code, mode, next_mode, created_at, confirmed_at, removed_at, disabled_at \
          FROM subscribers WHERE person_id = ?1 ORDER BY list_code",
     )?;
     let rows = statement.query_map([person_id], |row| {
@@ -91,6 +93,7 @@ pub fn following(db: &Connection, person_id: i64) -> Result<Vec<Following>> {
             created_at: row.get(3)?,
             confirmed_at: row.get(4)?,
             removed_at: row.get(5)?,
+            disabled_at: row.get(6)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

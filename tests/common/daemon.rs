@@ -25,11 +25,24 @@ impl Daemon {
     }
 
     /// A daemon started with `extra` arguments to `serve` (e.g. `--at`).
+    pub fn start_with_args(tidings: &Tidings, http: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_listening(tidings, "127.0.0.1:0", http, extra)
+    }
+
+    /// A daemon taking LMTP at `lmtp` and HTTP at `http` (addresses the
+    /// test chose, so that a restarted daemon is where an MTA or a browser
+    /// was told it is).
+    pub fn start_at(tidings: &Tidings, lmtp: &str, http: &str) -> Daemon {
+        Daemon::start_listening(tidings, lmtp, http, &[])
+    }
+
+    /// A daemon taking LMTP at `lmtp` and HTTP at `http`, started with
+    /// `extra` arguments to `serve`.
     #[allow(
         clippy::zombie_processes,
         reason = "Drop kills the child and waits for it"
     )]
-    pub fn start_with_args(tidings: &Tidings, http: &str, extra: &[&str]) -> Daemon {
+    fn start_listening(tidings: &Tidings, lmtp: &str, http: &str, extra: &[&str]) -> Daemon {
         let serve_json = tidings.path().join("data/serve.json");
         let _ = std::fs::remove_file(&serve_json);
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
@@ -38,7 +51,7 @@ impl Daemon {
             .args([
                 "serve",
                 "--lmtp-listen",
-                "127.0.0.1:0",
+                lmtp,
                 "--smtp-listen",
                 "127.0.0.1:0",
                 "--http-listen",

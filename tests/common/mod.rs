@@ -6,6 +6,7 @@
 )]
 
 pub mod daemon;
+pub mod postfix;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

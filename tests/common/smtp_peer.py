@@ -7,6 +7,7 @@ OUT/NNNNNN.json (written before the 250 reply, renamed into place so a
 reader never sees half a file). Behaviours:
 
   --reject ADDR     answer RCPT TO:<ADDR> with 550 (repeatable)
+  --defer ADDR      answer RCPT TO:<ADDR> with 450, every time (repeatable)
   --defer-first     answer the first DATA for each recipient with 451
   --delay SECONDS   wait this long after storing a message before the 250
                     (a slow peer, to kill the client mid fan-out)
@@ -40,10 +41,11 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Handler:
-    def __init__(self, out, reject, defer_first, delay, pipelining=False):
+    def __init__(self, out, reject, defer, defer_first, delay, pipelining=False):
         self.pipelining = pipelining
         self.out = out
         self.reject = {address.lower() for address in reject}
+        self.defer = {address.lower() for address in defer}
         self.defer_first = defer_first
         self.delay = delay
         self.deferred = set()
@@ -61,6 +63,8 @@ class Handler:
         envelope.pipelined = bool(server._reader._buffer)
         if address.lower() in self.reject:
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        if address.lower() in self.defer:
+            return "450 4.2.1 <%s>: Recipient address rejected: Mailbox busy" % address
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
@@ -93,6 +97,7 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--reject", action="append", default=[])
+    parser.add_argument("--defer", action="append", default=[])
     parser.add_argument("--defer-first", action="store_true")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--cert")
@@ -103,7 +108,8 @@ async def main():
     parser.add_argument("--pipelining", action="store_true")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    handler = Handler(args.out, args.reject, args.defer_first, args.delay, args.pipelining)
+    handler = Handler(args.out, args.reject, args.defer, args.defer_first, args.delay,
+                      args.pipelining)
     context = None
     if args.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
