@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::deliver;
+use crate::descriptors;
 use crate::feeds;
+use crate::health::{self, Health};
 use crate::ingest::committer::Committer;
 use crate::ingest::intake::{Received, StoreIntake};
 use crate::ingest::listener::{self, Limits, Protocol};
@@ -119,6 +121,19 @@ async fn serve(
         )
     };
 
+    // Descriptors first: HTTP's share is what the limit leaves after mail's.
+    let limit = descriptors::raise_limit();
+    let budget = descriptors::Budget::new(&config, limit);
+    if budget.lowers(&config) {
+        tracing::warn!(
+            limit,
+            reserve = budget.reserve,
+            http_connections = budget.http_connections,
+            configured = config.listen.http_max_connections,
+            "the open-files limit leaves room for fewer HTTP connections than http_max_connections"
+        );
+    }
+
     let lmtp = bind(overrides.lmtp.unwrap_or(config.listen.lmtp), "LMTP").await?;
     let smtp = bind(overrides.smtp.unwrap_or(config.listen.smtp), "SMTP").await?;
     let http = bind(overrides.http.unwrap_or(config.listen.http), "HTTP").await?;
@@ -137,19 +152,32 @@ async fn serve(
         http = %http.local_addr()?,
         config = %config.source,
         lists = config.lists.len(),
+        open_files_limit = limit,
+        http_connections = budget.http_connections,
         "tidings serving"
     );
+    let health = Arc::new(Health {
+        listeners: vec![
+            Arc::new(health::Listener::new("lmtp", lmtp.local_addr()?, true)),
+            Arc::new(health::Listener::new("smtp", smtp.local_addr()?, true)),
+            Arc::new(health::Listener::new("http", http.local_addr()?, false)),
+        ],
+    });
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
 
     let limits = Limits::from(&config.listen);
+    let deadlines = web::connections::Deadlines::from(&config.listen);
     let feeds_dir = config.site.feeds_dir.clone();
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
 
-    for (listener, protocol) in [(lmtp, Protocol::Lmtp), (smtp, Protocol::Smtp)] {
+    for (listener, protocol, state) in [
+        (lmtp, Protocol::Lmtp, health.listeners[0].clone()),
+        (smtp, Protocol::Smtp, health.listeners[1].clone()),
+    ] {
         let metrics = metrics.clone();
         let context = Arc::new(listener::Context {
             protocol,
@@ -166,7 +194,10 @@ async fn serve(
                 move |received: &Received| log_message(&metrics, received),
             ),
         });
-        tasks.spawn(listener::run(listener, context, shutdown.clone()));
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            listener::run_reporting(listener, context, &state, shutdown).await;
+        });
     }
     let web = Arc::new(web::Web {
         feeds_dir,
@@ -176,15 +207,16 @@ async fn serve(
         templates: templates.clone(),
         secret: secret.clone(),
         outbox: outbox_wakeup.clone(),
+        health: health.clone(),
     });
-    {
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(error) = web::run(http, web::router(web), shutdown).await {
-                tracing::error!(%error, "HTTP server stopped");
-            }
-        });
-    }
+    tasks.spawn(web::connections::serve(
+        http,
+        web::router(web),
+        budget,
+        deadlines,
+        health.listeners[2].clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(refresh_feeds(
         store.clone(),
         config_rx.clone(),

@@ -29,6 +29,18 @@ pub struct Listen {
     pub command_timeout_secs: u64,
     /// Seconds a mail client may take to send a whole message (default 600).
     pub data_timeout_secs: u64,
+    /// HTTP connections served at once (default 1024); past it clients wait
+    /// in the kernel's queue until one closes. Fewer when the descriptor
+    /// limit leaves less room (see `web::connections`).
+    pub http_max_connections: usize,
+    /// Seconds an HTTP client may take to send a request's head, counted
+    /// from when the server starts waiting for it: on a new connection and
+    /// after each answer on a kept-alive one (default 30).
+    pub http_header_timeout_secs: u64,
+    /// Seconds an HTTP connection may go without a byte moving either way
+    /// before it is closed: an idle kept-alive connection, one that never
+    /// sends, a stalled upload, a client that stopped reading (default 15).
+    pub http_idle_timeout_secs: u64,
 }
 
 impl Default for Listen {
@@ -43,6 +55,9 @@ impl Default for Listen {
             max_recipients: 50,
             command_timeout_secs: 300,
             data_timeout_secs: 600,
+            http_max_connections: 1024,
+            http_header_timeout_secs: 30,
+            http_idle_timeout_secs: 15,
         }
     }
 }
@@ -59,6 +74,18 @@ impl Listen {
     pub fn data_timeout(&self) -> Duration {
         Duration::from_secs(self.data_timeout_secs)
     }
+
+    /// How long an HTTP client may take to send a request's head
+    /// (`http_header_timeout_secs`; default 30 seconds).
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_header_timeout_secs)
+    }
+
+    /// How long an HTTP connection may stay without traffic
+    /// (`http_idle_timeout_secs`; default 15 seconds).
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_idle_timeout_secs)
+    }
 }
 
 /// `[listen]` as written.
@@ -73,6 +100,9 @@ pub(super) struct RawListen {
     max_recipients: Option<Spanned<i64>>,
     command_timeout_secs: Option<Spanned<i64>>,
     data_timeout_secs: Option<Spanned<i64>>,
+    http_max_connections: Option<Spanned<i64>>,
+    http_header_timeout_secs: Option<Spanned<i64>>,
+    http_idle_timeout_secs: Option<Spanned<i64>>,
 }
 
 impl RawListen {
@@ -123,6 +153,21 @@ impl RawListen {
                 self.data_timeout_secs,
                 default.data_timeout_secs,
                 "data_timeout_secs",
+            ),
+            http_max_connections: errors.positive(
+                self.http_max_connections,
+                default.http_max_connections,
+                "http_max_connections",
+            ),
+            http_header_timeout_secs: errors.positive(
+                self.http_header_timeout_secs,
+                default.http_header_timeout_secs,
+                "http_header_timeout_secs",
+            ),
+            http_idle_timeout_secs: errors.positive(
+                self.http_idle_timeout_secs,
+                default.http_idle_timeout_secs,
+                "http_idle_timeout_secs",
             ),
         }
     }

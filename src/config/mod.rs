@@ -511,6 +511,38 @@ address = "en@lists.example.org"
             std::time::Duration::from_secs(300)
         );
         assert_eq!(listen.data_timeout(), std::time::Duration::from_secs(600));
+        assert_eq!(listen.http_max_connections, 1024);
+        assert_eq!(
+            listen.http_header_timeout(),
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(
+            listen.http_idle_timeout(),
+            std::time::Duration::from_secs(15)
+        );
+        let shipped = shipped();
+        assert_eq!(shipped.listen, listen, "lists.toml states the defaults");
+    }
+
+    #[test]
+    fn http_limits_are_read_and_their_errors_located() {
+        let text = format!("[listen]\nhttp_max_connections = 50\nhttp_header_timeout_secs = 3\nhttp_idle_timeout_secs = 2\n{ONE_LIST}");
+        let listen = parse(&text, "lists.toml", Path::new(".")).unwrap().listen;
+        assert_eq!(
+            (
+                listen.http_max_connections,
+                listen.http_header_timeout_secs,
+                listen.http_idle_timeout_secs
+            ),
+            (50, 3, 2)
+        );
+        let text = format!("[listen]\nhttp_max_connections = 0\nhttp_header_timeout_secs = -1\nhttp_idle_timeout_secs = 2\n{ONE_LIST}");
+        let found = errors(&text);
+        let places: Vec<(usize, usize)> = found.iter().map(|e| (e.line, e.column)).collect();
+        assert_eq!(places, vec![(2, 24), (3, 28)], "{found:#?}");
+        assert!(found[0].message.contains("http_max_connections"));
+        assert!(found[0].help.contains("1024"), "{}", found[0].help);
+        assert!(found[1].message.contains("http_header_timeout_secs"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::intake::Intake;
 use super::session::{self, Deadline, Delivered, Message, Next, Rules, Session};
 use crate::config::{Config, Listen};
+use crate::health::{self, State};
 
 pub use super::session::Protocol;
 
@@ -36,7 +37,7 @@ const READ_BUFFER: usize = 16 * 1024;
 
 /// Clients turned away with a 421 at once; past this a client over the
 /// limits is closed without one, so a flood costs no more than this.
-const MAX_REFUSALS: usize = 64;
+pub const MAX_REFUSALS: usize = 64;
 
 /// How long writing the 421 to a client turned away may take.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -109,6 +110,20 @@ pub async fn run<I: Intake>(
     context: Arc<Context<I>>,
     shutdown: CancellationToken,
 ) {
+    let address = listener
+        .local_addr()
+        .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+    let health = health::Listener::new("mail", address, true);
+    run_reporting(listener, context, &health, shutdown).await;
+}
+
+/// [`run`], recording in `health` whether accepting works, for `/healthz`.
+pub async fn run_reporting<I: Intake>(
+    listener: TcpListener,
+    context: Arc<Context<I>>,
+    health: &health::Listener,
+    shutdown: CancellationToken,
+) {
     let slots = Arc::new(Slots::new(
         context.limits.max_connections,
         context.limits.max_connections_per_ip,
@@ -119,8 +134,12 @@ pub async fn run<I: Intake>(
         let (mut stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    health.set(State::Listening);
+                    accepted
+                }
                 Err(error) => {
+                    health.set(State::Failing(error.to_string(), std::time::Instant::now()));
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -159,6 +178,7 @@ pub async fn run<I: Intake>(
         // Reap finished sessions so the set does not grow without bound.
         while sessions.try_join_next().is_some() {}
     }
+    health.set(State::Stopped);
     drop(listener);
     while sessions.join_next().await.is_some() {}
 }

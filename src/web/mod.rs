@@ -2,7 +2,8 @@
 //! pages ([`site`]) as files ([`files`]: validators, 304, streamed), the
 //! subscriber's pages ([`subscribe`]), health and metrics, every page in
 //! the layout of [`pages`]; bodies compressed (gzip, br) when the client
-//! asks.
+//! asks. [`connections`] accepts and bounds the connections, so that
+//! web clients never take what mail needs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,17 +13,17 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
-use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 
 use crate::config::Config;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::store::{self, Handle};
 use crate::templates::Templates;
 use crate::tokens::Secret;
 
+pub mod connections;
 mod feeds;
 mod files;
 mod pages;
@@ -44,6 +45,8 @@ pub struct Web {
     pub secret: Arc<Secret>,
     /// Woken when a page queued mail, so the outbox sends it now.
     pub outbox: Arc<Notify>,
+    /// The listeners' states, for `/healthz`.
+    pub health: Arc<Health>,
 }
 
 /// The router of every page the daemon serves.
@@ -79,29 +82,22 @@ pub fn router(web: Arc<Web>) -> Router {
         .with_state(web)
 }
 
-/// Serves `router` on `listener` until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
-
-/// `ok` once the store has answered a read through the daemon's handle;
-/// 503 with the reason when it cannot.
+/// `ok` when the store answers a read through the daemon's handle and
+/// every mail listener is listening, then a line per listener; 503 and
+/// `down` when either is not, with the reason.
 async fn health(State(web): State<Arc<Web>>) -> Response {
     let read = web.store.read(store::schema_version).await;
-    match read {
-        Ok(_) => "ok\n".into_response(),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("store unavailable: {error}\n"),
-        )
-            .into_response(),
-    }
+    let (listening, listeners) = web.health.report();
+    let store = match &read {
+        Ok(_) => "store ok\n".to_string(),
+        Err(error) => format!("store unavailable: {error}\n"),
+    };
+    let up = listening && read.is_ok();
+    let (status, first) = match up {
+        true => (StatusCode::OK, "ok\n"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "down\n"),
+    };
+    (status, format!("{first}{store}{listeners}")).into_response()
 }
 
 async fn metrics(State(web): State<Arc<Web>>) -> impl IntoResponse {

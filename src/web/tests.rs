@@ -53,6 +53,8 @@ struct Site {
     metrics: Arc<Metrics>,
     store: Handle,
     secret: Arc<Secret>,
+    /// The SMTP listener /healthz reports on.
+    smtp: Arc<crate::health::Listener>,
     router: Router,
 }
 
@@ -87,6 +89,11 @@ impl Site {
         let config = crate::config::parse(&text, "lists.toml", dir.path()).expect("config");
         let (_, config) = watch::channel(Arc::new(config));
         let secret = Arc::new(Secret::from_bytes(&[3; 32]));
+        let smtp = Arc::new(crate::health::Listener::new(
+            "smtp",
+            "127.0.0.1:8025".parse().expect("an address"),
+            true,
+        ));
         let web = Arc::new(Web {
             feeds_dir: dir.path().join("feeds"),
             metrics: metrics.clone(),
@@ -95,12 +102,16 @@ impl Site {
             templates: Arc::new(Templates::shipped()),
             secret: secret.clone(),
             outbox: Arc::new(Notify::new()),
+            health: Arc::new(Health {
+                listeners: vec![smtp.clone()],
+            }),
         });
         Site {
             dir,
             metrics,
             store,
             secret,
+            smtp,
             router: router(web),
         }
     }
@@ -377,7 +388,25 @@ async fn healthz_and_metrics_answer_in_plain_text() {
         health.header(header::CONTENT_TYPE),
         Some("text/plain; charset=utf-8")
     );
-    assert_eq!(health.body, b"ok\n");
+    assert_eq!(
+        String::from_utf8_lossy(&health.body),
+        "ok\nstore ok\nsmtp 127.0.0.1:8025 listening\n"
+    );
+    // A mail listener that cannot accept makes the daemon unhealthy, and
+    // says why: it answered "ok" while SMTP was unreachable (issue 13).
+    site.smtp.set(crate::health::State::Failing(
+        "Too many open files (os error 24)".into(),
+        std::time::Instant::now(),
+    ));
+    let health = site.get("/healthz", &[]).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    let text = String::from_utf8_lossy(&health.body);
+    assert!(text.starts_with("down\nstore ok\n"), "{text}");
+    assert!(
+        text.contains("smtp 127.0.0.1:8025 failing for 0s: Too many open files"),
+        "{text}"
+    );
+    site.smtp.set(crate::health::State::Listening);
 
     site.metrics.count_post(Some("en"), "stored");
     let metrics = site.get("/metrics", &[]).await;

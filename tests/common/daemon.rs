@@ -26,26 +26,47 @@ impl Daemon {
 
     /// A daemon started with `extra` arguments to `serve` (e.g. `--at`).
     pub fn start_with_args(tidings: &Tidings, http: &str, extra: &[&str]) -> Daemon {
-        Daemon::start_listening(tidings, "127.0.0.1:0", http, extra)
+        Daemon::start_listening(tidings, "127.0.0.1:0", http, extra, &[])
     }
 
     /// A daemon taking LMTP at `lmtp` and HTTP at `http` (addresses the
     /// test chose, so that a restarted daemon is where an MTA or a browser
     /// was told it is).
     pub fn start_at(tidings: &Tidings, lmtp: &str, http: &str) -> Daemon {
-        Daemon::start_listening(tidings, lmtp, http, &[])
+        Daemon::start_listening(tidings, lmtp, http, &[], &[])
+    }
+
+    /// A daemon started by `wrapper` (a command that runs the rest of its
+    /// arguments in the same process, e.g. `prlimit --nofile=N:N`).
+    pub fn start_under(tidings: &Tidings, http: &str, extra: &[&str], wrapper: &[&str]) -> Daemon {
+        Daemon::start_listening(tidings, "127.0.0.1:0", http, extra, wrapper)
     }
 
     /// A daemon taking LMTP at `lmtp` and HTTP at `http`, started with
-    /// `extra` arguments to `serve`.
+    /// `extra` arguments to `serve`, under `wrapper` when one is given.
     #[allow(
         clippy::zombie_processes,
         reason = "Drop kills the child and waits for it"
     )]
-    fn start_listening(tidings: &Tidings, lmtp: &str, http: &str, extra: &[&str]) -> Daemon {
+    fn start_listening(
+        tidings: &Tidings,
+        lmtp: &str,
+        http: &str,
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Daemon {
         let serve_json = tidings.path().join("data/serve.json");
         let _ = std::fs::remove_file(&serve_json);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        let binary = env!("CARGO_BIN_EXE_tidings");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["--config"])
             .arg(tidings.config())
             .args([
@@ -76,6 +97,11 @@ impl Daemon {
             (addresses["pid"] == child.id()).then_some(addresses)
         });
         Daemon { child, addresses }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn address(&self, which: &str) -> (String, u16) {
