@@ -94,7 +94,7 @@ pub fn build(
     let stale = is_stale(config, templates, out);
     let mut builder = Builder {
         config,
-        pages: Pages { config, templates },
+        pages: Pages::new(config, templates),
         db,
         heads: None,
         out,
@@ -141,7 +141,7 @@ struct Builder<'a> {
     report: Report,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     fn full(&mut self) -> anyhow::Result<()> {
         self.report.full = true;
         let keys = self.every_post_page()?;
@@ -182,10 +182,7 @@ impl Builder<'_> {
         let work = |db: &Connection| -> anyhow::Result<(Report, HashSet<String>)> {
             let mut builder = Builder {
                 config,
-                pages: Pages {
-                    config,
-                    templates: pages.templates,
-                },
+                pages: Pages::new(config, pages.templates),
                 db,
                 heads: Some(&heads),
                 out,
@@ -323,7 +320,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn list_pages(&mut self, list: &List) -> anyhow::Result<()> {
+    fn list_pages(&mut self, list: &'a List) -> anyhow::Result<()> {
         let latest = archive::latest_of_list(self.db, &list.code, 100)?;
         let page = self.pages.titles(Some(list), "list_heading", &latest)?;
         self.write(&paths::list(list), page.as_bytes())?;
