@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::layout::{direction, Alternate, Layout};
-use super::{paths, Month};
+use super::{paths, Listed, Month};
 use crate::config::{Config, List};
 use crate::feeds::{self, html, text};
 use crate::post::StoredPost;
@@ -77,8 +77,10 @@ impl<'a> Pages<'a> {
         format_date(self.config, feeds::entry_date(post))
     }
 
-    fn entry(&self, post: &StoredPost, with_lines: bool) -> Entry {
-        let key = post.key.clone().unwrap_or_default();
+    /// A post as a line of a page, titled `title`, with `lines` (empty on
+    /// the pages of titles).
+    fn entry(&self, post: &StoredPost, title: String, lines: String) -> Entry {
+        let key = post.key.as_deref().unwrap_or_default();
         let list = post
             .list_code
             .as_deref()
@@ -88,30 +90,31 @@ impl<'a> Pages<'a> {
             .clone()
             .or_else(|| list.map(|l| l.lang.clone()))
             .unwrap_or_default();
-        let body = text::undo_double_encoding(&post.body);
-        let subject = text::undo_double_encoding(&post.title);
         Entry {
-            title: text::title(&subject, &body, &key),
-            url: feeds::permalink(self.config, &key),
+            title,
+            url: feeds::permalink(self.config, key),
             list_code: post.list_code.clone().unwrap_or_default(),
             list_name: list.map(|l| l.name.clone()).unwrap_or_default(),
             dir: direction(&lang),
             lang,
             date: self.date(post),
             author: text::author_name(&text::undo_double_encoding(&post.author_name)),
-            lines: if with_lines {
-                text::summarize(&text::xml_safe(&body))
-            } else {
-                String::new()
-            },
+            lines,
         }
     }
 
-    fn entries(&self, posts: &[StoredPost], with_lines: bool) -> TemplateValue {
+    fn entries(&self, posts: &[Listed], with_lines: bool) -> TemplateValue {
         TemplateValue::from_serialize(
             posts
                 .iter()
-                .map(|post| self.entry(post, with_lines))
+                .map(|listed| {
+                    let lines = if with_lines {
+                        listed.first_lines.lines.clone()
+                    } else {
+                        String::new()
+                    };
+                    self.entry(&listed.post, listed.first_lines.title.clone(), lines)
+                })
                 .collect::<Vec<_>>(),
         )
     }
@@ -184,7 +187,7 @@ impl<'a> Pages<'a> {
 
     /// The home page: the last 40 posts in all languages, and the way to
     /// every other page.
-    pub fn home(&self, latest: &[StoredPost], years: &[i32]) -> anyhow::Result<String> {
+    pub fn home(&self, latest: &[Listed], years: &[i32]) -> anyhow::Result<String> {
         let layout = self.site_layout();
         let title = self.label(&layout, "home_title", json!({}))?;
         let years: Vec<Value> = years
@@ -210,7 +213,7 @@ impl<'a> Pages<'a> {
         &self,
         list: Option<&'a List>,
         heading: &str,
-        posts: &[StoredPost],
+        posts: &[Listed],
     ) -> anyhow::Result<String> {
         let layout = self.layout(list);
         let heading = self.label(&layout, heading, json!({"count": posts.len()}))?;
@@ -234,7 +237,7 @@ impl<'a> Pages<'a> {
         list: Option<&'a List>,
         heading: &str,
         heading_context: Value,
-        posts: &[StoredPost],
+        posts: &[Listed],
     ) -> anyhow::Result<String> {
         let layout = self.layout(list);
         let heading = self.label(&layout, heading, heading_context)?;
@@ -284,9 +287,10 @@ impl<'a> Pages<'a> {
             .as_deref()
             .and_then(|code| self.config.list(code));
         let layout = self.layout(list);
-        let entry = self.entry(post, false);
         let key = post.key.clone().unwrap_or_default();
         let body = text::undo_double_encoding(&post.body);
+        let subject = text::undo_double_encoding(&post.title);
+        let entry = self.entry(post, text::title(&subject, &body, &key), String::new());
         let alternates: Vec<Alternate> = versions
             .iter()
             .map(|version| Alternate {
@@ -346,7 +350,7 @@ impl<'a> Pages<'a> {
     pub fn search(
         &self,
         search: &Search,
-        results: &[StoredPost],
+        results: &[Listed],
         years: &[i32],
     ) -> anyhow::Result<String> {
         let layout = self.site_layout();

@@ -64,6 +64,10 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         None,
     ),
     (include_str!("migrations/0011_bounces.sql"), None),
+    (
+        include_str!("migrations/0012_first_lines.sql"),
+        Some(archive::backfill_first_lines),
+    ),
 ];
 
 /// How long a writer waits for another writer before giving up.
