@@ -36,6 +36,9 @@ struct Entry {
     lines: String,
 }
 
+/// The most lines of posts [`Pages`] keeps for its next pages.
+const ENTRIES_KEPT: usize = 20_000;
+
 /// Results on one page of a search.
 pub const SEARCH_PAGE: usize = 20;
 
@@ -60,6 +63,9 @@ pub struct Pages<'a> {
     layouts: RefCell<HashMap<Option<String>, Rc<Layout<'a>>>>,
     /// The links to the lists and to the site's pages.
     links: OnceCell<(TemplateValue, TemplateValue)>,
+    /// The lines of the posts shown so far, by post id and whether with
+    /// their first lines: the newest posts are on several pages.
+    entries: RefCell<HashMap<(i64, bool), TemplateValue>>,
 }
 
 impl<'a> Pages<'a> {
@@ -70,6 +76,7 @@ impl<'a> Pages<'a> {
             templates,
             layouts: RefCell::default(),
             links: OnceCell::new(),
+            entries: RefCell::default(),
         }
     }
 
@@ -104,19 +111,27 @@ impl<'a> Pages<'a> {
     }
 
     fn entries(&self, posts: &[Listed], with_lines: bool) -> TemplateValue {
-        TemplateValue::from_serialize(
-            posts
-                .iter()
-                .map(|listed| {
-                    let lines = if with_lines {
-                        listed.first_lines.lines.clone()
-                    } else {
-                        String::new()
-                    };
-                    self.entry(&listed.post, listed.first_lines.title.clone(), lines)
-                })
-                .collect::<Vec<_>>(),
-        )
+        let mut made = self.entries.borrow_mut();
+        // Bounded: a full build shows each month's posts once.
+        if made.len() > ENTRIES_KEPT {
+            made.clear();
+        }
+        posts
+            .iter()
+            .map(|listed| {
+                made.entry((listed.post.id, with_lines))
+                    .or_insert_with(|| {
+                        let lines = if with_lines {
+                            listed.first_lines.lines.clone()
+                        } else {
+                            String::new()
+                        };
+                        let title = listed.first_lines.title.clone();
+                        TemplateValue::from_serialize(self.entry(&listed.post, title, lines))
+                    })
+                    .clone()
+            })
+            .collect()
     }
 
     /// The links every page offers to the lists.

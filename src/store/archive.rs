@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::posts::{from_row, COLUMNS};
 use super::{Connection, Result, Transaction};
-use crate::post::StoredPost;
+use crate::post::{Post, StoredPost};
 use crate::search;
 use crate::site::{FirstLines, Listed};
 
@@ -82,14 +82,14 @@ pub(super) fn backfill_first_lines(tx: &Transaction<'_>) -> Result<()> {
 }
 
 /// The columns a [`Listed`] post is read with, from `posts` joined with
-/// `first_lines`: the post without its attachments, its size and its body,
-/// which the pages of titles do not show (they come after the body in the
-/// row, whose overflow pages a read would walk), but for a post without
+/// `first_lines`: what a line of a page shows (key, list, language, dates,
+/// author) and the first lines; the other columns are left empty, the
+/// attachments and size too (they come after the body in the row, whose
+/// overflow pages a read would walk), and the body but for a post without
 /// first lines kept, whose body they are made from ([`listed_from_row`]).
-const LISTED_COLUMNS: &str = "posts.id, posts.key, posts.message_id, posts.list_code, \
-     posts.lang, posts.status, posts.reason, posts.filed_by, posts.tag, posts.subject, \
-     posts.title, posts.translations, posts.machine_translation, posts.author_name, \
-     posts.author_address, posts.date_header, posts.date, posts.received_at, \
+const LISTED_COLUMNS: &str = "posts.id, posts.key, NULL, posts.list_code, posts.lang, \
+     'published', NULL, NULL, NULL, '', posts.title, '[]', 0, posts.author_name, '', NULL, \
+     posts.date, posts.received_at, \
      CASE WHEN first_lines.post_id IS NULL THEN posts.body ELSE '' END, '[]', 0, \
      first_lines.title, first_lines.lines";
 
@@ -199,6 +199,11 @@ pub fn head(db: &Connection, id: i64) -> Result<Option<String>> {
 /// `posts_published_by_date`, which must spell it the same.
 const PUBLISHED_AT: &str = "min(coalesce(date, received_at), received_at)";
 
+/// When `post` was published, as [`PUBLISHED_AT`] says in SQL.
+pub fn published_at(post: &Post) -> i64 {
+    post.date.unwrap_or(post.received_at).min(post.received_at)
+}
+
 /// The published posts published in `[from, to)` (Unix seconds), newest
 /// first, at most `limit`, as the pages of titles show them.
 pub fn published_between(db: &Connection, from: i64, to: i64, limit: usize) -> Result<Vec<Listed>> {
@@ -238,15 +243,19 @@ pub fn any_between(db: &Connection, from: i64, to: i64) -> Result<bool> {
 }
 
 /// When the first and the last published post were published (Unix
-/// seconds).
+/// seconds): one step into each end of the index (a query asking for both
+/// the min and the max walks all of it).
 pub fn span(db: &Connection) -> Result<Option<(i64, i64)>> {
-    let span: (Option<i64>, Option<i64>) = db
-        .prepare_cached(&format!(
-            "SELECT min({PUBLISHED_AT}), max({PUBLISHED_AT}) FROM posts INDEXED BY posts_published_by_date \
-             WHERE status = 'published'"
-        ))?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(span.0.zip(span.1))
+    let end = |order: &str| -> Result<Option<i64>> {
+        Ok(db
+            .prepare_cached(&format!(
+                "SELECT {PUBLISHED_AT} FROM posts INDEXED BY posts_published_by_date \
+                 WHERE status = 'published' ORDER BY {PUBLISHED_AT} {order} LIMIT 1"
+            ))?
+            .query_row([], |row| row.get(0))
+            .optional()?)
+    };
+    Ok(end("ASC")?.zip(end("DESC")?))
 }
 
 /// Every published post, oldest first, in pages of `limit` after id
