@@ -129,9 +129,9 @@ fn redecode(line: &str) -> Option<String> {
 /// cut at the last word boundary that fits in [`SUMMARY_COLUMNS`] and ended
 /// with "…" when cut. Empty only for a text without a printable character.
 pub fn summarize(body: &str) -> String {
-    let mut text = flowed(without_signature(body));
+    let mut text = flowed(without_signature(body), SUMMARY_COLUMNS);
     if text.is_empty() {
-        text = flowed(body);
+        text = flowed(body, SUMMARY_COLUMNS);
     }
     first_words(&text, SUMMARY_COLUMNS)
 }
@@ -145,7 +145,7 @@ pub fn title(subject: &str, body: &str, key: &str) -> String {
         return subject;
     }
     let words = first_words(
-        &flowed(&xml_safe(without_signature(body))),
+        &flowed(&xml_safe(without_signature(body)), FALLBACK_TITLE_COLUMNS),
         FALLBACK_TITLE_COLUMNS,
     );
     if words.is_empty() {
@@ -163,9 +163,29 @@ fn without_signature(body: &str) -> &str {
     body.find("\n-- \n").map_or(body, |end| &body[..end])
 }
 
-/// The words of `text` on one line ([`crate::text::join_words`]).
-fn flowed(text: &str) -> String {
-    crate::text::join_words(text.split_whitespace())
+/// The words of `text` on one line ([`crate::text::join_words`]: one space
+/// between words, none between two CJK characters a line break split).
+/// Only as many words as make it wider than `columns`: [`first_words`] cuts
+/// that start where it would cut the whole line, and a long post is not
+/// copied whole to show its first few lines.
+fn flowed(text: &str, columns: usize) -> String {
+    let mut width = 0;
+    let mut previous: Option<char> = None;
+    let words = text.split_whitespace().take_while(|word| {
+        if width > columns {
+            return false;
+        }
+        let first = word.chars().next();
+        if let (Some(before), Some(after)) = (previous, first) {
+            if !(crate::text::is_wide(before) && crate::text::is_wide(after)) {
+                width += 1;
+            }
+        }
+        width += word.chars().map(|c| c.width().unwrap_or(0)).sum::<usize>();
+        previous = word.chars().last().or(previous);
+        true
+    });
+    crate::text::join_words(words)
 }
 
 /// The longest start of `text` (one line, as [`flowed`] makes it) that fits
@@ -282,6 +302,36 @@ mod tests {
         let body = format!("see {}", "e\u{301}".repeat(400));
         let summary = summarize(&body);
         assert!(summary.ends_with("e\u{301}…"), "{summary}");
+    }
+
+    /// [`flowed`] stops once it is wider than the summary: the summary of
+    /// that start is the summary of the whole text, for texts on either
+    /// side of the width, with and without wide characters.
+    #[test]
+    fn a_summary_of_the_first_words_is_that_of_the_whole_text() {
+        let words = [
+            "a",
+            "word",
+            "longer-word",
+            "人人",
+            "自由",
+            "\n",
+            "  ",
+            "e\u{301}",
+        ];
+        for seed in 0..400usize {
+            let mut body = String::new();
+            let mut state = seed;
+            for _ in 0..(seed % 120) {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                body.push_str(words[(state >> 33) % words.len()]);
+                body.push(if state % 3 == 0 { '\n' } else { ' ' });
+            }
+            let whole = first_words(&flowed(&body, usize::MAX), SUMMARY_COLUMNS);
+            assert_eq!(summarize(&body), whole, "{body:?}");
+        }
     }
 
     #[test]

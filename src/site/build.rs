@@ -9,6 +9,7 @@
 //! is fingerprinted in `.fingerprint`; a build for changes whose
 //! fingerprint differs makes every page.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,7 +20,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::pages::{month_start, year_of, Pages};
-use super::{paths, raw, story, Month};
+use super::{paths, raw, story, Listed, Month};
 use crate::config::{Config, List};
 use crate::files;
 use crate::post::{Status, StoredPost};
@@ -94,7 +95,7 @@ pub fn build(
     let stale = is_stale(config, templates, out);
     let mut builder = Builder {
         config,
-        pages: Pages { config, templates },
+        pages: Pages::new(config, templates),
         db,
         heads: None,
         out,
@@ -141,7 +142,7 @@ struct Builder<'a> {
     report: Report,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     fn full(&mut self) -> anyhow::Result<()> {
         self.report.full = true;
         let keys = self.every_post_page()?;
@@ -182,10 +183,7 @@ impl Builder<'_> {
         let work = |db: &Connection| -> anyhow::Result<(Report, HashSet<String>)> {
             let mut builder = Builder {
                 config,
-                pages: Pages {
-                    config,
-                    templates: pages.templates,
-                },
+                pages: Pages::new(config, pages.templates),
                 db,
                 heads: Some(&heads),
                 out,
@@ -289,17 +287,20 @@ impl Builder<'_> {
         let home = self.pages.home(&latest, &years)?;
         self.write(paths::HOME, home.as_bytes())?;
 
-        let recent = archive::published_between(self.db, now - 14 * DAY, everything, PAGE_CAP)?;
+        // The pages of the last 24 hours, two weeks and 30 days (and the
+        // month's, below) show the newest posts: they are read once.
+        let window = Window::read(self.db, now - 30 * DAY)?;
+        let recent = window.between(self.db, now - 14 * DAY, everything, PAGE_CAP)?;
         let page = self.pages.titles(None, "recent_heading", &recent)?;
         self.write(paths::RECENT, page.as_bytes())?;
 
-        let day = archive::published_between(self.db, now - DAY, everything, PAGE_CAP)?;
+        let day = window.between(self.db, now - DAY, everything, PAGE_CAP)?;
         let page = self
             .pages
             .first_lines(None, "last_day_heading", json!({}), &day)?;
         self.write(paths::LAST_DAY, page.as_bytes())?;
 
-        let month = archive::published_between(self.db, now - 30 * DAY, everything, PAGE_CAP)?;
+        let month = window.between(self.db, now - 30 * DAY, everything, PAGE_CAP)?;
         let page = self
             .pages
             .first_lines(None, "last_30_days_heading", json!({}), &month)?;
@@ -318,12 +319,12 @@ impl Builder<'_> {
             self.year_page(year)?;
         }
         for &(year, month) in &touched.months {
-            self.month_page(year, month)?;
+            self.month_page(&window, year, month)?;
         }
         Ok(())
     }
 
-    fn list_pages(&mut self, list: &List) -> anyhow::Result<()> {
+    fn list_pages(&mut self, list: &'a List) -> anyhow::Result<()> {
         let latest = archive::latest_of_list(self.db, &list.code, 100)?;
         let page = self.pages.titles(Some(list), "list_heading", &latest)?;
         self.write(&paths::list(list), page.as_bytes())?;
@@ -355,10 +356,10 @@ impl Builder<'_> {
         self.write(&paths::year(year), page.as_bytes())
     }
 
-    fn month_page(&mut self, year: i32, month: u32) -> anyhow::Result<()> {
+    fn month_page(&mut self, window: &Window, year: i32, month: u32) -> anyhow::Result<()> {
         let from = month_start(self.config, year, month);
         let to = month_start(self.config, year, month + 1);
-        let posts = archive::published_between(self.db, from, to, PAGE_CAP)?;
+        let posts = window.between(self.db, from, to, PAGE_CAP)?;
         if posts.is_empty() {
             return self.remove(&paths::month(year, month));
         }
@@ -478,6 +479,43 @@ impl Builder<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The newest published posts, as the pages of periods show them: those
+/// published since `from`, newest first, at most [`PAGE_CAP`].
+struct Window {
+    from: i64,
+    posts: Vec<Listed>,
+}
+
+impl Window {
+    fn read(db: &Connection, from: i64) -> anyhow::Result<Window> {
+        let posts = archive::published_between(db, from, i64::MAX, PAGE_CAP)?;
+        Ok(Window { from, posts })
+    }
+
+    /// [`archive::published_between`], from the window when it holds every
+    /// post of the period (the period starts inside it, and it was not cut
+    /// at the cap), else from the store.
+    fn between(
+        &self,
+        db: &Connection,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> anyhow::Result<Cow<'_, [Listed]>> {
+        if from < self.from || self.posts.len() >= PAGE_CAP {
+            return Ok(Cow::Owned(archive::published_between(db, from, to, limit)?));
+        }
+        // Newest first: the period is one run of the window.
+        let published = |listed: &Listed| archive::published_at(&listed.post);
+        let start = self.posts.partition_point(|listed| published(listed) >= to);
+        let end = self
+            .posts
+            .partition_point(|listed| published(listed) >= from);
+        let end = end.max(start).min(start.saturating_add(limit));
+        Ok(Cow::Borrowed(&self.posts[start..end]))
     }
 }
 

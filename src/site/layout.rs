@@ -3,6 +3,8 @@
 //! page's title, language and writing direction, the labels of its
 //! language, the list it is about, its feeds and its other languages.
 
+use std::cell::OnceCell;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -27,6 +29,19 @@ pub struct Layout<'a> {
     pub list: Option<&'a List>,
     /// The template language of the page.
     pub lang: String,
+    /// What every page of this layout shows alike, made when first asked
+    /// for: a build renders thousands of pages with one layout, and making
+    /// this (the labels above all) for each page was most of its work.
+    shared: OnceCell<Shared>,
+}
+
+/// The part of a page's context that depends on its layout alone, as
+/// template values (which clone by reference).
+struct Shared {
+    /// The site, the labels, the navigation and the list.
+    context: minijinja::Value,
+    /// The feeds the page's head links to.
+    feeds: minijinja::Value,
 }
 
 impl<'a> Layout<'a> {
@@ -37,6 +52,7 @@ impl<'a> Layout<'a> {
             templates,
             lang: templates.language(&list.lang),
             list: Some(list),
+            shared: OnceCell::new(),
         }
     }
 
@@ -47,6 +63,7 @@ impl<'a> Layout<'a> {
             templates,
             lang: templates.language(lang),
             list: None,
+            shared: OnceCell::new(),
         }
     }
 
@@ -83,7 +100,8 @@ impl<'a> Layout<'a> {
         context
     }
 
-    fn context(&self, extra: Value) -> Value {
+    /// The context of every page of this layout but the page's own values.
+    fn shared_context(&self) -> Value {
         let mut context = json!({
             "site": {"name": self.config.site.name, "url": self.config.site.base_url.as_str()},
             "labels": self.templates.labels_of("web", &self.lang),
@@ -101,10 +119,28 @@ impl<'a> Layout<'a> {
         if let Some(list) = self.list {
             context["list"] = list_context(self.config, list);
         }
-        if let (Value::Object(context), Value::Object(extra)) = (&mut context, extra) {
-            context.extend(extra);
-        }
         context
+    }
+
+    fn shared(&self) -> &Shared {
+        self.shared.get_or_init(|| Shared {
+            context: minijinja::Value::from_serialize(self.shared_context()),
+            feeds: minijinja::Value::from_serialize(
+                self.list
+                    .map(|list| feeds(self.config, list))
+                    .unwrap_or_else(|| all_feeds(self.config)),
+            ),
+        })
+    }
+
+    /// The whole context of a page of this layout with `extra`: what its
+    /// template sees but `page`.
+    #[cfg(test)]
+    fn context(&self, extra: Value) -> minijinja::Value {
+        minijinja::value::merge_maps([
+            minijinja::Value::from_serialize(extra),
+            self.shared().context.clone(),
+        ])
     }
 
     /// Renders `templates/web/FILE` with `context`, titled `title`, with
@@ -116,19 +152,41 @@ impl<'a> Layout<'a> {
         alternates: &[Alternate],
         context: Value,
     ) -> anyhow::Result<String> {
+        self.page_html(
+            file,
+            title,
+            alternates,
+            minijinja::Value::from_serialize(context),
+        )
+    }
+
+    /// [`Layout::html`] with a context of template values: a page's values
+    /// over the layout's ([`Shared`]), `page` over both.
+    pub fn page_html(
+        &self,
+        file: &str,
+        title: &str,
+        alternates: &[Alternate],
+        context: minijinja::Value,
+    ) -> anyhow::Result<String> {
+        let shared = self.shared();
         let lang = self
             .list
-            .map_or(self.lang.clone(), |list| list.lang.clone());
-        let mut context = self.context(context);
-        context["page"] = json!({
-            "title": title,
-            "dir": direction(&lang),
-            "lang": lang,
-            "ui_lang": self.lang,
-            "feeds": self.list.map(|list| feeds(self.config, list)).unwrap_or_else(|| all_feeds(self.config)),
-            "alternates": alternates,
-        });
-        self.templates.render("web", &self.lang, file, &context)
+            .map_or(self.lang.as_str(), |list| list.lang.as_str());
+        let page = minijinja::context! {
+            title => title,
+            dir => direction(lang),
+            lang => lang,
+            ui_lang => self.lang,
+            feeds => shared.feeds.clone(),
+            alternates => alternates,
+        };
+        let context = minijinja::value::merge_maps([
+            minijinja::context! { page => page },
+            context,
+            shared.context.clone(),
+        ]);
+        self.templates.render("web", &self.lang, file, context)
     }
 
     /// A page of a heading, paragraphs, an optional button (a form that

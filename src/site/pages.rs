@@ -5,12 +5,17 @@
 //! text made safe ([`crate::feeds::text`], [`crate::feeds::html`]), the
 //! author's name and never the address.
 
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use chrono::{DateTime, Datelike, TimeZone, Utc};
+use minijinja::{context, Value as TemplateValue};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::layout::{direction, Alternate, Layout};
-use super::{paths, Month};
+use super::{paths, Listed, Month};
 use crate::config::{Config, List};
 use crate::feeds::{self, html, text};
 use crate::post::StoredPost;
@@ -31,6 +36,9 @@ struct Entry {
     lines: String,
 }
 
+/// The most lines of posts [`Pages`] keeps for its next pages.
+const ENTRIES_KEPT: usize = 20_000;
+
 /// Results on one page of a search.
 pub const SEARCH_PAGE: usize = 20;
 
@@ -45,19 +53,41 @@ pub struct Search {
     pub page: usize,
 }
 
-/// What every page renderer needs.
+/// What every page renderer needs, and what its pages share, made once
+/// for all the pages it renders.
 pub struct Pages<'a> {
     pub config: &'a Config,
     pub templates: &'a Templates,
+    /// The layouts of the pages made so far, by list (`None`: the pages
+    /// of all lists).
+    layouts: RefCell<HashMap<Option<String>, Rc<Layout<'a>>>>,
+    /// The links to the lists and to the site's pages.
+    links: OnceCell<(TemplateValue, TemplateValue)>,
+    /// The lines of the posts shown so far, by post id and whether with
+    /// their first lines: the newest posts are on several pages.
+    entries: RefCell<HashMap<(i64, bool), TemplateValue>>,
 }
 
 impl<'a> Pages<'a> {
+    /// The pages of the site of `config`, written with `templates`.
+    pub fn new(config: &'a Config, templates: &'a Templates) -> Self {
+        Pages {
+            config,
+            templates,
+            layouts: RefCell::default(),
+            links: OnceCell::new(),
+            entries: RefCell::default(),
+        }
+    }
+
     fn date(&self, post: &StoredPost) -> String {
         format_date(self.config, feeds::entry_date(post))
     }
 
-    fn entry(&self, post: &StoredPost, with_lines: bool) -> Entry {
-        let key = post.key.clone().unwrap_or_default();
+    /// A post as a line of a page, titled `title`, with `lines` (empty on
+    /// the pages of titles).
+    fn entry(&self, post: &StoredPost, title: String, lines: String) -> Entry {
+        let key = post.key.as_deref().unwrap_or_default();
         let list = post
             .list_code
             .as_deref()
@@ -67,54 +97,97 @@ impl<'a> Pages<'a> {
             .clone()
             .or_else(|| list.map(|l| l.lang.clone()))
             .unwrap_or_default();
-        let body = text::undo_double_encoding(&post.body);
-        let subject = text::undo_double_encoding(&post.title);
         Entry {
-            title: text::title(&subject, &body, &key),
-            url: feeds::permalink(self.config, &key),
+            title,
+            url: feeds::permalink(self.config, key),
             list_code: post.list_code.clone().unwrap_or_default(),
             list_name: list.map(|l| l.name.clone()).unwrap_or_default(),
             dir: direction(&lang),
             lang,
             date: self.date(post),
             author: text::author_name(&text::undo_double_encoding(&post.author_name)),
-            lines: if with_lines {
-                text::summarize(&text::xml_safe(&body))
-            } else {
-                String::new()
-            },
+            lines,
         }
     }
 
-    fn entries(&self, posts: &[StoredPost], with_lines: bool) -> Vec<Entry> {
+    fn entries(&self, posts: &[Listed], with_lines: bool) -> TemplateValue {
+        let mut made = self.entries.borrow_mut();
+        // Bounded: a full build shows each month's posts once.
+        if made.len() > ENTRIES_KEPT {
+            made.clear();
+        }
         posts
             .iter()
-            .map(|post| self.entry(post, with_lines))
-            .collect()
-    }
-
-    /// The links every page offers to the lists.
-    fn lists(&self) -> Vec<Value> {
-        self.config
-            .lists
-            .iter()
-            .map(|list| {
-                json!({
-                    "code": list.code,
-                    "name": list.name,
-                    "lang": list.lang,
-                    "url": paths::list_url(self.config, list),
-                    "firstlines_url": paths::list_firstlines_url(self.config, list),
-                })
+            .map(|listed| {
+                made.entry((listed.post.id, with_lines))
+                    .or_insert_with(|| {
+                        let lines = if with_lines {
+                            listed.first_lines.lines.clone()
+                        } else {
+                            String::new()
+                        };
+                        let title = listed.first_lines.title.clone();
+                        TemplateValue::from_serialize(self.entry(&listed.post, title, lines))
+                    })
+                    .clone()
             })
             .collect()
     }
 
-    fn site_layout(&self) -> Layout<'a> {
-        // The home and the pages of all languages are in English, the
-        // language A-Infos's front page speaks to every reader; each list's
-        // pages are in its own.
-        Layout::site(self.config, self.templates, "en")
+    /// The links every page offers to the lists.
+    fn lists(&self) -> TemplateValue {
+        self.common_links().0.clone()
+    }
+
+    /// The site-wide links of every page ([`paths::site_links`]).
+    fn site_links(&self) -> TemplateValue {
+        self.common_links().1.clone()
+    }
+
+    fn common_links(&self) -> &(TemplateValue, TemplateValue) {
+        self.links.get_or_init(|| {
+            let lists: Vec<Value> = self
+                .config
+                .lists
+                .iter()
+                .map(|list| {
+                    json!({
+                        "code": list.code,
+                        "name": list.name,
+                        "lang": list.lang,
+                        "url": paths::list_url(self.config, list),
+                        "firstlines_url": paths::list_firstlines_url(self.config, list),
+                    })
+                })
+                .collect();
+            (
+                TemplateValue::from_serialize(lists),
+                TemplateValue::from_serialize(paths::site_links(self.config)),
+            )
+        })
+    }
+
+    /// The layout of the pages about `list`, in its language, or of the
+    /// pages of all lists.
+    fn layout(&self, list: Option<&'a List>) -> Rc<Layout<'a>> {
+        let code = list.map(|list| list.code.clone());
+        let mut layouts = self.layouts.borrow_mut();
+        layouts
+            .entry(code)
+            .or_insert_with(|| {
+                Rc::new(match list {
+                    Some(list) => Layout::for_list(self.config, self.templates, list),
+                    // The home and the pages of all languages are in
+                    // English, the language A-Infos's front page speaks to
+                    // every reader; each list's pages are in its own.
+                    None => Layout::site(self.config, self.templates, "en"),
+                })
+            })
+            .clone()
+    }
+
+    fn site_layout(&self) -> Rc<Layout<'a>> {
+        self.layout(None)
     }
 
     /// The name of a month (1 to 12) in the site's pages.
@@ -129,19 +202,23 @@ impl<'a> Pages<'a> {
 
     /// The home page: the last 40 posts in all languages, and the way to
     /// every other page.
-    pub fn home(&self, latest: &[StoredPost], years: &[i32]) -> anyhow::Result<String> {
+    pub fn home(&self, latest: &[Listed], years: &[i32]) -> anyhow::Result<String> {
         let layout = self.site_layout();
         let title = self.label(&layout, "home_title", json!({}))?;
-        layout.html(
+        let years: Vec<Value> = years
+            .iter()
+            .map(|year| json!({"year": year, "url": paths::year_url(self.config, *year)}))
+            .collect();
+        layout.page_html(
             "home.html",
             &title,
             &[],
-            json!({
-                "entries": self.entries(latest, false),
-                "lists": self.lists(),
-                "years": years.iter().map(|year| json!({"year": year, "url": paths::year_url(self.config, *year)})).collect::<Vec<_>>(),
-                "links": paths::site_links(self.config),
-            }),
+            context! {
+                entries => self.entries(latest, false),
+                lists => self.lists(),
+                years => TemplateValue::from_serialize(years),
+                links => self.site_links(),
+            },
         )
     }
 
@@ -149,25 +226,22 @@ impl<'a> Pages<'a> {
     /// of all.
     pub fn titles(
         &self,
-        list: Option<&List>,
+        list: Option<&'a List>,
         heading: &str,
-        posts: &[StoredPost],
+        posts: &[Listed],
     ) -> anyhow::Result<String> {
-        let layout = match list {
-            Some(list) => Layout::for_list(self.config, self.templates, list),
-            None => self.site_layout(),
-        };
+        let layout = self.layout(list);
         let heading = self.label(&layout, heading, json!({"count": posts.len()}))?;
-        layout.html(
+        layout.page_html(
             "titles.html",
             &heading,
             &[],
-            json!({
-                "heading": heading,
-                "entries": self.entries(posts, false),
-                "lists": self.lists(),
-                "links": paths::site_links(self.config),
-            }),
+            context! {
+                heading => heading,
+                entries => self.entries(posts, false),
+                lists => self.lists(),
+                links => self.site_links(),
+            },
         )
     }
 
@@ -175,26 +249,23 @@ impl<'a> Pages<'a> {
     /// last 24 hours, the past 30 days, a month.
     pub fn first_lines(
         &self,
-        list: Option<&List>,
+        list: Option<&'a List>,
         heading: &str,
         heading_context: Value,
-        posts: &[StoredPost],
+        posts: &[Listed],
     ) -> anyhow::Result<String> {
-        let layout = match list {
-            Some(list) => Layout::for_list(self.config, self.templates, list),
-            None => self.site_layout(),
-        };
+        let layout = self.layout(list);
         let heading = self.label(&layout, heading, heading_context)?;
-        layout.html(
+        layout.page_html(
             "firstlines.html",
             &heading,
             &[],
-            json!({
-                "heading": heading,
-                "entries": self.entries(posts, true),
-                "lists": self.lists(),
-                "links": paths::site_links(self.config),
-            }),
+            context! {
+                heading => heading,
+                entries => self.entries(posts, true),
+                lists => self.lists(),
+                links => self.site_links(),
+            },
         )
     }
 
@@ -212,11 +283,15 @@ impl<'a> Pages<'a> {
                 })
             })
             .collect();
-        layout.html(
+        layout.page_html(
             "year.html",
             &heading,
             &[],
-            json!({"heading": heading, "months": months, "links": paths::site_links(self.config)}),
+            context! {
+                heading => heading,
+                months => TemplateValue::from_serialize(months),
+                links => self.site_links(),
+            },
         )
     }
 
@@ -226,13 +301,11 @@ impl<'a> Pages<'a> {
             .list_code
             .as_deref()
             .and_then(|code| self.config.list(code));
-        let layout = match list {
-            Some(list) => Layout::for_list(self.config, self.templates, list),
-            None => self.site_layout(),
-        };
-        let entry = self.entry(post, false);
+        let layout = self.layout(list);
         let key = post.key.clone().unwrap_or_default();
         let body = text::undo_double_encoding(&post.body);
+        let subject = text::undo_double_encoding(&post.title);
+        let entry = self.entry(post, text::title(&subject, &body, &key), String::new());
         let alternates: Vec<Alternate> = versions
             .iter()
             .map(|version| Alternate {
@@ -269,21 +342,21 @@ impl<'a> Pages<'a> {
             })
             .collect();
         let title = entry.title.clone();
-        layout.html(
+        layout.page_html(
             "post.html",
             &title,
             &alternates,
-            json!({
-                "post": entry,
-                "body_html": html::body_html(&body),
-                "translations": translations,
-                "announced": post.translations,
-                "machine_translation": post.machine_translation,
-                "attachments": attachments,
-                "raw_url": paths::raw_url(self.config, &key),
-                "links": paths::site_links(self.config),
-                "lists": self.lists(),
-            }),
+            context! {
+                post => TemplateValue::from_serialize(entry),
+                body_html => html::body_html(&body),
+                translations => TemplateValue::from_serialize(translations),
+                announced => TemplateValue::from_serialize(&post.translations),
+                machine_translation => post.machine_translation,
+                attachments => TemplateValue::from_serialize(attachments),
+                raw_url => paths::raw_url(self.config, &key),
+                links => self.site_links(),
+                lists => self.lists(),
+            },
         )
     }
 
@@ -292,7 +365,7 @@ impl<'a> Pages<'a> {
     pub fn search(
         &self,
         search: &Search,
-        results: &[StoredPost],
+        results: &[Listed],
         years: &[i32],
     ) -> anyhow::Result<String> {
         let layout = self.site_layout();
@@ -319,22 +392,22 @@ impl<'a> Pages<'a> {
             .iter()
             .map(|list| json!({"value": list.code, "name": list.name, "lang": list.lang}))
             .collect();
-        layout.html(
+        layout.page_html(
             "search.html",
             &title,
             &[],
-            json!({
-                "query": search.query,
-                "searched": !search.query.trim().is_empty(),
-                "lang": search.lang,
-                "year": search.year,
-                "languages": languages,
-                "years": years,
-                "entries": self.entries(shown, true),
-                "page": search.page,
-                "previous": (search.page > 1).then(|| link(search.page - 1)),
-                "next": (results.len() > SEARCH_PAGE).then(|| link(search.page + 1)),
-            }),
+            context! {
+                query => search.query,
+                searched => !search.query.trim().is_empty(),
+                lang => search.lang,
+                year => search.year,
+                languages => TemplateValue::from_serialize(languages),
+                years => years,
+                entries => self.entries(shown, true),
+                page => search.page,
+                previous => (search.page > 1).then(|| link(search.page - 1)),
+                next => (results.len() > SEARCH_PAGE).then(|| link(search.page + 1)),
+            },
         )
     }
 
@@ -360,11 +433,15 @@ impl<'a> Pages<'a> {
             scopes
                 .push(json!({"name": list.name, "lang": list.lang, "feeds": feeds_of(&list.code)}));
         }
-        layout.html(
+        layout.page_html(
             "syndication.html",
             &heading,
             &[],
-            json!({"heading": heading, "scopes": scopes, "links": paths::site_links(self.config)}),
+            context! {
+                heading => heading,
+                scopes => TemplateValue::from_serialize(scopes),
+                links => self.site_links(),
+            },
         )
     }
 }

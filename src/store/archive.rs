@@ -5,8 +5,9 @@ use rusqlite::{params, OptionalExtension};
 
 use super::posts::{from_row, COLUMNS};
 use super::{Connection, Result, Transaction};
-use crate::post::StoredPost;
+use crate::post::{Post, StoredPost};
 use crate::search;
+use crate::site::{FirstLines, Listed};
 
 /// Puts a published post into the search index.
 pub fn index(tx: &Transaction<'_>, id: i64, title: &str, body: &str) -> Result<()> {
@@ -61,6 +62,52 @@ pub(super) fn reindex(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Keeps a post's [`FirstLines`] (`?1` its id, `?2` the title, `?3` the
+/// lines).
+pub(super) const INSERT_FIRST_LINES: &str =
+    "INSERT OR REPLACE INTO first_lines (post_id, title, lines) VALUES (?1, ?2, ?3)";
+
+/// The Rust step of migration 0012: the first lines of every post stored.
+pub(super) fn backfill_first_lines(tx: &Transaction<'_>) -> Result<()> {
+    let mut select = tx.prepare("SELECT id, key, title, body FROM posts ORDER BY id")?;
+    let mut insert = tx.prepare(INSERT_FIRST_LINES)?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let (id, key, title, body): (i64, Option<String>, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        let lines = FirstLines::of(&title, &body, key.as_deref().unwrap_or(""));
+        insert.execute(params![id, lines.title, lines.lines])?;
+    }
+    Ok(())
+}
+
+/// The columns a [`Listed`] post is read with, from `posts` joined with
+/// `first_lines`: what a line of a page shows (key, list, language, dates,
+/// author) and the first lines; the other columns are left empty, the
+/// attachments and size too (they come after the body in the row, whose
+/// overflow pages a read would walk), and the body but for a post without
+/// first lines kept, whose body they are made from ([`listed_from_row`]).
+const LISTED_COLUMNS: &str = "posts.id, posts.key, NULL, posts.list_code, posts.lang, \
+     'published', NULL, NULL, NULL, '', posts.title, '[]', 0, posts.author_name, '', NULL, \
+     posts.date, posts.received_at, \
+     CASE WHEN first_lines.post_id IS NULL THEN posts.body ELSE '' END, '[]', 0, \
+     first_lines.title, first_lines.lines";
+
+fn listed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Listed> {
+    let mut post = from_row(row)?;
+    let kept: (Option<String>, Option<String>) = (row.get(21)?, row.get(22)?);
+    let first_lines = match kept {
+        (Some(title), Some(lines)) => FirstLines { title, lines },
+        _ => {
+            let key = post.key.as_deref().unwrap_or("");
+            let made = FirstLines::of(&post.title, &post.body, key);
+            post.post.body = String::new();
+            made
+        }
+    };
+    Ok(Listed { post, first_lines })
+}
+
 /// A post whose pages must be made again, and which change of it that is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
@@ -93,13 +140,15 @@ pub fn changes_done(tx: &Transaction<'_>, changes: &[Change]) -> Result<()> {
     Ok(())
 }
 
-/// The newest published posts of `list_code`, newest first.
-pub fn latest_of_list(db: &Connection, list_code: &str, limit: usize) -> Result<Vec<StoredPost>> {
+/// The newest published posts of `list_code`, newest first, as the pages
+/// of titles show them.
+pub fn latest_of_list(db: &Connection, list_code: &str, limit: usize) -> Result<Vec<Listed>> {
     let mut statement = db.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM posts INDEXED BY posts_published_by_list \
-         WHERE list_code = ?1 AND status = 'published' ORDER BY id DESC LIMIT ?2"
+        "SELECT {LISTED_COLUMNS} FROM posts INDEXED BY posts_published_by_list \
+         LEFT JOIN first_lines ON first_lines.post_id = posts.id \
+         WHERE posts.list_code = ?1 AND posts.status = 'published' ORDER BY posts.id DESC LIMIT ?2"
     ))?;
-    let rows = statement.query_map(params![list_code, limit as i64], from_row)?;
+    let rows = statement.query_map(params![list_code, limit as i64], listed_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -150,20 +199,22 @@ pub fn head(db: &Connection, id: i64) -> Result<Option<String>> {
 /// `posts_published_by_date`, which must spell it the same.
 const PUBLISHED_AT: &str = "min(coalesce(date, received_at), received_at)";
 
+/// When `post` was published, as [`PUBLISHED_AT`] says in SQL.
+pub fn published_at(post: &Post) -> i64 {
+    post.date.unwrap_or(post.received_at).min(post.received_at)
+}
+
 /// The published posts published in `[from, to)` (Unix seconds), newest
-/// first, at most `limit`.
-pub fn published_between(
-    db: &Connection,
-    from: i64,
-    to: i64,
-    limit: usize,
-) -> Result<Vec<StoredPost>> {
+/// first, at most `limit`, as the pages of titles show them.
+pub fn published_between(db: &Connection, from: i64, to: i64, limit: usize) -> Result<Vec<Listed>> {
+    let published_at = "min(coalesce(posts.date, posts.received_at), posts.received_at)";
     let mut statement = db.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM posts INDEXED BY posts_published_by_date \
-         WHERE status = 'published' AND {PUBLISHED_AT} >= ?1 AND {PUBLISHED_AT} < ?2 \
-         ORDER BY {PUBLISHED_AT} DESC, id DESC LIMIT ?3"
+        "SELECT {LISTED_COLUMNS} FROM posts INDEXED BY posts_published_by_date \
+         LEFT JOIN first_lines ON first_lines.post_id = posts.id \
+         WHERE posts.status = 'published' AND {published_at} >= ?1 AND {published_at} < ?2 \
+         ORDER BY {published_at} DESC, posts.id DESC LIMIT ?3"
     ))?;
-    let rows = statement.query_map(params![from, to, limit as i64], from_row)?;
+    let rows = statement.query_map(params![from, to, limit as i64], listed_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -192,15 +243,19 @@ pub fn any_between(db: &Connection, from: i64, to: i64) -> Result<bool> {
 }
 
 /// When the first and the last published post were published (Unix
-/// seconds).
+/// seconds): one step into each end of the index (a query asking for both
+/// the min and the max walks all of it).
 pub fn span(db: &Connection) -> Result<Option<(i64, i64)>> {
-    let span: (Option<i64>, Option<i64>) = db
-        .prepare_cached(&format!(
-            "SELECT min({PUBLISHED_AT}), max({PUBLISHED_AT}) FROM posts INDEXED BY posts_published_by_date \
-             WHERE status = 'published'"
-        ))?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(span.0.zip(span.1))
+    let end = |order: &str| -> Result<Option<i64>> {
+        Ok(db
+            .prepare_cached(&format!(
+                "SELECT {PUBLISHED_AT} FROM posts INDEXED BY posts_published_by_date \
+                 WHERE status = 'published' ORDER BY {PUBLISHED_AT} {order} LIMIT 1"
+            ))?
+            .query_row([], |row| row.get(0))
+            .optional()?)
+    };
+    Ok(end("ASC")?.zip(end("DESC")?))
 }
 
 /// Every published post, oldest first, in pages of `limit` after id
@@ -225,26 +280,23 @@ pub struct SearchFilter {
 
 /// The published posts matching `fts_query` (an FTS5 query as
 /// [`crate::search::query`] makes them), best first (bm25, a title match
-/// weighing five times a body match), `limit` after `offset`.
+/// weighing five times a body match), `limit` after `offset`, as the pages
+/// of titles show them.
 pub fn search(
     db: &Connection,
     fts_query: &str,
     filter: &SearchFilter,
     limit: usize,
     offset: usize,
-) -> Result<Vec<StoredPost>> {
-    let columns: Vec<String> = COLUMNS
-        .split(',')
-        .map(|column| format!("posts.{}", column.trim()))
-        .collect();
+) -> Result<Vec<Listed>> {
     let published_at = "min(coalesce(posts.date, posts.received_at), posts.received_at)";
     let mut statement = db.prepare_cached(&format!(
-        "SELECT {} FROM search JOIN posts ON posts.id = search.rowid \
+        "SELECT {LISTED_COLUMNS} FROM search JOIN posts ON posts.id = search.rowid \
+         LEFT JOIN first_lines ON first_lines.post_id = posts.id \
          WHERE search MATCH ?1 AND posts.status = 'published' \
            AND (?2 IS NULL OR posts.lang = ?2 OR posts.list_code = ?2) \
            AND (?3 IS NULL OR {published_at} >= ?3) AND (?4 IS NULL OR {published_at} < ?4) \
-         ORDER BY bm25(search, 5.0, 1.0), posts.id DESC LIMIT ?5 OFFSET ?6",
-        columns.join(", ")
+         ORDER BY bm25(search, 5.0, 1.0), posts.id DESC LIMIT ?5 OFFSET ?6"
     ))?;
     let (from, to) = filter.between.unzip();
     let rows = statement.query_map(
@@ -256,7 +308,71 @@ pub fn search(
             limit as i64,
             offset as i64
         ],
-        from_row,
+        listed_from_row,
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::post::Status;
+    use crate::store::{open_in_memory, posts, transaction};
+
+    fn listed(db: &Connection) -> Vec<(i64, FirstLines, String)> {
+        published_between(db, i64::MIN, i64::MAX, 10)
+            .unwrap()
+            .into_iter()
+            .map(|listed| (listed.post.id, listed.first_lines, listed.post.body.clone()))
+            .collect()
+    }
+
+    /// The pages of titles read a post's first lines as kept at insert,
+    /// without its text; when the text changes, or a post has no first
+    /// lines kept, they are made from the text as it is.
+    #[test]
+    fn first_lines_are_kept_at_insert_and_made_from_the_text_when_missing() {
+        let mut db = open_in_memory().unwrap();
+        let mut first = posts::sample("a", "en", Status::Published);
+        first.post.body = "Words of the first post. ".repeat(40);
+        let mut second = posts::sample("b", "en", Status::Published);
+        second.post.title = " \u{1} ".into();
+        second.post.body = "Untitled text.\n-- \nsig\n".into();
+        transaction(&mut db, |tx| {
+            posts::insert(tx, &[first.clone(), second.clone()])
+        })
+        .unwrap();
+        let kept: i64 = db
+            .query_row("SELECT count(*) FROM first_lines", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(kept, 2);
+        let expected = |post: &crate::post::NewPost| {
+            FirstLines::of(
+                &post.post.title,
+                &post.post.body,
+                post.post.key.as_deref().unwrap(),
+            )
+        };
+        let read = listed(&db);
+        assert_eq!(read[1].1, expected(&first));
+        assert!(read[1].1.lines.ends_with('…'), "{:?}", read[1].1);
+        assert_eq!(read[0].1.title, "Untitled text.");
+        assert_eq!(read[0].1, expected(&second));
+        assert!(read.iter().all(|(_, _, body)| body.is_empty()));
+
+        db.execute("UPDATE posts SET body = 'Edited.' WHERE key = 'a'", [])
+            .unwrap();
+        let read = listed(&db);
+        assert_eq!(read[1].1.lines, "Edited.");
+        db.execute("DELETE FROM first_lines", []).unwrap();
+        let made = listed(&db);
+        assert_eq!(made[0].1, expected(&second));
+
+        transaction(&mut db, backfill_first_lines).unwrap();
+        let kept: i64 = db
+            .query_row("SELECT count(*) FROM first_lines", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(kept, 2);
+        assert_eq!(listed(&db), made);
+    }
 }

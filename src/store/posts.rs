@@ -6,6 +6,7 @@ use rusqlite::{named_params, params, OptionalExtension, Row};
 use super::sql::{from_json, to_json};
 use super::{Connection, Result, Transaction};
 use crate::post::{NewPost, Post, Status, StoredPost};
+use crate::site::FirstLines;
 
 /// What became of one post of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,7 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
     let mut insert_raw =
         tx.prepare_cached("INSERT INTO raw_messages (post_id, bytes) VALUES (?1, ?2)")?;
     let mut existing = tx.prepare_cached("SELECT id FROM posts WHERE key = ?1")?;
+    let mut insert_lines = tx.prepare_cached(super::archive::INSERT_FIRST_LINES)?;
     let mut results = Vec::with_capacity(posts.len());
     // The search index takes the batch's published posts last: FTS5 writes
     // what it holds to disk at every statement savepoint, and each insert
@@ -89,6 +91,8 @@ pub fn insert(tx: &Transaction<'_>, posts: &[NewPost]) -> Result<Vec<Inserted>> 
         if let Some(raw) = raw {
             insert_raw.execute(params![id, raw])?;
         }
+        let lines = FirstLines::of(&post.title, &post.body, post.key.as_deref().unwrap_or(""));
+        insert_lines.execute(params![id, lines.title, lines.lines])?;
         if post.status == Status::Published {
             to_index.push((id, post));
         }

@@ -87,11 +87,7 @@ pub(super) async fn search(State(web): State<Arc<Web>>, RawQuery(query): RawQuer
         })
         .await;
     let rendered = found.and_then(|(years, results)| {
-        Pages {
-            config: &config,
-            templates: &web.templates,
-        }
-        .search(&search, &results, &years)
+        Pages::new(&config, &web.templates).search(&search, &results, &years)
     });
     match rendered {
         Ok(html) => axum::response::IntoResponse::into_response(Page {
