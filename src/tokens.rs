@@ -140,19 +140,31 @@ impl Secret {
 }
 
 /// Writes a new random secret at `path`, failing if one exists.
+/// Makes the secret at `path` whole or not at all: written and flushed
+/// under a name of its own (random), then linked to `path`, which fails
+/// with `AlreadyExists` when another process was first. A reader never
+/// finds the secret half written (two `tidings ingest` started at once).
 fn create(path: &Path) -> std::io::Result<Secret> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; SECRET];
-    ring::rand::SystemRandom::new()
+    let mut name = [0u8; 8];
+    let random = ring::rand::SystemRandom::new();
+    random
         .fill(&mut bytes)
+        .and_then(|()| random.fill(&mut name))
         .map_err(|_| std::io::Error::other("no system randomness"))?;
+    let partial = path.with_file_name(format!(".secret.{}", data_encoding::HEXLOWER.encode(&name)));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
+    let written = options.open(&partial).and_then(|mut file| {
+        file.write_all(&bytes)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&partial, path));
+    let _ = std::fs::remove_file(&partial);
+    linked?;
     Ok(Secret::from_bytes(&bytes))
 }
 
@@ -161,6 +173,32 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_780_000_000;
+
+    #[test]
+    fn processes_making_the_secret_at_once_all_read_the_same_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets: Vec<String> = std::thread::scope(|scope| {
+            let makers: Vec<_> = (0..16)
+                .map(|_| {
+                    scope.spawn(|| {
+                        Secret::load_or_create(dir.path())
+                            .map(|s| s.sign(Purpose::Unsubscribe, 1, None))
+                    })
+                })
+                .collect();
+            makers
+                .into_iter()
+                .map(|m| m.join().unwrap().unwrap())
+                .collect()
+        });
+        assert!(secrets.windows(2).all(|w| w[0] == w[1]), "{secrets:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join("secret")).unwrap().len(),
+            SECRET
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no partial file is left");
+    }
 
     #[test]
     fn a_token_names_its_row_for_its_purpose_only() {
