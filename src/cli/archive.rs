@@ -44,19 +44,36 @@ pub fn export(config: &Config, list: Option<&str>, mbox: &Path) -> anyhow::Resul
         );
     }
     let db = super::open_store(config)?;
-    let partial = mbox.with_extension("partial");
-    let file = std::fs::File::create(&partial)
-        .with_context(|| format!("creating {}", partial.display()))?;
+    // A name of its own beside the mbox, never a file of the operator's.
+    let file_name = mbox
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".to_string());
+    let partial = mbox.with_file_name(format!(".{file_name}.partial"));
+    let written = write_mbox(&db, list, &partial).and_then(|count| {
+        std::fs::rename(&partial, mbox).with_context(|| format!("writing {}", mbox.display()))?;
+        Ok(count)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    let count = written?;
+    println!("wrote {count} posts to {}", mbox.display());
+    Ok(())
+}
+
+/// Writes the mbox of `list` to `path` and flushes it; how many posts.
+fn write_mbox(db: &store::Connection, list: Option<&str>, path: &Path) -> anyhow::Result<usize> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
-    let count = store::posts::each_published_raw(&db, list, |post| {
+    let count = store::posts::each_published_raw(db, list, |post| {
         write_message(&mut out, &post.sender, post.received_at, &post.raw)
-            .with_context(|| format!("writing {}", partial.display()))
+            .with_context(|| format!("writing {}", path.display()))
     })?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    std::fs::rename(&partial, mbox).with_context(|| format!("writing {}", mbox.display()))?;
-    println!("wrote {count} posts to {}", mbox.display());
-    Ok(())
+    Ok(count)
 }
 
 /// One message in mboxrd form.

@@ -173,7 +173,6 @@ pub fn raw(db: &Connection, id: i64) -> Result<Option<Vec<u8>>> {
 
 /// One archived message as an export writes it.
 pub struct Archived {
-    pub id: i64,
     /// The author's address, empty when unknown.
     pub sender: String,
     /// Unix seconds.
@@ -190,7 +189,7 @@ pub fn each_published_raw(
     mut each: impl FnMut(Archived) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let mut statement = db.prepare(
-        "SELECT p.id, p.author_address, p.received_at, r.bytes FROM posts p \
+        "SELECT p.author_address, p.received_at, r.bytes FROM posts p \
          JOIN raw_messages r ON r.post_id = p.id \
          WHERE p.status = 'published' AND (?1 IS NULL OR p.list_code = ?1) ORDER BY p.id",
     )?;
@@ -198,10 +197,9 @@ pub fn each_published_raw(
     let mut count = 0;
     while let Some(row) = rows.next()? {
         each(Archived {
-            id: row.get(0)?,
-            sender: row.get(1)?,
-            received_at: row.get(2)?,
-            raw: row.get(3)?,
+            sender: row.get(0)?,
+            received_at: row.get(1)?,
+            raw: row.get(2)?,
         })?;
         count += 1;
     }
