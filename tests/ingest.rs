@@ -649,3 +649,91 @@ fn backup_copies_the_store_and_export_writes_an_mbox_python_reads_back() {
     got.sort();
     assert_eq!(got, want);
 }
+
+/// What mutt (a real mail client, in a tmux pane of its own) lists when it
+/// opens `mbox`: the status line's message count and each index line's
+/// subject, read off the screen.
+fn mutt_index(mbox: &Path) -> (usize, Vec<String>) {
+    let socket = format!("tidings-mutt-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .env("LANG", "C.UTF-8")
+            .output()
+            .expect("tmux (Debian's tmux; .ci/run installs it)")
+    };
+    // Some posts came with their Subject in raw ISO-8859-7, as sent: mutt
+    // reads those as a Greek reader sets it up (assumed_charset).
+    let mutt = format!(
+        "mutt -n -R -F /dev/null -e 'set index_format=\"%4C|%s\" status_format=\"MSGS=%m=\" sort=mailbox-order assumed_charset=\"utf-8:iso-8859-7\"' -f {}",
+        mbox.display()
+    );
+    let started = tmux(&["new-session", "-d", "-x", "400", "-y", "200", &mutt]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let screen = loop {
+        let screen = String::from_utf8(tmux(&["capture-pane", "-p", "-t", "0"]).stdout).unwrap();
+        if screen.contains("MSGS=") || std::time::Instant::now() > deadline {
+            break screen;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    tmux(&["kill-server"]);
+    let count = screen
+        .split("MSGS=")
+        .nth(1)
+        .and_then(|rest| rest.split('=').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no message count on mutt's screen:\n{screen}"));
+    let subjects = screen
+        .lines()
+        .filter_map(|line| line.split_once('|'))
+        .filter(|(number, _)| number.trim().parse::<usize>().is_ok())
+        .map(|(_, subject)| subject.trim_end().to_string())
+        .collect();
+    (count, subjects)
+}
+
+#[test]
+fn mutt_reads_an_exported_list_with_its_greek_subjects() {
+    let tidings = Tidings::new();
+    let (mbox, _) = generate(
+        tidings.path(),
+        "posts.mbox",
+        "mbox",
+        &["--n", "300", "--seed", "8"],
+    );
+    tidings.ok(&["import", mbox.to_str().unwrap()]);
+    let greek: Vec<String> = tidings
+        .posts(&[])
+        .iter()
+        .filter(|post| post["list"] == "gr" && post["status"] == "published")
+        .map(|post| post["title"].as_str().unwrap().to_string())
+        .collect();
+    assert!(greek.len() > 3, "{}", greek.len());
+    let out = tidings.path().join("gr.mbox");
+    tidings.ok(&["export", "--list", "gr", "--mbox", out.to_str().unwrap()]);
+
+    let (count, subjects) = mutt_index(&out);
+    assert_eq!(count, greek.len());
+    assert_eq!(subjects.len(), greek.len(), "{subjects:#?}");
+    for title in &greek {
+        assert!(
+            subjects
+                .iter()
+                .any(|subject| subject.contains(title.as_str())),
+            "mutt does not list {title:?}: {subjects:#?}"
+        );
+    }
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.chars().any(|c| ('\u{370}'..='\u{3ff}').contains(&c))),
+        "{subjects:#?}"
+    );
+}
