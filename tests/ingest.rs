@@ -737,3 +737,105 @@ fn mutt_reads_an_exported_list_with_its_greek_subjects() {
         "{subjects:#?}"
     );
 }
+
+#[test]
+fn a_mailman_archive_imports_by_language_with_its_senders_and_bodies_whole() {
+    let tidings = Tidings::new();
+    // A Mailman 2 pipermail month as its "Text" download gives it: senders
+    // written "local at domain (Name)", list prefixes in subjects, and body
+    // lines beginning "From " left unescaped.
+    let pipermail = tidings.path().join("2022-February.txt");
+    std::fs::write(
+        &pipermail,
+        "From ana at example.org  Fri Feb  4 10:00:00 2022\n\
+From: ana at example.org (Ana =?iso-8859-1?q?P=E9rez?=)\n\
+Date: Fri, 04 Feb 2022 10:00:00 +0100\n\
+Subject: [A-infos-en] (en) France, UCL AL #316 - General strike\n\
+Message-ID: <mm2-1@example.org>\n\
+\n\
+The general strike starts on Monday.\n\
+From the assembly of workers, a call to join it.\n\
+\n\
+From the beginning, we said so.\n\
+\n\
+From bob at example.net  Sat Feb  5 11:00:00 2022\n\
+From: bob at example.net (Bob)\n\
+Date: Sat, 05 Feb 2022 11:00:00 +0100\n\
+Subject: [A-infos-de] (de) Deutschland, FAU - Generalstreik\n\
+In-Reply-To: <mm2-1@example.org>\n\
+Message-ID: <mm2-2@example.net>\n\
+\n\
+Der Generalstreik beginnt am Montag.\n\
+\n",
+    )
+    .unwrap();
+    // A Mailman 3 (HyperKitty) export: Python's mailbox writes it, with
+    // MAILER-DAEMON separators and mboxo escaping.
+    let hyperkitty = tidings.path().join("a-infos-fr.mbox");
+    let script = "import mailbox, sys, email.message\n\
+box = mailbox.mbox(sys.argv[1])\n\
+m = email.message.EmailMessage()\n\
+m['From'] = 'Carl <carl@example.com>'\n\
+m['Subject'] = '(fr) France, UCL - Grève générale'\n\
+m['Date'] = 'Sun, 06 Feb 2022 12:00:00 +0100'\n\
+m['Message-ID'] = '<mm3-1@example.com>'\n\
+m.set_content('La grève générale commence lundi.\\nFrom Paris, the call.\\n')\n\
+box.add(m)\n\
+box.close()\n";
+    let made = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&hyperkitty)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    tidings.ok(&[
+        "import",
+        pipermail.to_str().unwrap(),
+        hyperkitty.to_str().unwrap(),
+    ]);
+    let posts = tidings.posts(&[]);
+    assert_eq!(posts.len(), 3, "{posts:#?}");
+    let by_id = |id: &str| {
+        posts
+            .iter()
+            .find(|p| p["message_id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {posts:#?}"))
+    };
+    // Published, not held for "no sender address in From": the address
+    // was read back from "local at domain".
+    for (id, list, name) in [
+        ("<mm2-1@example.org>", "en", "Ana Pérez"),
+        ("<mm2-2@example.net>", "de", "Bob"),
+        ("<mm3-1@example.com>", "fr", "Carl"),
+    ] {
+        let post = by_id(id);
+        assert_eq!(post["status"], "published", "{post}");
+        assert_eq!(post["list"], list, "{post}");
+        assert_eq!(post["author"], name, "{post}");
+    }
+    assert_eq!(
+        by_id("<mm2-1@example.org>")["title"],
+        "France, UCL AL #316 - General strike"
+    );
+    let shown = tidings.ok(&[
+        "posts",
+        "show",
+        &by_id("<mm2-1@example.org>")["id"].to_string(),
+    ]);
+    assert!(
+        shown.contains("From the assembly of workers, a call to join it."),
+        "{shown}"
+    );
+    assert!(shown.contains("From the beginning, we said so."), "{shown}");
+    let shown = tidings.ok(&[
+        "posts",
+        "show",
+        &by_id("<mm3-1@example.com>")["id"].to_string(),
+    ]);
+    assert!(shown.contains("From Paris, the call."), "{shown}");
+}

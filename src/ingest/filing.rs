@@ -441,8 +441,19 @@ fn author(message: &Message<'_>) -> (String, String) {
     let Some(from) = message.from().and_then(|from| from.first()) else {
         return (String::new(), String::new());
     };
-    let address = from.address().map(clean_line).unwrap_or_default();
-    let name = from.name().map(clean_line).unwrap_or_default();
+    let mut address = from.address().map(clean_line).unwrap_or_default();
+    let mut name = from.name().map(clean_line).unwrap_or_default();
+    if !address.contains('@') {
+        if let Some((found, comment)) = message
+            .header_raw(HeaderName::From)
+            .and_then(archived_sender)
+        {
+            address = found;
+            name = comment
+                .map(|c| clean_line(&decoded_phrase(&c)))
+                .unwrap_or_default();
+        }
+    }
     // A display name that is only the address again shows nothing new.
     let name = if name.eq_ignore_ascii_case(&address) {
         String::new()
@@ -450,6 +461,35 @@ fn author(message: &Message<'_>) -> (String, String) {
         name
     };
     (name, address)
+}
+
+/// The sender of a message from a Mailman 2 (pipermail) archive, which
+/// writes `From: ana at example.org (Ana Pérez)` to keep the address from
+/// harvesters: the address and the comment, if the raw value has that form.
+fn archived_sender(raw: &str) -> Option<(String, Option<String>)> {
+    let raw = raw.trim();
+    let (mailbox, comment) = match raw.split_once(" (") {
+        Some((mailbox, rest)) => (mailbox.trim(), rest.strip_suffix(')').map(str::to_string)),
+        None => (raw, None),
+    };
+    let (local, domain) = mailbox.split_once(" at ")?;
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b))
+    };
+    (plain(local) && plain(domain) && domain.contains('.'))
+        .then(|| (format!("{local}@{domain}"), comment))
+}
+
+/// A phrase as a header carries it, encoded-words decoded.
+fn decoded_phrase(phrase: &str) -> String {
+    let header = format!("Subject: {phrase}\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(header.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_else(|| phrase.to_string())
 }
 
 /// Every address in an address header.

@@ -218,7 +218,9 @@ fn read_sources(
 /// Calls `each` with every message of an mbox file until it returns false.
 fn read_mbox(path: &Path, mut each: impl FnMut(&[u8]) -> bool) -> std::io::Result<()> {
     let reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    for message in mail_parser::mailbox::mbox::MessageIterator::new(reader) {
+    for message in
+        mail_parser::mailbox::mbox::MessageIterator::new(super::mbox::FromLines::new(reader))
+    {
         if !each(message?.contents()) {
             break;
         }

@@ -15,6 +15,7 @@ mod headers;
 pub mod import;
 pub mod intake;
 pub mod listener;
+mod mbox;
 pub mod pipe;
 pub mod route;
 pub mod session;
