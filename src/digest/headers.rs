@@ -263,6 +263,11 @@ pub fn downgrade_8bit(entity: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(b"Content-Transfer-Encoding: quoted-printable\r\n");
     out.extend_from_slice(&head.as_bytes()[at + EIGHT_BIT.len()..]);
     out.extend_from_slice(b"\r\n");
+    // A plain digest's posts keep their header fields whole (no soft break).
+    let fields = std::str::from_utf8(body)
+        .ok()
+        .and_then(super::plain::encoded_fields);
+    let body = fields.as_ref().map_or(body, |text| text.as_bytes());
     let mut encoded = quoted_printable(body);
     if !encoded.ends_with("\r\n") {
         encoded.push_str("\r\n");
@@ -512,6 +517,45 @@ mod tests {
             assert_eq!(field, unstructured("Subject", &subject));
             assert_lines_within(&field, 78);
         }
+    }
+
+    #[test]
+    fn without_8bitmime_a_plain_digests_post_fields_are_encoded_words_never_soft_broken() {
+        use crate::digest::plain::{PREAMBLE_END, SEPARATOR};
+        let subject =
+            "(gr) Ελλάδα, Αναρχική Ομοσπονδία: γενική απεργία στην Αθήνα και σε όλη τη χώρα";
+        let digest = format!(
+            "A-Infos (gr) Digest\n\nΣήμερα:\n   1. {subject}\n\n{PREAMBLE_END}\n\n\
+Date: Fri, 4 Feb 2022 10:00:00 +0200\nFrom: Αναρχική Ομοσπονδία <ao@example.gr>\n\
+Subject: {subject}\n\nΚείμενο της ανακοίνωσης.\nSubject: Ελλάδα (in the body)\n\n\
+{SEPARATOR}\n\nDate: Sat, 5 Feb 2022 10:00:00 +0200\nFrom: a@example.org\n\
+Subject: (gr) Δεύτερο\n\nΔεύτερο κείμενο.\n\n{SEPARATOR}\n\nEnd of A-Infos (gr) Digest\n"
+        );
+        let entity = text_entity_8bit("plain", None, &digest);
+        let seven = downgrade_8bit(&entity).unwrap();
+        assert!(seven.is_ascii());
+        let sent = String::from_utf8(seven.clone()).unwrap();
+        let body = &sent[sent.find("\r\n\r\n").unwrap() + 4..];
+        // Every line of a post's fields is whole: no soft break among them.
+        for block in body.split(&format!("{SEPARATOR}\r\n\r\n")).skip(1) {
+            let fields = block.split("\r\n\r\n").next().unwrap();
+            assert!(!fields.contains("=\r\n"), "{fields}");
+            assert_lines_within(fields, 76);
+        }
+        // Decoded, each post is a message whose fields read as written.
+        let parsed = mail_parser::MessageParser::default().parse(&seven).unwrap();
+        let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+        let first = text.split(&format!("{PREAMBLE_END}\n\n")).nth(1).unwrap();
+        let post = mail_parser::MessageParser::default()
+            .parse(first.as_bytes())
+            .unwrap();
+        assert_eq!(post.subject(), Some(subject));
+        let from = post.from().unwrap().first().unwrap();
+        assert_eq!(from.name(), Some("Αναρχική Ομοσπονδία"));
+        assert_eq!(from.address(), Some("ao@example.gr"));
+        // The body is not a header: its text stays as it was written.
+        assert!(text.contains("Subject: Ελλάδα (in the body)\n"), "{text}");
+        assert!(text.contains("\nSubject: =?utf-8?b?"), "{text}");
     }
 
     #[test]

@@ -42,6 +42,138 @@ pub fn render_plain_entity(digest: &Digest<'_>) -> Vec<u8> {
     text_entity_8bit("plain", None, &render_plain(digest))
 }
 
+/// The fields RFC 1153 keeps of each post, as they head its part.
+const KEPT: [&str; 7] = [
+    "Date",
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Message-ID",
+    "Keywords",
+];
+
+/// The plain digest's text (CRLF line ends) with each post's non-ASCII
+/// header fields written as RFC 2047 encoded-words, for a relay that takes
+/// no 8-bit text, so that quoted-printable needs no soft line break among
+/// them and a burster reading the decoded digest finds every field whole.
+/// A post's part begins after a separator line and an empty line; its
+/// fields run to the next empty line. None when every such field is ASCII.
+pub fn encoded_fields(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let (mut after_separator, mut in_fields, mut changed) = (false, false, false);
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        if in_fields && bare.is_empty() {
+            in_fields = false;
+        }
+        let field = bare
+            .split_once(": ")
+            .filter(|(name, _)| KEPT.contains(name));
+        match field {
+            Some((name, value)) if in_fields && !bare.is_ascii() => {
+                out.push_str(&quoted_printable_safe_field(name, value));
+                changed = true;
+            }
+            _ => out.push_str(line),
+        }
+        if after_separator && bare.is_empty() {
+            in_fields = true;
+        }
+        after_separator = bare == SEPARATOR || bare == PREAMBLE_END;
+    }
+    changed.then_some(out)
+}
+
+/// `name: value` as a 7-bit field ending in CRLF whose lines stay within
+/// 76 characters once quoted-printable has turned each `=` into `=3D`:
+/// text and display names as base64 encoded-words short enough for that
+/// (email-encoding folds at 76 before that growth, so it cannot serve
+/// here), addresses as they are.
+fn quoted_printable_safe_field(name: &str, value: &str) -> String {
+    let mut out = format!("{name}:");
+    let mailboxes = matches!(name, "From" | "To" | "Cc")
+        .then(|| mailboxes(name, value))
+        .flatten();
+    match mailboxes {
+        Some(mailboxes) => {
+            for (index, (display_name, address)) in mailboxes.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                if !display_name.is_empty() {
+                    push_encoded_words(&mut out, display_name);
+                }
+                let address = format!("<{address}>");
+                if line_length(&out) + 1 + address.len() > 76 {
+                    out.push_str("\r\n");
+                }
+                out.push(' ');
+                out.push_str(&address);
+            }
+        }
+        None => push_encoded_words(&mut out, value),
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// The mailboxes of an address field's value, their addresses ASCII, or
+/// None.
+fn mailboxes(name: &str, value: &str) -> Option<Vec<(String, String)>> {
+    let header = format!("{name}: {value}\r\n\r\n");
+    let parsed = MessageParser::default().parse_headers(header.as_bytes())?;
+    let list = parsed.header(name)?.as_address()?.as_list()?;
+    let mailboxes: Option<Vec<(String, String)>> = list
+        .iter()
+        .map(|a| {
+            let address = a.address().filter(|a| a.is_ascii() && !a.is_empty())?;
+            Some((
+                a.name().unwrap_or_default().to_string(),
+                address.to_string(),
+            ))
+        })
+        .collect();
+    mailboxes.filter(|m| !m.is_empty())
+}
+
+/// Appends `text` as base64 encoded-words, each after a space, folding
+/// before one that would end past column 76 once quoted-printable has
+/// written its three or four `=` as `=3D` (six characters more).
+fn push_encoded_words(out: &mut String, text: &str) {
+    use base64::Engine as _;
+    // " =?utf-8?b?" and "?=", each `=` three characters, and up to two
+    // `=` of padding: what a word costs besides its base64 text.
+    const COST: usize = 1 + 12 + 4 + 4;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let room = 76usize.saturating_sub(line_length(out) + COST);
+        if room < 8 && line_length(out) > 1 {
+            out.push_str("\r\n");
+            continue;
+        }
+        let mut end = rest.len().min((room / 4).max(1) * 3);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        out.push_str(" =?utf-8?b?");
+        out.push_str(&base64::engine::general_purpose::STANDARD.encode(&rest[..end]));
+        out.push_str("?=");
+        rest = &rest[end..];
+        if !rest.is_empty() {
+            out.push_str("\r\n");
+        }
+    }
+}
+
+/// The length of the last line of `text`.
+fn line_length(text: &str) -> usize {
+    text.len() - text.rfind('\n').map_or(0, |i| i + 1)
+}
+
 /// The RFC 1153 text of a digest (LF line ends).
 pub fn render_plain(digest: &Digest<'_>) -> String {
     let mut out = String::with_capacity(
