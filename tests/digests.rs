@@ -1600,5 +1600,31 @@ fn a_relay_without_8bitmime_gets_the_plain_digest_quoted_printable_and_signed() 
     for entry in std::fs::read_dir(&sink.dir).unwrap() {
         let raw = std::fs::read(entry.unwrap().path()).unwrap();
         assert!(raw.is_ascii(), "7-bit for a relay without 8BITMIME");
+        // Decoded, the digest bursts with formail into posts whose
+        // Subject fields (encoded-words, none cut by a soft break) read
+        // as the posts' own.
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let text = parsed.body_text(0).unwrap();
+        let decoded = format!("From: digest@example.org\nSubject: digest\n\n{text}");
+        let subjects: Vec<String> = formail_subjects(decoded.as_bytes())
+            .into_iter()
+            .filter(|subject| !subject.trim().is_empty())
+            .map(|subject| {
+                let field = format!("Subject: {}\r\n\r\n", subject.trim());
+                let field = mail_parser::MessageParser::default()
+                    .parse_headers(field.as_bytes())
+                    .unwrap();
+                field.subject().unwrap_or_default().to_string()
+            })
+            .collect();
+        assert_eq!(subjects.len(), posts.len(), "{subjects:?}");
+        for (post, subject) in posts.iter().zip(&subjects) {
+            let want = post
+                .subject
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert_eq!(subject, &want);
+        }
     }
 }
