@@ -17,13 +17,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use tidings::config::{self, Config};
 use tidings::feeds::{self, Mode};
-use tidings::post::{FiledBy, NewPost, Post, Status};
-use tidings::store::{self, posts, Connection};
+use tidings::store;
+
+#[path = "common/store.rs"]
+mod common;
+use common::{configuration, fill, insert, new_post, texts};
 
 const RUNS: usize = 7;
-const BATCH: usize = 10_000;
 
 /// Set in the process that measures: the directory of the built store.
 const MEASURE_IN: &str = "TIDINGS_BENCH_MEASURE_IN";
@@ -54,13 +55,6 @@ fn main() {
         .status()
         .expect("run the measuring process");
     assert!(status.success(), "the measuring process failed");
-}
-
-fn configuration(dir: &Path) -> Config {
-    let mut config = config::parse(config::EMBEDDED_LISTS_TOML, config::EMBEDDED_NAME, dir)
-        .expect("the shipped configuration");
-    config.site.data_dir = dir.join("data");
-    config
 }
 
 /// Regenerates the feeds of the store in `dir` in every way, and prints
@@ -127,92 +121,6 @@ fn measure(dir: &Path, posts: usize) {
         "peak memory (VmHWM) over the regenerations: {:.1} MB",
         peak as f64 / 1024.0
     );
-}
-
-fn insert(db: &mut Connection, batch: &[NewPost]) {
-    store::transaction(db, |tx| posts::insert(tx, batch)).expect("insert");
-}
-
-/// Posts `0..count`, list by list in turn, as ingest would file them.
-fn fill(store: &mut Connection, config: &Config, count: usize) {
-    let texts = texts(config);
-    let mut batch = Vec::with_capacity(BATCH);
-    for n in 0..count {
-        batch.push(new_post(config, n, &texts));
-        if batch.len() == BATCH {
-            insert(store, &batch);
-            batch.clear();
-        }
-    }
-    insert(store, &batch);
-}
-
-/// Paragraphs of each list's language, from ../shared/corpus/text.
-fn texts(config: &Config) -> Vec<Vec<String>> {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/text");
-    config
-        .lists
-        .iter()
-        .map(|list| {
-            let lang = if list.lang == "mul" { "en" } else { &list.lang };
-            let text = std::fs::read_to_string(shared.join(format!("{lang}.txt")))
-                .unwrap_or_else(|e| panic!("corpus text for {lang}: {e}"));
-            text.split("\n\n")
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .collect()
-}
-
-fn new_post(config: &Config, n: usize, texts: &[Vec<String>]) -> NewPost {
-    let lists = config.lists.len();
-    let list = &config.lists[n % lists];
-    let paragraphs = &texts[n % lists];
-    // Three to six paragraphs: 1-3 KB, like a news item.
-    let start = (n / lists) % paragraphs.len();
-    let body: Vec<&str> = (0..3 + n % 4)
-        .map(|i| paragraphs[(start + i) % paragraphs.len()].as_str())
-        .collect();
-    let body = format!("{}\n\nhttps://example.org/news/{n}\n", body.join("\n\n"));
-    let title: String = paragraphs[start].chars().take(70).collect();
-    let received_at = 1_600_000_000 + n as i64 * 30;
-    NewPost {
-        post: Post {
-            key: Some(format!("{n:020x}")),
-            message_id: Some(format!("<{n}@bench.example.org>")),
-            list_code: Some(list.code.clone()),
-            lang: Some(if list.lang == "mul" {
-                "eu".into()
-            } else {
-                list.lang.clone()
-            }),
-            // One post in twenty is held: the feeds must step over them.
-            status: if n % 20 == 7 {
-                Status::Held
-            } else {
-                Status::Published
-            },
-            reason: None,
-            filed_by: Some(FiledBy::Tag),
-            tag: Some(list.code.clone()),
-            subject: format!("({}) {title}", list.code),
-            title,
-            translations: Vec::new(),
-            machine_translation: false,
-            author_name: format!("Contributor {}", n % 997),
-            author_address: format!("c{}@example.org", n % 997),
-            date_header: None,
-            date: Some(received_at - 600),
-            received_at,
-            size: body.len(),
-            body,
-            attachments: Vec::new(),
-        },
-        raw: None,
-        auth_results: None,
-    }
 }
 
 fn modification_times(dir: &Path) -> Vec<(PathBuf, SystemTime)> {
