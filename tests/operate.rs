@@ -33,13 +33,18 @@ fn tidings_under_umask(tidings: &Tidings, umask: &str, args: &[&str]) -> Output 
     output
 }
 
-/// Every file and directory under `dir`, with its permission bits.
+/// Every file and directory under `dir`, with its permission bits, less
+/// tidings' own hidden files (the lock, the fingerprints), which no web
+/// server serves.
 fn modes(dir: &Path) -> Vec<(PathBuf, u32, bool)> {
     let mut found = Vec::new();
     let mut waiting = vec![dir.to_path_buf()];
     while let Some(next) = waiting.pop() {
         for entry in std::fs::read_dir(&next).unwrap() {
             let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             let metadata = entry.metadata().unwrap();
             let mode = metadata.permissions().mode() & 0o7777;
             if metadata.is_dir() {
