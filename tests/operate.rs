@@ -301,3 +301,84 @@ fn a_newer_store_is_refused_naming_both_versions_and_left_alone() {
     assert_eq!(refused.status.code(), Some(75), "the MTA keeps the mail");
     assert_eq!(sqlite3(&database, "PRAGMA user_version"), newer.to_string());
 }
+
+/// The tables of docs/configuration.md: each `## [table]` heading with
+/// its rows (key, type, example), cells as written.
+fn documented_tables() -> Vec<(String, Vec<(String, String, String)>)> {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let mut tables: Vec<(String, Vec<(String, String, String)>)> = Vec::new();
+    for line in doc.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            tables.push((heading.trim().to_string(), Vec::new()));
+        } else if let Some(row) = line.strip_prefix("| `") {
+            let cells: Vec<&str> = row.split(" | ").map(str::trim).collect();
+            let key = cells[0].trim_end_matches('`').to_string();
+            let example = cells[3].trim_matches('`').to_string();
+            let (_, rows) = tables.last_mut().expect("a row under a table heading");
+            rows.push((key, cells[1].to_string(), example));
+        }
+    }
+    tables
+}
+
+#[test]
+fn configuration_md_documents_every_key_the_tables_take_and_no_other() {
+    let documented = documented_tables();
+    let code = tidings::config::keys::tables();
+    let names = |tables: Vec<&str>| tables.into_iter().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        names(documented.iter().map(|(name, _)| name.as_str()).collect()),
+        names(code.iter().map(|(name, _)| *name).collect()),
+        "the tables of docs/configuration.md"
+    );
+    for ((table, rows), (_, keys)) in documented.iter().zip(&code) {
+        let mut written: Vec<&str> = rows.iter().map(|(key, _, _)| key.as_str()).collect();
+        let mut taken = keys.to_vec();
+        written.sort_unstable();
+        taken.sort_unstable();
+        assert_eq!(
+            written, taken,
+            "the keys of {table} in docs/configuration.md"
+        );
+    }
+}
+
+#[test]
+fn every_example_in_configuration_md_has_its_type_and_all_load_together() {
+    let mut document = String::new();
+    for (table, rows) in documented_tables() {
+        document.push_str(&format!("{table}\n"));
+        for (key, kind, example) in rows {
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {example}"))
+                .unwrap_or_else(|error| panic!("{table} {key}: {example}: {error}"))
+                .remove("v")
+                .unwrap();
+            let fits = match kind.as_str() {
+                "string" | "path" | "choice" => value.is_str(),
+                "integer" => value.is_integer(),
+                "number" => value.is_integer() || value.is_float(),
+                "boolean" => value.is_bool(),
+                "strings" => value
+                    .as_array()
+                    .is_some_and(|items| items.iter().all(toml::Value::is_str)),
+                other => panic!("{table} {key}: unknown type {other}"),
+            };
+            assert!(fits, "{table} {key}: example {example} is not a {kind}");
+            document.push_str(&format!("{key} = {example}\n"));
+        }
+        document.push('\n');
+    }
+    // The examples make one configuration that loads: each a value its
+    // key takes.
+    let dir = tempfile::tempdir().unwrap();
+    // The key file must exist (it is read when signing, not when loading).
+    std::fs::create_dir(dir.path().join("dkim")).unwrap();
+    std::fs::write(dir.path().join("dkim/tidings2026.pem"), "").unwrap();
+    let config = tidings::config::parse(&document, "configuration.md", dir.path());
+    if let Err(errors) = config {
+        panic!("{document}\n{errors}");
+    }
+}
