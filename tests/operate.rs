@@ -302,14 +302,21 @@ fn a_newer_store_is_refused_naming_both_versions_and_left_alone() {
     assert_eq!(sqlite3(&database, "PRAGMA user_version"), newer.to_string());
 }
 
+/// A documented key: its name, its type and its example, as written.
+struct Documented {
+    key: String,
+    kind: String,
+    example: String,
+}
+
 /// The tables of docs/configuration.md: each `## [table]` heading with
-/// its rows (key, type, example), cells as written.
-fn documented_tables() -> Vec<(String, Vec<(String, String, String)>)> {
+/// its rows.
+fn documented_tables() -> Vec<(String, Vec<Documented>)> {
     let doc = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
     )
     .unwrap();
-    let mut tables: Vec<(String, Vec<(String, String, String)>)> = Vec::new();
+    let mut tables: Vec<(String, Vec<Documented>)> = Vec::new();
     for line in doc.lines() {
         if let Some(heading) = line.strip_prefix("## ") {
             tables.push((heading.trim().to_string(), Vec::new()));
@@ -318,7 +325,11 @@ fn documented_tables() -> Vec<(String, Vec<(String, String, String)>)> {
             let key = cells[0].trim_end_matches('`').to_string();
             let example = cells[3].trim_matches('`').to_string();
             let (_, rows) = tables.last_mut().expect("a row under a table heading");
-            rows.push((key, cells[1].to_string(), example));
+            rows.push(Documented {
+                key,
+                kind: cells[1].to_string(),
+                example,
+            });
         }
     }
     tables
@@ -335,7 +346,7 @@ fn configuration_md_documents_every_key_the_tables_take_and_no_other() {
         "the tables of docs/configuration.md"
     );
     for ((table, rows), (_, keys)) in documented.iter().zip(&code) {
-        let mut written: Vec<&str> = rows.iter().map(|(key, _, _)| key.as_str()).collect();
+        let mut written: Vec<&str> = rows.iter().map(|row| row.key.as_str()).collect();
         let mut taken = keys.to_vec();
         written.sort_unstable();
         taken.sort_unstable();
@@ -351,7 +362,7 @@ fn every_example_in_configuration_md_has_its_type_and_all_load_together() {
     let mut document = String::new();
     for (table, rows) in documented_tables() {
         document.push_str(&format!("{table}\n"));
-        for (key, kind, example) in rows {
+        for Documented { key, kind, example } in rows {
             let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {example}"))
                 .unwrap_or_else(|error| panic!("{table} {key}: {example}: {error}"))
                 .remove("v")
