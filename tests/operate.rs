@@ -101,7 +101,7 @@ fn file_mode_is_configured_and_an_unchanged_feed_is_given_it() {
     // given the configured mode by the next run, though its bytes stay.
     std::fs::set_permissions(&feed, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = std::fs::read_to_string(tidings.config()).unwrap();
-    let config = config.replacen("[site]\n", "[site]\nfile_mode = 0o640\n", 1);
+    let config = config.replacen("\nfile_mode = 0o644\n", "\nfile_mode = 0o640\n", 1);
     std::fs::write(tidings.config(), config).unwrap();
     let said = tidings_under_umask(&tidings, "077", &["feeds"]);
     assert!(
@@ -119,8 +119,9 @@ fn file_mode_is_configured_and_an_unchanged_feed_is_given_it() {
 
 #[test]
 fn a_file_mode_without_owner_write_is_refused_with_its_line() {
-    let tidings =
-        Tidings::with_config(|text| text.replacen("[site]\n", "[site]\nfile_mode = 644\n", 1));
+    let tidings = Tidings::with_config(|text| {
+        text.replacen("\nfile_mode = 0o644\n", "\nfile_mode = 644\n", 1)
+    });
     let output = tidings.run(&["check"]);
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr).into_owned()
