@@ -47,13 +47,12 @@ pub fn replace_if_changed_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::
 
 /// Whether the file at `path` holds exactly `bytes` (false when there is
 /// none); one that does is given permissions `mode` if it has others (a
-/// feed written under umask 077 before `file_mode` existed).
+/// feed written under umask 077 before `file_mode` existed), or counts as
+/// not holding them when that fails (another user's file), so it is
+/// written anew as ours.
 fn holds(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
     match fs::read(path) {
-        Ok(existing) if existing == bytes => {
-            set_mode(path, mode)?;
-            Ok(true)
-        }
+        Ok(existing) if existing == bytes => Ok(set_mode(path, mode).is_ok()),
         Ok(_) => Ok(false),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(error),
