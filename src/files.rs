@@ -1,9 +1,12 @@
 //! Durable files: a file replaced atomically, its bytes and its rename
 //! synced to disk, and exclusive lock files. The feeds, serve.json and the
-//! outbox lock use them.
+//! outbox lock use them. Published files (feeds, pages) and the directories
+//! made for them get the configured mode whatever the process's umask.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions, Permissions, TryLockError};
 use std::io::{self, Write};
+#[cfg(unix)]
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Replaces the file at `path` with `bytes` and makes the change durable:
@@ -12,7 +15,7 @@ use std::path::Path;
 /// sees the old file or the new one, never half of one, and a crash after
 /// this returns keeps the new one.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_and_rename(path, bytes, Sync::Yes)?;
+    write_and_rename(path, bytes, Sync::Yes, None)?;
     sync_dir(directory_of(path))
 }
 
@@ -20,12 +23,13 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// already holds exactly them; says whether it wrote. An unchanged file
 /// keeps its modification time (and so the HTTP validators derived from
 /// it). The directory is not synced: a caller replacing many files in it
-/// syncs it once with [`sync_dir`].
-pub fn replace_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    if holds(path, bytes)? {
+/// syncs it once with [`sync_dir`]. The file has permissions `mode`
+/// whatever the umask; an unchanged file with others is given them.
+pub fn replace_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
+    if holds(path, bytes, mode)? {
         return Ok(false);
     }
-    write_and_rename(path, bytes, Sync::Yes).map(|()| true)
+    write_and_rename(path, bytes, Sync::Yes, Some(mode)).map(|()| true)
 }
 
 /// [`replace_if_changed`] without waiting for the disk: the file is still
@@ -34,19 +38,56 @@ pub fn replace_if_changed(path: &Path, bytes: &[u8]) -> io::Result<bool> {
 /// For what can be made again from the store at any time (the static
 /// site's pages), where a full build of a hundred thousand files cannot
 /// afford a flush each.
-pub fn replace_if_changed_unsynced(path: &Path, bytes: &[u8]) -> io::Result<bool> {
-    if holds(path, bytes)? {
+pub fn replace_if_changed_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
+    if holds(path, bytes, mode)? {
         return Ok(false);
     }
-    write_and_rename(path, bytes, Sync::No).map(|()| true)
+    write_and_rename(path, bytes, Sync::No, Some(mode)).map(|()| true)
 }
 
 /// Whether the file at `path` holds exactly `bytes` (false when there is
-/// none).
-fn holds(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+/// none); one that does is given permissions `mode` if it has others (a
+/// feed written under umask 077 before `file_mode` existed), or counts as
+/// not holding them when that fails (another user's file), so it is
+/// written anew as ours.
+fn holds(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
     match fs::read(path) {
-        Ok(existing) => Ok(existing == bytes),
+        Ok(existing) if existing == bytes => Ok(set_mode(path, mode).is_ok()),
+        Ok(_) => Ok(false),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Gives the file or directory at `path` permissions `mode` unless it has
+/// them already.
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    if fs::metadata(path)?.permissions().mode() & 0o7777 != mode {
+        fs::set_permissions(path, Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
+/// Makes the directory `dir` and any missing parents, each made with
+/// permissions `mode` whatever the umask; directories already there keep
+/// theirs (they may be the operator's).
+pub fn create_dirs(dir: &Path, mode: u32) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent, mode)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => set_mode(dir, mode),
+        // Made meanwhile by another writer.
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(error) => Err(error),
     }
 }
@@ -59,9 +100,10 @@ enum Sync {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it (unless
-/// told not to) and renames it over `path`; the temporary file does not
-/// outlive a failure.
-fn write_and_rename(path: &Path, bytes: &[u8], sync: Sync) -> io::Result<()> {
+/// told not to), gives it permissions `mode` if one is given (set on the
+/// open file, so the umask plays no part) and renames it over `path`; the
+/// temporary file does not outlive a failure.
+fn write_and_rename(path: &Path, bytes: &[u8], sync: Sync, mode: Option<u32>) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a name"))?
@@ -75,6 +117,12 @@ fn write_and_rename(path: &Path, bytes: &[u8], sync: Sync) -> io::Result<()> {
             .create(true)
             .truncate(true)
             .open(&temporary)?;
+        #[cfg(unix)]
+        if let Some(mode) = mode {
+            file.set_permissions(Permissions::from_mode(mode))?;
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
         file.write_all(bytes)?;
         if sync == Sync::Yes {
             file.sync_all()?;
@@ -147,13 +195,13 @@ mod tests {
     fn unchanged_bytes_are_not_rewritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("en.atom");
-        assert!(replace_if_changed(&path, b"one").unwrap());
+        assert!(replace_if_changed(&path, b"one", 0o644).unwrap());
         let before = fs::metadata(&path).unwrap().modified().unwrap();
         let first_inode = inode(&path);
-        assert!(!replace_if_changed(&path, b"one").unwrap());
+        assert!(!replace_if_changed(&path, b"one", 0o644).unwrap());
         assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), before);
         assert_eq!(inode(&path), first_inode);
-        assert!(replace_if_changed(&path, b"two").unwrap());
+        assert!(replace_if_changed(&path, b"two", 0o644).unwrap());
         assert_eq!(fs::read(&path).unwrap(), b"two");
         // Nothing but the feed is left behind.
         assert_eq!(entries(dir.path()), 1);

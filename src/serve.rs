@@ -81,9 +81,12 @@ async fn serve(
     config: Config,
     overrides: Overrides,
 ) -> anyhow::Result<()> {
-    for dir in [&config.site.data_dir, &config.site.feeds_dir] {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let data_dir = &config.site.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let feeds_dir = &config.site.feeds_dir;
+    crate::files::create_dirs(feeds_dir, config.site.dir_mode())
+        .with_context(|| format!("creating {}", feeds_dir.display()))?;
     let database = config.database_path();
     let store = {
         let path = database.clone();

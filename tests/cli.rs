@@ -113,3 +113,23 @@ fn init_sets_up_a_service_that_checks_and_never_overwrites() {
     assert!(!again.status.success());
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
 }
+
+#[test]
+fn the_readme_lists_every_command_tidings_help_lists() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let listed: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("    tidings "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    for command in subcommands() {
+        assert!(
+            listed.contains(&command.as_str()),
+            "README.md's Commands lack `tidings {command}`"
+        );
+    }
+    assert!(readme.contains("TIDINGS_LOG"));
+    assert!(readme.contains("cargo install --path ."));
+}

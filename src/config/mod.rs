@@ -9,7 +9,7 @@
 //! Each table has its file, with its type, its documented defaults (one
 //! `Default` per table) and its checks: [`site`], [`ingest`], [`feeds`],
 //! [`listen`], [`delivery`], [`dkim`] and [`list`]; [`errors`] locates and
-//! collects the problems.
+//! collects the problems; [`keys`] lists the keys each table takes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ pub mod dkim;
 pub mod errors;
 pub mod feeds;
 pub mod ingest;
+pub mod keys;
 pub mod list;
 pub mod listen;
 pub mod site;

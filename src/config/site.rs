@@ -59,6 +59,24 @@ pub struct Site {
     /// Whether posts to every list that does not say are checked by DKIM,
     /// SPF, DMARC and ARC on arrival (default false; see [`crate::auth`]).
     pub verify: bool,
+    /// The permissions of the feeds and pages tidings writes, whatever the
+    /// umask of the process (Postfix runs pipes with 077); the directories
+    /// it makes for them get the same bits plus search (x) where a class
+    /// may read (default `0o644`, so directories `0o755`).
+    pub file_mode: u32,
+}
+
+/// Feeds and pages are readable by a web server running as another user
+/// unless `file_mode` says otherwise.
+pub const DEFAULT_FILE_MODE: u32 = 0o644;
+
+impl Site {
+    /// The permissions of a directory tidings makes for feeds or pages:
+    /// `file_mode`, and search (x) for each class that may read.
+    pub fn dir_mode(&self) -> u32 {
+        let readable = self.file_mode & 0o444;
+        self.file_mode | (readable >> 2)
+    }
 }
 
 /// Whose posts a list publishes without a moderator (editors' always).
@@ -108,6 +126,7 @@ impl Default for Site {
             max_posts_per_hour: DEFAULT_MAX_POSTS_PER_HOUR,
             bounces: BounceScoring::default(),
             verify: false,
+            file_mode: DEFAULT_FILE_MODE,
         }
     }
 }
@@ -136,6 +155,7 @@ pub(super) struct RawSite {
     bounce_window_days: Option<Spanned<i64>>,
     #[serde(default)]
     verify: bool,
+    file_mode: Option<Spanned<i64>>,
 }
 
 impl RawSite {
@@ -243,6 +263,26 @@ impl RawSite {
             bounce_window_days: self.bounce_window_days,
         }
         .check(errors, BounceScoring::default());
+        let file_mode = match self.file_mode {
+            Some(mode)
+                if (0o400..=0o777).contains(mode.get_ref()) && mode.get_ref() & 0o600 == 0o600 =>
+            {
+                *mode.get_ref() as u32
+            }
+            Some(mode) => {
+                errors.at(
+                    mode.span(),
+                    &format!(
+                        "file_mode {} (octal {:o}) is not a file mode tidings can write with",
+                        mode.get_ref(),
+                        mode.get_ref()
+                    ),
+                    "write it in octal with 0o, owner read and write included, e.g. file_mode = 0o644 (or 0o640 for a web server in tidings' group)",
+                );
+                default.file_mode
+            }
+            None => default.file_mode,
+        };
         Site {
             name,
             base_url: base_url.unwrap_or(default.base_url),
@@ -260,6 +300,7 @@ impl RawSite {
             max_posts_per_hour,
             bounces,
             verify: self.verify,
+            file_mode,
         }
     }
 }

@@ -74,8 +74,9 @@ impl Fingerprints {
     }
 
     /// Writes the fingerprints back, when they changed; says whether it
-    /// wrote (the directory is then to be synced).
-    pub fn save(&self, dir: &Path) -> std::io::Result<bool> {
+    /// wrote (the directory is then to be synced); the file has
+    /// permissions `mode`, as the feeds beside it.
+    pub fn save(&self, dir: &Path, mode: u32) -> std::io::Result<bool> {
         if self.by_name == self.loaded {
             return Ok(false);
         }
@@ -84,6 +85,6 @@ impl Fingerprints {
             .iter()
             .map(|(name, fingerprint)| format!("{name} {fingerprint}\n"))
             .collect();
-        files::replace_if_changed(&dir.join(FILE), text.as_bytes())
+        files::replace_if_changed(&dir.join(FILE), text.as_bytes(), mode)
     }
 }

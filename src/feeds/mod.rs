@@ -456,7 +456,8 @@ fn prepare_dir(config: &Config) -> anyhow::Result<PathBuf> {
         );
     }
     let dir = config.site.feeds_dir.clone();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    files::create_dirs(&dir, config.site.dir_mode())
+        .with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -489,7 +490,7 @@ fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyh
         });
         for (format, path) in Format::ALL.iter().zip(paths) {
             let bytes = format.render(&feed)?;
-            if files::replace_if_changed(&path, &bytes)
+            if files::replace_if_changed(&path, &bytes, config.site.file_mode)
                 .with_context(|| format!("writing {}", path.display()))?
             {
                 report.written.push(path);
@@ -500,7 +501,7 @@ fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyh
         fingerprints.set(scope.name(), fingerprint);
     }
     let saved = fingerprints
-        .save(dir)
+        .save(dir, config.site.file_mode)
         .with_context(|| format!("writing the fingerprints in {}", dir.display()))?;
     if saved || !report.written.is_empty() {
         files::sync_dir(dir).with_context(|| format!("syncing {}", dir.display()))?;

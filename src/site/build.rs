@@ -91,7 +91,8 @@ pub fn build(
     scope: Scope<'_>,
     now: i64,
 ) -> anyhow::Result<Report> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    files::create_dirs(out, config.site.dir_mode())
+        .with_context(|| format!("creating {}", out.display()))?;
     let stale = is_stale(config, templates, out);
     let mut builder = Builder {
         config,
@@ -108,8 +109,12 @@ pub fn build(
     }
     if stale {
         let fingerprint_file = out.join(FINGERPRINT);
-        files::replace_if_changed(&fingerprint_file, fingerprint(config, templates).as_bytes())
-            .with_context(|| format!("writing {}", fingerprint_file.display()))?;
+        files::replace_if_changed(
+            &fingerprint_file,
+            fingerprint(config, templates).as_bytes(),
+            config.site.file_mode,
+        )
+        .with_context(|| format!("writing {}", fingerprint_file.display()))?;
     }
     Ok(builder.report)
 }
@@ -433,11 +438,11 @@ impl<'a> Builder<'a> {
     fn write(&mut self, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let file = self.file(path)?;
         if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)
+            files::create_dirs(parent, self.config.site.dir_mode())
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         self.report.pages += 1;
-        if files::replace_if_changed_unsynced(&file, bytes)
+        if files::replace_if_changed_unsynced(&file, bytes, self.config.site.file_mode)
             .with_context(|| format!("writing {}", file.display()))?
         {
             self.report.written += 1;

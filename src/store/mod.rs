@@ -32,7 +32,7 @@ pub mod posts;
 pub mod requests;
 pub mod subscribers;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use handle::Handle;
@@ -124,6 +124,32 @@ pub enum Error {
     /// The group transaction a write was part of could not begin or commit.
     #[error("the transaction failed: {0}")]
     Group(String),
+    /// A file of the database (itself, its `-wal` or its `-shm`) is there
+    /// but this user may not write it: SQLite alone would say "attempt to
+    /// write a readonly database" without naming it.
+    #[error(
+        "{} is not writable by this user (uid {uid}): the store, its -wal and -shm files and \
+         their directory must belong to the user tidings runs as (chown that user, chmod u+rw)",
+        path.display()
+    )]
+    NotWritable { path: PathBuf, uid: u32 },
+    /// The database was made by a newer tidings, whose schema this one does
+    /// not know.
+    #[error(
+        "the store {} is at schema version {found}, and this tidings knows versions up to \
+         {known}: a newer tidings has upgraded it; run that one, or restore the backup copy \
+         written before the upgrade (see docs/upgrading.md)",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    /// The copy of an older database made before upgrading it failed, so
+    /// it was not upgraded.
+    #[error("copying the store before upgrading it to {}: {message}", backup.display())]
+    Backup { backup: PathBuf, message: String },
 }
 
 /// What store calls return.
@@ -136,12 +162,37 @@ pub fn open(path: &Path) -> Result<Connection> {
         // An error here shows up as a clearer one from open below.
         let _ = std::fs::create_dir_all(dir);
     }
+    check_writable(path)?;
     #[expect(
         clippy::disallowed_methods,
         reason = "the one place connections are opened and set up"
     )]
     let connection = Connection::open(path)?;
     prepare(connection)
+}
+
+/// Refuses a database whose file, `-wal` or `-shm` exists and cannot be
+/// opened for writing by this user, naming that file. A store once opened
+/// read-only keeps the `-wal` and `-shm` SQLite made then (0444) after the
+/// database itself is made writable again.
+fn check_writable(path: &Path) -> Result<()> {
+    let name = path.as_os_str().to_owned();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = name.clone();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        match std::fs::OpenOptions::new().write(true).open(&file) {
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::NotWritable {
+                    path: file,
+                    uid: rustix::process::geteuid().as_raw(),
+                });
+            }
+            // Missing (SQLite makes it) or another problem SQLite reports.
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Another connection to the database file `db` is open on, for a reader
@@ -179,8 +230,19 @@ fn prepare(mut connection: Connection) -> Result<Connection> {
 /// (SQLite's procedure for changing a table: a migration may rebuild one
 /// that others refer to) and checked before the commit.
 fn migrate(connection: &mut Connection) -> Result<()> {
-    if schema_version(connection)? >= MIGRATIONS.len() {
+    let found = schema_version(connection)?;
+    if found > MIGRATIONS.len() {
+        return Err(Error::TooNew {
+            path: PathBuf::from(connection.path().unwrap_or("")),
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    if found == MIGRATIONS.len() {
         return Ok(());
+    }
+    if found > 0 {
+        back_up_before_upgrading(connection, found)?;
     }
     connection.pragma_update(None, "foreign_keys", "OFF")?;
     let migrated = transaction(connection, |tx| {
@@ -206,6 +268,36 @@ fn migrate(connection: &mut Connection) -> Result<()> {
     });
     connection.pragma_update(None, "foreign_keys", "ON")?;
     migrated
+}
+
+/// Where the copy of a store at schema version `found` is written before
+/// it is upgraded: beside it, `tidings.db.v13.backup` for a store
+/// `tidings.db` at version 13.
+pub fn upgrade_backup_path(db: &Path, found: usize) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(format!(".v{found}.backup"));
+    PathBuf::from(name)
+}
+
+/// Copies an existing database at schema version `found` (older than this
+/// tidings) beside itself before the migrations change it, so an upgrade
+/// gone wrong, or a return to the older tidings, can start from that copy.
+/// An in-memory database has nothing to keep.
+fn back_up_before_upgrading(connection: &Connection, found: usize) -> Result<()> {
+    let Some(path) = connection.path().filter(|path| !path.is_empty()) else {
+        return Ok(());
+    };
+    let target = upgrade_backup_path(Path::new(path), found);
+    backup(connection, &target).map_err(|error| Error::Backup {
+        backup: target.clone(),
+        message: format!("{error:#}"),
+    })?;
+    tracing::warn!(
+        "upgrading the store {path} from schema version {found} to {}; its copy as it was is {}",
+        MIGRATIONS.len(),
+        target.display()
+    );
+    Ok(())
 }
 
 /// The schema version the database is at.
