@@ -138,7 +138,7 @@ fn texts(list: &str, posts: &[PendingPost]) -> Vec<(&'static str, String)> {
     .unwrap();
     vec![
         ("plain", super::plain::render_plain(&digest)),
-        ("html", super::html::render_html(&digest).unwrap()),
+        ("html", super::html::render_html(&digest).unwrap().0),
         ("summary", super::summary::render_summary(&digest)),
     ]
 }
