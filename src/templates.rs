@@ -56,6 +56,12 @@ pub struct Labels {
     pub back_to_topics: String,
     /// Said when a digest has no posts.
     pub no_posts: String,
+    /// Said above an HTML digest whose last posts show only their titles
+    /// to keep within its budget, before the archive link.
+    pub shortened: String,
+    /// Template of the line that ends a table of contents cut short; sees
+    /// count.
+    pub more_posts: String,
 }
 
 impl Templates {
@@ -218,6 +224,8 @@ impl Templates {
             read_more: get("read_more"),
             back_to_topics: get("back_to_topics"),
             no_posts: get("no_posts"),
+            shortened: get("shortened"),
+            more_posts: get("more_posts"),
         }
     }
 

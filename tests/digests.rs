@@ -360,6 +360,35 @@ fn check_plain(plain: &Value, posts: &[StoredPost], context: &str) {
     }
 }
 
+/// The text alternative of an HTML digest: the RFC 1153 digest, checked
+/// as such, or, when that would pass the HTML budget, the summary, which
+/// names every post and links its page.
+fn check_html_alternative(html: &Value, posts: &[StoredPost], context: &str) {
+    let text = html["text"].as_str().unwrap();
+    if text.contains(&format!("\n{}\n", "-".repeat(70))) {
+        assert!(
+            html.get("plain_error").is_none(),
+            "{context}: {}",
+            html["plain_error"]
+        );
+        check_plain(&html["plain"], posts, context);
+        return;
+    }
+    assert!(text.len() > 1000, "{context}: {text}");
+    for post in posts {
+        assert!(
+            text.contains(&post.subject),
+            "{context}: the summary lacks {}",
+            post.subject
+        );
+        let permalink = format!("{BASE_URL}posts/{}", post.key.as_deref().unwrap());
+        assert!(
+            text.contains(&permalink),
+            "{context}: the summary lacks {permalink}"
+        );
+    }
+}
+
 fn posts_of(store: &Connection, ids: &[i64]) -> Vec<StoredPost> {
     ids.iter()
         .map(|id| posts::get(store, *id).unwrap().unwrap())
@@ -574,10 +603,11 @@ fn every_format_arrives_well_formed_signed_and_personal_through_smtp_sink() {
                 assert_eq!(message["content_type"], "multipart/alternative");
                 assert_eq!(strings(&message["structure"]), ["text/plain", "text/html"]);
                 let html = &message["html"];
-                assert!(html.get("plain_error").is_none(), "{}", html["plain_error"]);
-                check_plain(&html["plain"], &posts, &address);
+                check_html_alternative(html, &posts, &address);
                 let tags = strings(&html["tags"]);
-                for banned in ["script", "img", "style", "link", "iframe", "object"] {
+                // A <style> in the head carries the dark scheme alone; the
+                // layout is inline (see the Chromium test below).
+                for banned in ["script", "img", "link", "iframe", "object"] {
                     assert!(
                         !tags.iter().any(|t| t == banned),
                         "<{banned}> in the HTML digest"
@@ -684,15 +714,7 @@ fn greek_russian_chinese_and_turkish_digests_round_trip_subjects_and_bodies() {
                         .unwrap()
                         .contains(topics));
                 }
-                "html" => {
-                    let html = &message["html"];
-                    assert!(
-                        html.get("plain_error").is_none(),
-                        "{context}: {}",
-                        html["plain_error"]
-                    );
-                    check_plain(&html["plain"], &posts, &context)
-                }
+                "html" => check_html_alternative(&message["html"], &posts, &context),
                 "mime" => {
                     let parts = message["mime"]["posts"].as_array().unwrap();
                     assert_eq!(parts.len(), posts.len(), "{context}");
@@ -1626,5 +1648,105 @@ fn a_relay_without_8bitmime_gets_the_plain_digest_quoted_printable_and_signed() 
                 .join(" ");
             assert_eq!(subject, &want);
         }
+    }
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Gmail, Outlook and phones: a big day's HTML digest, as `tidings digest
+/// --dry-run` prints it, keeps its HTML part within the 90 KB budget, and
+/// headless Chromium shows it at a desktop width, at a 390 px phone width
+/// without sideways scrolling, and with prefers-color-scheme: dark on a
+/// dark background; no element sets a text colour without a background.
+/// The screenshots (desktop.png, phone.png, dark.png) and the page
+/// (digest.html) are kept in target/tmp/html-digest-screenshots/.
+#[test]
+fn a_big_day_s_html_digest_fits_gmail_and_renders_at_desktop_and_phone_widths_and_in_dark_mode() {
+    if !Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMIUM} is missing in CI: .ci/run installs it"
+        );
+        eprintln!("skipped: no {CHROMIUM}");
+        return;
+    }
+    let tidings = Tidings::new();
+    import(&tidings, 91, 1500);
+    subscribe(&tidings, "gr", "html", &["reader@example.com".to_string()]);
+    let output = tidings.run(&["digest", "--list", "gr", "--now", "--dry-run"]);
+    assert!(output.status.success());
+    let mbox = tidings.path().join("dry-run.mbox");
+    std::fs::write(&mbox, &output.stdout).unwrap();
+
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html-digest-screenshots");
+    let _ = std::fs::remove_dir_all(&out);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/screenshot.py");
+    let shot = Command::new("python3")
+        .arg(script)
+        .args([CHROMIUM, mbox.to_str().unwrap(), out.to_str().unwrap()])
+        .output()
+        .expect("python3 runs screenshot.py");
+    assert!(
+        shot.status.success(),
+        "screenshot.py failed (is websocket-client installed?): {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let report: Value = serde_json::from_slice(&shot.stdout).unwrap();
+    let page = std::fs::read_to_string(out.join("digest.html")).unwrap();
+    // A big day: shortened, the footer's unsubscribe link inside the part.
+    assert!(page.contains("id=\"shortened\""), "not a big day");
+    assert!(page.contains("id=\"footer\""));
+    assert!(
+        page.contains("&#x2f;lists&#x2f;gr&#x2f;unsubscribe"),
+        "no unsubscribe link"
+    );
+    let html_bytes = report["html_part_bytes"].as_u64().unwrap();
+    assert!(
+        html_bytes <= 92160,
+        "the HTML part takes {html_bytes} bytes"
+    );
+    for view in ["desktop", "phone", "dark"] {
+        let seen = &report[view];
+        let png = std::fs::read(out.join(format!("{view}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{view}: not a PNG");
+        // Not blank: many colours (text is anti-aliased), no colour alone.
+        assert!(
+            seen["colours"].as_u64().unwrap() > 50,
+            "{view}: blank: {seen}"
+        );
+        assert!(
+            seen["common_share"].as_f64().unwrap() < 0.95,
+            "{view}: blank: {seen}"
+        );
+        assert!(seen["text"].as_u64().unwrap() > 1000, "{view}: {seen}");
+        assert_eq!(
+            seen["unpaired"],
+            Value::Array(vec![]),
+            "{view}: text colour without background"
+        );
+        // No sideways scrolling, at the phone's 390 px too.
+        assert!(
+            seen["scroll_width"].as_u64().unwrap() <= seen["viewport_width"].as_u64().unwrap(),
+            "{view}: wider than the screen: {seen}"
+        );
+    }
+    assert_eq!(report["phone"]["viewport_width"], 390);
+    // Light views are light, the dark one dark, by the pixels themselves.
+    assert!(report["phone"]["common_luminance"].as_f64().unwrap() > 200.0);
+    assert_eq!(report["dark"]["dark_matches"], true);
+    assert!(
+        report["dark"]["common_luminance"].as_f64().unwrap() < 60.0,
+        "dark mode shows a light page: {}",
+        report["dark"]
+    );
+    // Outlook's Word renderer: no layout it drops.
+    for dropped in [
+        "display:flex",
+        "display:grid",
+        "display: flex",
+        "display: grid",
+        "<div",
+    ] {
+        assert!(!page.contains(dropped), "the page uses {dropped}");
     }
 }

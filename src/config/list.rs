@@ -49,6 +49,10 @@ pub struct List {
     /// Bytes of pending post text that send a digest before its scheduled
     /// time (default [`DEFAULT_DIGEST_SIZE_THRESHOLD`]; 0 never sends early).
     pub digest_size_threshold: usize,
+    /// Bytes the HTML part of an HTML digest may take, footer included
+    /// (default [`DEFAULT_DIGEST_HTML_BUDGET`], under Gmail's clip at about
+    /// 102 KB); past it the last posts show only their titles.
+    pub digest_html_budget: usize,
     /// Whether a digest goes out at its scheduled time even when no post is
     /// pending (default false).
     pub digest_send_empty: bool,
@@ -108,6 +112,15 @@ pub const DEFAULT_SCHEDULE: &str = "0 18 * * *";
 /// (Mailman's 30 KB).
 pub const DEFAULT_DIGEST_SIZE_THRESHOLD: usize = 30 * 1024;
 
+/// The HTML part of an HTML digest stays within 90 KB unless a list says
+/// otherwise: Gmail hides what follows about 102 KB of HTML, the footer with
+/// its unsubscribe link included.
+pub const DEFAULT_DIGEST_HTML_BUDGET: usize = 90 * 1024;
+
+/// The smallest HTML budget a list may set: room for the page, the masthead,
+/// the footer and a line per post of a busy day.
+pub const MIN_DIGEST_HTML_BUDGET: usize = 16 * 1024;
+
 /// One `[[list]]` as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +139,7 @@ pub(super) struct RawList {
     catch_all: bool,
     digest_volume: Option<Chosen<VolumePeriod>>,
     digest_size_threshold: Option<Spanned<i64>>,
+    digest_html_budget: Option<Spanned<i64>>,
     #[serde(default)]
     digest_send_empty: bool,
     default_mode: Option<Chosen<Mode>>,
@@ -300,6 +314,20 @@ impl RawList {
                 DEFAULT_DIGEST_SIZE_THRESHOLD
             }),
         };
+        let digest_html_budget = match self.digest_html_budget {
+            None => DEFAULT_DIGEST_HTML_BUDGET,
+            Some(value) => match usize::try_from(*value.get_ref()) {
+                Ok(bytes) if bytes >= MIN_DIGEST_HTML_BUDGET => bytes,
+                _ => {
+                    errors.at(
+                        value.span(),
+                        &format!("digest_html_budget must be at least {MIN_DIGEST_HTML_BUDGET} bytes"),
+                        "give the bytes the HTML part of an HTML digest may take, e.g. 92160 (Gmail clips past about 102 KB)",
+                    );
+                    DEFAULT_DIGEST_HTML_BUDGET
+                }
+            },
+        };
         let default_mode = (self.default_mode)
             .and_then(|chosen| errors.choice(chosen))
             .unwrap_or(Mode::Post);
@@ -335,6 +363,7 @@ impl RawList {
             catch_all: self.catch_all,
             digest_volume,
             digest_size_threshold,
+            digest_html_budget,
             digest_send_empty: self.digest_send_empty,
             default_mode,
             editors: list_editors,

@@ -430,7 +430,28 @@ address = "en@lists.example.org"
         let list = config.list("en").unwrap();
         assert_eq!(list.digest_volume, VolumePeriod::Yearly);
         assert_eq!(list.digest_size_threshold, 30 * 1024);
+        assert_eq!(list.digest_html_budget, 92160);
         assert!(!list.digest_send_empty);
+    }
+
+    #[test]
+    fn an_html_budget_too_small_for_a_footer_is_named_with_its_line_and_fix() {
+        let list = "\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@lists.example.org\"\n";
+        let found = errors(&format!("{list}digest_html_budget = 1000\n"));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].line, 7, "{found:#?}");
+        assert!(
+            found[0].message.contains("digest_html_budget"),
+            "{found:#?}"
+        );
+        assert!(found[0].help.contains("92160"), "{found:#?}");
+        let config = parse(
+            &format!("{list}digest_html_budget = 65536\n"),
+            "lists.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(config.list("en").unwrap().digest_html_budget, 65536);
     }
 
     #[test]

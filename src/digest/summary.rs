@@ -3,6 +3,7 @@
 //! the footer; text/plain.
 
 use super::headers::text_entity;
+use super::html::Shortening;
 use super::{wrap, Digest};
 
 /// Columns of the wrapped first lines.
@@ -15,6 +16,34 @@ pub fn render_summary_entity(digest: &Digest<'_>) -> Vec<u8> {
 
 /// The text of the summary digest (LF line ends).
 pub fn render_summary(digest: &Digest<'_>) -> String {
+    render_entries(digest, Shortening::none(digest.entries.len()), None)
+}
+
+/// The summary of the posts as a shortened HTML page shows them (the text
+/// alternative of a big day's HTML digest): the posts past
+/// `shortening.whole` without their first lines, those past
+/// `shortening.listed` left to the archive, said in one line.
+pub fn render_summary_shortened(
+    digest: &Digest<'_>,
+    shortening: Shortening,
+) -> anyhow::Result<String> {
+    let left = digest.entries.len() - shortening.listed;
+    let more_posts = if left > 0 {
+        Some(digest.templates.render_str(
+            &digest.labels.more_posts,
+            minijinja::context! { count => left },
+        )?)
+    } else {
+        None
+    };
+    Ok(render_entries(digest, shortening, more_posts))
+}
+
+fn render_entries(
+    digest: &Digest<'_>,
+    shortening: Shortening,
+    more_posts: Option<String>,
+) -> String {
     let mut out = String::new();
     out.push_str(&digest.masthead);
     out.push('\n');
@@ -22,10 +51,22 @@ pub fn render_summary(digest: &Digest<'_>) -> String {
     if digest.entries.is_empty() {
         out.push_str(&format!("   {}\n\n", digest.labels.no_posts));
     }
-    for entry in &digest.entries {
+    if !shortening.is_none(digest.entries.len()) {
+        for line in wrap(&digest.labels.shortened, WIDTH) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push_str(&format!("{}\n\n", digest.addresses.archive_url));
+    }
+    for entry in digest.entries.iter().take(shortening.listed) {
         out.push_str(&format!("{:>4}. {}\n", entry.number, entry.subject));
         out.push_str(&format!("      {}, {}\n", entry.author, entry.date));
-        for paragraph in &entry.excerpt {
+        let excerpt: &[String] = if entry.number <= shortening.whole {
+            &entry.excerpt
+        } else {
+            &[]
+        };
+        for paragraph in excerpt {
             for line in wrap(paragraph, WIDTH - 6) {
                 out.push_str("      ");
                 out.push_str(&line);
@@ -33,6 +74,9 @@ pub fn render_summary(digest: &Digest<'_>) -> String {
             }
         }
         out.push_str(&format!("      {}\n\n", entry.permalink));
+    }
+    if let Some(line) = more_posts {
+        out.push_str(&format!("{line}: {}\n\n", digest.addresses.archive_url));
     }
     out.push_str("-- \n");
     out.push_str(&digest.footer);

@@ -2,7 +2,9 @@
 //! a fixed clock, fixed ids and posts crafted here (English and Greek).
 
 use chrono::{DateTime, Utc};
+use mail_parser::MimeHeaders;
 
+use super::headers::ListAddresses;
 use super::numbering::Number;
 use super::{compose_digest, Composition};
 use super::{DigestMode, DigestRecord, PendingPost};
@@ -138,7 +140,7 @@ fn texts(list: &str, posts: &[PendingPost]) -> Vec<(&'static str, String)> {
     .unwrap();
     vec![
         ("plain", super::plain::render_plain(&digest)),
-        ("html", super::html::render_html(&digest).unwrap()),
+        ("html", super::html::render_html(&digest).unwrap().0),
         ("summary", super::summary::render_summary(&digest)),
     ]
 }
@@ -229,4 +231,188 @@ fn hard_wrapped_chinese_rejoins_without_spaces_and_no_summary_line_begins_with_a
     );
     // Words of other scripts keep their space across a line break.
     assert_eq!(super::excerpt("strike\ngoes on\n"), ["strike goes on"]);
+}
+
+/// `count` posts to `list` whose bodies are paragraphs of the Universal
+/// Declaration of Human Rights in `file` (../shared/corpus/text), four a
+/// post, each post starting one paragraph further on.
+fn udhr_posts(list: &str, file: &str, count: i64) -> Vec<PendingPost> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus/text")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let paragraphs: Vec<&str> = text
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with('#'))
+        .collect();
+    (0..count)
+        .map(|index| {
+            let start = index as usize % paragraphs.len();
+            let body: Vec<&str> = (0..4)
+                .map(|k| paragraphs[(start + k) % paragraphs.len()])
+                .collect();
+            let body = body.join("\n\n") + "\n";
+            let head: String = paragraphs[start].chars().take(60).collect();
+            let subject = format!("({list}) Article {index}: {head}");
+            let raw = format!(
+                "From: writer{index}@example.net\r\nSubject: post {index}\r\nMessage-ID: <post{index}@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}",
+                body.replace('\n', "\r\n")
+            );
+            post(1000 + index, list, &subject, "Autor", &body, &raw)
+        })
+        .collect()
+}
+
+/// The HTML digest entity of `posts`, and its posts' permalinks as HTML
+/// attributes write them.
+fn html_digest(list: &str, posts: &[PendingPost]) -> (Vec<u8>, Vec<String>) {
+    let entity = bodies(list, posts)
+        .into_iter()
+        .find(|(mode, _, _)| mode == "html")
+        .unwrap()
+        .2
+        .into_bytes();
+    let links = posts
+        .iter()
+        .map(|p| {
+            format!(
+                "https://news.example.org/posts/{}",
+                p.post.key.as_deref().unwrap()
+            )
+            .replace('/', "&#x2f;")
+        })
+        .collect();
+    (entity, links)
+}
+
+/// The text/plain and text/html parts of an HTML digest: their decoded
+/// text and the bytes each part takes in the message, headers included.
+fn alternatives(entity: &[u8]) -> ((String, usize), (String, usize)) {
+    let message = mail_parser::MessageParser::default().parse(entity).unwrap();
+    let part = |kind: &str| {
+        let part = message
+            .parts
+            .iter()
+            .find(|part| {
+                part.content_type()
+                    .is_some_and(|t| t.c_subtype.as_deref() == Some(kind))
+            })
+            .unwrap_or_else(|| panic!("no text/{kind} part"));
+        let text = match &part.body {
+            mail_parser::PartType::Text(text) | mail_parser::PartType::Html(text) => {
+                text.to_string()
+            }
+            other => panic!("text/{kind} is {other:?}"),
+        };
+        (text, (part.offset_end - part.offset_header) as usize)
+    };
+    (part("plain"), part("html"))
+}
+
+/// Gmail clips HTML past about 102 KB, the footer with the unsubscribe link
+/// included: a big day's HTML part keeps within the 90 KB budget with the
+/// footer, and every post stays linked, by its section or by its title.
+#[test]
+fn a_big_day_s_html_part_keeps_within_the_budget_with_the_footer_and_every_post_linked() {
+    let config = config();
+    for (list, file) in [
+        ("en", "en.txt"),
+        ("gr", "el.txt"),
+        ("ru", "ru.txt"),
+        ("zh", "zh.txt"),
+    ] {
+        let posts = udhr_posts(list, file, 150);
+        let (entity, links) = html_digest(list, &posts);
+        let ((text, text_bytes), (html, html_bytes)) = alternatives(&entity);
+        let budget = config.list(list).unwrap().digest_html_budget;
+        assert_eq!(budget, 92160);
+        assert!(
+            html_bytes <= budget,
+            "{list}: the HTML part takes {html_bytes} bytes"
+        );
+        // Over the budget whole: the last posts are shown by title alone.
+        assert!(html.contains("id=\"shortened\""), "{list}");
+        assert!(
+            html.contains("href=\"#post-1\""),
+            "{list}: the first post lost its section"
+        );
+        assert!(
+            !html.contains("id=\"post-150\""),
+            "{list}: the last post kept its section"
+        );
+        for (number, link) in links.iter().enumerate() {
+            assert!(
+                html.contains(link),
+                "{list}: post {} is not linked",
+                number + 1
+            );
+        }
+        // The footer, with the unsubscribe link, is inside the part.
+        let unsubscribe = ListAddresses::new(&config, config.list(list).unwrap()).unsubscribe_url;
+        assert!(html.contains("id=\"footer\""), "{list}");
+        assert!(
+            html.contains(&unsubscribe.replace('/', "&#x2f;")),
+            "{list}: no unsubscribe link"
+        );
+        assert!(html.trim_end().ends_with("</html>"), "{list}");
+        // The text alternative is a summary, not the whole of every post.
+        assert!(
+            text_bytes <= budget,
+            "{list}: the text part takes {text_bytes} bytes"
+        );
+        let plain = texts(list, &posts).remove(0).1;
+        assert!(plain.len() > budget, "{list}: the RFC 1153 text would fit");
+        assert_ne!(
+            text.replace("\r\n", "\n"),
+            plain,
+            "{list}: the text part is the full digest"
+        );
+        assert!(
+            text.contains(&unsubscribe),
+            "{list}: no unsubscribe link in the text"
+        );
+        for post in &posts {
+            let link = format!(
+                "https://news.example.org/posts/{}",
+                post.post.key.as_deref().unwrap()
+            );
+            assert!(text.contains(&link), "{list}: {link} not in the text part");
+        }
+    }
+}
+
+/// A day too big even for a line a post: the last titles give way to one
+/// line linking the archive, and the footer still fits.
+#[test]
+fn a_day_too_big_for_its_titles_links_the_rest_to_the_archive_and_keeps_the_footer() {
+    let config = config();
+    let posts = udhr_posts("gr", "el.txt", 1500);
+    let (entity, links) = html_digest("gr", &posts);
+    let ((text, _), (html, html_bytes)) = alternatives(&entity);
+    assert!(
+        html_bytes <= 92160,
+        "the HTML part takes {html_bytes} bytes"
+    );
+    assert!(html.contains(&links[0]));
+    assert!(!html.contains(&links[1499]));
+    assert!(html.contains("id=\"more-posts\""));
+    let addresses = ListAddresses::new(&config, config.list("gr").unwrap());
+    assert!(html.contains(&addresses.archive_url.replace('/', "&#x2f;")));
+    assert!(html.contains(&addresses.unsubscribe_url.replace('/', "&#x2f;")));
+    assert!(text.contains(&addresses.unsubscribe_url));
+    assert!(text.contains(&addresses.archive_url));
+}
+
+/// A small day is sent as before: every post whole, no notice, and the
+/// RFC 1153 text as the alternative.
+#[test]
+fn a_small_day_s_html_digest_is_whole_with_the_full_text_alternative() {
+    let posts = english_posts();
+    let (entity, _) = html_digest("en", &posts);
+    let ((text, _), (html, _)) = alternatives(&entity);
+    assert!(!html.contains("id=\"shortened\""));
+    assert!(html.contains("id=\"post-2\""));
+    let plain = texts("en", &posts).remove(0).1;
+    assert_eq!(text.replace("\r\n", "\n"), plain);
 }

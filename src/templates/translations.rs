@@ -159,6 +159,32 @@ fn every_language_has_every_mail_and_web_template_and_label_english_has() {
     );
 }
 
+/// The digests' own words (labels, masthead, footer), the HTML digest's
+/// notice of a shortened page among them, in every language.
+#[test]
+fn every_language_has_every_digest_template_and_label_english_has() {
+    let sources = shipped_sources();
+    let env = Environment::new();
+    let english = labels_in(
+        "digest/en/labels.toml",
+        files_of(&sources, "digest", FALLBACK)["labels.toml"],
+    );
+    assert!(english.contains_key("shortened") && english.contains_key("more_posts"));
+    let report: Vec<String> = languages(&sources)
+        .iter()
+        .flat_map(|lang| {
+            problems_of(&env, &sources, "digest", lang)
+                .into_iter()
+                .map(move |problem| format!("{lang}: {problem}"))
+        })
+        .collect();
+    assert!(
+        report.is_empty(),
+        "digest translations lack what English has:\n{}",
+        report.join("\n")
+    );
+}
+
 #[test]
 fn a_missing_key_or_a_misspelt_placeholder_is_reported() {
     let mut sources = shipped_sources();

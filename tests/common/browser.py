@@ -18,6 +18,7 @@ test needs only loopback. websocket-client (pip) speaks the protocol.
 """
 
 import base64
+import collections
 import json
 import os
 import shutil
@@ -115,6 +116,11 @@ def page_target(port):
 
 def colours(png):
     """The set of distinct pixel values in a PNG (8-bit, non-interlaced)."""
+    return set(pixel_counts(png))
+
+
+def pixel_counts(png):
+    """How many pixels of each value a PNG (8-bit, non-interlaced) has."""
     assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     at, data, header = 8, b"", None
     while at < len(png):
@@ -131,7 +137,7 @@ def colours(png):
     raw = zlib.decompress(data)
     stride = width * channels
     previous = bytearray(stride)
-    seen = set()
+    seen = collections.Counter()
     for row in range(height):
         start = row * (stride + 1)
         kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
