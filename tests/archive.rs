@@ -133,7 +133,11 @@ fn archive() -> Archive {
     // Every list's digest in every format as it would go out now, before
     // the daemon sends them.
     let digests = tidings.run(&["digest", "--now", "--dry-run"]);
-    assert!(digests.status.success(), "digest --dry-run");
+    assert!(
+        digests.status.success(),
+        "digest --dry-run: {}",
+        String::from_utf8_lossy(&digests.stderr)
+    );
     std::fs::write(tidings.path().join("digests.mbox"), &digests.stdout).unwrap();
     let daemon = Daemon::start(&tidings);
     let site = tidings.path().join("site");

@@ -172,24 +172,30 @@ pub fn open(path: &Path) -> Result<Connection> {
 }
 
 /// Refuses a database whose file, `-wal` or `-shm` exists and cannot be
-/// opened for writing by this user, naming that file. A store once opened
-/// read-only keeps the `-wal` and `-shm` SQLite made then (0444) after the
-/// database itself is made writable again.
+/// written by this user, naming that file. A store once opened read-only
+/// keeps the `-wal` and `-shm` SQLite made then (0444) after the database
+/// itself is made writable again.
+///
+/// Asked with access(2), never by opening the file: closing any descriptor
+/// of a database file drops the POSIX locks every other connection of this
+/// process holds on it, and the next writer corrupts the store (SQLite's
+/// "How To Corrupt", 2.2).
 fn check_writable(path: &Path) -> Result<()> {
+    use rustix::fs::{accessat, Access, AtFlags, CWD};
     let name = path.as_os_str().to_owned();
     for suffix in ["", "-wal", "-shm"] {
         let mut file = name.clone();
         file.push(suffix);
         let file = PathBuf::from(file);
-        match std::fs::OpenOptions::new().write(true).open(&file) {
-            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(Error::NotWritable {
-                    path: file,
-                    uid: rustix::process::geteuid().as_raw(),
-                });
-            }
-            // Missing (SQLite makes it) or another problem SQLite reports.
-            _ => {}
+        // Effective ids, as an open would use. Missing (SQLite makes it)
+        // or another problem: SQLite reports it.
+        if let Err(rustix::io::Errno::ACCESS | rustix::io::Errno::ROFS) =
+            accessat(CWD, &file, Access::WRITE_OK, AtFlags::EACCESS)
+        {
+            return Err(Error::NotWritable {
+                path: file,
+                uid: rustix::process::geteuid().as_raw(),
+            });
         }
     }
     Ok(())
@@ -419,6 +425,31 @@ mod tests {
         let due = deliveries::due(&db, 100, 0, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].subscriber_id, 9);
+    }
+
+    /// Opening another connection (as the daemon does for each reader)
+    /// must not drop the locks a writer holds: another process (Debian's
+    /// sqlite3) still finds the store locked. Opening the file to test it
+    /// for writing, then closing it, dropped them, and stores were
+    /// corrupted under concurrent writers.
+    #[test]
+    fn opening_another_connection_keeps_the_writers_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let writer = open(&path).unwrap();
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let _reader = open(&path).unwrap();
+        let other = std::process::Command::new("sqlite3")
+            .arg(&path)
+            .arg("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; COMMIT;")
+            .output()
+            .expect("sqlite3 (Debian's sqlite3 package; .ci/run installs it)");
+        let said = String::from_utf8_lossy(&other.stderr);
+        assert!(
+            !other.status.success() && said.contains("locked"),
+            "another process took the write lock this one holds: {said}"
+        );
+        writer.execute_batch("COMMIT").unwrap();
     }
 
     #[test]
