@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod lang;
 pub mod metrics;
 pub mod moderation;
+pub mod nntp;
 pub mod post;
 pub mod search;
 pub mod serve;

@@ -140,12 +140,29 @@ async fn serve(
     let lmtp = bind(overrides.lmtp.unwrap_or(config.listen.lmtp), "LMTP").await?;
     let smtp = bind(overrides.smtp.unwrap_or(config.listen.smtp), "SMTP").await?;
     let http = bind(overrides.http.unwrap_or(config.listen.http), "HTTP").await?;
-    let addresses = serde_json::json!({
+    let nntp = match config.listen.nntp {
+        Some(address) => Some(bind(address, "NNTP").await?),
+        None => None,
+    };
+    // A certificate that cannot be read stops the start, not a client later.
+    let nntp_tls = match (
+        &config.listen.nntp_tls_certificate,
+        &config.listen.nntp_tls_key,
+    ) {
+        (Some(certificate), Some(key)) if nntp.is_some() => {
+            Some(crate::nntp::listener::acceptor(certificate, key)?)
+        }
+        _ => None,
+    };
+    let mut addresses = serde_json::json!({
         "lmtp": lmtp.local_addr()?.to_string(),
         "smtp": smtp.local_addr()?.to_string(),
         "http": http.local_addr()?.to_string(),
         "pid": std::process::id(),
     });
+    if let Some(nntp) = &nntp {
+        addresses["nntp"] = nntp.local_addr()?.to_string().into();
+    }
     let serve_json = config.site.data_dir.join("serve.json");
     crate::files::replace(&serve_json, addresses.to_string().as_bytes())
         .with_context(|| format!("writing {}", serve_json.display()))?;
@@ -166,6 +183,18 @@ async fn serve(
             Arc::new(health::Listener::new("http", http.local_addr()?, false)),
         ],
     });
+    let mut health = health;
+    if let Some(nntp) = &nntp {
+        tracing::info!(nntp = %nntp.local_addr()?, starttls = nntp_tls.is_some(), "serving newsgroups");
+        Arc::get_mut(&mut health)
+            .expect("the health record is not shared yet")
+            .listeners
+            .push(Arc::new(health::Listener::new(
+                "nntp",
+                nntp.local_addr()?,
+                true,
+            )));
+    }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -200,6 +229,20 @@ async fn serve(
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             listener::run_reporting(listener, context, &state, shutdown).await;
+        });
+    }
+    if let Some(nntp) = nntp {
+        let context = Arc::new(crate::nntp::listener::Context {
+            config: config_rx.clone(),
+            store: store.clone(),
+            limits: limits.clone(),
+            tls: nntp_tls,
+            clock: crate::clock::Clock::System,
+        });
+        let state = health.listeners[3].clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            crate::nntp::listener::run(nntp, context, &state, shutdown).await;
         });
     }
     let web = Arc::new(web::Web {

@@ -41,6 +41,15 @@ pub struct Listen {
     /// before it is closed: an idle kept-alive connection, one that never
     /// sends, a stalled upload, a client that stopped reading (default 15).
     pub http_idle_timeout_secs: u64,
+    /// Read-only NNTP listener for news clients (RFC 3977); off when unset.
+    /// Its connections share `max_connections`, `max_connections_per_ip`
+    /// and `command_timeout_secs` with mail's limits, in a count of their own.
+    pub nntp: Option<SocketAddr>,
+    /// PEM certificate chain the NNTP listener offers with STARTTLS
+    /// (RFC 4642); with `nntp_tls_key`, else no STARTTLS.
+    pub nntp_tls_certificate: Option<std::path::PathBuf>,
+    /// PEM private key of `nntp_tls_certificate`.
+    pub nntp_tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for Listen {
@@ -58,6 +67,9 @@ impl Default for Listen {
             http_max_connections: 1024,
             http_header_timeout_secs: 30,
             http_idle_timeout_secs: 15,
+            nntp: None,
+            nntp_tls_certificate: None,
+            nntp_tls_key: None,
         }
     }
 }
@@ -103,11 +115,14 @@ pub(super) struct RawListen {
     http_max_connections: Option<Spanned<i64>>,
     http_header_timeout_secs: Option<Spanned<i64>>,
     http_idle_timeout_secs: Option<Spanned<i64>>,
+    nntp: Option<Spanned<String>>,
+    nntp_tls_certificate: Option<Spanned<String>>,
+    nntp_tls_key: Option<Spanned<String>>,
 }
 
 impl RawListen {
     /// The checked table; a wrong value is recorded and its default kept.
-    pub(super) fn check(self, errors: &mut Errors<'_>) -> Listen {
+    pub(super) fn check(self, errors: &mut Errors<'_>, base: &std::path::Path) -> Listen {
         let default = Listen::default();
         let mut address = |value: Option<Spanned<String>>, default: SocketAddr| {
             match value {
@@ -125,6 +140,28 @@ impl RawListen {
         let lmtp = address(self.lmtp, default.lmtp);
         let smtp = address(self.smtp, default.smtp);
         let http = address(self.http, default.http);
+        let nntp = self.nntp.map(|nntp| {
+            let default = SocketAddr::from((Ipv4Addr::LOCALHOST, 8119));
+            address(Some(nntp), default)
+        });
+        let (nntp_tls_certificate, nntp_tls_key) = match (
+            self.nntp_tls_certificate,
+            self.nntp_tls_key,
+        ) {
+            (Some(certificate), Some(key)) => (
+                Some(base.join(certificate.get_ref())),
+                Some(base.join(key.get_ref())),
+            ),
+            (Some(one), None) | (None, Some(one)) => {
+                errors.at(
+                    one.span(),
+                    "nntp_tls_certificate and nntp_tls_key go together",
+                    "give both PEM files (the certificate chain and its key), or neither for no STARTTLS",
+                );
+                (None, None)
+            }
+            (None, None) => (None, None),
+        };
         Listen {
             lmtp,
             smtp,
@@ -169,6 +206,9 @@ impl RawListen {
                 default.http_idle_timeout_secs,
                 "http_idle_timeout_secs",
             ),
+            nntp,
+            nntp_tls_certificate,
+            nntp_tls_key,
         }
     }
 }

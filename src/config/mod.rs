@@ -248,7 +248,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors
     let site = raw_site.check(&mut errors, base);
     let ingest = raw_ingest.unwrap_or_default().check(&mut errors);
     let feeds = raw_feeds.unwrap_or_default().check(&mut errors);
-    let listen = raw_listen.unwrap_or_default().check(&mut errors);
+    let listen = raw_listen.unwrap_or_default().check(&mut errors, base);
     let delivery = raw_delivery
         .unwrap_or_default()
         .check(&mut errors, &site, base);
@@ -402,6 +402,26 @@ address = "en@lists.example.org"
         assert_eq!(lines, vec![2, 3, 10], "{found:#?}");
         assert!(found[0].message.contains("ns.example.org"), "{found:#?}");
         assert!(found[0].help.contains("127.0.0.1:5353"), "{found:#?}");
+    }
+
+    #[test]
+    fn newsgroup_settings_are_checked_where_written() {
+        let list = "\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@lists.example.org\"\n";
+        let found = errors(&format!("[site]\nnewsgroups_prefix = \"A Infos\"\n{list}"));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].line, 2);
+        assert!(found[0].help.contains("a-infos"));
+        let found = errors(&format!(
+            "[listen]\nnntp = \"127.0.0.1:0\"\nnntp_tls_key = \"key.pem\"\n{list}"
+        ));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].line, 3);
+        assert!(found[0].help.contains("both"));
+        let found = errors(&format!("[listen]\nnntp = \"nowhere\"\n{list}"));
+        assert_eq!(found[0].line, 2, "{found:#?}");
+        let config = parse(EMBEDDED_LISTS_TOML, "lists.toml", Path::new(".")).unwrap();
+        assert_eq!(config.site.newsgroups_prefix, "a-infos");
+        assert_eq!(config.listen.nntp, None);
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct Site {
     /// it makes for them get the same bits plus search (x) where a class
     /// may read (default `0o644`, so directories `0o755`).
     pub file_mode: u32,
+    /// The first part of every newsgroup's name (`PREFIX.CODE`, and
+    /// `PREFIX.all` for all lists); default: the site name in lowercase,
+    /// what is not a letter, digit, `-` or `_` made a `-`.
+    pub newsgroups_prefix: String,
 }
 
 /// Feeds and pages are readable by a web server running as another user
@@ -127,8 +131,44 @@ impl Default for Site {
             bounces: BounceScoring::default(),
             verify: false,
             file_mode: DEFAULT_FILE_MODE,
+            newsgroups_prefix: newsgroups_prefix("tidings"),
         }
     }
+}
+
+/// The newsgroup prefix made from a site name: `A-Infos` is `a-infos`.
+pub fn newsgroups_prefix(name: &str) -> String {
+    let prefix: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let prefix = prefix.trim_matches(|c| c == '.' || c == '-').to_string();
+    if prefix.is_empty() {
+        "tidings".to_string()
+    } else {
+        prefix
+    }
+}
+
+/// A newsgroup name part: lowercase letters, digits, `-`, `_`, `+` and
+/// dots between components (RFC 3977 section 4.1 allows more; this is what
+/// every news client takes).
+fn is_newsgroup_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_+".contains(c))
+        })
 }
 
 /// `[site]` as written.
@@ -156,6 +196,7 @@ pub(super) struct RawSite {
     #[serde(default)]
     verify: bool,
     file_mode: Option<Spanned<i64>>,
+    newsgroups_prefix: Option<Spanned<String>>,
 }
 
 impl RawSite {
@@ -235,6 +276,18 @@ impl RawSite {
             }
             _ => default.operator,
         };
+        let newsgroups_prefix = match self.newsgroups_prefix {
+            Some(prefix) if is_newsgroup_name(prefix.get_ref()) => prefix.into_inner(),
+            Some(prefix) => {
+                errors.at(
+                    prefix.span(),
+                    &format!("newsgroups_prefix `{}` is not a newsgroup name", prefix.get_ref()),
+                    "write lowercase letters, digits, - and _, with dots between parts, e.g. \"a-infos\"",
+                );
+                newsgroups_prefix(&name)
+            }
+            None => newsgroups_prefix(&name),
+        };
         let dir = |value: Option<String>, default: PathBuf| {
             relative_to(base, value.map_or(default, PathBuf::from))
         };
@@ -301,6 +354,7 @@ impl RawSite {
             bounces,
             verify: self.verify,
             file_mode,
+            newsgroups_prefix,
         }
     }
 }

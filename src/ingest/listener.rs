@@ -292,7 +292,7 @@ async fn send(
 /// read and dropped for a moment. Closing a socket with unread input sends
 /// a reset, which can destroy the final reply (a 421, or the reply to a
 /// pipelined QUIT) before the client has read it.
-async fn close(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
+pub(crate) async fn close(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     let _ = tokio::time::timeout(LINGER, async {
         stream.shutdown().await?;
         let mut discard = [0u8; 4096];
@@ -302,8 +302,9 @@ async fn close(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     .await;
 }
 
-/// Connection slots, in all and per client IP address.
-struct Slots {
+/// Connection slots, in all and per client IP address (the NNTP listener
+/// keeps a count of its own with the same limits).
+pub(crate) struct Slots {
     total: usize,
     per_ip: usize,
     taken: Mutex<Taken>,
@@ -316,13 +317,13 @@ struct Taken {
 }
 
 /// A taken slot, given back when dropped.
-struct Slot {
+pub(crate) struct Slot {
     slots: Arc<Slots>,
     ip: IpAddr,
 }
 
 impl Slots {
-    fn new(total: usize, per_ip: usize) -> Self {
+    pub(crate) fn new(total: usize, per_ip: usize) -> Self {
         Slots {
             total,
             per_ip,
@@ -332,7 +333,7 @@ impl Slots {
 
     /// A slot for a client at `ip`, unless the listener is full in all or
     /// for that address.
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+    pub(crate) fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
         // An IPv4 client reaching an IPv6 socket counts as its IPv4 address.
         let ip = ip.to_canonical();
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);

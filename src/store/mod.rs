@@ -25,6 +25,7 @@ pub mod deliveries;
 pub mod digests;
 pub mod feeds;
 pub mod mail;
+pub mod newsgroups;
 pub mod outgoing;
 pub mod people;
 pub mod post_deliveries;
@@ -70,6 +71,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0014_first_lines.sql"),
         Some(archive::backfill_first_lines),
     ),
+    (include_str!("migrations/0015_nntp_articles.sql"), None),
     // The list's order, not a file's number, is the schema version: a new
     // migration goes at the end.
 ];
