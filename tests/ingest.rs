@@ -664,9 +664,13 @@ fn mutt_index(mbox: &Path) -> (usize, Vec<String>) {
             .expect("tmux (Debian's tmux; .ci/run installs it)")
     };
     // Some posts came with their Subject in raw ISO-8859-7, as sent: mutt
-    // reads those as a Greek reader sets it up (assumed_charset).
+    // reads those as a Greek reader sets it up (assumed_charset). Its
+    // folder is the mbox's own, else a machine without ~/Mail has mutt ask
+    // whether to make it instead of opening the mbox.
+    let folder = mbox.parent().expect("the mbox is in a directory");
     let mutt = format!(
-        "mutt -n -R -F /dev/null -e 'set index_format=\"%4C|%s\" status_format=\"MSGS=%m=\" sort=mailbox-order assumed_charset=\"utf-8:iso-8859-7\"' -f {}",
+        "mutt -n -R -F /dev/null -e 'set folder=\"{}\" index_format=\"%4C|%s\" status_format=\"MSGS=%m=\" sort=mailbox-order assumed_charset=\"utf-8:iso-8859-7\"' -f {}",
+        folder.display(),
         mbox.display()
     );
     let started = tmux(&["new-session", "-d", "-x", "400", "-y", "200", &mutt]);
