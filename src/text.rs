@@ -65,6 +65,77 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         .collect()
 }
 
+/// Whether `c` is a formatting character that can make a title or a name
+/// read as something else without being seen: the bidi embeddings,
+/// overrides and isolates (U+202A..U+202E, U+2066..U+2069), which reorder
+/// the text after them (an override turns `gpj.exe` into `exe.jpg`), and
+/// the invisible zero-width space, word joiner and byte order mark
+/// (U+200B, U+2060, U+FEFF), which split a word without showing. Titles
+/// and names drop them: each is shown in its own isolated element
+/// (`dir="auto"`), which is how right-to-left text is kept right, so they
+/// add nothing there. The marks LRM, RLM and ALM and the joiners ZWJ and
+/// ZWNJ are kept: Persian, Indic and emoji text needs them, and they
+/// reorder nothing past their neighbours.
+pub fn is_spoofing_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}'
+    )
+}
+
+/// `text` in at most `max_chars` characters: whole when it fits, else cut
+/// after its last word when that keeps three quarters of them, else at the
+/// last grapheme boundary (never between a letter and its accents, nor
+/// inside an emoji sequence), leaving room for the "…" it ends with.
+pub fn cut_chars(text: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    use unicode_segmentation::UnicodeSegmentation;
+    if text.chars().nth(max_chars).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut kept = 0;
+    let mut end = 0;
+    for (index, grapheme) in text.grapheme_indices(true) {
+        let chars = grapheme.chars().count();
+        if kept + chars + 1 > max_chars {
+            break;
+        }
+        kept += chars;
+        end = index + grapheme.len();
+    }
+    // After a word when that keeps three quarters of what fits.
+    let head = &text[..end];
+    let end = head
+        .rfind(char::is_whitespace)
+        .filter(|&space| head[..space].chars().count() * 4 >= kept * 3)
+        .unwrap_or(end);
+    let mut cut = text[..end].trim_end().to_string();
+    cut.push('…');
+    std::borrow::Cow::Owned(cut)
+}
+
+/// The longest start of `text` in at most `max_chars` characters that ends
+/// at a paragraph break (a blank line), else at a line break, else after
+/// white space, each only when it keeps at least half of them, else at a
+/// grapheme boundary; `None` when the whole text fits.
+pub fn cut_at_paragraph(text: &str, max_chars: usize) -> Option<&str> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let (limit, _) = text.char_indices().nth(max_chars)?;
+    let head = &text[..limit];
+    let half = limit / 2;
+    let at = |found: Option<usize>| found.filter(|&end| end >= half);
+    let end = at(head.rfind("\n\n"))
+        .or_else(|| at(head.rfind('\n')))
+        .or_else(|| at(head.rfind(char::is_whitespace)))
+        .unwrap_or_else(|| {
+            head.grapheme_indices(true)
+                .map(|(index, _)| index)
+                .next_back()
+                .filter(|&index| index > 0)
+                .unwrap_or(limit)
+        });
+    Some(text[..end].trim_end())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +173,51 @@ mod tests {
             [vec!["One", "  two"], vec!["Three"]]
         );
         assert!(paragraphs(" \n\t\n").is_empty());
+    }
+
+    #[test]
+    fn titles_are_cut_between_graphemes_with_an_ellipsis() {
+        assert_eq!(cut_chars("short", 10), "short");
+        assert_eq!(cut_chars("abcdefghij", 10), "abcdefghij");
+        assert_eq!(cut_chars("one two three", 8), "one two…");
+        // e + combining acute is one grapheme: never split.
+        let accents = "e\u{301}".repeat(10);
+        let cut = cut_chars(&accents, 6);
+        assert_eq!(cut, format!("{}…", "e\u{301}".repeat(2)));
+        // A family emoji (7 characters) is kept whole or not at all.
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}\u{200D}\u{1F466}";
+        assert_eq!(cut_chars(&format!("ab{family}cd"), 6), "ab…");
+        assert!(cut_chars(&"x".repeat(200_000), 500).chars().count() <= 500);
+    }
+
+    #[test]
+    fn texts_are_cut_at_a_paragraph_else_a_line_else_a_space() {
+        let text = format!("{}\n\n{}\n\nlast", "a".repeat(60), "b".repeat(30));
+        assert_eq!(cut_at_paragraph(&text, 1000), None);
+        assert_eq!(cut_at_paragraph(&text, 95), Some(&text[..92]));
+        assert_eq!(cut_at_paragraph(&text, 70), Some("a".repeat(60).as_str()));
+        let lines = format!("{}\n{}", "a".repeat(60), "b".repeat(60));
+        assert_eq!(cut_at_paragraph(&lines, 100), Some("a".repeat(60).as_str()));
+        let words = "word ".repeat(50);
+        let cut = cut_at_paragraph(&words, 52).unwrap();
+        assert!(cut.ends_with("word") && cut.len() <= 52, "{cut:?}");
+        // One word longer than the limit: cut between graphemes.
+        let long = "e\u{301}".repeat(100);
+        let cut = cut_at_paragraph(&long, 51).unwrap();
+        assert_eq!(cut, "e\u{301}".repeat(25));
+    }
+
+    #[test]
+    fn what_reorders_or_hides_text_is_told_from_what_scripts_need() {
+        for c in [
+            '\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{200B}', '\u{FEFF}',
+        ] {
+            assert!(is_spoofing_format(c), "{c:?}");
+        }
+        for c in [
+            '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{061C}', 'a', 'ש',
+        ] {
+            assert!(!is_spoofing_format(c), "{c:?}");
+        }
     }
 }

@@ -1406,3 +1406,84 @@ fn is_temporary(path: &std::path::Path) -> bool {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     name.starts_with('.') && name.ends_with(".tmp")
 }
+
+/// A post of several megabytes with a subject of hundreds of kilobytes
+/// that tries to turn its text around (U+202E) and hide a word break
+/// (U+200B): each feed carries the post's first `[feeds] entry_chars`
+/// characters, cut at a paragraph and ended with a link to the whole
+/// post, and a title cut to `[ingest] max_title_chars` without the
+/// controls. Feeds stay small however big the posts are.
+#[test]
+fn a_huge_post_is_cut_in_every_feed_and_its_title_kept_short_and_plain() {
+    let site = FeedSite::new();
+    let paragraph = "Words of a long report that goes on and on. ".repeat(40);
+    let body = format!("{paragraph}\r\n\r\n").repeat(2_000);
+    assert!(body.len() > 3_000_000);
+    let subject = format!(
+        "(en) Huge \u{202e}txt.exe \u{200b}report {}",
+        "very ".repeat(60_000)
+    );
+    let raw = format!(
+        "From: Ana <ana@example.org>\r\nTo: a-infos-en@lists.example.org\r\nSubject: {subject}\r\n\
+         Message-ID: <huge@feeds.test>\r\nDate: Mon, 01 Jan 2024 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    );
+    let folder = site.dir.path().join("huge");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("huge.eml"), raw).unwrap();
+    site.import(&[&folder]);
+    let key = post_key(&site, "<huge@feeds.test>");
+    let config = site.config();
+    let permalink = format!("{}posts/{key}", config.site.base_url);
+    for name in ["en", "all"] {
+        for format in FORMATS {
+            let path = site.feed(name, format);
+            let size = std::fs::metadata(&path).unwrap().len();
+            assert!(size < 200_000, "{} is {size} bytes", path.display());
+        }
+    }
+    let xml: Vec<PathBuf> = XML_FORMATS
+        .iter()
+        .map(|format| site.feed("en", format))
+        .collect();
+    for (path, feed) in feedparser(&xml) {
+        let entry = &feed["entries"][0];
+        let title = entry["title"].as_str().unwrap();
+        assert!(
+            title.starts_with("Huge txt.exe report very"),
+            "{path}: {title:.40}"
+        );
+        assert!(
+            title.chars().count() <= 500 && title.ends_with("very…"),
+            "{path}"
+        );
+        let content = entry["content"][0]
+            .as_str()
+            .or(entry["summary"].as_str())
+            .unwrap();
+        let text = content.replace("<p>", "").replace("</p>", "");
+        assert!(
+            content.ends_with(&format!(
+                "<p><a href=\"{permalink}\">Read the whole post</a></p>"
+            )),
+            "{path}: {}",
+            &content[content.len() - 200..]
+        );
+        assert!(
+            text.len() <= 20_000 + 200,
+            "{path}: {} bytes of text",
+            text.len()
+        );
+        // Cut after a whole paragraph: the last one shown ends its sentence.
+        assert!(content.contains("on and on.</p>\n<p><a"), "{path}");
+    }
+    // The store keeps the post whole, and the raw message the subject.
+    let post = site
+        .posts()
+        .into_iter()
+        .find(|post| post["key"] == key.as_str())
+        .unwrap();
+    assert!(post["title"].as_str().unwrap().chars().count() <= 500);
+    let raw = site.run(&["posts", "show", &post["id"].to_string(), "--raw"]);
+    assert!(raw.contains("\u{202e}txt.exe") && raw.len() > 3_000_000);
+}

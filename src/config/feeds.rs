@@ -1,4 +1,5 @@
-//! The `[feeds]` table: how many entries the generated feeds carry.
+//! The `[feeds]` table: how many entries the generated feeds carry, and
+//! how much of each post.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -13,13 +14,22 @@ pub struct Feeds {
     pub all_entries: usize,
     /// Entries in each list's feeds unless the list sets its own (default 100).
     pub list_entries: usize,
+    /// Characters of a post's text an entry carries (`entry_chars`, default
+    /// 20,000); a longer text is cut at a paragraph and the entry links to
+    /// the whole post. Bounds the size of feeds and the memory to build
+    /// them, whatever is posted.
+    pub entry_chars: usize,
 }
+
+/// Entries carry this much text unless `entry_chars` says.
+pub const DEFAULT_ENTRY_CHARS: usize = 20_000;
 
 impl Default for Feeds {
     fn default() -> Self {
         Feeds {
             all_entries: 40,
             list_entries: 100,
+            entry_chars: DEFAULT_ENTRY_CHARS,
         }
     }
 }
@@ -37,6 +47,7 @@ pub(super) const ENTRIES_HELP: &str =
 pub(super) struct RawFeeds {
     all_entries: Option<Spanned<i64>>,
     list_entries: Option<Spanned<i64>>,
+    entry_chars: Option<Spanned<i64>>,
 }
 
 impl RawFeeds {
@@ -57,6 +68,13 @@ impl RawFeeds {
                 default.list_entries,
                 "list_entries",
                 ENTRIES_HELP,
+            ),
+            entry_chars: errors.bounded(
+                self.entry_chars,
+                1_000..=1_000_000,
+                default.entry_chars,
+                "entry_chars",
+                "give the characters of text a feed entry may carry, e.g. 20000; longer posts link to their page",
             ),
         }
     }

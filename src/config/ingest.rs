@@ -26,7 +26,14 @@ pub struct Ingest {
     /// (`dns_timeout_seconds`, default 5); a whole verification is bounded
     /// by [`crate::auth::QUERIES_PER_VERIFICATION`] of them.
     pub dns_timeout: Duration,
+    /// Longest title and subject a post is stored with, in characters
+    /// (`max_title_chars`, default 500); a longer one is cut at a grapheme
+    /// boundary and ended with "…". The raw message keeps what was sent.
+    pub max_title_chars: usize,
 }
+
+/// Titles are cut past this many characters unless `max_title_chars` says.
+pub const DEFAULT_MAX_TITLE_CHARS: usize = 500;
 
 /// DNS queries wait this many seconds unless `dns_timeout_seconds` says.
 pub const DEFAULT_DNS_TIMEOUT_SECONDS: u64 = 5;
@@ -38,6 +45,7 @@ impl Default for Ingest {
             detect_confidence: 0.5,
             dns_servers: Vec::new(),
             dns_timeout: Duration::from_secs(DEFAULT_DNS_TIMEOUT_SECONDS),
+            max_title_chars: DEFAULT_MAX_TITLE_CHARS,
         }
     }
 }
@@ -51,6 +59,7 @@ pub(super) struct RawIngest {
     #[serde(default)]
     dns_servers: Vec<Spanned<String>>,
     dns_timeout_seconds: Option<Spanned<i64>>,
+    max_title_chars: Option<Spanned<i64>>,
 }
 
 impl RawIngest {
@@ -95,6 +104,13 @@ impl RawIngest {
             "dns_timeout_seconds",
             "give the seconds one DNS query may take, e.g. 5",
         ));
+        ingest.max_title_chars = errors.bounded(
+            self.max_title_chars,
+            20..=10_000,
+            DEFAULT_MAX_TITLE_CHARS,
+            "max_title_chars",
+            "give the characters a title may have, e.g. 500 (A-Infos titles rarely pass 200)",
+        );
         ingest
     }
 }

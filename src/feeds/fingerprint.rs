@@ -30,6 +30,7 @@ pub fn config_digest(config: &Config) -> String {
     field(site.base_url.as_str());
     field(&site.domain);
     field(&config.feeds.all_entries.to_string());
+    field(&config.feeds.entry_chars.to_string());
     for list in &config.lists {
         field(&list.code);
         field(&list.lang);

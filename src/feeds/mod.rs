@@ -51,6 +51,7 @@ use crate::files::{self, LockFile};
 use crate::post::StoredPost;
 use crate::store::feeds::{versions, ALL_SCOPE};
 use crate::store::{posts, Connection};
+use crate::templates::Templates;
 use fingerprint::Fingerprints;
 
 /// The name of the feeds of all lists together: `all.rss`, `all.atom`...
@@ -174,7 +175,8 @@ pub struct Entry {
     /// The first few lines, plain text; empty when the text has nothing
     /// printable, and then left out.
     pub summary: String,
-    /// The whole text as HTML.
+    /// The text as HTML: whole, or when longer than `[feeds] entry_chars`,
+    /// cut at a paragraph and ended with a link to the whole post.
     pub content_html: String,
     /// The post in other languages (Atom links them with hreflang).
     pub versions: Vec<Version>,
@@ -268,12 +270,15 @@ pub fn entry_date(post: &crate::post::Post) -> DateTime<Utc> {
 }
 
 /// The feed of `scope` showing `posts` (newest first, published), each
-/// with the versions `versions_of` finds of it.
+/// with the versions `versions_of` finds of it, and a post cut for
+/// `[feeds] entry_chars` ended by a link reading `read_more` of its
+/// language.
 pub fn build_feed(
     config: &Config,
     scope: Scope<'_>,
     posts: &[StoredPost],
     versions_of: &dyn Fn(&StoredPost) -> Vec<Version>,
+    read_more: &dyn Fn(&str) -> String,
 ) -> Feed {
     let site = &config.site;
     let (title, description, lang, home_url) = match scope {
@@ -301,7 +306,7 @@ pub fn build_feed(
         .iter()
         .map(|post| Entry {
             versions: versions_of(post),
-            ..build_entry(config, post, scope, lang.as_deref())
+            ..build_entry(config, post, scope, lang.as_deref(), read_more)
         })
         .collect();
     let updated = entries
@@ -331,6 +336,7 @@ fn build_entry(
     post: &StoredPost,
     scope: Scope<'_>,
     feed_lang: Option<&str>,
+    read_more: &dyn Fn(&str) -> String,
 ) -> Entry {
     // A published post always has a key; the id keeps to the same scheme
     // if one ever did not.
@@ -338,27 +344,39 @@ fn build_entry(
         .key
         .clone()
         .unwrap_or_else(|| format!("id-{}", post.id));
-    let lang = post
-        .lang
+    let post_lang = post.lang.clone().or_else(|| match scope {
+        Scope::List(list) => Some(list.lang.clone()),
+        Scope::All => None,
+    });
+    let lang = post_lang
         .clone()
-        .or_else(|| match scope {
-            Scope::List(list) => Some(list.lang.clone()),
-            Scope::All => None,
-        })
         .filter(|lang| Some(lang.as_str()) != feed_lang);
     let body = text::undo_double_encoding(&post.body);
     let subject = text::undo_double_encoding(&post.title);
     let author = text::author_name(&text::undo_double_encoding(&post.author_name));
+    let link = permalink(config, &key);
+    let content_html = match crate::text::cut_at_paragraph(&body, config.feeds.entry_chars) {
+        None => html::body_html(&body),
+        Some(head) => {
+            let label = read_more(post_lang.as_deref().unwrap_or("en"));
+            format!(
+                "{}<p><a href=\"{}\">{}</a></p>\n",
+                html::body_html(head),
+                html::escape(&link),
+                html::escape(&label)
+            )
+        }
+    };
     Entry {
         id: entry_id(config, &key),
-        link: permalink(config, &key),
+        link,
         title: text::title(&subject, &body, &key),
         lang,
         author: (!author.is_empty()).then_some(author),
         date: entry_date(post),
         updated: entry_date(post),
         summary: text::summarize(&text::xml_safe(&body)),
-        content_html: html::body_html(&body),
+        content_html,
         versions: Vec::new(),
     }
 }
@@ -461,6 +479,18 @@ fn prepare_dir(config: &Config) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The templates whose digest labels name the link to a cut post's page:
+/// the operator's, else (their error logged) the shipped ones, so a broken
+/// template does not stop the feeds.
+fn load_templates(config: &Config) -> Templates {
+    Templates::load(&config.site.templates_dir).unwrap_or_else(|error| {
+        tracing::warn!(
+            "loading the templates for the feeds: {error:#}; the shipped labels are used"
+        );
+        Templates::shipped()
+    })
+}
+
 fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyhow::Result<Report> {
     // Versions are read before the posts: a post stored in between is then
     // shown under an older fingerprint, and the next run builds again,
@@ -469,6 +499,8 @@ fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyh
     let digest = fingerprint::config_digest(config);
     let mut fingerprints = Fingerprints::load(dir);
     let mut report = Report::default();
+    // Loaded when a feed has a cut entry to label, at most once a run.
+    let templates = std::cell::OnceCell::new();
     for scope in Scope::every(config) {
         let version = versions.get(scope.store_scope()).copied().unwrap_or(0);
         let fingerprint = format!("{version}-{digest}");
@@ -483,11 +515,20 @@ fn write_feeds(config: &Config, db: &Connection, dir: &Path, mode: Mode) -> anyh
             report.unchanged += paths.len();
             continue;
         }
-        let posts = posts::latest_published(db, scope.list_code(), scope.entries(config))
+        // One character more than an entry shows tells a cut text.
+        let chars = config.feeds.entry_chars + 1;
+        let posts = posts::latest_published(db, scope.list_code(), scope.entries(config), chars)
             .with_context(|| format!("reading the posts of the {} feeds", scope.name()))?;
-        let feed = build_feed(config, scope, &posts, &|post| {
-            versions_in_store(config, db, post)
-        });
+        let feed = build_feed(
+            config,
+            scope,
+            &posts,
+            &|post| versions_in_store(config, db, post),
+            &|lang| {
+                let templates = templates.get_or_init(|| load_templates(config));
+                templates.label("digest", &templates.language(lang), "read_more")
+            },
+        );
         for (format, path) in Format::ALL.iter().zip(paths) {
             let bytes = format.render(&feed)?;
             if files::replace_if_changed(&path, &bytes, config.site.file_mode)

@@ -173,6 +173,15 @@ impl<'a> Filer<'a> {
             ),
         };
         let key = HEXLOWER.encode(&Sha256::digest(identity.as_bytes()))[..20].to_string();
+        // Cut after the key is made from the whole subject, so a post keeps
+        // its key whatever max_title_chars says.
+        let cut = |text: String, max: usize| match crate::text::cut_chars(&text, max) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(cut) => cut,
+        };
+        let max_title = self.config.ingest.max_title_chars;
+        let (subject, title) = (cut(subject, max_title), cut(parts.title, max_title));
+        let author_name = cut(author_name, MAX_NAME_CHARS);
 
         let post = Post {
             key: Some(key),
@@ -184,7 +193,7 @@ impl<'a> Filer<'a> {
             filed_by: filing.by,
             tag: parts.tag.clone(),
             subject,
-            title: parts.title,
+            title,
             translations: parts.translations,
             machine_translation: parts.machine_translation,
             author_name,
@@ -506,10 +515,17 @@ fn addresses<'x>(value: &'x HeaderValue<'x>) -> impl Iterator<Item = String> + '
     list.into_iter()
 }
 
-/// One line of header text: no control characters, no NUL, no folding.
+/// The longest contributor name a post is stored with, in characters: a
+/// name is shown beside every title, never worth more than a line.
+const MAX_NAME_CHARS: usize = 200;
+
+/// One line of header text: no control characters, no NUL, no folding,
+/// none of the formatting characters that reorder or hide what follows
+/// ([`crate::text::is_spoofing_format`]).
 fn clean_line(text: &str) -> String {
     let cleaned: String = text
         .chars()
+        .filter(|&c| !crate::text::is_spoofing_format(c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let mut line = String::with_capacity(cleaned.len());
@@ -564,6 +580,39 @@ mod tests {
         assert!(post.machine_translation);
         assert_eq!(post.message_id.as_deref(), Some("<1@example.org>"));
         assert_eq!(post.body, "Κείμενο.\n");
+    }
+
+    #[test]
+    fn long_subjects_are_cut_and_reordering_controls_dropped_but_the_key_is_the_whole_ones() {
+        let long = "word ".repeat(40_000);
+        let raw = format!(
+            "From: =?UTF-8?Q?Ana_=E2=80=AEgpj.exe?= <a@example.org>\r\n\
+             To: a-infos-en@lists.example.org\r\nMessage-ID: <long@example.org>\r\n\
+             Subject: (en) Zero\u{200b}width \u{2066}isolate\u{2069} {long}\r\n\r\nText\r\n"
+        );
+        let post = file(&raw);
+        assert_eq!(post.status, Status::Published);
+        let max = crate::config::ingest::DEFAULT_MAX_TITLE_CHARS;
+        assert!(post.title.chars().count() <= max, "{}", post.title.len());
+        assert!(post.subject.chars().count() <= max);
+        assert!(
+            post.title.starts_with("Zerowidth isolate word word"),
+            "{}",
+            &post.title[..40]
+        );
+        assert!(
+            post.title.ends_with("word…"),
+            "cut after a word: {:?}",
+            &post.title[post.title.len() - 12..]
+        );
+        assert_eq!(post.author_name, "Ana gpj.exe");
+        // The key comes from the Message-ID, not from the cut subject.
+        let whole = HEXLOWER.encode(&Sha256::digest(b"mid:<long@example.org>"))[..20].to_string();
+        assert_eq!(post.key.as_deref(), Some(whole.as_str()));
+        // Hebrew and Persian keep the marks and joiners they need.
+        let rtl = file("From: a@example.org\r\nTo: a-infos-en@lists.example.org\r\n\
+            Subject: (en) \u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{200f} \u{645}\u{06cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}\r\n\r\nText\r\n");
+        assert_eq!(rtl.title, "\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{200f} \u{645}\u{06cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}");
     }
 
     #[test]
