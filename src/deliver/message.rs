@@ -288,7 +288,7 @@ impl PreparedPost {
     /// signatures need.
     pub fn new(config: &Config, list: &List, post_id: i64, raw: &[u8], sign: bool) -> PreparedPost {
         let addresses = ListAddresses::new(config, list);
-        let raw = headers::crlf(raw);
+        let raw = headers::message_crlf(raw);
         let mut shared = addresses.shared_fields(&list.title).into_bytes();
         shared.extend_from_slice(&raw);
         let body_hash = sign.then(|| Signer::body_hash(body_of(&raw)));

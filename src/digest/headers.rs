@@ -276,17 +276,58 @@ pub fn downgrade_8bit(entity: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Text with every line ending in LF turned to CRLF, bare CR left alone.
+/// Text with every line ending in CRLF: a lone LF or a lone CR (which
+/// old Macs wrote and SMTP forbids, RFC 5321 2.3.8) each becomes CRLF.
 pub fn crlf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 40);
-    let mut previous = 0u8;
-    for &byte in bytes {
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
+    line_ends(bytes, b"\r\n")
+}
+
+/// Header field text with every line ending in CRLF and a lone CR made a
+/// space: a bare CR is no line break to a digest's reader, but some read
+/// it as one, and `Subject: x<CR>Bcc: y` would then be two fields.
+pub fn field_crlf(bytes: &[u8]) -> Vec<u8> {
+    line_ends(bytes, b" ")
+}
+
+/// A whole message as SMTP carries it: lines ending in CRLF, its header's
+/// lone CRs made spaces ([`field_crlf`]) and its body's line breaks
+/// ([`crlf`]). The header ends at the first empty line.
+pub fn message_crlf(raw: &[u8]) -> Vec<u8> {
+    let mut start = 0;
+    let header_end = loop {
+        let Some(newline) = raw[start..].iter().position(|&b| b == b'\n') else {
+            break raw.len();
+        };
+        let line = &raw[start..start + newline];
+        if line.is_empty() || line == b"\r" {
+            break start;
         }
-        out.push(byte);
-        previous = byte;
+        start += newline + 1;
+    };
+    let mut out = field_crlf(&raw[..header_end]);
+    out.extend_from_slice(&crlf(&raw[header_end..]));
+    out
+}
+
+/// `bytes` with LF and CRLF ends made CRLF and a CR not before an LF
+/// replaced by `bare_cr`.
+fn line_ends(bytes: &[u8], bare_cr: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 40);
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        out.extend_from_slice(&rest[..at]);
+        if rest[at] == b'\n' {
+            out.extend_from_slice(b"\r\n");
+            rest = &rest[at + 1..];
+        } else if rest.get(at + 1) == Some(&b'\n') {
+            out.extend_from_slice(b"\r\n");
+            rest = &rest[at + 2..];
+        } else {
+            out.extend_from_slice(bare_cr);
+            rest = &rest[at + 1..];
+        }
     }
+    out.extend_from_slice(rest);
     out
 }
 
@@ -416,6 +457,19 @@ mod tests {
     use mail_parser::MessageParser;
 
     use super::*;
+
+    #[test]
+    fn a_message_s_lone_crs_end_lines_in_its_body_and_are_spaces_in_its_header() {
+        let raw = b"Subject: a\rBcc: x@y.org\nTo: b\r\n\nline\rnext\nlast\r";
+        assert_eq!(
+            message_crlf(raw),
+            b"Subject: a Bcc: x@y.org\r\nTo: b\r\n\r\nline\r\nnext\r\nlast\r\n"
+        );
+        assert_eq!(crlf(b"a\r\nb\nc\rd"), b"a\r\nb\r\nc\r\nd");
+        assert_eq!(field_crlf(b"To: a\r\n b\rc"), b"To: a\r\n b c");
+        // No empty line: all header.
+        assert_eq!(message_crlf(b"X: a\rb"), b"X: a b");
+    }
 
     /// The text of a field's encoded-words, each decoded on its own: a word
     /// that split a character would not be UTF-8.

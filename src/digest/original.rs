@@ -148,7 +148,7 @@ impl<'a> Original<'a> {
                 {
                     Some(ascii) => out.extend_from_slice(ascii.as_bytes()),
                     None => {
-                        out.extend_from_slice(&super::headers::crlf(field.raw));
+                        out.extend_from_slice(&super::headers::field_crlf(field.raw));
                         out.extend_from_slice(b"\r\n");
                     }
                 }

@@ -221,6 +221,33 @@ pub fn render_plain(digest: &Digest<'_>) -> String {
 /// The header fields RFC 1153 keeps, in its order (Date, From, To, Cc,
 /// Subject, Message-ID, Keywords), those the post has.
 pub fn kept_fields(entry: &Entry<'_>) -> Vec<(&'static str, String)> {
+    let mut fields = fields_as_sent(entry);
+    for (_, value) in &mut fields {
+        *value = one_line(value);
+    }
+    fields
+}
+
+/// A field's value on one line, as a digest may carry it: every control
+/// character (CR and LF decoded from an encoded-word among them, which
+/// would otherwise start a fake post or a `Bcc:` line) and every
+/// reordering format ([`crate::text::is_spoofing_format`]) made a space,
+/// runs of white space one.
+fn one_line(value: &str) -> String {
+    let spaced: String = value
+        .chars()
+        .map(|c| {
+            if c.is_control() || crate::text::is_spoofing_format(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn fields_as_sent(entry: &Entry<'_>) -> Vec<(&'static str, String)> {
     let post = &entry.pending.post;
     let original = entry.pending.raw.as_deref().map(Original::parse);
     let parsed = entry

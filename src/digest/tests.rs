@@ -416,3 +416,53 @@ fn a_small_day_s_html_digest_is_whole_with_the_full_text_alternative() {
     let plain = texts("en", &posts).remove(0).1;
     assert_eq!(text.replace("\r\n", "\n"), plain);
 }
+
+/// A To name with encoded line breaks (a separator and a fake post after
+/// it), a Cc name that would start a `Bcc:` line and bare CRs in the
+/// original: the plain digest keeps one post with its fields on one line
+/// each, and the MIME digest's copy of the original has no bare CR and no
+/// field a CR made.
+#[test]
+fn names_and_bare_crs_never_add_a_post_or_a_field_to_a_digest() {
+    let raw = "From: writer1@example.net\r\n\
+        To: =?utf-8?q?Bob=0A=0A------------------------------=0A=0AFrom=3A_evil=40example.org=0ASubject=3A_fake_post?= <a-infos-en@lists.example.org>\r\n\
+        Cc: =?utf-8?q?Carol=0D=0ABcc=3A_victim=40example.org?= <carol@example.org>\r\n\
+        Subject: (en) Real post\rBcc: cr@example.org\r\n\
+        Date: Tue, 03 Mar 2026 09:15:00 +0100\r\nMessage-ID: <post1@example.net>\r\n\r\n\
+        Body line one.\rBody line two.\r\n";
+    let posts = vec![post(
+        1,
+        "en",
+        "(en) Real post",
+        "",
+        "Body line one.\nBody line two.\n",
+        raw,
+    )];
+    let plain = texts("en", &posts).remove(0).1;
+    assert_eq!(
+        plain.matches("\n------------------------------\n").count(),
+        1,
+        "{plain}"
+    );
+    assert!(!plain.contains("\nSubject: fake post"), "{plain}");
+    assert!(
+        !plain.lines().any(|line| line.starts_with("Bcc:")),
+        "{plain}"
+    );
+    let to = plain.lines().find(|line| line.starts_with("To: ")).unwrap();
+    assert!(to.starts_with("To: Bob ------------------------------ From: evil@example.org Subject: fake post <a-infos-en@"), "{to}");
+    let mime = bodies("en", &posts).remove(0).2;
+    assert!(mime.contains("multipart/digest"), "{mime}");
+    let bytes = mime.as_bytes();
+    for (at, &byte) in bytes.iter().enumerate() {
+        if byte == b'\r' {
+            assert_eq!(bytes.get(at + 1), Some(&b'\n'), "a bare CR at {at}");
+        }
+    }
+    assert!(!mime.contains("\r\nBcc:"), "{mime}");
+    assert!(
+        mime.contains("Subject: (en) Real post Bcc: cr@example.org\r\n"),
+        "{mime}"
+    );
+    assert!(mime.contains("Body line one.\r\nBody line two."), "{mime}");
+}
