@@ -10,18 +10,38 @@ use crate::post::named;
 
 /// A mail address as a person gives it (a form, a command, a file), checked
 /// and with its domain lowercased; `None` when it is none that mail can be
-/// sent to. The one check of every way in: the web form, mail commands and
-/// the operator's commands.
+/// sent to ([`refusal`] says why). The one check of every way in: the web
+/// form, mail commands and the operator's commands.
 pub fn checked_address(given: &str) -> Option<String> {
+    check(given).ok()
+}
+
+/// Why `given` is no address a subscriber can have, in words for the
+/// person who gave it; empty for one that is.
+pub fn refusal(given: &str) -> &'static str {
+    check(given).err().unwrap_or("")
+}
+
+fn check(given: &str) -> Result<String, &'static str> {
     let given = given.trim();
-    let parsed: lettre::Address = given.parse().ok()?;
-    // A domain literal (user@[1.2.3.4]) or a dotless domain is no address a
-    // list can reach.
-    let domain = parsed.domain();
-    if domain.starts_with('[') || !domain.contains('.') || given.len() > 254 {
-        return None;
+    let parsed: lettre::Address = given.parse().map_err(|_| "not a mail address")?;
+    let (user, domain) = (parsed.user(), parsed.domain());
+    if given.len() > 254 {
+        return Err("longer than the 254 characters an address may have");
     }
-    Some(format!("{}@{}", parsed.user(), domain.to_ascii_lowercase()))
+    // Mail to these cannot be sent from here: a domain literal names a
+    // host, not a mail domain, and relays refuse it; a quoted local part
+    // ("a b"@x) is refused or mangled by the relays and clients between.
+    if domain.starts_with('[') {
+        return Err("a domain literal ([1.2.3.4]) is no mail domain");
+    }
+    if !domain.contains('.') {
+        return Err("its domain has no dot, so no mail reaches it from outside");
+    }
+    if user.starts_with('"') {
+        return Err("a quoted local part (\"...\"@) is not delivered by the relays between");
+    }
+    Ok(format!("{user}@{}", domain.to_ascii_lowercase()))
 }
 
 /// How a subscriber receives a list.
@@ -169,6 +189,28 @@ pub enum Added {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_addresses_mail_can_reach_are_taken_and_each_refusal_says_why() {
+        assert_eq!(
+            checked_address(" Ana@Example.ORG ").as_deref(),
+            Some("Ana@example.org")
+        );
+        assert_eq!(
+            checked_address("a.b+list@example.org").as_deref(),
+            Some("a.b+list@example.org")
+        );
+        for (given, why) in [
+            ("\"a b\"@example.org", "quoted"),
+            ("\"ab\"@example.org", "quoted"),
+            ("a@[127.0.0.1]", "literal"),
+            ("a@localhost", "dot"),
+            ("a@", "not a mail address"),
+        ] {
+            assert_eq!(checked_address(given), None, "{given}");
+            assert!(refusal(given).contains(why), "{given}: {}", refusal(given));
+        }
+    }
 
     #[test]
     fn changes_between_digests_posts_and_no_mail_wait_for_the_next_digest() {

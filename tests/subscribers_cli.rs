@@ -256,7 +256,7 @@ fn an_import_with_a_bad_line_imports_nothing_and_names_the_line() {
     let (stdout, stderr) = text(&output);
     assert!(!output.status.success(), "{stdout}");
     assert!(
-        stderr.contains("line 5: `not an address` is not a mail address"),
+        stderr.contains("line 5: `not an address` cannot be subscribed: not a mail address"),
         "{stderr}"
     );
     assert!(stderr.contains("line 6: `weekly` is no mode"), "{stderr}");
@@ -268,6 +268,21 @@ fn an_import_with_a_bad_line_imports_nothing_and_names_the_line() {
         stderr.contains("3 lines could not be imported: nothing was imported"),
         "{stderr}"
     );
+    assert_eq!(listed(&tidings), ["en\tzo@example.org\tmime"]);
+    // Addresses no relay delivers to are refused at the door, each with
+    // its reason, rather than failing at every digest.
+    for (given, why) in [
+        ("\"a b\"@example.org", "a quoted local part"),
+        ("a@[127.0.0.1]", "a domain literal"),
+    ] {
+        let output = tidings.run(&["subscribers", "add", "--no-confirm", "--list", "en", given]);
+        let (_, stderr) = text(&output);
+        assert!(!output.status.success(), "{given} was taken");
+        assert!(
+            stderr.contains(&format!("`{given}` cannot be subscribed: {why}")),
+            "{stderr}"
+        );
+    }
     assert_eq!(listed(&tidings), ["en\tzo@example.org\tmime"]);
 }
 

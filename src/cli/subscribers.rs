@@ -36,8 +36,13 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
             check_list(config, &list)?;
             let mut entries = Vec::new();
             for (index, given) in addresses_from(addresses)?.into_iter().enumerate() {
-                let address = checked_address(&given)
-                    .with_context(|| format!("`{given}` is not a mail address"))?;
+                let address = checked_address(&given).with_context(|| {
+                    format!(
+                        "`{}` cannot be subscribed: {}",
+                        given.trim(),
+                        crate::subscribers::refusal(&given)
+                    )
+                })?;
                 entries.push(Entry {
                     line: index as u64 + 1,
                     address,

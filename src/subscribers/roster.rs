@@ -50,7 +50,11 @@ impl Roster {
             let shown = if address.trim().is_empty() {
                 "an empty address".to_string()
             } else {
-                format!("`{}` is not a mail address", address.trim())
+                format!(
+                    "`{}` cannot be subscribed: {}",
+                    address.trim(),
+                    super::refusal(address)
+                )
             };
             self.problems.push(Problem {
                 line,
