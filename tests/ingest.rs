@@ -353,6 +353,55 @@ fn importing_twice_stores_nothing_new() {
     assert_eq!(tidings.posts(&[]).len() as u64, stored);
 }
 
+/// A real PNG image (8x8, red), made here with its CRCs and zlib stream.
+fn png_image() -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    // Eight rows of filter byte 0 and eight red pixels, stored (not
+    // deflated) in one zlib block.
+    let row = [&[0u8][..], &[0xff, 0, 0].repeat(8)].concat();
+    let pixels = row.repeat(8);
+    let mut zlib = vec![0x78, 0x01, 0x01];
+    zlib.extend_from_slice(&(pixels.len() as u16).to_le_bytes());
+    zlib.extend_from_slice(&(!(pixels.len() as u16)).to_le_bytes());
+    zlib.extend_from_slice(&pixels);
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &pixels {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::new();
+    header.extend_from_slice(&8u32.to_be_bytes());
+    header.extend_from_slice(&8u32.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &header);
+    chunk(&mut png, b"IDAT", &zlib);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
 const GOOD: &[u8] = b"From: Ana <ana@example.org>\r\nTo: a-infos-en@lists.example.org\r\nSubject: (en) Greece, CGA: general strike\r\nMessage-ID: <strike-1@example.org>\r\nDate: Mon, 31 May 2021 10:25:55 +0300\r\n\r\nThe general strike began at dawn.\r\n";
 
 #[test]
@@ -387,6 +436,30 @@ fn pipe_exit_codes_tell_the_mta_what_to_do() {
 
     let headless = tidings.run_with_stdin(&["ingest"], &[], b"just some words\nand more\n");
     assert_eq!(headless.status.code(), Some(65));
+
+    // A file that is no message (a PNG image piped by mistake; the parser
+    // takes some of its bytes for fields) is refused, not held for an
+    // editor, and its bytes are kept whole.
+    let png = png_image();
+    let image = tidings.run_with_stdin(&["ingest"], &[], &png);
+    assert_eq!(image.status.code(), Some(65));
+    assert!(
+        String::from_utf8_lossy(&image.stderr).contains("not a mail message"),
+        "{}",
+        String::from_utf8_lossy(&image.stderr)
+    );
+    let rejected = tidings.posts(&["--status", "rejected"]);
+    let kept = rejected
+        .iter()
+        .find(|post| {
+            post["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("not a mail message")
+        })
+        .expect("the image is recorded as rejected");
+    let raw = tidings.run(&["posts", "show", &kept["id"].to_string(), "--raw"]);
+    assert_eq!(raw.stdout, png, "the image's bytes, kept whole");
 
     // An unserved tag is kept for a moderator, not bounced.
     let held = tidings.run_with_stdin(

@@ -92,6 +92,16 @@ impl<'a> Filer<'a> {
             }
         };
         let (message, broken) = message;
+        if broken.is_none() && !has_mail_fields(&message) {
+            return rejected(
+                raw.len(),
+                Some(raw),
+                received_at,
+                "not a mail message: none of its header fields is From, Sender, To, Subject, \
+                 Date or Message-ID"
+                    .to_string(),
+            );
+        }
         self.file_parsed(raw, &message, envelope, received_at, broken)
     }
 
@@ -513,6 +523,23 @@ fn addresses<'x>(value: &'x HeaderValue<'x>) -> impl Iterator<Item = String> + '
         _ => Vec::new(),
     };
     list.into_iter()
+}
+
+/// Whether `message` has a field every mail message has one of: what a
+/// file that is no message at all (an image, a document piped by mistake)
+/// lacks, whatever its bytes made the parser take for fields.
+fn has_mail_fields(message: &Message<'_>) -> bool {
+    message.headers().iter().any(|header| {
+        matches!(
+            header.name,
+            HeaderName::From
+                | HeaderName::Sender
+                | HeaderName::To
+                | HeaderName::Subject
+                | HeaderName::Date
+                | HeaderName::MessageId
+        )
+    })
 }
 
 /// The longest contributor name a post is stored with, in characters: a
