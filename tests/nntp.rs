@@ -283,3 +283,122 @@ fn slrnpull_fetches_a_group_with_its_overview_and_articles() {
         std::fs::read_to_string(spool.join("news/a-infos/zh/.overview")).unwrap_or_default();
     assert!(overview.contains("<zh1@test>"), "{overview}\n{log}");
 }
+
+/// STARTTLS (RFC 4642) read by nntplib over a real TLS handshake, with a
+/// certificate openssl makes for 127.0.0.1: offered before, and gone from
+/// CAPABILITIES after (a second STARTTLS is refused), the articles then
+/// read encrypted; a reader that trusts another certificate is refused
+/// the handshake.
+const STARTTLS: &str = r#"
+import json, nntplib, ssl, sys
+host, port, ca, other = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+out = {}
+s = nntplib.NNTP(host, port, readermode=True, timeout=60)
+out["before"] = sorted(s.getcapabilities())
+context = ssl.create_default_context(cafile=ca)
+s.starttls(context)
+out["cipher"] = s.sock.version()
+out["after"] = sorted(s.getcapabilities())
+try:
+    s._shortcmd("STARTTLS")
+    out["again"] = "accepted"
+except nntplib.NNTPError as e:
+    out["again"] = e.response
+_, count, first, last, _ = s.group("a-infos.gr")
+_, info = s.article(first)
+out["article"] = b"\r\n".join(info.lines).decode("utf-8", "replace")
+s.quit()
+untrusting = nntplib.NNTP(host, port, readermode=True, timeout=60)
+try:
+    untrusting.starttls(ssl.create_default_context(cafile=other))
+    out["untrusted"] = "handshake accepted"
+except ssl.SSLError as e:
+    out["untrusted"] = e.reason
+print(json.dumps(out))
+"#;
+
+fn self_signed(dir: &std::path::Path, name: &str) {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ])
+        .output()
+        .expect("openssl (Debian's openssl; .ci/run installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn starttls_encrypts_a_reader_s_session_with_the_configured_certificate() {
+    let tidings = Tidings::with_config(|text| {
+        text.replacen(
+            "[listen]\n",
+            "[listen]\nnntp = \"127.0.0.1:0\"\nnntp_tls_certificate = \"news.pem\"\nnntp_tls_key = \"news.key\"\n",
+            1,
+        )
+    });
+    self_signed(tidings.path(), "news");
+    self_signed(tidings.path(), "other");
+    let daemon = Daemon::start(&tidings);
+    post(&daemon, "gr", "<tls1@test>", "(gr) Κρυπτογραφημένο άρθρο");
+    let (host, port) = daemon.address("nntp");
+    let ca = tidings.path().join("news.pem");
+    let other = tidings.path().join("other.pem");
+    let read: Value = serde_json::from_str(&python(
+        STARTTLS,
+        &[
+            &host,
+            &port.to_string(),
+            ca.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let names = |key: &str| -> Vec<String> {
+        read[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| name.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names("before").contains(&"STARTTLS".to_string()), "{read}");
+    assert!(!names("after").contains(&"STARTTLS".to_string()), "{read}");
+    assert!(names("after").contains(&"READER".to_string()), "{read}");
+    assert!(
+        matches!(read["cipher"].as_str(), Some("TLSv1.3" | "TLSv1.2")),
+        "{read}"
+    );
+    assert!(read["again"].as_str().unwrap().starts_with("502"), "{read}");
+    assert!(
+        read["article"]
+            .as_str()
+            .unwrap()
+            .contains("Message-ID: <tls1@test>"),
+        "{read}"
+    );
+    assert!(
+        read["untrusted"]
+            .as_str()
+            .unwrap()
+            .contains("CERTIFICATE_VERIFY_FAILED"),
+        "{read}"
+    );
+}
