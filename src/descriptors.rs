@@ -55,15 +55,18 @@ impl Budget {
     /// The budget for `config` under a soft limit of `limit`.
     ///
     /// The reserve is what mail may hold at its busiest: for each of the
-    /// two mail listeners its socket, `max_connections` sessions and
-    /// [`MAX_REFUSALS`] refusals in flight; plus the relay connections of
-    /// the outbox. HTTP gets what is left after the reserve and
+    /// two mail listeners (and the NNTP one, when on) its socket,
+    /// `max_connections` sessions and [`MAX_REFUSALS`] refusals in flight;
+    /// plus the relay connections of the outbox. HTTP gets what is left after the reserve and
     /// [`FIXED`], [`PER_HTTP_CONNECTION`] each, at least one connection
     /// (the check before each accept still keeps the reserve).
     pub fn new(config: &Config, limit: u64) -> Budget {
         let listen = &config.listen;
         let mail_listener = 1 + listen.max_connections as u64 + MAX_REFUSALS as u64;
-        let reserve = 2 * mail_listener + PER_DELIVERY * config.delivery.connections as u64;
+        // SMTP and LMTP, and NNTP when it is on: its listener keeps the
+        // same limits, counted apart.
+        let listeners = 2 + u64::from(listen.nntp.is_some());
+        let reserve = listeners * mail_listener + PER_DELIVERY * config.delivery.connections as u64;
         let room = limit.saturating_sub(FIXED + reserve + 1) / PER_HTTP_CONNECTION;
         let http_connections = (listen.http_max_connections as u64).min(room).max(1);
         Budget {
@@ -131,6 +134,13 @@ mod tests {
         assert_eq!(budget.http_connections, 44);
         assert!(budget.lowers(&config));
         assert!(budget.room_for_http(320 - 150 - 2));
+        // Newsgroups on: a third listener's worth (69) is kept from HTTP,
+        // which gets (320 - 80 - 219 - 1) / 2 = 10.
+        let mut news = config.clone();
+        news.listen.nntp = Some("127.0.0.1:0".parse().unwrap());
+        let budget = Budget::new(&news, 320);
+        assert_eq!(budget.reserve, 150 + 69);
+        assert_eq!(budget.http_connections, 10);
         assert!(!budget.room_for_http(320 - 150 - 1));
         // A roomy limit leaves the configured cap as it is.
         config.listen.http_max_connections = 50;

@@ -402,3 +402,54 @@ fn starttls_encrypts_a_reader_s_session_with_the_configured_certificate() {
         "{read}"
     );
 }
+
+/// The listener keeps the mail listeners' limits, counted apart: past
+/// `max_connections_per_ip` a reader is told 400 and closed, while mail
+/// from the same address is still taken; a freed slot is served again.
+#[test]
+fn readers_past_the_connection_limits_are_told_400_and_mail_goes_on() {
+    use std::io::{BufRead, BufReader};
+    let tidings = Tidings::with_config(|text| {
+        text.replacen("[listen]\n", "[listen]\nnntp = \"127.0.0.1:0\"\n", 1)
+            .replacen(
+                "max_connections_per_ip = 8",
+                "max_connections_per_ip = 2",
+                1,
+            )
+    });
+    let daemon = Daemon::start(&tidings);
+    let (host, port) = daemon.address("nntp");
+    let greeting = |stream: &std::net::TcpStream| {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).unwrap();
+        line
+    };
+    let connect = || std::net::TcpStream::connect((host.as_str(), port)).unwrap();
+    let first = connect();
+    let second = connect();
+    assert!(greeting(&first).starts_with("201 "));
+    assert!(greeting(&second).starts_with("201 "));
+    let refused: Vec<String> = (0..5).map(|_| greeting(&connect())).collect();
+    for line in &refused {
+        assert!(line.starts_with("400 "), "{refused:?}");
+    }
+    // Mail from this address has slots of its own.
+    post(&daemon, "gr", "<limits@test>", "(gr) Όρια");
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let line = greeting(&connect());
+        if line.starts_with("201 ") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no slot freed: {line}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(second);
+}

@@ -25,7 +25,10 @@ use super::Newsroom;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::health::{self, State};
-use crate::ingest::listener::{close, Limits, Slots};
+use crate::ingest::listener::{close, Limits, Slots, MAX_REFUSALS};
+
+/// How long writing the 400 to a client turned away may take.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::store::Handle;
 
 /// What every connection of the listener shares.
@@ -75,6 +78,7 @@ pub async fn run(
         context.limits.max_connections,
         context.limits.max_connections_per_ip,
     ));
+    let refusals = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSALS));
     let mut sessions = tokio::task::JoinSet::new();
     loop {
         let (mut stream, peer) = tokio::select! {
@@ -93,20 +97,29 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let slot = slots.take(peer.ip());
+        let Some(slot) = slots.take(peer.ip()) else {
+            tracing::debug!(%peer, "nntp: connection refused: too many connections");
+            // As the mail listeners: at most MAX_REFUSALS clients are told
+            // 400 at once; past that the stream is dropped here, closed, so
+            // a flood holds no more descriptors than the budget counts.
+            if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                sessions.spawn(async move {
+                    let written = tokio::time::timeout(
+                        REFUSAL_TIMEOUT,
+                        stream.write_all(session::TOO_MANY_CONNECTIONS),
+                    )
+                    .await;
+                    if let Ok(Ok(())) = written {
+                        close(&mut stream).await;
+                    }
+                    drop(permit);
+                });
+            }
+            continue;
+        };
         let context = context.clone();
         let shutdown = shutdown.clone();
         sessions.spawn(async move {
-            let Some(slot) = slot else {
-                tracing::debug!(%peer, "nntp: connection refused: too many connections");
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    stream.write_all(session::TOO_MANY_CONNECTIONS),
-                )
-                .await;
-                close(&mut stream).await;
-                return;
-            };
             if let Err(error) = converse(stream, Some(peer.ip()), &context, &shutdown).await {
                 tracing::debug!(%peer, %error, "nntp: session ended");
             }
