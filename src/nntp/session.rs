@@ -210,9 +210,22 @@ impl Session {
             }
             Command::Over(span) => self.over(span, db, room),
             Command::Hdr(field, span, legacy) => self.hdr(&field, span, legacy, db, room),
-            Command::NewGroups(_) => {
-                // Groups are the configured lists; none is dated, so none is new.
-                line("231 list of new newsgroups follows\r\n.")
+            Command::NewGroups(since) => {
+                // A group is new from its first article (RFC 3977 7.3: the
+                // lines are those of LIST ACTIVE).
+                let mut out = String::from("231 list of new newsgroups follows\r\n");
+                for group in &room.groups {
+                    let began = newsgroups::began(db, &group.code)?;
+                    if began.is_some_and(|began| began >= since.timestamp()) {
+                        let range = newsgroups::range(db, &group.code)?;
+                        out.push_str(&format!(
+                            "{} {} {} n\r\n",
+                            group.name, range.high, range.low
+                        ));
+                    }
+                }
+                out.push_str(".\r\n");
+                Ok((out.into_bytes(), After::Read))
             }
             Command::NewNews(wildmat, since) => {
                 let codes: Vec<String> = room

@@ -207,8 +207,22 @@ fn posting_is_refused_with_the_list_address_and_the_rest_answers() {
     assert_eq!(fixture.code("IHAVE <x@y>"), "435");
     assert_eq!(fixture.say("DATE").0, "111 20261130005320\r\n");
     assert_eq!(fixture.code("HELP"), "100");
-    assert_eq!(fixture.code("NEWGROUPS 20260101 000000 GMT"), "231");
+    // No group has had an article: none is new yet.
+    assert_eq!(
+        fixture.say("NEWGROUPS 20260101 000000 GMT").0,
+        "231 list of new newsgroups follows\r\n.\r\n"
+    );
     fixture.post("zh", "new", Status::Published);
+    // The Chinese group and the group of all lists began with it (NOW is
+    // 2026-11-30), not for a reader who last looked later.
+    assert_eq!(
+        fixture.say("NEWGROUPS 20260101 000000 GMT").0,
+        "231 list of new newsgroups follows\r\na-infos.zh 1 1 n\r\na-infos.all 1 1 n\r\n.\r\n"
+    );
+    assert_eq!(
+        fixture.say("NEWGROUPS 20261201 000000 GMT").0,
+        "231 list of new newsgroups follows\r\n.\r\n"
+    );
     assert_eq!(
         fixture.say("NEWNEWS a-infos.zh 20260101 000000 GMT").0,
         "230 list of new articles follows\r\n<new@test>\r\n.\r\n"

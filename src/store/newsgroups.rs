@@ -198,6 +198,22 @@ pub fn overview(db: &Connection, group: &str, low: i64, high: i64) -> Result<Vec
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// When `group` began: when its first article was published (it arrived,
+/// or a held one was approved); `None` for a group that has had none, which
+/// is not yet new to anyone. A group's first number is its first article
+/// for ever, so the date never changes.
+pub fn began(db: &Connection, group: &str) -> Result<Option<i64>> {
+    let began = db
+        .prepare_cached(
+            "SELECT max(posts.received_at, coalesce(posts.decided_at, 0))
+             FROM nntp_articles JOIN posts ON posts.id = nntp_articles.post_id
+             WHERE grp = ?1 ORDER BY number LIMIT 1",
+        )?
+        .query_row([group], |row| row.get(0))
+        .optional()?;
+    Ok(began)
+}
+
 /// The Message-IDs of the articles shown in `groups` (codes) that arrived,
 /// or were approved, at or after `since` (Unix seconds), for NEWNEWS.
 pub fn new_since(db: &Connection, groups: &[String], since: i64) -> Result<Vec<String>> {
