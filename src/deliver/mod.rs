@@ -121,7 +121,9 @@ pub fn issue_due_digests(
 /// Issues `list`'s next digest, or records only that its slot was
 /// decided when nothing is worth sending. Composition runs outside the
 /// write lock, on what a reader saw; if another process issued a digest or
-/// a post was published meanwhile, it runs again on the new state.
+/// took one of its posts back meanwhile, it runs again on the new state
+/// (posts published meanwhile go in the next digest:
+/// [`digests::unchanged`]).
 fn issue_digest(
     config: &Config,
     store: &Handle,

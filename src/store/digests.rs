@@ -91,10 +91,14 @@ pub fn slot(db: &Connection, list_code: &str) -> Result<Option<i64>> {
         .optional()?)
 }
 
-/// Whether a list's newest digest and pending posts are still those a
-/// digest was composed from (`previous`, `pending_ids`): composition runs
-/// outside the write lock, and another process may have issued a digest or
-/// published a post meanwhile.
+/// Whether a digest composed from `pending_ids` after the digest
+/// `previous` may still be recorded: composition runs outside the write
+/// lock, and another process may have issued a digest (its number would be
+/// given twice) or taken one of those posts back (it would be sent)
+/// meanwhile. Posts published since come after those composed, in the
+/// order posts are pending, and wait for the next digest: under a steady
+/// stream of posts a digest is composed once, not again for every post
+/// that arrived while it was.
 pub fn unchanged(
     tx: &Transaction<'_>,
     list_code: &str,
@@ -102,7 +106,7 @@ pub fn unchanged(
     pending_ids: &[i64],
 ) -> Result<bool> {
     Ok(last(tx, list_code)?.map(|d| d.id) == previous
-        && pending_post_ids(tx, list_code)? == pending_ids)
+        && pending_post_ids(tx, list_code)?.starts_with(pending_ids))
 }
 
 /// Records the decision of a list's schedule `slot` and, when `digest` is
@@ -240,4 +244,50 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<DigestRecord> {
         issued_at: row.get(6)?,
         nonce: row.get(7)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::post::Status;
+    use crate::store::{open_in_memory, posts, transaction};
+
+    fn arrive(db: &mut Connection, key: &str) -> i64 {
+        transaction(db, |tx| {
+            posts::insert(tx, &[posts::sample(key, "en", Status::Published)])
+        })
+        .unwrap();
+        db.query_row("SELECT max(id) FROM posts", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// A digest composed from the posts pending then may be recorded after
+    /// more arrived (they wait for the next one), not after one of its
+    /// posts was taken back or another digest was issued.
+    #[test]
+    fn a_digest_is_recorded_over_posts_that_came_after_it_was_composed() {
+        let mut db = open_in_memory().unwrap();
+        let first = arrive(&mut db, "a");
+        let second = arrive(&mut db, "b");
+        let composed = pending_post_ids(&db, "en").unwrap();
+        assert_eq!(composed, [first, second]);
+        let check = |db: &mut Connection, previous| {
+            transaction(db, |tx| unchanged(tx, "en", previous, &composed)).unwrap()
+        };
+        assert!(check(&mut db, None));
+        arrive(&mut db, "c");
+        assert!(
+            check(&mut db, None),
+            "a post published since waits for the next digest"
+        );
+        db.execute("UPDATE posts SET status = 'held' WHERE id = ?1", [second])
+            .unwrap();
+        assert!(!check(&mut db, None), "a post taken back must not be sent");
+        db.execute(
+            "UPDATE posts SET status = 'published' WHERE id = ?1",
+            [second],
+        )
+        .unwrap();
+        assert!(!check(&mut db, Some(7)), "another digest came first");
+    }
 }
