@@ -281,6 +281,7 @@ async fn serve(
     ));
     tasks.spawn(send_digests(
         store,
+        templates.clone(),
         outbox_wakeup,
         config_rx.clone(),
         metrics.clone(),
@@ -503,6 +504,7 @@ async fn expire_held(
 /// time has come.
 async fn send_digests(
     store: Handle,
+    templates: Arc<Templates>,
     wakeup: Arc<Notify>,
     config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
@@ -512,10 +514,12 @@ async fn send_digests(
         let config = config.borrow().clone();
         // Composing a digest is CPU work and its store calls block: both
         // stay off the runtime's workers.
+        // The templates the daemon started with, as every page, feed and
+        // notice uses: loading them again for every post that wakes this
+        // loop cost more than issuing.
         let issuing = {
-            let (config, store) = (config.clone(), store.clone());
+            let (config, store, templates) = (config.clone(), store.clone(), templates.clone());
             tokio::task::spawn_blocking(move || {
-                let templates = Templates::load(&config.site.templates_dir)?;
                 deliver::issue_due_digests(
                     &config,
                     &store,
