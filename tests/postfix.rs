@@ -1099,3 +1099,33 @@ impl Drop for Lock {
         let _ = self.child.wait();
     }
 }
+
+/// Postfix opens no more LMTP connections at once than tidings serves for
+/// one address: past that tidings answers 421 and Postfix defers the
+/// message (for minutes, with Postfix's default backoff), which the
+/// Postfix benchmark saw under a burst with Postfix's default of 20.
+#[test]
+fn the_doc_s_lmtp_concurrency_stays_under_the_per_address_limit() {
+    let main_cf = doc_block("LMTP to the daemon", "`/etc/postfix/main.cf`:");
+    let limit: usize = main_cf
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("lmtp_destination_concurrency_limit =")
+        })
+        .expect("docs/postfix.md sets lmtp_destination_concurrency_limit")
+        .trim()
+        .parse()
+        .unwrap();
+    let config = tidings::config::parse(
+        tidings::config::EMBEDDED_LISTS_TOML,
+        "lists.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert!(
+        limit < config.listen.max_connections_per_ip,
+        "{limit} LMTP connections, {} per address",
+        config.listen.max_connections_per_ip
+    );
+}
