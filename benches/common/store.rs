@@ -23,11 +23,24 @@ pub fn insert(db: &mut Connection, batch: &[NewPost]) {
 }
 
 /// Posts `0..count`, list by list in turn, as ingest would file them.
+#[allow(dead_code, reason = "a benchmark that edits its posts uses fill_with")]
 pub fn fill(store: &mut Connection, config: &Config, count: usize) {
+    fill_with(store, config, count, |_| {});
+}
+
+/// [`fill`], each post changed by `edit` before it is stored.
+pub fn fill_with(
+    store: &mut Connection,
+    config: &Config,
+    count: usize,
+    edit: impl Fn(&mut NewPost),
+) {
     let texts = texts(config);
     let mut batch = Vec::with_capacity(BATCH);
     for n in 0..count {
-        batch.push(new_post(config, n, &texts));
+        let mut post = new_post(config, n, &texts);
+        edit(&mut post);
+        batch.push(post);
         if batch.len() == BATCH {
             insert(store, &batch);
             batch.clear();
@@ -102,4 +115,27 @@ pub fn new_post(config: &Config, n: usize, texts: &[Vec<String>]) -> NewPost {
         raw: None,
         auth_results: None,
     }
+}
+
+/// The message a post came as: its fields and text, as a contributor's
+/// mailer would have sent it (UTF-8, 8bit), for what reads raw messages.
+#[allow(dead_code, reason = "not every benchmark reads raw messages")]
+pub fn raw_message(post: &Post) -> Vec<u8> {
+    let list = post.list_code.as_deref().unwrap_or("en");
+    format!(
+        "From: {} <{}>\r\nTo: a-infos-{list}@lists.example.org\r\nSubject: {}\r\n\
+         Date: {}\r\nMessage-ID: {}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}",
+        post.author_name,
+        post.author_address,
+        post.subject,
+        chrono::DateTime::from_timestamp(post.date.unwrap_or(post.received_at), 0)
+            .unwrap_or_default()
+            .to_rfc2822(),
+        post.message_id
+            .as_deref()
+            .unwrap_or("<none@bench.example.org>"),
+        post.body.replace('\n', "\r\n"),
+    )
+    .into_bytes()
 }
