@@ -52,11 +52,18 @@ fn main() {
             "http = \"127.0.0.1:8080\"",
             "http = \"127.0.0.1:0\"\nnntp = \"127.0.0.1:0\"",
         );
+    let text = if std::env::var_os("TIDINGS_BENCH_NO_DIGEST").is_some() {
+        text.replace("[[list]]\n", "[[list]]\ndigest_size_threshold = 0\n")
+    } else {
+        text
+    };
     assert!(
         text.contains("nntp = \"127.0.0.1:0\""),
         "the [listen] table moved"
     );
     std::fs::write(&lists_toml, text).expect("write lists.toml");
+    let config = configuration(dir.path());
+    let mut db = store::open(&config.database_path()).expect("open the store");
     // The site of the empty store: its fingerprint says the pages are
     // those of this configuration and these templates.
     let site = Command::new(TIDINGS)
@@ -68,15 +75,28 @@ fn main() {
         .expect("tidings site");
     assert!(site.success());
 
-    let config = configuration(dir.path());
     let started = Instant::now();
-    let mut db = store::open(&config.database_path()).expect("open the store");
     fill_with(&mut db, &config, posts, |new| {
         new.raw = Some(raw_message(&new.post));
+        if std::env::var_os("TIDINGS_BENCH_ALL_PUBLISHED").is_some() {
+            new.post.status = tidings::post::Status::Published;
+        }
     });
-    // Every post's pages are made (the daemon kept up with them).
+    // Every post's pages are made (the daemon kept up with them), and
+    // with TIDINGS_BENCH_NO_DIGEST no digest falls due at start: a store
+    // filled without digests has every post pending for the first one,
+    // which the daemon composes at start, list by list (see BENCHMARKS.md).
     db.execute("DELETE FROM archive_changes", [])
         .expect("archive changes");
+    if std::env::var_os("TIDINGS_BENCH_NO_DIGEST").is_some() {
+        for list in &config.lists {
+            db.execute(
+                "INSERT INTO digest_slots (list_code, last_slot) VALUES (?1, 4102444800)",
+                [&list.code],
+            )
+            .expect("digest slots");
+        }
+    }
     drop(db);
     let size = std::fs::metadata(config.database_path()).map_or(0, |m| m.len());
     println!(
