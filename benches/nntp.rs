@@ -12,12 +12,13 @@
 //! now), starts `tidings serve` with `[listen] nntp` on and reads it as a
 //! news client would, over loopback:
 //!
-//! - the daemon's memory once it is idle (VmRSS, and its peak VmHWM);
+//! - the daemon's memory once it is idle, 20 seconds after it started
+//!   (VmRSS, and its peak VmHWM);
 //! - OVER of 1,000 articles of the group of all lists, from places spread
 //!   over it: the median and the slowest of 21;
 //! - ARTICLE by number over 8 connections at once for 10 seconds: articles
 //!   per second;
-//! - the memory again after that load.
+//! - the memory at the end of that load, and 10 seconds after.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -106,8 +107,8 @@ fn main() {
     );
 
     let mut daemon = Daemon::start(&lists_toml, &config.site.data_dir);
-    std::thread::sleep(Duration::from_secs(10));
-    println!("idle, 10 s after start: {}", daemon.memory());
+    std::thread::sleep(Duration::from_secs(20));
+    println!("idle, 20 s after start: {}", daemon.memory());
 
     let mut reader = Reader::connect(&daemon.nntp);
     let (first, last) = reader.group("a-infos.all");
@@ -162,7 +163,9 @@ fn main() {
         "ARTICLE over {CONNECTIONS} connections: {read} in {elapsed:.1} s, {:.0} per second",
         read as f64 / elapsed
     );
-    println!("after the load: {}", daemon.memory());
+    println!("at the end of the load: {}", daemon.memory());
+    std::thread::sleep(Duration::from_secs(10));
+    println!("idle again, 10 s after: {}", daemon.memory());
     daemon.stop();
 }
 
