@@ -916,3 +916,33 @@ box.close()\n";
     ]);
     assert!(shown.contains("From Paris, the call."), "{shown}");
 }
+
+/// The pages a piped post starts making are made by one command at a
+/// time: each `tidings ingest` starts a `feeds --after-ingest` of its own,
+/// and on a site to make whole (a store just imported) every one made all
+/// of it at once. One waits while another holds `data_dir/site.lock`, then
+/// finds its work done.
+#[test]
+fn page_builders_started_by_piped_posts_take_turns() {
+    let tidings = Tidings::new();
+    let output = tidings.run_with_stdin(&["ingest"], &[], GOOD);
+    assert_eq!(output.status.code(), Some(0));
+    let lock = std::fs::File::create(tidings.path().join("data/site.lock")).unwrap();
+    lock.lock().unwrap();
+    let mut builder = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(tidings.config())
+        .args(["feeds", "--after-ingest"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let waiting = builder.try_wait().unwrap();
+    lock.unlock().unwrap();
+    let status = builder.wait().unwrap();
+    assert!(
+        waiting.is_none(),
+        "the builder ran while another held the lock"
+    );
+    assert!(status.success());
+    assert!(tidings.path().join("site/index.html").exists());
+}

@@ -33,6 +33,9 @@ pub fn write(config: &Config, after_ingest: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The lock in `data_dir` that lets one command at a time make pages.
+pub const SITE_LOCK: &str = "site.lock";
+
 /// Makes the archive pages that changed posts touch, as the daemon does
 /// after each feed refresh: what the pipe starts after a post, and what
 /// `moderate approve` does after its feeds, so the pages follow the mail
@@ -42,6 +45,12 @@ pub(super) fn site_changes(
     db: &mut crate::store::Connection,
 ) -> anyhow::Result<()> {
     const BATCH: usize = 2_000;
+    // One builder at a time: every piped post starts one of these, and on
+    // a site to make whole each would make all of it at once. The next in
+    // line finds the pages made and the changes taken.
+    let lock_path = config.site.data_dir.join(SITE_LOCK);
+    let _lock = crate::files::LockFile::acquire(&lock_path)
+        .with_context(|| format!("locking {}", lock_path.display()))?;
     let templates = crate::templates::Templates::load(&config.site.templates_dir)
         .context("loading the templates")?;
     let dir = &config.site.site_dir;
