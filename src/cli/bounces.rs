@@ -7,7 +7,10 @@ use crate::store::bounces;
 /// Prints the bounces of the last `days` days (newest first), each
 /// subscriber's score, and the subscribers bounces disabled.
 pub fn show(config: &Config, days: u32) -> anyhow::Result<()> {
-    let db = open_store(config)?;
+    let store = open_store(config)?;
+    // One read transaction: the bounces, the scores and the disabled are
+    // one moment's, even while the daemon records a bounce.
+    let db = store.unchecked_transaction()?;
     let now = crate::clock::unix_now();
     let date = |at: i64| {
         chrono::DateTime::from_timestamp(at, 0)
