@@ -124,11 +124,51 @@ pub async fn run_reporting<I: Intake>(
     health: &health::Listener,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Slots::new(
+    let refusal = session::too_many_connections(&context.config.borrow().site.domain);
+    let limits = (
         context.limits.max_connections,
         context.limits.max_connections_per_ip,
-    ));
+    );
+    let sessions_shutdown = shutdown.clone();
+    serve_connections(
+        listener,
+        limits,
+        health,
+        &shutdown,
+        refusal,
+        move |stream, peer| {
+            let (context, shutdown) = (context.clone(), sessions_shutdown.clone());
+            async move {
+                if let Err(error) = converse(stream, Some(peer.ip()), &context, &shutdown).await {
+                    tracing::debug!(%peer, %error, "session ended");
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// The accept loop every listener shares (mail and news): until
+/// `shutdown`, each connection within `limits` (in all, per client IP) is
+/// served by `serve` on a task of its own; one over them is sent `refusal`
+/// and closed, at most [`MAX_REFUSALS`] at once, past which it is closed
+/// unanswered, so a flood holds no more descriptors than the budget
+/// counts. `health` records whether accepting works. Then waits for the
+/// open sessions to end.
+pub async fn serve_connections<F, S>(
+    listener: TcpListener,
+    limits: (usize, usize),
+    health: &health::Listener,
+    shutdown: &CancellationToken,
+    refusal: Vec<u8>,
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> S,
+    S: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Slots::new(limits.0, limits.1));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let refusal: Arc<[u8]> = refusal.into();
     let mut sessions = tokio::task::JoinSet::new();
     loop {
         let (mut stream, peer) = tokio::select! {
@@ -140,7 +180,7 @@ pub async fn run_reporting<I: Intake>(
                 }
                 Err(error) => {
                     health.set(State::Failing(error.to_string(), std::time::Instant::now()));
-                    tracing::warn!(%error, "accept failed");
+                    tracing::warn!(listener = health.name, %error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -149,13 +189,9 @@ pub async fn run_reporting<I: Intake>(
         let _ = stream.set_nodelay(true);
         match slots.take(peer.ip()) {
             Some(slot) => {
-                let context = context.clone();
-                let shutdown = shutdown.clone();
+                let session = serve(stream, peer);
                 sessions.spawn(async move {
-                    let client = Some(peer.ip());
-                    if let Err(error) = converse(stream, client, &context, &shutdown).await {
-                        tracing::debug!(%peer, %error, "session ended");
-                    }
+                    session.await;
                     drop(slot);
                 });
             }
@@ -163,10 +199,10 @@ pub async fn run_reporting<I: Intake>(
                 tracing::debug!(%peer, "connection refused: too many connections");
                 // Over MAX_REFUSALS, the stream is dropped here: closed.
                 if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                    let reply = session::too_many_connections(&context.config.borrow().site.domain);
+                    let refusal = refusal.clone();
                     sessions.spawn(async move {
                         let written =
-                            tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(&reply)).await;
+                            tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(&refusal)).await;
                         if let Ok(Ok(())) = written {
                             close(&mut stream).await;
                         }

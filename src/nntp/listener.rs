@@ -9,7 +9,6 @@ use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -24,11 +23,8 @@ use super::session::{self, After, Session};
 use super::Newsroom;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::health::{self, State};
-use crate::ingest::listener::{close, Limits, Slots, MAX_REFUSALS};
-
-/// How long writing the 400 to a client turned away may take.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::health;
+use crate::ingest::listener::{close, serve_connections, Limits};
 use crate::store::Handle;
 
 /// What every connection of the listener shares.
@@ -74,62 +70,28 @@ pub async fn run(
     health: &health::Listener,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Slots::new(
+    let limits = (
         context.limits.max_connections,
         context.limits.max_connections_per_ip,
-    ));
-    let refusals = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSALS));
-    let mut sessions = tokio::task::JoinSet::new();
-    loop {
-        let (mut stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => {
-                    health.set(State::Listening);
-                    accepted
+    );
+    let refusal = session::TOO_MANY_CONNECTIONS.to_vec();
+    let sessions_shutdown = shutdown.clone();
+    serve_connections(
+        listener,
+        limits,
+        health,
+        &shutdown,
+        refusal,
+        move |stream, peer| {
+            let (context, shutdown) = (context.clone(), sessions_shutdown.clone());
+            async move {
+                if let Err(error) = converse(stream, Some(peer.ip()), &context, &shutdown).await {
+                    tracing::debug!(%peer, %error, "nntp: session ended");
                 }
-                Err(error) => {
-                    health.set(State::Failing(error.to_string(), std::time::Instant::now()));
-                    tracing::warn!(%error, "nntp: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let Some(slot) = slots.take(peer.ip()) else {
-            tracing::debug!(%peer, "nntp: connection refused: too many connections");
-            // As the mail listeners: at most MAX_REFUSALS clients are told
-            // 400 at once; past that the stream is dropped here, closed, so
-            // a flood holds no more descriptors than the budget counts.
-            if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                sessions.spawn(async move {
-                    let written = tokio::time::timeout(
-                        REFUSAL_TIMEOUT,
-                        stream.write_all(session::TOO_MANY_CONNECTIONS),
-                    )
-                    .await;
-                    if let Ok(Ok(())) = written {
-                        close(&mut stream).await;
-                    }
-                    drop(permit);
-                });
             }
-            continue;
-        };
-        let context = context.clone();
-        let shutdown = shutdown.clone();
-        sessions.spawn(async move {
-            if let Err(error) = converse(stream, Some(peer.ip()), &context, &shutdown).await {
-                tracing::debug!(%peer, %error, "nntp: session ended");
-            }
-            drop(slot);
-        });
-        while sessions.try_join_next().is_some() {}
-    }
-    health.set(State::Stopped);
-    drop(listener);
-    while sessions.join_next().await.is_some() {}
+        },
+    )
+    .await;
 }
 
 /// Serves one connection: the greeting, then commands until QUIT, an
