@@ -427,11 +427,32 @@ impl<'a> Pages<'a> {
                 })
                 .collect()
         };
-        let mut scopes =
-            vec![json!({"name": self.config.site.name, "feeds": feeds_of(feeds::ALL)})];
+        // The newsgroups, when the daemon serves them: at the site's host
+        // and the listener's port (none for port 0, a port only the
+        // running daemon knows).
+        let prefix = &self.config.site.newsgroups_prefix;
+        let news_of = |code: &str| -> Option<Value> {
+            let listener = self.config.listen.nntp.filter(|at| at.port() != 0)?;
+            let host = self.config.site.base_url.host_str()?;
+            let port = match listener.port() {
+                119 => String::new(),
+                port => format!(":{port}"),
+            };
+            let name = format!("{prefix}.{code}");
+            Some(json!({"url": format!("news://{host}{port}/{name}"), "name": name}))
+        };
+        let mut scopes = vec![json!({
+            "name": self.config.site.name,
+            "feeds": feeds_of(feeds::ALL),
+            "newsgroup": news_of("all"),
+        })];
         for list in &self.config.lists {
-            scopes
-                .push(json!({"name": list.name, "lang": list.lang, "feeds": feeds_of(&list.code)}));
+            scopes.push(json!({
+                "name": list.name,
+                "lang": list.lang,
+                "feeds": feeds_of(&list.code),
+                "newsgroup": news_of(&list.code),
+            }));
         }
         layout.page_html(
             "syndication.html",

@@ -209,3 +209,32 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     files.sort();
     files
 }
+
+#[test]
+fn the_syndication_page_offers_each_list_s_newsgroup_when_the_daemon_serves_them() {
+    let mut site = Fixture::new();
+    site.post("en", "(en) First English", 3_600);
+    site.build(Scope::Full);
+    let page = site.out().join("syndication/index.html");
+    let without = std::fs::read_to_string(&page).unwrap();
+    assert!(!without.contains("news://"), "no NNTP listener, no link");
+
+    site.config.listen.nntp = Some("127.0.0.1:1119".parse().unwrap());
+    site.build(Scope::Full);
+    // minijinja writes a slash in an attribute as &#x2f;.
+    let with = std::fs::read_to_string(&page)
+        .unwrap()
+        .replace("&#x2f;", "/");
+    for group in ["all", "en", "gr", "zh"] {
+        let link = format!("<a href=\"news://127.0.0.1:1119/a-infos.{group}\">a-infos.{group}</a>");
+        assert!(with.contains(&link), "{link} missing");
+    }
+
+    site.config.listen.nntp = Some("127.0.0.1:0".parse().unwrap());
+    site.build(Scope::Full);
+    let any_port = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        !any_port.contains("news://"),
+        "port 0 is no address to give"
+    );
+}
