@@ -163,7 +163,8 @@ fn store(tidings: &Tidings) -> Connection {
     store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap()
 }
 
-/// Imports `n` generated posts (A-Infos tags) with `seed`.
+/// Imports `n` generated posts (A-Infos tags) with `seed`, as mail just
+/// arrived: pending for the lists' digests.
 fn import(tidings: &Tidings, seed: u32, n: u32) {
     let (mbox, _) = generate(
         tidings.path(),
@@ -171,7 +172,7 @@ fn import(tidings: &Tidings, seed: u32, n: u32) {
         "mbox",
         &["--n", &n.to_string(), "--seed", &seed.to_string()],
     );
-    tidings.ok(&["import", mbox.to_str().unwrap()]);
+    tidings.ok(&["import", "--deliver", mbox.to_str().unwrap()]);
 }
 
 /// Subscribes `addresses` to `list` in `mode`.
@@ -745,6 +746,77 @@ fn greek_russian_chinese_and_turkish_digests_round_trip_subjects_and_bodies() {
             }
         }
     }
+}
+
+/// An mbox of English posts `ids`, and one in a language no list serves.
+fn write_mbox(path: &Path, ids: &[&str]) {
+    let mut mbox = String::new();
+    for id in ids {
+        mbox += &format!(
+            "From archive@example.net Mon Jan  1 00:00:00 2024\n\
+             From: Ana <ana@example.net>\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) Dockers strike, day {id}\nMessage-ID: <{id}@example.net>\n\
+             Date: Mon, 1 Jan 2024 10:00:00 +0000\n\nThe strike goes on.\n\n"
+        );
+    }
+    mbox += &format!(
+        "From archive@example.net Mon Jan  1 00:00:00 2024\n\
+         From: Ana <ana@example.net>\nTo: a-infos-en@{DOMAIN}\n\
+         Subject: (eo) Striko en la haveno {}\nMessage-ID: <eo-{}@example.net>\n\
+         Date: Mon, 1 Jan 2024 10:00:00 +0000\n\nLa striko daŭras.\n\n",
+        ids[0], ids[0]
+    );
+    std::fs::write(path, mbox).unwrap();
+}
+
+fn post_deliveries(store: &Connection) -> i64 {
+    store
+        .query_row("SELECT count(*) FROM post_deliveries", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_imported_archive_goes_to_no_subscriber_and_mail_imported_with_deliver_does() {
+    let tidings = Tidings::new();
+    subscribe(&tidings, "en", "plain", &["digest@example.com".to_string()]);
+    subscribe(&tidings, "en", "post", &["posts@example.com".to_string()]);
+    let archive = tidings.path().join("archive.mbox");
+    write_mbox(&archive, &["a1", "a2", "a3"]);
+    let imported = tidings.ok(&["import", archive.to_str().unwrap()]);
+    assert_eq!(common::summary_count(&imported, "stored"), 3, "{imported}");
+    assert_eq!(common::summary_count(&imported, "held"), 1, "{imported}");
+    let digest = ["digest", "--list", "en", "--now"];
+    let out = tidings.ok(&digest);
+    assert!(out.contains("no posts are pending"), "{out}");
+
+    // Approved into a list, a held post of the archive is still old news.
+    let held = tidings.posts(&["--status", "held"]);
+    let id = held[0]["id"].to_string();
+    let approved = tidings.ok(&["moderate", "approve", &id, "--list", "en"]);
+    assert!(approved.contains("published 1"), "{approved}");
+    let out = tidings.ok(&digest);
+    assert!(out.contains("no posts are pending"), "{out}");
+    assert_eq!(post_deliveries(&store(&tidings)), 0);
+    assert_eq!(tidings.posts(&["--status", "published"]).len(), 4);
+
+    // Mail kept while tidings was away goes out as mail that arrives.
+    let kept = tidings.path().join("kept.mbox");
+    write_mbox(&kept, &["n1", "n2"]);
+    tidings.ok(&["import", "--deliver", kept.to_str().unwrap()]);
+    let out = tidings.ok(&digest);
+    assert!(out.contains("issued Vol 1, Issue 1"), "{out}");
+    let store = store(&tidings);
+    let digested = digest_posts(&store, "en");
+    let titles: Vec<String> = digested[0]
+        .iter()
+        .map(|id| posts::get(&store, *id).unwrap().unwrap().post.title)
+        .collect();
+    assert_eq!(
+        titles,
+        ["Dockers strike, day n1", "Dockers strike, day n2"],
+        "{digested:?}"
+    );
+    assert_eq!(post_deliveries(&store), 2);
 }
 
 #[test]

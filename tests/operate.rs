@@ -227,15 +227,16 @@ fn sqlite3(database: &Path, sql: &str) -> String {
 }
 
 /// The store as the tidings before migration 0014 left it: without the
-/// first_lines table (0014) nor the newsgroup numbers (0015) and their
-/// triggers, at schema version 13.
+/// first_lines table (0014), the newsgroup numbers (0015) and their
+/// triggers nor the imported posts (0016), at schema version 13.
 fn downgrade_to_13(database: &Path) {
     sqlite3(
         database,
         "DROP TRIGGER first_lines_changed; DROP TRIGGER first_lines_deleted; \
          DROP TABLE first_lines; \
          DROP TRIGGER posts_nntp_insert; DROP TRIGGER posts_nntp_update; \
-         DROP TABLE nntp_articles; PRAGMA user_version = 13;",
+         DROP TABLE nntp_articles; DROP TABLE imported_posts; \
+         PRAGMA user_version = 13;",
     );
 }
 

@@ -110,12 +110,19 @@ pub enum Command {
         /// answered as mail to them; any other address at the domain exits 67.
         recipients: Vec<String>,
     },
-    /// Import mbox files, Maildir folders and message files.
+    /// Import mbox files, Maildir folders and message files. An archive is
+    /// old news: its posts go into the pages, feeds and newsgroups, and to
+    /// no subscriber, unless --deliver.
     Import {
         /// File untagged posts sent to no list address under this list code
         /// (for importing one list's archive).
         #[arg(long)]
         list: Option<String>,
+        /// Treat the messages as mail just arrived: their posts go into the
+        /// lists' next digests and to each post subscriber (for mail kept
+        /// while tidings could not take it, not for an archive).
+        #[arg(long)]
+        deliver: bool,
         /// Files or folders to import.
         #[arg(required = true)]
         paths: Vec<PathBuf>,

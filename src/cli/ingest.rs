@@ -11,6 +11,7 @@ use anyhow::Context;
 use super::{check_list, create_store};
 use crate::config::{self, Config};
 use crate::feeds;
+use crate::ingest::import::Arrival;
 use crate::ingest::{self, Envelope};
 
 /// What the MTA said of the client a piped message came from, as given
@@ -81,8 +82,14 @@ pub fn ingest(
     ExitCode::from(delivery.exit_code)
 }
 
-/// `tidings import`: every message under `paths`, then the feeds.
-pub fn import(config: &Config, list: Option<String>, paths: &[PathBuf]) -> anyhow::Result<()> {
+/// `tidings import`: every message under `paths`, then the feeds. With
+/// `deliver`, the posts go to subscribers as mail that arrives does.
+pub fn import(
+    config: &Config,
+    list: Option<String>,
+    deliver: bool,
+    paths: &[PathBuf],
+) -> anyhow::Result<()> {
     if let Some(code) = &list {
         check_list(config, code)?;
     }
@@ -97,6 +104,11 @@ pub fn import(config: &Config, list: Option<String>, paths: &[PathBuf]) -> anyho
         &mut db,
         &envelope,
         paths,
+        if deliver {
+            Arrival::New
+        } else {
+            Arrival::Archive
+        },
         std::io::stderr().is_terminal(),
     )?;
     print!("{}", summary.render(started.elapsed().as_secs_f64()));

@@ -69,9 +69,13 @@ pub fn run(cli: Cli) -> ExitCode {
             },
             recipients,
         ),
-        Command::Import { list, paths } => {
-            with_config(path, |config| ingest::import(&config, list, &paths))
-        }
+        Command::Import {
+            list,
+            deliver,
+            paths,
+        } => with_config(path, |config| {
+            ingest::import(&config, list, deliver, &paths)
+        }),
         Command::Feeds { after_ingest } => {
             with_config(path, |config| feeds::write(&config, after_ingest))
         }

@@ -5,8 +5,9 @@
 //! filed on a reader thread and committed in batches on this one, so parsing
 //! and SQLite writes overlap. Importing the same thing twice stores nothing
 //! new: duplicates are recognised by key. An archive is old news: its
-//! posts are not sent to the lists' post subscribers
-//! ([`super::commit_archive`]).
+//! posts are sent to no subscriber, neither one by one nor in a digest
+//! ([`super::commit_archive`]), unless the import says the messages are
+//! new mail ([`Arrival::New`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -18,7 +19,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{commit_archive, now, Envelope, Filer, Outcome};
+use super::{commit_and_hand_out, commit_archive, now, Envelope, Filer, Outcome};
 use crate::config::Config;
 use crate::post::NewPost;
 use crate::store::{self, Connection};
@@ -97,12 +98,23 @@ enum Source {
     Message(PathBuf),
 }
 
+/// What the messages of an import are to their lists' subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// An archive: old news, sent to nobody ([`commit_archive`]).
+    Archive,
+    /// Mail just arrived, handed out as the listeners hand it out
+    /// ([`commit_and_hand_out`]).
+    New,
+}
+
 /// Imports every message under `paths` into the store.
 pub fn import(
     config: &Config,
     db: &mut Connection,
     envelope: &Envelope,
     paths: &[PathBuf],
+    arrival: Arrival,
     show_progress: bool,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
@@ -138,8 +150,11 @@ pub fn import(
         let reader =
             scope.spawn(move || read_sources(config, envelope, &sources, sender, &reader_progress));
         for batch in receiver {
-            let outcomes = store::transaction(db, |tx| commit_archive(tx, &batch.posts, now()))
-                .context("writing to the store")?;
+            let outcomes = store::transaction(db, |tx| match arrival {
+                Arrival::Archive => commit_archive(tx, &batch.posts, now()),
+                Arrival::New => commit_and_hand_out(tx, &batch.posts, now()),
+            })
+            .context("writing to the store")?;
             for outcome in &outcomes {
                 summary.count(outcome);
             }

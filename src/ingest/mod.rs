@@ -92,7 +92,8 @@ pub fn commit_and_hand_out(
 }
 
 /// [`commit`] for an archive: its posts are old news, so none of them goes
-/// to the post subscribers ([`post_deliveries::skip_to_newest`]). Posts
+/// to the post subscribers ([`post_deliveries::skip_to_newest`]) or into a
+/// digest, even once approved ([`posts::mark_imported`]). Posts
 /// that arrived live before the batch and are not handed out yet are
 /// handed out first, in the same transaction, so none of them is skipped.
 pub fn commit_archive(
@@ -114,6 +115,11 @@ pub fn commit_archive(
     for list in &lists {
         post_deliveries::skip_to_newest(tx, list)?;
     }
+    let filed = outcomes.iter().filter_map(|outcome| match outcome {
+        Outcome::Stored { id } | Outcome::Held { id, .. } => Some(*id),
+        Outcome::Duplicate { .. } | Outcome::Rejected { .. } => None,
+    });
+    posts::mark_imported(tx, filed)?;
     Ok(outcomes)
 }
 

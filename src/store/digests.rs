@@ -9,9 +9,11 @@ use crate::digest::{DigestMode, DigestRecord, IssuedDigest, NewDigest, Pending, 
 
 const COLUMNS: &str = "id, list_code, volume, issue, period, reason, issued_at, nonce";
 
-/// Published posts of list ?1 that no digest of the list holds yet.
+/// Published posts of list ?1 that no digest of the list holds yet, and
+/// that did not come from an imported archive.
 const PENDING_WHERE: &str = "list_code = ?1 AND status = 'published' AND NOT EXISTS \
-     (SELECT 1 FROM digest_posts d WHERE d.list_code = ?1 AND d.post_id = posts.id)";
+     (SELECT 1 FROM digest_posts d WHERE d.list_code = ?1 AND d.post_id = posts.id) \
+     AND NOT EXISTS (SELECT 1 FROM imported_posts i WHERE i.post_id = posts.id)";
 
 /// The newest digest of a list.
 pub fn last(db: &Connection, list_code: &str) -> Result<Option<DigestRecord>> {

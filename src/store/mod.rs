@@ -72,6 +72,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         Some(archive::backfill_first_lines),
     ),
     (include_str!("migrations/0015_nntp_articles.sql"), None),
+    (include_str!("migrations/0016_imported_posts.sql"), None),
     // The list's order, not a file's number, is the schema version: a new
     // migration goes at the end.
 ];

@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Connection, Result, Transaction};
+use super::{posts, Connection, Result, Transaction};
 use crate::deliver::{Attempt, DeliveryState, DueDelivery};
 
 /// Queues every published post of `list_code` not handed out yet for each
@@ -37,6 +37,7 @@ pub fn fan_out(tx: &Transaction<'_>, list_code: &str, now: i64) -> Result<usize>
                AND s.disabled_at IS NULL \
              JOIN people ON people.id = s.person_id \
              WHERE p.list_code = ?1 AND p.status = 'published' AND p.id > ?2 AND p.id <= ?3 \
+               AND NOT EXISTS (SELECT 1 FROM imported_posts i WHERE i.post_id = p.id) \
              ORDER BY p.id, s.id \
              ON CONFLICT (post_id, subscriber_id) DO NOTHING",
         )?
@@ -52,7 +53,8 @@ pub fn fan_out(tx: &Transaction<'_>, list_code: &str, now: i64) -> Result<usize>
 /// Queues a post published late (approved by a moderator) for each
 /// current subscriber in mode post, when the list's fan-out has already
 /// passed its id; a post it has not passed yet goes out with the next
-/// [`fan_out`] like any other.
+/// [`fan_out`] like any other. A post from an imported archive goes to
+/// no one.
 pub fn hand_out_late(
     tx: &Transaction<'_>,
     list_code: &str,
@@ -64,7 +66,7 @@ pub fn hand_out_late(
         .query_row([list_code], |row| row.get(0))
         .optional()?
         .unwrap_or(0);
-    if post_id > mark {
+    if post_id > mark || posts::is_imported(tx, post_id)? {
         return Ok(0);
     }
     let queued = tx

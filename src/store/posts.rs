@@ -178,6 +178,23 @@ pub fn published_by_key(db: &Connection, key: &str) -> Result<Option<StoredPost>
     Ok(statement.query_row([key], from_row).optional()?)
 }
 
+/// Records posts as filed from an imported archive (migration 0016).
+pub fn mark_imported(tx: &Transaction<'_>, ids: impl IntoIterator<Item = i64>) -> Result<()> {
+    let mut statement = tx.prepare_cached(
+        "INSERT INTO imported_posts (post_id) VALUES (?1) ON CONFLICT DO NOTHING",
+    )?;
+    for id in ids {
+        statement.execute([id])?;
+    }
+    Ok(())
+}
+
+/// Whether a post was filed from an imported archive.
+pub fn is_imported(db: &Connection, id: i64) -> Result<bool> {
+    let mut statement = db.prepare_cached("SELECT 1 FROM imported_posts WHERE post_id = ?1")?;
+    Ok(statement.exists([id])?)
+}
+
 /// The bytes of a post exactly as they were received.
 pub fn raw(db: &Connection, id: i64) -> Result<Option<Vec<u8>>> {
     let mut statement = db.prepare_cached("SELECT bytes FROM raw_messages WHERE post_id = ?1")?;
