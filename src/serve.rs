@@ -532,6 +532,13 @@ async fn send_digests(
         match issuing.await {
             Ok(Ok(issued)) => {
                 for issue in &issued {
+                    if let deliver::Issue::Combined(queued) = issue {
+                        tracing::info!(
+                            lists = %queued.lists.join(","),
+                            posts = queued.posts,
+                            "digest across lists queued"
+                        );
+                    }
                     if let deliver::Issue::Issued(digest) = issue {
                         metrics.count_digest(&digest.record.list_code);
                         tracing::info!(
@@ -544,14 +551,16 @@ async fn send_digests(
                         );
                     }
                 }
-                deliver_queued(&config, &store, &metrics, &shutdown).await;
-                match store.read(|db| deliveries::summary(db, 0)).await {
-                    Ok(summary) => metrics.set_outbox_depth(summary.waiting(None)),
-                    Err(error) => tracing::warn!(%error, "outbox depth not read"),
-                }
             }
             Ok(Err(error)) => tracing::error!("digests not issued: {error:#}"),
             Err(error) => tracing::error!(%error, "digest task failed"),
+        }
+        // What is queued goes out whatever issuing did: a digest that
+        // cannot be made holds up no other mail.
+        deliver_queued(&config, &store, &metrics, &shutdown).await;
+        match store.read(|db| deliveries::summary(db, 0)).await {
+            Ok(summary) => metrics.set_outbox_depth(summary.waiting(None)),
+            Err(error) => tracing::warn!(%error, "outbox depth not read"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -62,6 +62,20 @@ pub struct Labels {
     /// Template of the line that ends a table of contents cut short; sees
     /// count.
     pub more_posts: String,
+    /// Before another version of a story ("Also in"), in a digest across
+    /// several lists.
+    pub also_in: String,
+    /// Template of the subject of a digest across several lists; sees
+    /// site, names and date.
+    pub combined_subject: String,
+    /// Template of its masthead; sees site, names and preferences_url.
+    pub combined_masthead: String,
+    /// Template of its footer; sees leave_all_url.
+    pub combined_footer: String,
+    /// Template of a section's line on posting; sees address.
+    pub section_post: String,
+    /// Template of a section's line on leaving; sees name and url.
+    pub section_leave: String,
 }
 
 impl Templates {
@@ -226,6 +240,12 @@ impl Templates {
             no_posts: get("no_posts"),
             shortened: get("shortened"),
             more_posts: get("more_posts"),
+            also_in: get("also_in"),
+            combined_subject: get("combined_subject"),
+            combined_masthead: get("combined_masthead"),
+            combined_footer: get("combined_footer"),
+            section_post: get("section_post"),
+            section_leave: get("section_leave"),
         }
     }
 

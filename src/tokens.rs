@@ -46,6 +46,9 @@ pub enum Purpose {
     Approve = 4,
     /// Refuse a held post, by post id (LIST-owner+reject-TOKEN).
     Reject = 5,
+    /// Leave every list at once (RFC 8058 one-click of a digest across
+    /// lists), by person id.
+    LeaveAll = 6,
 }
 
 /// Why a token was not accepted. Callers answer all of them alike, so a

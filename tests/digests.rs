@@ -1822,3 +1822,409 @@ fn a_big_day_s_html_digest_fits_gmail_and_renders_at_desktop_and_phone_widths_an
         assert!(!page.contains(dropped), "the page uses {dropped}");
     }
 }
+
+/// The messages the file transport wrote, by recipient, as text.
+fn outbox_by_recipient(tidings: &Tidings) -> BTreeMap<String, Vec<String>> {
+    let outbox = tidings.path().join("data/outbox");
+    let mut by_recipient: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(&outbox) else {
+        return by_recipient;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let raw = std::fs::read(&path).unwrap();
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let to = message.to().unwrap().first().unwrap().address().unwrap();
+        by_recipient
+            .entry(to.to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(&raw).into_owned());
+    }
+    by_recipient
+}
+
+/// An mbox of posts, each `(list address, subject, message id)`.
+fn mbox_of(path: &Path, posts: &[(&str, &str, &str)]) {
+    let mut mbox = String::new();
+    for (to, subject, id) in posts {
+        mbox += &format!(
+            "From ana@example.net Mon Jan  1 00:00:00 2024\n\
+             From: Ana <ana@example.net>\nTo: {to}@{DOMAIN}\nSubject: {subject}\n\
+             Message-ID: <{id}@example.net>\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\
+             Content-Type: text/plain; charset=utf-8\n\nThe text of {id}.\n\n"
+        );
+    }
+    std::fs::write(path, mbox).unwrap();
+}
+
+#[test]
+fn one_digest_across_lists_holds_each_post_once_a_story_once_and_replaces_the_lists_digests() {
+    let tidings = Tidings::with_config(|text| {
+        text.replacen(
+            "base_url = \"http://127.0.0.1:8080/\"",
+            &format!("base_url = \"{BASE_URL}\""),
+            1,
+        )
+    });
+    let reader = "reader@example.com".to_string();
+    for list in ["en", "fr", "de"] {
+        subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
+    }
+    subscribe(&tidings, "en", "plain", &["other@example.com".to_string()]);
+    let out = tidings.ok(&[
+        "subscribers",
+        "combine",
+        &reader,
+        "--lists",
+        "fr,en",
+        "--mode",
+        "plain",
+    ]);
+    assert!(out.contains("one digest across fr, en"), "{out}");
+    let shown = tidings.ok(&["subscribers", "show", &reader]);
+    assert!(
+        shown.contains("one digest across fr, en (plain, daily)"),
+        "{shown}"
+    );
+
+    let posts = tidings.path().join("posts.mbox");
+    mbox_of(
+        &posts,
+        &[
+            (
+                "a-infos-en",
+                "(en) France, UCL AL #316 = International (fr)",
+                "story-en",
+            ),
+            (
+                "a-infos-fr",
+                "(fr) France, UCL AL #316 = Internationale (en)",
+                "story-fr",
+            ),
+            ("a-infos-en", "(en) Dockers strike in the port", "dockers"),
+            ("a-infos-de", "(de) Streik im Hafen", "streik"),
+        ],
+    );
+    let imported = tidings.ok(&["import", "--deliver", posts.to_str().unwrap()]);
+    assert_eq!(common::summary_count(&imported, "stored"), 4, "{imported}");
+    let run = tidings.ok(&["digest", "--now"]);
+    assert!(
+        run.contains("reader@example.com: queued one digest across fr, en (2 posts)"),
+        "{run}"
+    );
+
+    let sent = outbox_by_recipient(&tidings);
+    // The other reader of English gets the list's own digest.
+    assert_eq!(sent["other@example.com"].len(), 1);
+    assert!(sent["other@example.com"][0].contains("Subject: (en) Dockers strike in the port"));
+    // The reader: German's own digest, and one across French and English.
+    let to_reader = &sent["reader@example.com"];
+    assert_eq!(to_reader.len(), 2, "{to_reader:#?}");
+    let german: Vec<&String> = to_reader
+        .iter()
+        .filter(|m| m.contains("List-Id: A-Infos Deutsch"))
+        .collect();
+    assert_eq!(german.len(), 1, "{to_reader:#?}");
+    let combined = to_reader
+        .iter()
+        .find(|m| m.contains("across") || !m.contains("List-Id:"))
+        .unwrap();
+    assert!(!combined.contains("List-Id:"), "{combined}");
+    assert!(
+        combined.contains("List-Unsubscribe: <https://news.example.org/unsubscribe-all/"),
+        "{combined}"
+    );
+    assert!(combined.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    // Sections in the reader's order, each with the link to leave it.
+    let french = combined
+        .find("\r\n  Français\r\n")
+        .expect("a French section");
+    let english = combined
+        .find("\r\n  English\r\n")
+        .expect("an English section");
+    assert!(french < english, "{combined}");
+    assert_eq!(
+        combined
+            .matches("https://news.example.org/unsubscribe/")
+            .count(),
+        2
+    );
+    // Each post once; the story once, in French, with its English version linked.
+    for subject in [
+        "Subject: (fr) France, UCL AL #316 = Internationale (en)",
+        "Subject: (en) Dockers strike in the port",
+    ] {
+        assert_eq!(
+            combined.matches(subject).count(),
+            1,
+            "{subject}\n{combined}"
+        );
+    }
+    assert!(
+        !combined.contains("Subject: (en) France, UCL AL #316"),
+        "{combined}"
+    );
+    assert!(!combined.contains("Streik"), "{combined}");
+    let store = store(&tidings);
+    let english_story = posts::list(
+        &store,
+        &posts::PostFilter {
+            list_code: Some("en".into()),
+            status: Some(Status::Published),
+            limit: None,
+        },
+    )
+    .unwrap()
+    .into_iter()
+    .find(|p| p.title.starts_with("France"))
+    .unwrap();
+    // In the words of the first section's language, French.
+    let french: toml::Table = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/digest/fr/labels.toml"),
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    // The link whole, after its words or on a line of its own.
+    let words = format!("{} English:", french["also_in"].as_str().unwrap());
+    let link = format!("{BASE_URL}posts/{}", english_story.key.as_deref().unwrap());
+    let after = combined
+        .find(&words)
+        .map(|at| &combined[at + words.len()..])
+        .unwrap_or_else(|| panic!("no {words:?} in {combined}"));
+    assert!(after.trim_start().starts_with(&link), "{link}\n{combined}");
+
+    // Nothing owed is left: the next run sends the reader nothing.
+    let again = tidings.ok(&["digest", "--now"]);
+    assert!(!again.contains("across"), "{again}");
+    assert_eq!(outbox_by_recipient(&tidings)["reader@example.com"].len(), 2);
+
+    // Without it, English sends the reader its own digest again.
+    let off = tidings.ok(&["subscribers", "combine", &reader, "--off"]);
+    assert!(off.contains("each list sends its own"), "{off}");
+    let more = tidings.path().join("more.mbox");
+    mbox_of(&more, &[("a-infos-en", "(en) The strike is over", "over")]);
+    tidings.ok(&["import", "--deliver", more.to_str().unwrap()]);
+    tidings.ok(&["digest", "--now"]);
+    let to_reader = &outbox_by_recipient(&tidings)["reader@example.com"];
+    assert_eq!(to_reader.len(), 3);
+    assert_eq!(
+        to_reader
+            .iter()
+            .filter(|m| m.contains("Subject: (en) The strike is over"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_digest_across_lists_waits_for_the_schedule_its_reader_chose() {
+    use chrono::{Datelike, Duration, TimeZone, Utc};
+
+    // Its own schedule, once a year: a run soon after choosing it is
+    // before its first slot (the lists' first digests are due at once).
+    let tidings = Tidings::with_config(|text| {
+        text.replacen(
+            "timezone = \"UTC\"\n",
+            "timezone = \"UTC\"\ncombined_schedules = { daily = \"0 18 * * *\", yearly = \"0 18 1 1 *\" }\n",
+            1,
+        )
+    });
+    let reader = "reader@example.com".to_string();
+    for list in ["en", "fr"] {
+        subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
+    }
+    let out = tidings.ok(&["subscribers", "combine", &reader, "--schedule", "yearly"]);
+    assert!(
+        out.contains("one digest across en, fr (html, yearly)"),
+        "{out}"
+    );
+    let refused = tidings.run(&["subscribers", "combine", &reader, "--schedule", "hourly"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("choose one of daily, yearly"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let soon = tidings::clock::now() + Duration::minutes(1);
+    let new_year = Utc
+        .with_ymd_and_hms(soon.year() + 1, 1, 1, 18, 30, 0)
+        .unwrap();
+    let posts = tidings.path().join("posts.mbox");
+    mbox_of(
+        &posts,
+        &[
+            ("a-infos-en", "(en) Dockers strike in the port", "dockers"),
+            ("a-infos-fr", "(fr) Grève des dockers", "greve"),
+        ],
+    );
+    tidings.ok(&["import", "--deliver", posts.to_str().unwrap()]);
+    let soon_after = tidings.ok(&["digest", "--at", &soon.to_rfc3339()]);
+    assert!(
+        soon_after.contains("en: issued Vol 1, Issue 1"),
+        "{soon_after}"
+    );
+    assert!(!soon_after.contains("across"), "{soon_after}");
+    assert!(!outbox_by_recipient(&tidings).contains_key("reader@example.com"));
+    let at_new_year = tidings.ok(&["digest", "--at", &new_year.to_rfc3339()]);
+    assert!(
+        at_new_year.contains("reader@example.com: queued one digest across en, fr (2 posts)"),
+        "{at_new_year}"
+    );
+    let sent = &outbox_by_recipient(&tidings)["reader@example.com"];
+    assert_eq!(sent.len(), 1);
+    // HTML, with a section per list, each in its own language.
+    assert!(
+        sent[0].contains("Content-Type: multipart/alternative"),
+        "{}",
+        sent[0]
+    );
+    let message = mail_parser::MessageParser::default()
+        .parse(sent[0].as_bytes())
+        .unwrap();
+    let html = message.body_html(0).unwrap();
+    let (english, french) = (
+        html.find("lang=\"en\" dir=\"ltr\"")
+            .expect("an English section"),
+        html.find("lang=\"fr\" dir=\"ltr\"")
+            .expect("a French section"),
+    );
+    assert!(english < french, "{html}");
+    assert!(html.contains("Dockers strike") && html.contains("Grève des dockers"));
+}
+
+#[test]
+fn what_a_subscription_is_owed_ends_with_it_and_a_list_is_never_a_section_twice() {
+    use chrono::{Datelike, Duration, TimeZone, Utc};
+
+    let tidings = Tidings::with_config(|text| {
+        text.replacen(
+            "timezone = \"UTC\"\n",
+            "timezone = \"UTC\"\ncombined_schedules = { yearly = \"0 18 1 1 *\" }\n",
+            1,
+        )
+    });
+    let reader = "reader@example.com".to_string();
+    for list in ["en", "fr"] {
+        subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
+    }
+    // A list named twice is one section.
+    let out = tidings.ok(&[
+        "subscribers",
+        "combine",
+        &reader,
+        "--lists",
+        "en,fr,en",
+        "--mode",
+        "plain",
+    ]);
+    assert!(
+        out.contains("one digest across en, fr (plain, yearly)"),
+        "{out}"
+    );
+
+    let posts = tidings.path().join("posts.mbox");
+    mbox_of(
+        &posts,
+        &[
+            ("a-infos-en", "(en) Dockers strike in the port", "dockers"),
+            ("a-infos-fr", "(fr) Grève des dockers", "greve"),
+        ],
+    );
+    tidings.ok(&["import", "--deliver", posts.to_str().unwrap()]);
+    let soon = tidings::clock::now() + Duration::minutes(1);
+    tidings.ok(&["digest", "--at", &soon.to_rfc3339()]);
+    let owed = |tidings: &Tidings| -> Vec<String> {
+        let store = store(tidings);
+        let mut statement = store
+            .prepare(
+                "SELECT s.list_code FROM combined_owed o \
+                 JOIN subscribers s ON s.id = o.subscriber_id ORDER BY s.list_code",
+            )
+            .unwrap();
+        let rows = statement.query_map([], |row| row.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(owed(&tidings), ["en", "fr"]);
+
+    // Leaving French drops what it was owed: joining again brings back
+    // nothing of the time between.
+    tidings.ok(&["subscribers", "remove", "--list", "fr", &reader]);
+    assert_eq!(owed(&tidings), ["en"]);
+    subscribe(&tidings, "fr", "plain", std::slice::from_ref(&reader));
+
+    let new_year = Utc
+        .with_ymd_and_hms(soon.year() + 1, 1, 1, 18, 30, 0)
+        .unwrap();
+    let at_new_year = tidings.ok(&["digest", "--at", &new_year.to_rfc3339()]);
+    assert!(
+        at_new_year.contains("reader@example.com: queued one digest across en (1 posts)"),
+        "{at_new_year}"
+    );
+    let sent = &outbox_by_recipient(&tidings)["reader@example.com"];
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].matches("Subject: (en) Dockers strike").count(), 1);
+    assert!(!sent[0].contains("Grève"), "{}", sent[0]);
+    assert!(owed(&tidings).is_empty());
+}
+
+#[test]
+fn a_relay_without_8bitmime_gets_a_digest_across_lists_quoted_printable_and_signed() {
+    let work = tempfile::tempdir().unwrap();
+    let keys = make_keys(work.path());
+    let sink = SmtpSink::start_with(&work.path().join("sink"), &["-8"]);
+    let tidings = Tidings::with_config(relay_config(sink.port, 1, Some(&keys)));
+    let reader = "reader@example.com".to_string();
+    for list in ["gr", "ru"] {
+        subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
+    }
+    tidings.ok(&["subscribers", "combine", &reader, "--mode", "plain"]);
+    let posts = tidings.path().join("posts.mbox");
+    mbox_of(
+        &posts,
+        &[
+            ("a-infos-gr", "(gr) Απεργία στο λιμάνι", "apergia"),
+            ("a-infos-ru", "(ru) Забастовка в порту", "zabastovka"),
+        ],
+    );
+    tidings.ok(&["import", "--deliver", posts.to_str().unwrap()]);
+    let issued = tidings.ok(&["digest", "--now"]);
+    assert!(
+        issued.contains("queued one digest across gr, ru"),
+        "{issued}"
+    );
+    assert!(issued.contains("0 failed"), "{issued}");
+    let messages = read_back(&sink.dir, Some(&keys), None);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let message = &messages[0];
+    assert_eq!(
+        one(message, "Content-Transfer-Encoding"),
+        "quoted-printable"
+    );
+    let dkim = message["dkim"].as_array().unwrap();
+    assert_eq!(dkim.len(), 2);
+    assert!(dkim.iter().all(|result| result["ok"] == true), "{dkim:?}");
+    for entry in std::fs::read_dir(&sink.dir).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(raw.is_ascii(), "7-bit for a relay without 8BITMIME");
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let text = parsed.body_text(0).unwrap();
+        assert!(text.contains("Απεργία στο λιμάνι"), "{text}");
+        assert!(text.contains("Забастовка в порту"), "{text}");
+    }
+    // Sent, its bytes are not kept (its record is).
+    let store = store(&tidings);
+    let (state, kept): (String, i64) = store
+        .query_row(
+            "SELECT state, length(message) FROM outgoing WHERE kind = 'combined'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), kept), ("sent", 0));
+}

@@ -228,7 +228,8 @@ fn sqlite3(database: &Path, sql: &str) -> String {
 
 /// The store as the tidings before migration 0014 left it: without the
 /// first_lines table (0014), the newsgroup numbers (0015) and their
-/// triggers nor the imported posts (0016), at schema version 13.
+/// triggers, the imported posts (0016) nor the digests across lists
+/// (0017), at schema version 13.
 fn downgrade_to_13(database: &Path) {
     sqlite3(
         database,
@@ -236,7 +237,8 @@ fn downgrade_to_13(database: &Path) {
          DROP TABLE first_lines; \
          DROP TRIGGER posts_nntp_insert; DROP TRIGGER posts_nntp_update; \
          DROP TABLE nntp_articles; DROP TABLE imported_posts; \
-         PRAGMA user_version = 13;",
+         DROP TABLE combined_owed; DROP TABLE combined; \
+         DROP INDEX outgoing_combined_to_prune; PRAGMA user_version = 13;",
     );
 }
 
@@ -380,6 +382,9 @@ fn every_example_in_configuration_md_has_its_type_and_all_load_together() {
                 "strings" => value
                     .as_array()
                     .is_some_and(|items| items.iter().all(toml::Value::is_str)),
+                "schedules" => value
+                    .as_table()
+                    .is_some_and(|items| items.values().all(toml::Value::is_str)),
                 other => panic!("{table} {key}: unknown type {other}"),
             };
             assert!(fits, "{table} {key}: example {example} is not a {kind}");

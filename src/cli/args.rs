@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::digest::DigestMode;
 use crate::post::Status;
 use crate::subscribers::Mode;
 
@@ -302,6 +303,28 @@ pub enum SubscribersCommand {
     /// Show a person: their name, and each list they follow or asked to
     /// follow, with mode and state.
     Show { address: String },
+    /// One digest across several lists for a person who follows them: a
+    /// section per list in the order given, a story in several of their
+    /// languages once. Those lists then send the person no digest of their
+    /// own (each post comes once).
+    Combine {
+        address: String,
+        /// The lists it covers, in order (codes, comma-separated); default:
+        /// every list the person follows in a digest mode.
+        #[arg(long, value_delimiter = ',')]
+        lists: Vec<String>,
+        /// Its format.
+        #[arg(long, value_enum, default_value_t = DigestMode::Html)]
+        mode: DigestMode,
+        /// A schedule of [site] combined_schedules (default: the first by
+        /// name, `daily` of the shipped ones).
+        #[arg(long)]
+        schedule: Option<String>,
+        /// Stop it: what is still owed goes out at once, and each list
+        /// sends its own digest again.
+        #[arg(long, conflicts_with_all = ["lists", "schedule"])]
+        off: bool,
+    },
     /// Import subscribers from a CSV file (address, name, mode, lists) or
     /// from the output of Mailman 3's `mailman members LIST`, in one
     /// transaction. Each is sent the confirmation of each list and stays

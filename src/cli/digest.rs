@@ -67,6 +67,12 @@ pub fn digest(config: &Config, run: Run, at: Option<&str>) -> anyhow::Result<()>
                 digest.queued
             ),
             Issue::NothingPending { list } => println!("{list}: due, but no posts are pending"),
+            Issue::Combined(queued) => println!(
+                "{}: queued one digest across {} ({} posts)",
+                queued.address,
+                queued.lists.join(", "),
+                queued.posts
+            ),
         }
     }
     if !run.deliver {

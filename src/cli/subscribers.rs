@@ -14,6 +14,7 @@ use anyhow::Context;
 
 use super::{check_list, open_store, open_store_to_write, RosterFormat, SubscribersCommand};
 use crate::config::Config;
+use crate::digest::DigestMode;
 use crate::store::{self, people, subscribers, Transaction};
 use crate::subscribe::{Asked, Service, Via};
 use crate::subscribers::roster::{self, Entry, Problem, Roster};
@@ -88,6 +89,13 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
             Ok(())
         }
         SubscribersCommand::Show { address } => show(config, &address),
+        SubscribersCommand::Combine {
+            address,
+            lists,
+            mode,
+            schedule,
+            off,
+        } => combine(config, &address, lists, mode, schedule, off),
         SubscribersCommand::Import {
             path,
             format,
@@ -169,14 +177,15 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
                 println!(
                     "forgot {address}: {} person, {} subscriptions, {} requests, \
                      {} digest deliveries, {} post deliveries, {} messages to them, \
-                     {} messages from them",
+                     {} messages from them, {} rows of a digest across lists",
                     forgotten.people,
                     forgotten.subscriptions,
                     forgotten.requests,
                     forgotten.deliveries,
                     forgotten.post_deliveries,
                     forgotten.outgoing,
-                    forgotten.mail
+                    forgotten.mail,
+                    forgotten.combined
                 );
             }
             if forgotten.posts_kept > 0 {
@@ -459,6 +468,92 @@ fn show(config: &Config, given: &str) -> anyhow::Result<()> {
     if listed == 0 {
         writeln!(out, "  follows no list")?;
     }
+    if let Some(person) = &person {
+        if let Some(choice) = store::combined::get(&db, person.id)? {
+            writeln!(
+                out,
+                "  one digest across {} ({}, {})",
+                choice.lists.join(", "),
+                choice.mode,
+                choice.schedule
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `tidings subscribers combine`: chooses (or with `off` ends) one digest
+/// across the person's lists.
+fn combine(
+    config: &Config,
+    given: &str,
+    lists: Vec<String>,
+    mode: DigestMode,
+    schedule: Option<String>,
+    off: bool,
+) -> anyhow::Result<()> {
+    let address = stored_form(given);
+    let mut db = open_store_to_write(config)?;
+    let person = subscribers::person(&db, &address)?
+        .with_context(|| format!("{address} follows no list"))?;
+    if off {
+        let stopped = store::transaction(&mut db, |tx| store::combined::stop(tx, person.id))?;
+        match stopped {
+            true => {
+                println!("{address}: no digest across lists from now on; each list sends its own")
+            }
+            false => println!("{address} had no digest across lists"),
+        }
+        return Ok(());
+    }
+    let schedules = &config.site.combined_schedules;
+    let schedule = match schedule {
+        Some(name) if schedules.contains_key(&name) => name,
+        Some(name) => anyhow::bail!(
+            "no combined schedule `{name}` in {}: choose one of {}",
+            config.source,
+            schedules.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        None => schedules.keys().next().cloned().unwrap_or_default(),
+    };
+    let following: Vec<_> = subscribers::of_person(&db, person.id)?
+        .into_iter()
+        .filter(|s| s.mode.digest().is_some())
+        .map(|s| s.list_code)
+        .collect();
+    let lists = if lists.is_empty() {
+        config
+            .lists
+            .iter()
+            .map(|l| l.code.clone())
+            .filter(|code| following.contains(code))
+            .collect()
+    } else {
+        let mut once: Vec<String> = Vec::new();
+        for code in lists {
+            check_list(config, &code)?;
+            if !following.contains(&code) {
+                anyhow::bail!(
+                    "{address} gets no digest of {code}: subscribe them in a digest mode first"
+                );
+            }
+            if !once.contains(&code) {
+                once.push(code);
+            }
+        }
+        once
+    };
+    if lists.is_empty() {
+        anyhow::bail!("{address} gets no list's digest: there is nothing to combine");
+    }
+    let now = crate::clock::unix_now();
+    store::transaction(&mut db, |tx| {
+        store::combined::choose(tx, person.id, &schedule, mode, &lists, now)
+    })?;
+    println!(
+        "{address}: one digest across {} ({mode}, {schedule})",
+        lists.join(", ")
+    );
     Ok(())
 }
 

@@ -452,7 +452,8 @@ fn is_language_tag(tag: &str) -> bool {
 }
 
 /// What a schedule error tells the operator to write.
-const SCHEDULE_HELP: &str = "write 5 fields: minute (0-59), hour (0-23), day of month (1-31), \
+pub(super) const SCHEDULE_HELP: &str =
+    "write 5 fields: minute (0-59), hour (0-23), day of month (1-31), \
      month (1-12 or JAN-DEC), weekday (0-7 or SUN-SAT; 0 and 7 are Sunday), \
      e.g. \"0 18 * * *\" for 18:00 daily or \"30 7 * * 1-5\" for 7:30 on weekdays";
 

@@ -335,6 +335,36 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_combined_schedule_is_named_at_its_line_and_a_good_one_kept() {
+        let list = "\n[[list]]\ncode = \"en\"\nlang = \"en\"\nname = \"English\"\naddress = \"en@lists.example.org\"\n";
+        let text = format!(
+            "[site]\nname = \"x\"\ncombined_schedules = {{ daily = \"0 7 * * *\", Weekly = \"0 7 * * 1\", monthly = \"at noon\" }}\n{list}"
+        );
+        let found = errors(&text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|e| e.line == 3), "{found:?}");
+        assert!(
+            found[0].message.contains("`Weekly`"),
+            "{}",
+            found[0].message
+        );
+        assert!(
+            found[1].message.contains("`monthly`"),
+            "{}",
+            found[1].message
+        );
+        let config = parse(
+            &format!("[site]\ncombined_schedules = {{ early = \"0 6 * * *\" }}\n{list}"),
+            "lists.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        let names: Vec<&String> = config.site.combined_schedules.keys().collect();
+        assert_eq!(names, ["early"]);
+        assert_eq!(shipped().site.combined_schedules.len(), 2);
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let text = r#"
 [site]

@@ -1,6 +1,7 @@
 //! The `[site]` table: what every list shares (name, public URL, mail
 //! domain, directories, timezone, operator).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -68,6 +69,39 @@ pub struct Site {
     /// `PREFIX.all` for all lists); default: the site name in lowercase,
     /// what is not a letter, digit, `-` or `_` made a `-`.
     pub newsgroups_prefix: String,
+    /// The schedules a subscriber of several lists may choose for one
+    /// digest across them ([`crate::digest::combined`]), by name, in the
+    /// site timezone (default `daily` at 18:00 and `weekly` on Sundays at
+    /// 18:00).
+    pub combined_schedules: BTreeMap<String, CombinedSchedule>,
+}
+
+/// A schedule of the digest across several lists.
+#[derive(Debug, Clone)]
+pub struct CombinedSchedule {
+    /// As written (crontab's five fields).
+    pub expression: String,
+    pub schedule: cron::Schedule,
+}
+
+/// The schedules of the digest across lists when `[site]` names none.
+pub const DEFAULT_COMBINED_SCHEDULES: [(&str, &str); 2] =
+    [("daily", "0 18 * * *"), ("weekly", "0 18 * * 0")];
+
+fn default_combined_schedules() -> BTreeMap<String, CombinedSchedule> {
+    DEFAULT_COMBINED_SCHEDULES
+        .iter()
+        .map(|(name, expression)| {
+            let schedule = super::list::parse_schedule(expression).expect("valid default");
+            (
+                name.to_string(),
+                CombinedSchedule {
+                    expression: expression.to_string(),
+                    schedule,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Feeds and pages are readable by a web server running as another user
@@ -132,6 +166,7 @@ impl Default for Site {
             verify: false,
             file_mode: DEFAULT_FILE_MODE,
             newsgroups_prefix: newsgroups_prefix("tidings"),
+            combined_schedules: default_combined_schedules(),
         }
     }
 }
@@ -197,6 +232,7 @@ pub(super) struct RawSite {
     verify: bool,
     file_mode: Option<Spanned<i64>>,
     newsgroups_prefix: Option<Spanned<String>>,
+    combined_schedules: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 impl RawSite {
@@ -288,6 +324,51 @@ impl RawSite {
             }
             None => newsgroups_prefix(&name),
         };
+        let combined_schedules = match self.combined_schedules {
+            None => default_combined_schedules(),
+            Some(written) => {
+                let span = written.span();
+                let mut schedules = BTreeMap::new();
+                for (name, expression) in written.into_inner() {
+                    if !is_schedule_name(&name) {
+                        errors.at(
+                            expression.span(),
+                            &format!("combined schedule name `{name}` is not a plain word"),
+                            "name each schedule with lowercase letters, digits or '-', e.g. daily = \"0 18 * * *\"",
+                        );
+                        continue;
+                    }
+                    match super::list::parse_schedule(expression.get_ref()) {
+                        Ok(schedule) => {
+                            schedules.insert(
+                                name,
+                                CombinedSchedule {
+                                    expression: expression.into_inner(),
+                                    schedule,
+                                },
+                            );
+                        }
+                        Err(error) => errors.at(
+                            expression.span(),
+                            &format!(
+                                "combined schedule `{name}` = `{}`: {error}",
+                                expression.get_ref()
+                            ),
+                            super::list::SCHEDULE_HELP,
+                        ),
+                    }
+                }
+                if schedules.is_empty() {
+                    errors.at(
+                        span,
+                        "combined_schedules names no schedule",
+                        "name at least one, e.g. combined_schedules = { daily = \"0 18 * * *\" }",
+                    );
+                    schedules = default_combined_schedules();
+                }
+                schedules
+            }
+        };
         let dir = |value: Option<String>, default: PathBuf| {
             relative_to(base, value.map_or(default, PathBuf::from))
         };
@@ -355,8 +436,17 @@ impl RawSite {
             verify: self.verify,
             file_mode,
             newsgroups_prefix,
+            combined_schedules,
         }
     }
+}
+
+/// Whether `name` may name a combined schedule (a subscriber picks it).
+fn is_schedule_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// An http(s) URL ending in `/`, so that relative paths join under it.

@@ -231,7 +231,15 @@ impl Prepared {
 /// A single queued message as it goes out: its envelope (the null sender
 /// when `sender` is empty) and its bytes, with a DKIM-Signature per key in
 /// front when it is to be signed.
-pub fn single(message: &NewMessage, signers: &[Signer]) -> anyhow::Result<(Envelope, Vec<u8>)> {
+///
+/// For a relay that does not take 8-bit text (`eight_bit` false), a
+/// message whose entity is 8bit text goes quoted-printable
+/// ([`seven_bit`]), and is signed as such.
+pub fn single(
+    message: &NewMessage,
+    signers: &[Signer],
+    eight_bit: bool,
+) -> anyhow::Result<(Envelope, Vec<u8>)> {
     let sender = match message.sender.as_str() {
         "" => None,
         sender => Some(
@@ -242,16 +250,34 @@ pub fn single(message: &NewMessage, signers: &[Signer]) -> anyhow::Result<(Envel
     let recipient = Address::from_str(&message.recipient)
         .map_err(|e| anyhow::anyhow!("bad recipient address {}: {e}", message.recipient))?;
     let envelope = Envelope::new(sender, vec![recipient])?;
+    let downgraded = (!eight_bit && !message.message.is_ascii())
+        .then(|| seven_bit(&message.message))
+        .flatten();
+    let bytes = downgraded.as_deref().unwrap_or(&message.message);
     if !message.sign || signers.is_empty() {
-        return Ok((envelope, message.message.clone()));
+        return Ok((envelope, bytes.to_vec()));
     }
-    let body_hash = Signer::body_hash(body_of(&message.message));
-    let mut bytes = Vec::with_capacity(message.message.len() + 512 * signers.len());
+    let body_hash = Signer::body_hash(body_of(bytes));
+    let mut signed = Vec::with_capacity(bytes.len() + 512 * signers.len());
     for signer in signers {
-        bytes.extend(signer.sign(&[&message.message], body_hash)?);
+        signed.extend(signer.sign(&[bytes], body_hash)?);
     }
-    bytes.extend_from_slice(&message.message);
-    Ok((envelope, bytes))
+    signed.extend_from_slice(bytes);
+    Ok((envelope, signed))
+}
+
+/// A single message whose entity (its fields from `Content-Type` to the
+/// end of the header, and the body) is 8bit text, made 7-bit
+/// ([`headers::downgrade_8bit`]); `None` for any other message, which goes
+/// as it is.
+pub fn seven_bit(message: &[u8]) -> Option<Vec<u8>> {
+    let header_end = memchr::memmem::find(message, b"\r\n\r\n")?;
+    let at = memchr::memmem::find(&message[..header_end], b"\r\nContent-Type: ")? + 2;
+    let entity = headers::downgrade_8bit(&message[at..])?;
+    let mut out = Vec::with_capacity(at + entity.len());
+    out.extend_from_slice(&message[..at]);
+    out.extend_from_slice(&entity);
+    (out.is_ascii()).then_some(out)
 }
 
 /// The body of an entity: what follows its first blank line.

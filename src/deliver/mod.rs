@@ -13,6 +13,7 @@
 //! bounce handling). A restart resumes exactly the deliveries still queued
 //! or deferred.
 
+pub mod combined;
 pub mod dkim;
 pub mod message;
 pub mod outbox;
@@ -56,6 +57,8 @@ pub enum Issue {
     Issued(IssuedDigest),
     /// It was due but nothing was pending.
     NothingPending { list: String },
+    /// A person's digest across lists was queued.
+    Combined(combined::Queued),
 }
 
 /// The lists `selection` names, in configuration order.
@@ -114,6 +117,12 @@ pub fn issue_due_digests(
                 list: list.code.clone(),
             },
         });
+    }
+    // After the lists': what they just issued is owed in them.
+    if selection.list.is_none() {
+        let queued = combined::issue_due(config, store, templates, now, selection.force)
+            .context("issuing the digests across lists")?;
+        issued.extend(queued.into_iter().map(Issue::Combined));
     }
     Ok(issued)
 }

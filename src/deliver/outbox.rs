@@ -263,10 +263,12 @@ async fn attempt(
 ) -> (Attempt, usize, bool) {
     let smtp = connection.speaks_smtp();
     let attempts = job.attempts();
-    // A digest of 8-bit text goes quoted-printable where the relay does
-    // not take 8-bit text; asking may connect, and fail as a send would.
+    // A digest or a single message of 8-bit text goes quoted-printable
+    // where the relay does not take 8-bit text; asking may connect, and
+    // fail as a send would.
     let eight_bit = match job {
         Job::Digest { .. } => connection.takes_8bit().await,
+        Job::Message(due) if !due.message.message.is_ascii() => connection.takes_8bit().await,
         _ => Ok(true),
     };
     let eight_bit = match eight_bit {
@@ -283,7 +285,7 @@ async fn attempt(
         Job::Post { delivery, prepared } => prepared
             .envelope(delivery)
             .and_then(|envelope| Ok((envelope, prepared.message(delivery, signers, smtp)?))),
-        Job::Message(due) => super::message::single(&due.message, signers)
+        Job::Message(due) => super::message::single(&due.message, signers, eight_bit)
             .map(|(envelope, bytes)| (envelope, Outgoing::Bytes(bytes))),
     };
     let (envelope, message) = match prepared {
@@ -411,7 +413,10 @@ fn serve_store(
         .blocking_checkpoint()
         .context("flushing delivery results")?;
     store
-        .blocking_write(digests::prune_bodies)
+        .blocking_write(|tx| {
+            digests::prune_bodies(tx)?;
+            outgoing::prune_combined(tx)
+        })
         .context("dropping delivered digest bodies")?;
     Ok(report)
 }

@@ -69,17 +69,25 @@ pub enum MessageKind {
     /// What tidings writes to one person: a confirmation to give, a
     /// welcome, a goodbye, the answer to commands, a link asked for.
     Notice,
+    /// One person's digest across several lists
+    /// ([`crate::digest::combined`]).
+    Combined,
 }
 
 impl MessageKind {
     /// Every kind.
-    pub const ALL: [MessageKind; 2] = [MessageKind::Forward, MessageKind::Notice];
+    pub const ALL: [MessageKind; 3] = [
+        MessageKind::Forward,
+        MessageKind::Notice,
+        MessageKind::Combined,
+    ];
 
     /// The name used in SQL and in `tidings queue`.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageKind::Forward => "forward",
             MessageKind::Notice => "notice",
+            MessageKind::Combined => "combined",
         }
     }
 }

@@ -46,6 +46,10 @@ struct PostContext<'a> {
     /// Whether the post has its section (heading, excerpt, link) or only
     /// its title in the table of contents, linked to its page.
     whole: bool,
+    /// The section it opens, in a digest across several lists.
+    section: Option<&'a super::Section>,
+    /// Its story's other versions in this digest.
+    also_in: &'a [super::Version],
 }
 
 /// How much of a day's posts the HTML page shows: the posts from `whole`
@@ -152,6 +156,8 @@ pub fn render_page(digest: &Digest<'_>, shortening: Shortening) -> anyhow::Resul
                 excerpt: &entry.excerpt,
                 permalink: &entry.permalink,
                 whole: entry.number <= shortening.whole,
+                section: entry.section.as_ref(),
+                also_in: &entry.also_in,
             })
             .collect(),
         masthead: paragraphs(&digest.masthead),

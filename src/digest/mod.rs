@@ -15,6 +15,7 @@
 //! header fields. [`numbering`] numbers digests, [`trigger`] says when one is
 //! due; [`crate::templates`] holds the words.
 
+pub mod combined;
 pub mod headers;
 pub mod html;
 pub mod mime;
@@ -64,22 +65,25 @@ pub struct Composition<'a> {
 /// Renders every format of a digest.
 pub fn compose_digest(composition: &Composition<'_>) -> anyhow::Result<Vec<DigestBody>> {
     let digest = Digest::new(composition)?;
-    let subject = headers::encode_value("Subject", &digest.subject);
-    let mut bodies = Vec::with_capacity(DigestMode::ALL.len());
-    for mode in DigestMode::ALL {
-        let entity = match mode {
-            DigestMode::Mime => mime::render_mime(&digest),
-            DigestMode::Plain => plain::render_plain_entity(&digest),
-            DigestMode::Html => html::render_html_entity(&digest)?,
-            DigestMode::Summary => summary::render_summary_entity(&digest),
-        };
-        bodies.push(DigestBody {
-            mode,
-            subject: subject.clone(),
-            entity,
-        });
-    }
-    Ok(bodies)
+    DigestMode::ALL
+        .iter()
+        .map(|&mode| render_body(&digest, mode))
+        .collect()
+}
+
+/// `digest` rendered in `mode`.
+pub fn render_body(digest: &Digest<'_>, mode: DigestMode) -> anyhow::Result<DigestBody> {
+    let entity = match mode {
+        DigestMode::Mime => mime::render_mime(digest),
+        DigestMode::Plain => plain::render_plain_entity(digest),
+        DigestMode::Html => html::render_html_entity(digest)?,
+        DigestMode::Summary => summary::render_summary_entity(digest),
+    };
+    Ok(DigestBody {
+        mode,
+        subject: headers::encode_value("Subject", &digest.subject),
+        entity,
+    })
 }
 
 /// A digest ready to render: its words in the list's language and one
@@ -105,12 +109,40 @@ pub struct Digest<'a> {
     pub entries: Vec<Entry<'a>>,
     /// Seed of the MIME boundaries, the same for the same digest.
     pub boundary_seed: String,
+    /// The line that ends the plain digest (RFC 1153).
+    pub trailer: String,
+}
+
+/// Where a list's part of a digest across several lists begins
+/// ([`combined`]): the list's name and its masthead lines.
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    pub lang: String,
+    /// `ltr` or `rtl`.
+    pub dir: &'static str,
+    /// The list's name, in its language.
+    pub heading: String,
+    /// Its description, how to post to it, how to leave it.
+    pub lines: Vec<String>,
+}
+
+/// Another version of an entry's story in a digest across several lists,
+/// shown at the entry instead of on its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct Version {
+    /// The version's list, by its name in its language.
+    pub name: String,
+    pub permalink: String,
 }
 
 /// One post as a digest shows it.
 pub struct Entry<'a> {
     /// Its number in the digest, from 1.
     pub number: usize,
+    /// The section it opens, in a digest across several lists.
+    pub section: Option<Section>,
+    /// Its story's other versions in this digest.
+    pub also_in: Vec<Version>,
     pub pending: &'a PendingPost,
     /// Subject as the table of contents shows it.
     pub subject: String,
@@ -211,33 +243,7 @@ impl<'a> Digest<'a> {
         let entries = posts
             .iter()
             .enumerate()
-            .map(|(index, pending)| {
-                let post = &pending.post;
-                let author = if post.author_name.trim().is_empty() {
-                    post.author_address.clone()
-                } else {
-                    headers::unfold(&post.author_name)
-                };
-                // In the site's timezone, saying which, as the archive's
-                // pages show it.
-                let seconds = post.date.unwrap_or(post.received_at);
-                let date = DateTime::from_timestamp(seconds, 0)
-                    .map(|d| crate::site::pages::format_date(config, d))
-                    .unwrap_or_default();
-                Entry {
-                    number: index + 1,
-                    pending,
-                    subject: headers::unfold(&post.subject),
-                    author,
-                    date,
-                    excerpt: excerpt(&post.body),
-                    permalink: post
-                        .key
-                        .as_deref()
-                        .map(|key| crate::feeds::permalink(config, key))
-                        .unwrap_or_else(|| addresses.archive_url.clone()),
-                }
-            })
+            .map(|(index, pending)| Entry::new(config, index + 1, pending, &addresses.archive_url))
             .collect();
 
         let mut seed = Sha256::new();
@@ -265,6 +271,10 @@ impl<'a> Digest<'a> {
             date,
             entries,
             boundary_seed,
+            trailer: format!(
+                "End of {} Digest V{} Issue #{}",
+                list.title, number.volume, number.issue
+            ),
         })
     }
 
@@ -277,6 +287,9 @@ impl<'a> Digest<'a> {
             out.push_str(&format!("   {}\n", self.labels.no_posts));
         }
         for entry in &self.entries {
+            if let Some(section) = &entry.section {
+                out.push_str(&section.text());
+            }
             let line = format!("{} ({})", entry.subject, entry.author);
             for (index, part) in wrap(&line, TOC_WIDTH - 6).iter().enumerate() {
                 if index == 0 {
@@ -285,6 +298,28 @@ impl<'a> Digest<'a> {
                     out.push_str(&format!("      {part}\n"));
                 }
             }
+            out.push_str(&self.also_in_text(entry));
+        }
+        out
+    }
+
+    /// The lines under an entry naming its story's other versions, with
+    /// their links; empty when it has none. A link is never broken: when
+    /// the line is too long, it goes on a line of its own.
+    pub fn also_in_text(&self, entry: &Entry<'_>) -> String {
+        let width = TOC_WIDTH - 6;
+        let mut out = String::new();
+        for version in &entry.also_in {
+            let words = format!("{} {}:", self.labels.also_in, version.name);
+            let url = &version.permalink;
+            if words.chars().count() + 1 + url.chars().count() <= width {
+                out.push_str(&format!("      {words} {url}\n"));
+                continue;
+            }
+            for part in wrap(&words, width) {
+                out.push_str(&format!("      {part}\n"));
+            }
+            out.push_str(&format!("      {url}\n"));
         }
         out
     }
@@ -307,6 +342,44 @@ impl<'a> Digest<'a> {
                 return boundary;
             }
             attempt += 1;
+        }
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// `pending` as the `number`th post of a digest.
+    fn new(
+        config: &Config,
+        number: usize,
+        pending: &'a PendingPost,
+        archive_url: &str,
+    ) -> Entry<'a> {
+        let post = &pending.post;
+        let author = if post.author_name.trim().is_empty() {
+            post.author_address.clone()
+        } else {
+            headers::unfold(&post.author_name)
+        };
+        // In the site's timezone, saying which, as the archive's pages show
+        // it.
+        let seconds = post.date.unwrap_or(post.received_at);
+        let date = DateTime::from_timestamp(seconds, 0)
+            .map(|d| crate::site::pages::format_date(config, d))
+            .unwrap_or_default();
+        Entry {
+            number,
+            section: None,
+            also_in: Vec::new(),
+            pending,
+            subject: headers::unfold(&post.subject),
+            author,
+            date,
+            excerpt: excerpt(&post.body),
+            permalink: post
+                .key
+                .as_deref()
+                .map(|key| crate::feeds::permalink(config, key))
+                .unwrap_or_else(|| archive_url.to_string()),
         }
     }
 }

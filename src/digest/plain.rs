@@ -207,11 +207,8 @@ pub fn render_plain(digest: &Digest<'_>) -> String {
         out.push_str(SEPARATOR);
         out.push_str("\n\n");
     }
-    let trailer = format!(
-        "End of {} Digest V{} Issue #{}",
-        digest.list.title, digest.volume, digest.issue
-    );
-    out.push_str(&trailer);
+    let trailer = &digest.trailer;
+    out.push_str(trailer);
     out.push('\n');
     out.push_str(&"*".repeat(trailer.chars().count()));
     out.push('\n');

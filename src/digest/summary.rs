@@ -59,6 +59,9 @@ fn render_entries(
         out.push_str(&format!("{}\n\n", digest.addresses.archive_url));
     }
     for entry in digest.entries.iter().take(shortening.listed) {
+        if let Some(section) = &entry.section {
+            out.push_str(&section.text());
+        }
         out.push_str(&format!("{:>4}. {}\n", entry.number, entry.subject));
         out.push_str(&format!("      {}, {}\n", entry.author, entry.date));
         let excerpt: &[String] = if entry.number <= shortening.whole {
@@ -73,7 +76,9 @@ fn render_entries(
                 out.push('\n');
             }
         }
-        out.push_str(&format!("      {}\n\n", entry.permalink));
+        out.push_str(&format!("      {}\n", entry.permalink));
+        out.push_str(&digest.also_in_text(entry));
+        out.push('\n');
     }
     if let Some(line) = more_posts {
         out.push_str(&format!("{line}: {}\n\n", digest.addresses.archive_url));

@@ -150,6 +150,7 @@ pub fn disable(tx: &Transaction<'_>, subscriber_id: i64, now: i64) -> Result<()>
         "DELETE FROM post_deliveries WHERE subscriber_id = ?1 AND state IN ('queued', 'deferred')",
     )?
     .execute([subscriber_id])?;
+    super::combined::drop_owed(tx, subscriber_id)?;
     Ok(())
 }
 

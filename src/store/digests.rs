@@ -171,18 +171,20 @@ pub fn record(
     // for digests each post so far and then the next digest.
     super::post_deliveries::fan_out(tx, list_code, new.issued_at)?;
     let modes: Vec<&str> = new.bodies.iter().map(|b| b.mode.as_str()).collect();
+    let modes = super::sql::to_json(&modes);
+    // Those who chose one digest across their lists are owed this one
+    // instead (migration 0017).
+    super::combined::owe(tx, digest_id, list_code, &modes)?;
     let queued = tx.execute(
         "INSERT INTO deliveries (digest_id, subscriber_id, address, mode, state, next_attempt_at) \
          SELECT ?1, s.id, p.address, s.mode, 'queued', ?3 FROM subscribers s \
          JOIN people p ON p.id = s.person_id \
          WHERE s.list_code = ?2 AND s.removed_at IS NULL AND s.disabled_at IS NULL \
-         AND s.mode IN (SELECT value FROM json_each(?4)) ORDER BY s.id",
-        params![
-            digest_id,
-            list_code,
-            new.issued_at,
-            super::sql::to_json(&modes)
-        ],
+         AND s.mode IN (SELECT value FROM json_each(?4)) \
+         AND NOT EXISTS (SELECT 1 FROM combined_owed o \
+                         WHERE o.person_id = s.person_id AND o.digest_id = ?1) \
+         ORDER BY s.id",
+        params![digest_id, list_code, new.issued_at, modes],
     )?;
     super::subscribers::apply_waiting_modes(tx, list_code)?;
     Ok(Some(IssuedDigest {

@@ -20,6 +20,7 @@ mod sql;
 
 pub mod archive;
 pub mod bounces;
+pub mod combined;
 
 pub mod deliveries;
 pub mod digests;
@@ -73,6 +74,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     ),
     (include_str!("migrations/0015_nntp_articles.sql"), None),
     (include_str!("migrations/0016_imported_posts.sql"), None),
+    (include_str!("migrations/0017_combined.sql"), None),
     // The list's order, not a file's number, is the schema version: a new
     // migration goes at the end.
 ];

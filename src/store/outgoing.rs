@@ -85,6 +85,30 @@ pub fn give_up(tx: &Transaction<'_>, created_before: i64, now: i64) -> Result<us
     )?)
 }
 
+/// Drops the bytes of the digests across lists that were sent or failed,
+/// keeping their records: each is one person's own, so kept whole they
+/// would grow the store by a digest per person per issue (a list's digest
+/// bodies go the same way, [`super::digests::prune_bodies`]). Returns how
+/// many.
+pub fn prune_combined(tx: &Transaction<'_>) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE outgoing INDEXED BY outgoing_combined_to_prune SET message = x'' \
+         WHERE kind = 'combined' AND state IN ('sent', 'failed') AND length(message) > 0",
+        [],
+    )?)
+}
+
+/// Takes back the digests across lists still waiting to go to
+/// `recipient`, who left the lists they cover; returns how many.
+pub fn cancel_combined(tx: &Transaction<'_>, recipient: &str) -> Result<usize> {
+    Ok(tx
+        .prepare_cached(
+            "DELETE FROM outgoing WHERE kind = 'combined' AND recipient = ?1 \
+             AND state IN ('queued', 'deferred')",
+        )?
+        .execute([recipient])?)
+}
+
 /// Makes every deferred message due at `now`; returns how many.
 pub fn retry_deferred(tx: &Transaction<'_>, now: i64) -> Result<usize> {
     super::deliveries::retry_in(tx, "outgoing", now)

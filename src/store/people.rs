@@ -121,7 +121,7 @@ pub fn unconfirmed(db: &Connection, address: &str, now: i64) -> Result<Vec<Asked
 /// columns say (bytes as text): for a data request (GDPR article 15). The
 /// posts they wrote are listed by id and subject, not copied.
 pub fn data_of(db: &Connection, address: &str) -> Result<Map<String, Value>> {
-    let queries: [(&str, &str); 8] = [
+    let queries: [(&str, &str); 10] = [
         ("people", "SELECT * FROM people WHERE address = ?1"),
         (
             "subscribers",
@@ -151,6 +151,15 @@ pub fn data_of(db: &Connection, address: &str) -> Result<Map<String, Value>> {
         (
             "mail",
             "SELECT * FROM mail WHERE sender = ?1 COLLATE NOCASE ORDER BY id",
+        ),
+        (
+            "combined",
+            "SELECT * FROM combined WHERE person_id = (SELECT id FROM people WHERE address = ?1)",
+        ),
+        (
+            "combined_owed",
+            "SELECT * FROM combined_owed \
+             WHERE person_id = (SELECT id FROM people WHERE address = ?1) ORDER BY digest_id",
         ),
         (
             "posts",
@@ -194,6 +203,9 @@ pub struct Forgotten {
     pub post_deliveries: usize,
     pub outgoing: usize,
     pub mail: usize,
+    /// Their choice of one digest across lists, and the lists' digests it
+    /// was owed.
+    pub combined: usize,
     /// Posts they wrote: kept, as published writing is (the archive's
     /// business, not the subscriber list's).
     pub posts_kept: usize,
@@ -209,6 +221,7 @@ impl Forgotten {
             + self.post_deliveries
             + self.outgoing
             + self.mail
+            + self.combined
             > 0
     }
 }
@@ -257,6 +270,9 @@ pub fn forget(tx: &Transaction<'_>, address: &str, now: i64) -> Result<Forgotten
         )?,
         ..Forgotten::default()
     };
+    // Their choice of one digest across lists, and what it was owed.
+    forgotten.combined = tx.execute("DELETE FROM combined WHERE person_id = ?1", [person])?
+        + tx.execute("DELETE FROM combined_owed WHERE person_id = ?1", [person])?;
     // Their bounces name them too.
     tx.execute(
         "DELETE FROM bounces WHERE address = ?1 COLLATE NOCASE \

@@ -205,6 +205,7 @@ pub fn unsubscribe(tx: &Transaction<'_>, subscriber_id: i64, now: i64) -> Result
     tx.prepare_cached(DROP_PENDING_DIGESTS)?
         .execute([subscriber_id])?;
     drop_pending_posts(tx, subscriber_id)?;
+    super::combined::drop_owed(tx, subscriber_id)?;
     Ok(true)
 }
 

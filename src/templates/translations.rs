@@ -332,10 +332,12 @@ fn every_language_renders_its_mail_and_web_words_with_nothing_undefined() {
         }
         // What the archive pages give their headings: a count of posts
         // (`list_heading`, `recent_heading`), a year (`year_heading`) and a
-        // month by its name in the language (`month_heading`).
+        // month by its name in the language (`month_heading`); and what
+        // the page that leaves every list names (`leave_all_text`).
         let month = web.get("month_11").cloned().unwrap_or_default();
         let context = json!({
             "address": "ana@example.net",
+            "names": "Ελληνικά, English",
             "mode": "a mode",
             "count": 100,
             "year": 2026,

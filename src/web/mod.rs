@@ -70,6 +70,10 @@ pub fn router(web: Arc<Web>) -> Router {
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
         )
         .route(
+            "/unsubscribe-all/{token}",
+            get(subscribe::leave_all_page).post(subscribe::leave_all),
+        )
+        .route(
             "/prefs/{token}",
             get(subscribe::preferences).post(subscribe::change_preferences),
         )

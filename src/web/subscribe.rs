@@ -19,6 +19,7 @@ use super::pages::{
 };
 use super::Web;
 use crate::config::{Config, List};
+use crate::digest::DigestMode;
 use crate::store::{self, requests, subscribers};
 use crate::subscribe::{Confirmed, Service, Via};
 use crate::subscribers::Mode;
@@ -339,6 +340,124 @@ pub async fn unsubscribe(State(web): State<Arc<Web>>, Path(token): Path<String>)
     answer(&web, result)
 }
 
+/// GET /unsubscribe-all/TOKEN: the page behind the link of a digest
+/// across lists that leaves the lists it covers
+/// ([`store::combined::covered`]); its button (or a mail client's
+/// one-click POST) leaves them.
+pub async fn leave_all_page(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
+    let config = web.config.borrow().clone();
+    let result = async {
+        let person_id = web
+            .secret
+            .verify(&token, Purpose::LeaveAll, crate::clock::unix_now())
+            .map_err(|_| WebError::NotFound)?;
+        let (person, covered) = web
+            .store
+            .read(move |db| {
+                Ok::<_, store::Error>((
+                    subscribers::person_by_id(db, person_id)?,
+                    store::combined::covered(db, person_id)?,
+                ))
+            })
+            .await?;
+        let Some(person) = person else {
+            return left_page(&web, &config, None);
+        };
+        let Some((layout, names)) = covered_lists(&web, &config, &covered) else {
+            return left_page(&web, &config, None);
+        };
+        let context = json!({"address": person.address, "names": names});
+        let prefs = web.secret.sign(Purpose::Preferences, person_id, None);
+        layout.message(
+            StatusCode::OK,
+            Message {
+                heading: layout.label("leave_all_title", &context)?,
+                paragraphs: vec![layout.label("leave_all_text", &context)?],
+                button: Some(Button {
+                    action: format!("{}unsubscribe-all/{token}", config.site.base_url),
+                    label: layout.label("leave_all_button", &context)?,
+                    fields: vec![Field {
+                        name: "List-Unsubscribe".into(),
+                        value: "One-Click".into(),
+                    }],
+                }),
+                links: vec![Link {
+                    url: format!("{}prefs/{prefs}", config.site.base_url),
+                    text: layout.label("your_page", &context)?,
+                }],
+            },
+        )
+    }
+    .await;
+    answer(&web, result)
+}
+
+/// The layout of the first of `covered`'s lists and their names, joined;
+/// `None` when none of them is a list of the configuration.
+fn covered_lists<'a>(
+    web: &'a Web,
+    config: &'a Config,
+    covered: &[crate::subscribers::Subscriber],
+) -> Option<(Layout<'a>, String)> {
+    let lists: Vec<&List> = covered
+        .iter()
+        .filter_map(|s| config.list(&s.list_code))
+        .collect();
+    let first = lists.first()?;
+    let names: Vec<&str> = lists.iter().map(|l| l.name.as_str()).collect();
+    Some((
+        Layout::for_list(config, &web.templates, first),
+        names.join(", "),
+    ))
+}
+
+/// POST /unsubscribe-all/TOKEN: RFC 8058 one-click of a digest across
+/// lists, or the page's button: leaves the lists it covers, ends the
+/// person's digest across lists and takes back one still waiting to go,
+/// at once, answering 200. Lists followed otherwise (each post as it
+/// arrives, say) stay.
+pub async fn leave_all(State(web): State<Arc<Web>>, Path(token): Path<String>) -> Response {
+    let config = web.config.borrow().clone();
+    let result = async {
+        let now = crate::clock::unix_now();
+        let person_id = web
+            .secret
+            .verify(&token, Purpose::LeaveAll, now)
+            .map_err(|_| WebError::NotFound)?;
+        let (person, left) = web
+            .store
+            .write_grouped(move |tx| {
+                let person = subscribers::person_by_id(tx, person_id)?;
+                let covered = store::combined::covered(tx, person_id)?;
+                for subscription in &covered {
+                    subscribers::unsubscribe(tx, subscription.id, now)?;
+                }
+                store::combined::stop(tx, person_id)?;
+                if let Some(person) = &person {
+                    store::outgoing::cancel_combined(tx, &person.address)?;
+                }
+                Ok::<_, store::Error>((person, covered))
+            })
+            .await?;
+        let (Some(person), Some((layout, names))) = (person, covered_lists(&web, &config, &left))
+        else {
+            return left_page(&web, &config, None);
+        };
+        let context = json!({"address": person.address, "names": names});
+        layout.message(
+            StatusCode::OK,
+            Message {
+                heading: layout.label("left_all_title", &context)?,
+                paragraphs: vec![layout.label("left_all_text", &context)?],
+                button: None,
+                links: Vec::new(),
+            },
+        )
+    }
+    .await;
+    answer(&web, result)
+}
+
 /// The page after leaving (or after a link for a subscription that has
 /// ended already: the same, so replays learn nothing).
 fn left_page(
@@ -459,7 +578,7 @@ pub async fn preferences(
             .secret
             .verify(&token, Purpose::Preferences, crate::clock::unix_now())
             .map_err(|_| WebError::NotFound)?;
-        let (person, subscriptions, disabled) = web
+        let (person, subscriptions, disabled, choice) = web
             .store
             .read(move |db| {
                 let person = subscribers::person_by_id(db, person_id)?;
@@ -470,7 +589,8 @@ pub async fn preferences(
                         disabled.push(s.id);
                     }
                 }
-                Ok::<_, store::Error>((person, subscriptions, disabled))
+                let choice = store::combined::get(db, person_id)?;
+                Ok::<_, store::Error>((person, subscriptions, disabled, choice))
             })
             .await?;
         let person = person.ok_or(WebError::NotFound)?;
@@ -507,12 +627,44 @@ pub async fn preferences(
             .map(|list| json!({"code": list.code, "name": list.name}))
             .collect();
         let notice = match done.done.as_deref() {
-            Some(key @ ("changed" | "joined" | "left" | "enabled")) => {
+            Some(key @ ("changed" | "joined" | "left" | "enabled" | "combined" | "separated")) => {
                 Some(layout.label(key, &json!({}))?)
             }
             _ => None,
         };
         let title = layout.label("prefs_title", &json!({}))?;
+        // One digest across lists, offered to a person who gets the digests
+        // of two lists or more.
+        let in_digests: Vec<&str> = config
+            .lists
+            .iter()
+            .filter(|list| {
+                subscriptions
+                    .iter()
+                    .any(|s| s.list_code == list.code && s.mode.digest().is_some())
+            })
+            .map(|list| list.code.as_str())
+            .collect();
+        let combined = (in_digests.len() >= 2 || choice.is_some()).then(|| {
+            json!({
+                "on": choice.is_some(),
+                "order": choice
+                    .as_ref()
+                    .map(|c| c.lists.join(", "))
+                    .unwrap_or_else(|| in_digests.join(", ")),
+                "mode": choice.as_ref().map_or("html", |c| c.mode.as_str()),
+                "schedule": choice.as_ref().map(|c| c.schedule.clone()),
+                "schedules": config.site.combined_schedules.keys().collect::<Vec<_>>(),
+                "modes": modes
+                    .iter()
+                    .filter(|m| {
+                        m["value"]
+                            .as_str()
+                            .is_some_and(|v| v.parse::<DigestMode>().is_ok())
+                    })
+                    .collect::<Vec<_>>(),
+            })
+        });
         layout.render(
             "prefs.html",
             &title,
@@ -522,6 +674,7 @@ pub async fn preferences(
                 "subscriptions": rows,
                 "others": others,
                 "modes": modes,
+                "combined": combined,
                 "notice": notice,
                 "action": format!("{}prefs/{token}", config.site.base_url),
             }),
@@ -535,8 +688,14 @@ pub async fn preferences(
 #[derive(Debug, Deserialize)]
 pub struct Change {
     action: String,
+    #[serde(default)]
     list: String,
     mode: Option<String>,
+    /// For `combine`: a name of `[site] combined_schedules`.
+    schedule: Option<String>,
+    /// For `combine`: the lists' codes in the order wanted, separated by
+    /// commas or spaces.
+    order: Option<String>,
 }
 
 /// POST /prefs/TOKEN: changes a mode, leaves a list or joins one (the token
@@ -553,6 +712,13 @@ pub async fn change_preferences(
             .secret
             .verify(&token, Purpose::Preferences, now)
             .map_err(|_| WebError::NotFound)?;
+        if matches!(change.action.as_str(), "combine" | "separate") {
+            let location = match combine(&web, &config, person_id, &change, now).await? {
+                Some(done) => format!("{}prefs/{token}?done={done}", config.site.base_url),
+                None => format!("{}prefs/{token}", config.site.base_url),
+            };
+            return Ok(location);
+        }
         let list = list(&config, &change.list)?.code.clone();
         let mode: Option<Mode> = change.mode.as_deref().and_then(|mode| mode.parse().ok());
         let action = change.action.clone();
@@ -602,6 +768,70 @@ pub async fn change_preferences(
         Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
         Err(error) => error_page(&web, error),
     }
+}
+
+/// The preferences page's `combine` (choose or change one digest across
+/// the person's lists) and `separate` (end it); says what was done, if
+/// anything.
+async fn combine(
+    web: &Web,
+    config: &Config,
+    person_id: i64,
+    change: &Change,
+    now: i64,
+) -> Result<Option<&'static str>, WebError> {
+    if change.action == "separate" {
+        let stopped = web
+            .store
+            .write(move |tx| store::combined::stop(tx, person_id))
+            .await?;
+        return Ok(stopped.then_some("separated"));
+    }
+    let schedules = &config.site.combined_schedules;
+    let schedule = change
+        .schedule
+        .clone()
+        .filter(|name| schedules.contains_key(name))
+        .or_else(|| schedules.keys().next().cloned())
+        .unwrap_or_default();
+    let mode: DigestMode = change
+        .mode
+        .as_deref()
+        .and_then(|mode| mode.parse().ok())
+        .unwrap_or(DigestMode::Html);
+    let asked: Vec<String> = change
+        .order
+        .as_deref()
+        .unwrap_or("")
+        .split([',', ' '])
+        .map(|code| code.trim().to_ascii_lowercase())
+        .filter(|code| !code.is_empty())
+        .collect();
+    let order: Vec<String> = config.lists.iter().map(|l| l.code.clone()).collect();
+    Ok(web
+        .store
+        .write(move |tx| {
+            let following: Vec<String> = subscribers::of_person(tx, person_id)?
+                .into_iter()
+                .filter(|s| s.mode.digest().is_some())
+                .map(|s| s.list_code)
+                .collect();
+            // The order asked, then the other lists followed in a digest
+            // mode, in the configuration's order; no list twice.
+            let mut lists: Vec<String> = Vec::new();
+            for code in asked.iter().chain(&order) {
+                if following.contains(code) && !lists.contains(code) {
+                    lists.push(code.clone());
+                }
+            }
+            // One list is no digest across lists.
+            if lists.len() < 2 {
+                return Ok::<_, store::Error>(None);
+            }
+            store::combined::choose(tx, person_id, &schedule, mode, &lists, now)?;
+            Ok(Some("combined"))
+        })
+        .await?)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use super::feeds::feed_format;
 use super::files::not_modified;
 use super::*;
+use crate::digest::DigestMode;
 use crate::feeds::Format;
 use crate::tokens::Purpose;
 
@@ -675,4 +676,128 @@ async fn the_greek_list_pages_are_in_greek() {
     assert!(text.contains("<h1>Εγγραφή</h1>"), "{text}");
     assert!(text.contains("καθημερινή σύνοψη σε απλό κείμενο"), "{text}");
     assert!(!text.contains("Your mail address"), "{text}");
+}
+
+#[tokio::test]
+async fn the_preferences_page_chooses_one_digest_across_lists_and_one_click_leaves_them_all() {
+    use crate::subscribers::Mode;
+    let site = Site::new();
+    site.subscribe("en", "ana@example.net", Mode::Mime).await;
+    let page_of = |person| {
+        format!(
+            "/prefs/{}",
+            site.secret.sign(Purpose::Preferences, person, None)
+        )
+    };
+    let person = site
+        .subscriber("en", "ana@example.net")
+        .await
+        .unwrap()
+        .person_id;
+    let path = page_of(person);
+    // One list's digest: nothing to combine, nothing offered.
+    assert!(!site
+        .get(&path, &[])
+        .await
+        .text()
+        .contains("action\" value=\"combine\""));
+    site.subscribe("fr", "ana@example.net", Mode::Plain).await;
+    site.subscribe("de", "ana@example.net", Mode::Post).await;
+    let page = site.get(&path, &[]).await.text();
+    assert!(page.contains("value=\"combine\""), "{page}");
+    assert!(page.contains("value=\"en, fr\""), "{page}");
+
+    // French first, weekly, plain; German comes by post and stays out.
+    let chosen = site
+        .post(
+            &path,
+            "action=combine&order=fr%2C+de%2C+en&schedule=weekly&mode=plain",
+        )
+        .await;
+    assert_eq!(chosen.status, StatusCode::SEE_OTHER);
+    let choice = site
+        .store
+        .read(move |db| store::combined::get(db, person))
+        .await
+        .unwrap()
+        .expect("a choice");
+    assert_eq!(choice.lists, ["fr", "en"]);
+    assert_eq!(
+        (choice.schedule.as_str(), choice.mode),
+        ("weekly", DigestMode::Plain)
+    );
+    let page = site.get(&format!("{path}?done=combined"), &[]).await.text();
+    assert!(page.contains("value=\"separate\""), "{page}");
+
+    // The digest's one-click link leaves the lists it covers, takes back
+    // one of its messages still waiting and ends the choice; German, by
+    // post, stays. A token for another purpose does nothing.
+    let wrong = site.secret.sign(Purpose::Unsubscribe, person, None);
+    let refused = site
+        .post(
+            &format!("/unsubscribe-all/{wrong}"),
+            "List-Unsubscribe=One-Click",
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let waiting = crate::deliver::NewMessage {
+        kind: crate::deliver::MessageKind::Combined,
+        list_code: Some("fr".into()),
+        sender: String::new(),
+        recipient: "ana@example.net".into(),
+        message: b"Subject: a digest across lists\r\n\r\nposts\r\n".to_vec(),
+        sign: false,
+    };
+    site.store
+        .write(move |tx| store::outgoing::queue(tx, &waiting, 0))
+        .await
+        .unwrap();
+    let token = site.secret.sign(Purpose::LeaveAll, person, None);
+    let shown = site.get(&format!("/unsubscribe-all/{token}"), &[]).await;
+    let shown = shown.text();
+    // The lists it names, German not among them.
+    assert!(shown.contains(" : Français, English.</p>"), "{shown}");
+    assert!(
+        shown.contains("<html lang=\"fr\""),
+        "in the first list's language: {shown}"
+    );
+    assert!(site.subscriber("fr", "ana@example.net").await.is_some());
+    let left = site
+        .post(
+            &format!("/unsubscribe-all/{token}"),
+            "List-Unsubscribe=One-Click",
+        )
+        .await;
+    assert_eq!(left.status, StatusCode::OK);
+    assert!(
+        left.text().contains(" : Français, English.</p>"),
+        "{}",
+        left.text()
+    );
+    for list in ["en", "fr"] {
+        assert!(
+            site.subscriber(list, "ana@example.net").await.is_none(),
+            "{list}"
+        );
+    }
+    assert!(site.subscriber("de", "ana@example.net").await.is_some());
+    let still_waiting: i64 = site
+        .store
+        .read(|db| {
+            db.query_row(
+                "SELECT count(*) FROM outgoing WHERE kind = 'combined' AND state = 'queued'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(store::Error::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(still_waiting, 0);
+    let gone = site
+        .store
+        .read(move |db| store::combined::get(db, person))
+        .await
+        .unwrap();
+    assert_eq!(gone, None);
 }
