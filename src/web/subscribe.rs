@@ -12,7 +12,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::pages::{
     error_page, Button, Field, Layout, Link, Message, PageResult, Respond, WebError,
@@ -287,31 +287,55 @@ pub async fn unsubscribe_page(State(web): State<Arc<Web>>, Path(token): Path<Str
         let list = list(&config, &subscriber.list_code)?;
         let layout = Layout::for_list(&config, &web.templates, list);
         let context = json!({"address": subscriber.address});
-        let prefs = web
-            .secret
-            .sign(Purpose::Preferences, subscriber.person_id, None);
-        layout.message(
-            StatusCode::OK,
-            Message {
-                heading: layout.label("unsubscribe_title", &context)?,
-                paragraphs: vec![layout.label("unsubscribe_text", &context)?],
-                button: Some(Button {
-                    action: format!("{}unsubscribe/{token}", config.site.base_url),
-                    label: layout.label("unsubscribe_button", &context)?,
-                    fields: vec![Field {
-                        name: "List-Unsubscribe".into(),
-                        value: "One-Click".into(),
-                    }],
-                }),
-                links: vec![Link {
-                    url: format!("{}prefs/{prefs}", config.site.base_url),
-                    text: layout.label("your_page", &context)?,
-                }],
-            },
+        before_leaving(
+            &web,
+            &layout,
+            [
+                "unsubscribe_title",
+                "unsubscribe_text",
+                "unsubscribe_button",
+            ],
+            &context,
+            format!("{}unsubscribe/{token}", config.site.base_url),
+            subscriber.person_id,
         )
     }
     .await;
     answer(&web, result)
+}
+
+/// The page behind a link that leaves: its heading, text and button
+/// (`words`, label keys seen with `context`), the button posting to
+/// `action` as a mail client's RFC 8058 one-click does, and a link to the
+/// person's own page.
+fn before_leaving(
+    web: &Web,
+    layout: &Layout<'_>,
+    [heading, text, button]: [&str; 3],
+    context: &Value,
+    action: String,
+    person_id: i64,
+) -> PageResult {
+    let prefs = web.secret.sign(Purpose::Preferences, person_id, None);
+    layout.message(
+        StatusCode::OK,
+        Message {
+            heading: layout.label(heading, context)?,
+            paragraphs: vec![layout.label(text, context)?],
+            button: Some(Button {
+                action,
+                label: layout.label(button, context)?,
+                fields: vec![Field {
+                    name: "List-Unsubscribe".into(),
+                    value: "One-Click".into(),
+                }],
+            }),
+            links: vec![Link {
+                url: format!("{}prefs/{prefs}", layout.config.site.base_url),
+                text: layout.label("your_page", context)?,
+            }],
+        },
+    )
 }
 
 /// POST /unsubscribe/TOKEN: RFC 8058 one-click (`List-Unsubscribe=One-Click`
@@ -367,25 +391,13 @@ pub async fn leave_all_page(State(web): State<Arc<Web>>, Path(token): Path<Strin
             return left_page(&web, &config, None);
         };
         let context = json!({"address": person.address, "names": names});
-        let prefs = web.secret.sign(Purpose::Preferences, person_id, None);
-        layout.message(
-            StatusCode::OK,
-            Message {
-                heading: layout.label("leave_all_title", &context)?,
-                paragraphs: vec![layout.label("leave_all_text", &context)?],
-                button: Some(Button {
-                    action: format!("{}unsubscribe-all/{token}", config.site.base_url),
-                    label: layout.label("leave_all_button", &context)?,
-                    fields: vec![Field {
-                        name: "List-Unsubscribe".into(),
-                        value: "One-Click".into(),
-                    }],
-                }),
-                links: vec![Link {
-                    url: format!("{}prefs/{prefs}", config.site.base_url),
-                    text: layout.label("your_page", &context)?,
-                }],
-            },
+        before_leaving(
+            &web,
+            &layout,
+            ["leave_all_title", "leave_all_text", "leave_all_button"],
+            &context,
+            format!("{}unsubscribe-all/{token}", config.site.base_url),
+            person_id,
         )
     }
     .await;
