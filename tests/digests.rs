@@ -177,25 +177,7 @@ fn import(tidings: &Tidings, seed: u32, n: u32) {
 
 /// Subscribes `addresses` to `list` in `mode`.
 fn subscribe(tidings: &Tidings, list: &str, mode: &str, addresses: &[String]) {
-    let output = tidings.run_with_stdin(
-        &[
-            "subscribers",
-            "add",
-            "--no-confirm",
-            "--list",
-            list,
-            "--mode",
-            mode,
-            "-",
-        ],
-        &[],
-        addresses.join("\n").as_bytes(),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    tidings.subscribe(list, mode, addresses);
 }
 
 /// Runs tests/common/read_digests.py on `dir`.

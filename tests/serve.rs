@@ -574,25 +574,7 @@ fn a_post_makes_the_daemon_send_a_digest_once_even_across_sigterm() {
     let addresses: Vec<String> = (0..SUBSCRIBERS)
         .map(|i| format!("reader{i:03}@example.net"))
         .collect();
-    let added = tidings.run_with_stdin(
-        &[
-            "subscribers",
-            "add",
-            "--no-confirm",
-            "--list",
-            "en",
-            "--mode",
-            "mime",
-            "-",
-        ],
-        &[],
-        addresses.join("\n").as_bytes(),
-    );
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    tidings.subscribe("en", "mime", &addresses);
 
     let mut daemon = Daemon::start(&tidings);
     let sent = send(

@@ -126,6 +126,27 @@ impl Tidings {
         child.wait_with_output().expect("wait for tidings")
     }
 
+    /// Subscribes `addresses` to `list` in `mode`, confirmed already
+    /// (`subscribers add --no-confirm`, the addresses on stdin).
+    pub fn subscribe(&self, list: &str, mode: &str, addresses: &[String]) {
+        let args = [
+            "subscribers",
+            "add",
+            "--no-confirm",
+            "--list",
+            list,
+            "--mode",
+            mode,
+            "-",
+        ];
+        let output = self.run_with_stdin(&args, &[], addresses.join("\n").as_bytes());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Every stored post, as `tidings posts --json` prints them, oldest first.
     pub fn posts(&self, args: &[&str]) -> Vec<Value> {
         let mut all = vec!["posts", "--json"];

@@ -9,6 +9,26 @@ reader never sees half a file). Behaviours:
   --reject ADDR     answer RCPT TO:<ADDR> with 550 (repeatable)
   --defer ADDR      answer RCPT TO:<ADDR> with 450, every time (repeatable)
   --defer-first     answer the first DATA for each recipient with 451
+  --defer-data N    answer the first N DATA for each recipient with 451
+                    (--defer-first is --defer-data 1)
+  --greet-421 N     greet the first N connections with 421 and close them
+                    (a relay that is overloaded or shutting down)
+  --mail-421 N      answer the first N MAIL commands with 421 and close the
+                    connection
+  --drop-in-data N  for the first N DATA transactions, read the whole
+                    message, then close the connection without a reply (the
+                    message is not kept, unless --keep-dropped)
+  --keep-dropped    keep each message --drop-in-data drops, as a relay that
+                    queued it and lost the connection before its 250 would
+  --port N          listen on port N instead of a free one
+  --down-until FILE hold the port but listen only once FILE exists: until
+                    then every connection is refused, as by a relay that is
+                    down
+  --events FILE     append a line per thing the peer did to FILE, one of
+                    "greet 421", "mail 421 SENDER", "rcpt 550 ADDR",
+                    "rcpt 450 ADDR", "data 451 ADDRS", "data drop ADDRS",
+                    "data 250 ADDRS" (recipients lowercased, space
+                    separated) and "up" (--down-until: listening now)
   --delay SECONDS   wait this long after storing a message before the 250
                     (a slow peer, to kill the client mid fan-out)
   --cert PEM --key PEM
@@ -33,6 +53,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 
 import ssl
@@ -40,16 +61,51 @@ import ssl
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
+class Refuse421(asyncio.Protocol):
+    """A connection greeted with 421 and closed (--greet-421)."""
+
+    def connection_made(self, transport):
+        transport.write(b"421 4.3.2 peer.test Service not available, closing transmission channel\r\n")
+        transport.close()
+
+
+async def hang_up(server):
+    """Closes the connection and waits, answering nothing, until aiosmtpd
+    cancels the session as the connection is lost."""
+    server.transport.close()
+    await asyncio.get_running_loop().create_future()
+
+
 class Handler:
-    def __init__(self, out, reject, defer, defer_first, delay, pipelining=False):
+    def __init__(self, out, reject, defer, defer_data, delay, pipelining=False,
+                 mail_421=0, drop_in_data=0, keep_dropped=False, events=None):
         self.pipelining = pipelining
         self.out = out
         self.reject = {address.lower() for address in reject}
         self.defer = {address.lower() for address in defer}
-        self.defer_first = defer_first
+        self.defer_data = defer_data
         self.delay = delay
-        self.deferred = set()
+        self.deferred = {}
         self.count = 0
+        self.mail_421 = mail_421
+        self.drop_in_data = drop_in_data
+        self.keep_dropped = keep_dropped
+        self.events = events
+
+    def event(self, *words):
+        if self.events:
+            with open(self.events, "a") as f:
+                f.write(" ".join(words) + "\n")
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mail_421 > 0:
+            self.mail_421 -= 1
+            self.event("mail", "421", address)
+            await server.push("421 4.3.2 Service shutting down, closing transmission channel")
+            await hang_up(server)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -62,8 +118,10 @@ class Handler:
         # still in the reader's buffer: with pipelining, the DATA.
         envelope.pipelined = bool(server._reader._buffer)
         if address.lower() in self.reject:
+            self.event("rcpt", "550", address.lower())
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         if address.lower() in self.defer:
+            self.event("rcpt", "450", address.lower())
             return "450 4.2.1 <%s>: Recipient address rejected: Mailbox busy" % address
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
@@ -71,9 +129,16 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         recipients = [r.lower() for r in envelope.rcpt_tos]
         key = tuple(recipients)
-        if self.defer_first and key not in self.deferred:
-            self.deferred.add(key)
+        if self.deferred.get(key, 0) < self.defer_data:
+            self.deferred[key] = self.deferred.get(key, 0) + 1
+            self.event("data", "451", *recipients)
             return "451 4.3.0 Temporary failure, try again later"
+        drop = self.drop_in_data > 0
+        if drop:
+            self.drop_in_data -= 1
+            if not self.keep_dropped:
+                self.event("data", "drop", *recipients)
+                await hang_up(server)
         self.count += 1
         name = os.path.join(self.out, "%06d" % self.count)
         with open(name + ".tmp", "wb") as f:
@@ -86,6 +151,10 @@ class Handler:
                        "login": login,
                        "pipelined": getattr(envelope, "pipelined", False)}, f)
         os.rename(name + ".tmp", name + ".eml")
+        if drop:
+            self.event("data", "drop", *recipients)
+            await hang_up(server)
+        self.event("data", "250", *recipients)
         if self.delay:
             # A relay deliberately slow (--delay): the scenario of tests that
             # need a fan-out long enough to interrupt, not a wait on anything.
@@ -106,10 +175,20 @@ async def main():
     parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--auth")
     parser.add_argument("--pipelining", action="store_true")
+    parser.add_argument("--defer-data", type=int, default=0)
+    parser.add_argument("--greet-421", type=int, default=0)
+    parser.add_argument("--mail-421", type=int, default=0)
+    parser.add_argument("--drop-in-data", type=int, default=0)
+    parser.add_argument("--keep-dropped", action="store_true")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--down-until")
+    parser.add_argument("--events")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    handler = Handler(args.out, args.reject, args.defer, args.defer_first, args.delay,
-                      args.pipelining)
+    defer_data = max(args.defer_data, 1 if args.defer_first else 0)
+    handler = Handler(args.out, args.reject, args.defer, defer_data, args.delay,
+                      args.pipelining, args.mail_421, args.drop_in_data,
+                      args.keep_dropped, args.events)
     context = None
     if args.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -129,16 +208,35 @@ async def main():
         options = {"authenticator": authenticator, "auth_required": True,
                    "auth_require_tls": not args.implicit_tls}
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname="peer.test", data_size_limit=64 * 1024 * 1024,
-                     tls_context=None if args.implicit_tls else context,
-                     require_starttls=args.require_starttls, **options),
-        host="127.0.0.1", port=0, ssl=context if args.implicit_tls else None)
-    port = server.sockets[0].getsockname()[1]
-    print("PORT %d" % port, flush=True)
+    greet_421 = [args.greet_421]
+
+    def session():
+        if greet_421[0] > 0:
+            greet_421[0] -= 1
+            handler.event("greet", "421")
+            return Refuse421()
+        return SMTP(handler, hostname="peer.test", data_size_limit=64 * 1024 * 1024,
+                    tls_context=None if args.implicit_tls else context,
+                    require_starttls=args.require_starttls, **options)
+
+    # Bound at once, listening only when told: a bound socket that does not
+    # listen refuses every connection, as a relay that is down does.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    print("PORT %d" % sock.getsockname()[1], flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if args.down_until:
+        while not os.path.exists(args.down_until):
+            if stop.is_set():
+                return
+            await asyncio.sleep(0.01)
+    server = await loop.create_server(session, sock=sock,
+                                      ssl=context if args.implicit_tls else None)
+    if args.down_until:
+        handler.event("up")
     await stop.wait()
     server.close()
 
