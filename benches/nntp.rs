@@ -241,17 +241,28 @@ struct Reader {
 }
 
 impl Reader {
+    /// A reader connected and greeted. A slot the previous reader held is
+    /// free again once the daemon has seen it close: until then (400, the
+    /// per-address limit) it tries again, for up to 5 s.
     fn connect(address: &str) -> Reader {
-        let stream = TcpStream::connect(address).expect("connect to the NNTP listener");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut reader = Reader {
-            lines: BufReader::with_capacity(64 * 1024, stream.try_clone().expect("clone")),
-            stream,
-            line: String::new(),
-        };
-        let greeting = reader.read_line();
-        assert!(greeting.starts_with("20"), "greeting: {greeting}");
-        reader
+        let mut tries = 0;
+        loop {
+            let stream = TcpStream::connect(address).expect("connect to the NNTP listener");
+            stream.set_nodelay(true).expect("nodelay");
+            let mut reader = Reader {
+                lines: BufReader::with_capacity(64 * 1024, stream.try_clone().expect("clone")),
+                stream,
+                line: String::new(),
+            };
+            let greeting = reader.read_line();
+            if greeting.starts_with("400") && tries < 50 {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            assert!(greeting.starts_with("20"), "greeting: {greeting}");
+            return reader;
+        }
     }
 
     fn read_line(&mut self) -> String {

@@ -17,6 +17,7 @@ pub mod files;
 pub mod health;
 pub mod ingest;
 pub mod lang;
+pub mod memory;
 pub mod metrics;
 pub mod moderation;
 pub mod nntp;

@@ -26,6 +26,7 @@ use crate::ingest::committer::Committer;
 use crate::ingest::intake::{Received, StoreIntake};
 use crate::ingest::listener::{self, Limits, Protocol};
 use crate::ingest::Outcome;
+use crate::memory;
 use crate::metrics::Metrics;
 use crate::post::Status;
 use crate::store::{self, deliveries, Handle};
@@ -279,6 +280,7 @@ async fn serve(
         outbox_wakeup.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(give_back_memory(shutdown.clone()));
     tasks.spawn(send_digests(
         store,
         templates.clone(),
@@ -453,6 +455,19 @@ async fn refresh_site(
         if report.full || taken < BATCH {
             return Ok(());
         }
+    }
+}
+
+/// Every [`memory::EVERY`], gives the system back what the daemon freed
+/// (glibc keeps it otherwise: a connection's page cache, a rebuild's
+/// pages), so an idle daemon is as small as what it holds.
+async fn give_back_memory(shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(memory::EVERY) => {}
+        }
+        let _ = tokio::task::spawn_blocking(memory::give_back).await;
     }
 }
 
