@@ -106,7 +106,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let mut daemon = Daemon::start(&lists_toml, &config.site.data_dir);
+    let daemon = Daemon::start(&lists_toml, &config.site.data_dir);
     std::thread::sleep(Duration::from_secs(20));
     println!("idle, 20 s after start: {}", daemon.memory());
 
@@ -166,7 +166,7 @@ fn main() {
     println!("at the end of the load: {}", daemon.memory());
     std::thread::sleep(Duration::from_secs(10));
     println!("idle again, 10 s after: {}", daemon.memory());
-    daemon.stop();
+    drop(daemon);
 }
 
 struct Daemon {
@@ -200,12 +200,12 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        let mut daemon = Daemon {
+        let daemon = Daemon {
             child,
             nntp: nntp.clone().unwrap_or_default(),
         };
         if nntp.is_none() {
-            daemon.stop();
+            drop(daemon);
             panic!("tidings serve did not start with an NNTP listener");
         }
         daemon
@@ -224,8 +224,12 @@ impl Daemon {
         };
         format!("VmRSS {}, VmHWM {}", field("VmRSS:"), field("VmHWM:"))
     }
+}
 
-    fn stop(&mut self) {
+/// Stopped however the bench ends, a failed run too: a daemon left behind
+/// would take the next run's CPU.
+impl Drop for Daemon {
+    fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

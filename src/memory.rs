@@ -17,7 +17,7 @@ pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// `malloc_trim(0)`); nothing elsewhere (musl and other systems' allocators
 /// return large blocks themselves, and have no such call).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "malloc_trim has no safe binding")]
 pub fn give_back() {
     // SAFETY: malloc_trim takes no pointers and touches only glibc's own
     // free lists, under the locks every allocation takes.
