@@ -14,6 +14,8 @@
 //! This file uses nothing of the crate but mail-parser, so it can be tried
 //! on a corpus on its own.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// One recipient a bounce reports.
@@ -39,7 +41,7 @@ pub struct Found {
 /// Reads the bounce `raw`; `ours` is the site's domain, whose addresses
 /// are never a failed recipient (they are the list's own, quoted back).
 pub fn detect(raw: &[u8], ours: &str) -> Found {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let Some(message) = parse(raw) else {
         return Found::default();
     };
     let mut dsn = Vec::new();
@@ -55,6 +57,23 @@ pub fn detect(raw: &[u8], ours: &str) -> Found {
         format: (!text.is_empty()).then_some("text"),
         failures: text,
     }
+}
+
+/// The bounce as mail-parser reads it. mail-parser 0.11 can panic on some
+/// MIME trees, and a bounce that returns one of our MIME digests of a
+/// forwarded post has such a tree (a message/rfc822 inside another, in a
+/// multipart): the report comes before what it returns, so the bounce is
+/// then read again without the message it returns.
+fn parse(raw: &[u8]) -> Option<Message<'_>> {
+    let parser = MessageParser::default();
+    if let Ok(message) = catch_unwind(AssertUnwindSafe(|| parser.parse(raw))) {
+        return message;
+    }
+    let returned =
+        memchr::memmem::find(&raw.to_ascii_lowercase(), b"content-type: message/rfc822")?;
+    catch_unwind(AssertUnwindSafe(|| parser.parse(&raw[..returned])))
+        .ok()
+        .flatten()
 }
 
 /// The failed recipients of every `message/delivery-status` part, also

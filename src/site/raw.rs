@@ -10,6 +10,8 @@
 //! their line endings, so the message keeps its structure. A part inside an
 //! attached message (message/rfc822) is left as it came.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use mail_parser::{Encoding, MessageParser, MimeHeaders, PartType};
 use memchr::memchr_iter;
 
@@ -26,7 +28,13 @@ fn obfuscate_encoded_parts(raw: &[u8]) -> Option<Vec<u8>> {
     if !has_encoded_part(raw) {
         return None;
     }
-    let message = MessageParser::new().parse(raw)?;
+    // mail-parser 0.11 can panic on some MIME trees (a message/rfc822
+    // inside another, in a multipart): filing held such a post, and a
+    // moderator may approve it. Its download then keeps what the pass
+    // over the whole text hid, and the archive goes on being built.
+    let message = catch_unwind(AssertUnwindSafe(|| MessageParser::new().parse(raw)))
+        .ok()
+        .flatten()?;
     let mut out = Vec::with_capacity(raw.len());
     let mut copied = 0;
     let mut changed = false;
@@ -36,15 +44,6 @@ fn obfuscate_encoded_parts(raw: &[u8]) -> Option<Vec<u8>> {
         {
             continue;
         }
-        let charset = part
-            .content_type()
-            .and_then(|ct| ct.attribute("charset"))
-            .unwrap_or("us-ascii");
-        if charset.to_ascii_lowercase().starts_with("utf-16")
-            || charset.to_ascii_lowercase().starts_with("utf-32")
-        {
-            continue; // '@' is not one byte there
-        }
         let (start, end) = (part.offset_body as usize, part.offset_end as usize);
         let Some(body) = raw.get(start..end).filter(|_| start >= copied) else {
             continue;
@@ -52,6 +51,19 @@ fn obfuscate_encoded_parts(raw: &[u8]) -> Option<Vec<u8>> {
         let Some(text) = decode(body, part.encoding).filter(|text| text.contains(&b'@')) else {
             continue;
         };
+        // In UTF-16 or UTF-32 text an '@' is not a byte of its own, and
+        // changing bytes would break the text: such text is left as it is.
+        // A part that says so but whose bytes are ASCII-compatible (no
+        // NUL) is obfuscated, as a reader's decoder would show it.
+        let charset = part
+            .content_type()
+            .and_then(|ct| ct.attribute("charset"))
+            .unwrap_or("us-ascii")
+            .to_ascii_lowercase();
+        let wide = charset.starts_with("utf-16") || charset.starts_with("utf-32");
+        if wide && text.contains(&0) {
+            continue;
+        }
         let hidden = obfuscate_from(&text, 0);
         if hidden == text {
             continue;
