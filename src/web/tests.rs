@@ -801,3 +801,46 @@ async fn the_preferences_page_chooses_one_digest_across_lists_and_one_click_leav
         .unwrap();
     assert_eq!(gone, None);
 }
+
+/// The archive's route takes any path: none of them, however encoded,
+/// reaches a file outside the site directory, a dot file in it, or a file
+/// of another kind than a page or a raw message.
+#[tokio::test]
+async fn no_archive_path_leaves_the_site_directory() {
+    let site = Site::new();
+    let site_dir = site.dir.path().join("site");
+    std::fs::create_dir_all(site_dir.join("lists/en")).unwrap();
+    std::fs::write(site_dir.join("lists/en/index.html"), "<p>English</p>").unwrap();
+    let secret: &[u8] = b"<p>not for the web</p>";
+    std::fs::write(site.dir.path().join("secret.html"), secret).unwrap();
+    std::fs::write(site.dir.path().join("tidings.eml"), secret).unwrap();
+    std::fs::write(site_dir.join(".hidden.html"), secret).unwrap();
+    std::fs::write(site_dir.join("notes.txt"), secret).unwrap();
+    let absolute = site.dir.path().join("secret.html");
+    let absolute = absolute.to_str().unwrap();
+
+    let served = site.get("/lists/en/", &[]).await;
+    assert_eq!(served.status, StatusCode::OK, "the page itself");
+    assert_eq!(served.body, b"<p>English</p>");
+    for uri in [
+        "/..%2Fsecret.html".to_string(),
+        "/..%2Ftidings.eml".to_string(),
+        "/lists/%2e%2e/%2e%2e/..%2Fsecret".to_string(),
+        "/lists/en/..%2F..%2F..%2Fsecret.html".to_string(),
+        "/lists/en/..%5C..%5C..%5Csecret.html".to_string(),
+        "/%2e%2e%2fsecret.html".to_string(),
+        format!("/{}", absolute.replace('/', "%2F")),
+        format!("/{absolute}"),
+        format!("//{}", absolute.trim_start_matches('/')),
+        "/.hidden.html".to_string(),
+        "/notes.txt".to_string(),
+        "/lists/en/index.html%00.txt".to_string(),
+    ] {
+        let answer = site.get(&uri, &[]).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            !answer.body.windows(secret.len()).any(|w| w == secret),
+            "{uri} served the file outside"
+        );
+    }
+}
