@@ -844,3 +844,63 @@ async fn no_archive_path_leaves_the_site_directory() {
         );
     }
 }
+
+/// Promise 5's floods of the web side, at their size: 10,000 requests to
+/// subscribe one address send it three confirmations, and 10,000 forged
+/// one-click POSTs (a character changed, another purpose's token, one
+/// signed with another secret, for every subscriber in turn) leave every
+/// subscription as it was.
+#[tokio::test]
+async fn ten_thousand_requests_for_one_address_and_ten_thousand_forged_one_clicks_change_nothing() {
+    use crate::subscribers::Mode;
+    let site = Site::new();
+    for _ in 0..10_000 {
+        let answer = site
+            .post(
+                "/lists/en/subscribe",
+                "address=victim%40example.net&mode=post",
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    assert_eq!(site.notices().await.len(), 3);
+
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(
+            site.subscribe("en", &format!("reader{n}@example.net"), Mode::Mime)
+                .await,
+        );
+    }
+    let foreign = Secret::from_bytes(&[4; 32]);
+    const BASE32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    for n in 0..10_000usize {
+        let id = ids[n % ids.len()];
+        let genuine = site.secret.sign(Purpose::Unsubscribe, id, None);
+        let forged = match n % 3 {
+            0 => {
+                let mut bytes = genuine.into_bytes();
+                let at = n % bytes.len();
+                let was = bytes[at];
+                bytes[at] = *BASE32
+                    .iter()
+                    .find(|&&c| c != was && c != was.to_ascii_lowercase())
+                    .unwrap();
+                String::from_utf8(bytes).unwrap()
+            }
+            1 => site.secret.sign(Purpose::Preferences, id, None),
+            _ => foreign.sign(Purpose::Unsubscribe, id, None),
+        };
+        let answer = site
+            .post(
+                &format!("/unsubscribe/{forged}"),
+                "List-Unsubscribe=One-Click",
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{forged}");
+    }
+    for n in 0..20 {
+        let address = format!("reader{n}@example.net");
+        assert!(site.subscriber("en", &address).await.is_some(), "{address}");
+    }
+}
