@@ -255,3 +255,19 @@ fn too_many_errors_close_with_400() {
     assert!(reply.starts_with("400 "));
     assert_eq!(after, After::Close);
 }
+
+#[test]
+fn a_store_that_cannot_answer_is_403_and_the_session_goes_on() {
+    let mut fixture = Fixture::new();
+    fixture.post("en", "one", Status::Published);
+    assert_eq!(fixture.code("GROUP a-infos.en"), "211");
+    // The numbers' table gone, as a damaged store might lose it.
+    fixture
+        .db
+        .execute_batch("DROP TABLE nntp_articles")
+        .unwrap();
+    let (reply, after) = fixture.say("GROUP a-infos.en");
+    assert!(reply.starts_with("403 "), "{reply}");
+    assert_eq!(after, After::Read);
+    assert_eq!(fixture.code("DATE"), "111");
+}
