@@ -2003,23 +2003,48 @@ fn one_digest_across_lists_holds_each_post_once_a_story_once_and_replaces_the_li
     );
 }
 
+/// A tidings whose `[site] combined_schedules` are `schedules` (a TOML
+/// inline table), with `reader` following the English and the French list
+/// in plain digests.
+fn two_lists_reader(schedules: &str, reader: &str) -> Tidings {
+    let schedules = schedules.to_string();
+    let tidings = Tidings::with_config(move |text| {
+        text.replacen(
+            "timezone = \"UTC\"\n",
+            &format!("timezone = \"UTC\"\ncombined_schedules = {schedules}\n"),
+            1,
+        )
+    });
+    for list in ["en", "fr"] {
+        subscribe(&tidings, list, "plain", &[reader.to_string()]);
+    }
+    tidings
+}
+
+/// One story in English and in French, imported as mail just arrived.
+fn dockers_strike(tidings: &Tidings) {
+    let posts = tidings.path().join("posts.mbox");
+    mbox_of(
+        &posts,
+        &[
+            ("a-infos-en", "(en) Dockers strike in the port", "dockers"),
+            ("a-infos-fr", "(fr) Grève des dockers", "greve"),
+        ],
+    );
+    tidings.ok(&["import", "--deliver", posts.to_str().unwrap()]);
+}
+
 #[test]
 fn a_digest_across_lists_waits_for_the_schedule_its_reader_chose() {
     use chrono::{Datelike, Duration, TimeZone, Utc};
 
     // Its own schedule, once a year: a run soon after choosing it is
     // before its first slot (the lists' first digests are due at once).
-    let tidings = Tidings::with_config(|text| {
-        text.replacen(
-            "timezone = \"UTC\"\n",
-            "timezone = \"UTC\"\ncombined_schedules = { daily = \"0 18 * * *\", yearly = \"0 18 1 1 *\" }\n",
-            1,
-        )
-    });
     let reader = "reader@example.com".to_string();
-    for list in ["en", "fr"] {
-        subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
-    }
+    let tidings = two_lists_reader(
+        "{ daily = \"0 18 * * *\", yearly = \"0 18 1 1 *\" }",
+        &reader,
+    );
     let out = tidings.ok(&["subscribers", "combine", &reader, "--schedule", "yearly"]);
     assert!(
         out.contains("one digest across en, fr (html, yearly)"),
@@ -2037,15 +2062,7 @@ fn a_digest_across_lists_waits_for_the_schedule_its_reader_chose() {
     let new_year = Utc
         .with_ymd_and_hms(soon.year() + 1, 1, 1, 18, 30, 0)
         .unwrap();
-    let posts = tidings.path().join("posts.mbox");
-    mbox_of(
-        &posts,
-        &[
-            ("a-infos-en", "(en) Dockers strike in the port", "dockers"),
-            ("a-infos-fr", "(fr) Grève des dockers", "greve"),
-        ],
-    );
-    tidings.ok(&["import", "--deliver", posts.to_str().unwrap()]);
+    dockers_strike(&tidings);
     let soon_after = tidings.ok(&["digest", "--at", &soon.to_rfc3339()]);
     assert!(
         soon_after.contains("en: issued Vol 1, Issue 1"),
@@ -2084,17 +2101,8 @@ fn a_digest_across_lists_waits_for_the_schedule_its_reader_chose() {
 fn what_a_subscription_is_owed_ends_with_it_and_a_list_is_never_a_section_twice() {
     use chrono::{Datelike, Duration, TimeZone, Utc};
 
-    let tidings = Tidings::with_config(|text| {
-        text.replacen(
-            "timezone = \"UTC\"\n",
-            "timezone = \"UTC\"\ncombined_schedules = { yearly = \"0 18 1 1 *\" }\n",
-            1,
-        )
-    });
     let reader = "reader@example.com".to_string();
-    for list in ["en", "fr"] {
-        subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
-    }
+    let tidings = two_lists_reader("{ yearly = \"0 18 1 1 *\" }", &reader);
     // A list named twice is one section.
     let out = tidings.ok(&[
         "subscribers",
@@ -2110,15 +2118,7 @@ fn what_a_subscription_is_owed_ends_with_it_and_a_list_is_never_a_section_twice(
         "{out}"
     );
 
-    let posts = tidings.path().join("posts.mbox");
-    mbox_of(
-        &posts,
-        &[
-            ("a-infos-en", "(en) Dockers strike in the port", "dockers"),
-            ("a-infos-fr", "(fr) Grève des dockers", "greve"),
-        ],
-    );
-    tidings.ok(&["import", "--deliver", posts.to_str().unwrap()]);
+    dockers_strike(&tidings);
     let soon = tidings::clock::now() + Duration::minutes(1);
     tidings.ok(&["digest", "--at", &soon.to_rfc3339()]);
     let owed = |tidings: &Tidings| -> Vec<String> {
