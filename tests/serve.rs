@@ -445,23 +445,23 @@ fn postmaster_mail_is_passed_on_to_the_operator_and_loops_are_not() {
     );
 }
 
-#[test]
-fn every_acknowledged_message_survives_sigkill() {
-    let tidings = Tidings::new();
-    let mut daemon = Daemon::start(&tidings);
-    let (host, port) = daemon.address("smtp");
-    // Four clients send as fast as they can and log each acknowledged id.
-    let burst = r#"
+/// Two SMTP and two LMTP clients sending as fast as they can, each message
+/// logged once it is acknowledged (250, or LMTP's 250 for its recipient);
+/// ids `<ROUND-N-I@x>`, the bytes of each made from its id alone
+/// ([`burst_message`]).
+const BURST: &str = r#"
 import smtplib, sys, threading
-host, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+host, smtp, lmtp, log, round_ = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 lock = threading.Lock()
+def message(mid, n, i):
+    return ("From: a@example.org\r\nTo: a-infos-en@lists.example.org\r\n"
+            "Subject: (en) burst %s %d %d\r\nMessage-ID: %s\r\n\r\ntext of %s\r\n" % (round_, n, i, mid, mid))
 def client(n):
     try:
-        s = smtplib.SMTP(host, port, timeout=5)
+        s = smtplib.LMTP(host, lmtp, timeout=5) if n % 2 else smtplib.SMTP(host, smtp, timeout=5)
         for i in range(10000):
-            mid = "<burst-%d-%d@x>" % (n, i)
-            body = "From: a@example.org\r\nTo: a-infos-en@lists.example.org\r\nSubject: (en) burst %d %d\r\nMessage-ID: %s\r\n\r\ntext\r\n" % (n, i, mid)
-            s.sendmail("a@example.org", ["a-infos-en@lists.example.org"], body)
+            mid = "<%s-%d-%d@x>" % (round_, n, i)
+            s.sendmail("a@example.org", ["a-infos-en@lists.example.org"], message(mid, n, i))
             with lock:
                 with open(log, "a") as f:
                     f.write(mid + "\n")
@@ -471,34 +471,82 @@ threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
 "#;
+
+/// The bytes [`BURST`] sends as message `id` (`<ROUND-N-I@x>`).
+fn burst_message(id: &str) -> Vec<u8> {
+    let parts: Vec<&str> = id
+        .trim_matches(['<', '>'])
+        .trim_end_matches("@x")
+        .split('-')
+        .collect();
+    let (round, n, i) = (parts[0], parts[1], parts[2]);
+    format!(
+        "From: a@example.org\r\nTo: a-infos-en@lists.example.org\r\n\
+         Subject: (en) burst {round} {n} {i}\r\nMessage-ID: {id}\r\n\r\ntext of {id}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Promise 1: kill -9 of the daemon at a different point of a burst over
+/// SMTP and LMTP, round after round (10, or `TIDINGS_KILL_ROUNDS`); after the last restart every acknowledged message is in the
+/// store as it was sent (the listener's trace field on top).
+#[test]
+fn every_acknowledged_message_survives_sigkill() {
+    let rounds: usize = std::env::var("TIDINGS_KILL_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let tidings = Tidings::new();
     let log = tidings.path().join("acked.txt");
-    let mut sender = Command::new("python3")
-        .arg("-c")
-        .arg(burst)
-        .args([&host, &port.to_string(), log.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    wait_until("a few hundred acknowledged posts", PATIENCE, || {
-        std::fs::read_to_string(&log)
-            .map(|t| t.lines().count() > 300)
-            .unwrap_or(false)
-    });
-    daemon.signal("KILL");
-    daemon.wait();
-    sender.wait().unwrap();
+    for round in 0..rounds {
+        let mut daemon = Daemon::start(&tidings);
+        let (host, smtp) = daemon.address("smtp");
+        let (_, lmtp) = daemon.address("lmtp");
+        let before = std::fs::read_to_string(&log).map_or(0, |t| t.lines().count());
+        // Where the kill falls: after 50 to 650 more acknowledgements.
+        let kill_after = before + 50 + (round * 389 + 97) % 600;
+        let mut sender = Command::new("python3")
+            .arg("-c")
+            .arg(BURST)
+            .args([
+                &host,
+                &smtp.to_string(),
+                &lmtp.to_string(),
+                log.to_str().unwrap(),
+                &format!("r{round}"),
+            ])
+            .spawn()
+            .unwrap();
+        wait_until("acknowledged posts", PATIENCE, || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= kill_after)
+        });
+        daemon.signal("KILL");
+        daemon.wait();
+        sender.wait().unwrap();
+    }
     let acked: Vec<String> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
         .map(str::to_string)
         .collect();
+    assert!(acked.len() >= rounds * 50, "{} acknowledged", acked.len());
 
     let daemon = Daemon::start(&tidings);
-    let stored: std::collections::HashSet<String> = tidings
-        .posts(&[])
-        .iter()
-        .map(|p| p["message_id"].as_str().unwrap().to_string())
+    let store = tidings::store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap();
+    let mut statement = store
+        .prepare(
+            "SELECT p.message_id, r.bytes FROM posts p JOIN raw_messages r ON r.post_id = p.id",
+        )
+        .unwrap();
+    let stored: std::collections::HashMap<String, Vec<u8>> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
         .collect();
-    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
     assert!(
         lost.is_empty(),
         "{} of {} acknowledged posts lost: {:?}",
@@ -506,6 +554,24 @@ for t in threads: t.join()
         acked.len(),
         &lost[..lost.len().min(5)]
     );
+    for id in &acked {
+        assert!(
+            stored[id].ends_with(&burst_message(id)),
+            "{id} stored otherwise: {:?}",
+            String::from_utf8_lossy(&stored[id])
+        );
+    }
+    let protocols: std::collections::BTreeSet<&str> = acked
+        .iter()
+        .map(|id| {
+            if id.split('-').nth(1).unwrap().parse::<u32>().unwrap() % 2 == 1 {
+                "lmtp"
+            } else {
+                "smtp"
+            }
+        })
+        .collect();
+    assert_eq!(protocols.len(), 2, "both SMTP and LMTP acknowledged posts");
     drop(daemon);
 }
 
