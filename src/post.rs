@@ -158,7 +158,8 @@ pub struct Post {
     /// Never shown in feeds or pages.
     pub author_address: String,
     pub date_header: Option<String>,
-    /// Unix seconds of the Date header, when it parsed.
+    /// Unix seconds of the Date header, when it parsed; for an imported
+    /// message without one, of its delivery as the mailbox recorded it.
     pub date: Option<i64>,
     /// Unix seconds of arrival.
     pub received_at: i64,

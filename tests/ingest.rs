@@ -917,6 +917,77 @@ box.close()\n";
     assert!(shown.contains("From Paris, the call."), "{shown}");
 }
 
+/// An archive's messages without a Date of their own (or with one that
+/// does not parse) take the delivery time the mailbox recorded, the mbox
+/// "From " line's or the Maildir name's, not the day of the import; one
+/// with a Date keeps it, and a delivery time in the future is not taken.
+#[test]
+fn undated_archive_messages_are_dated_by_their_delivery_not_the_import() {
+    let tidings = Tidings::new();
+    let mbox = tidings.path().join("old.mbox");
+    std::fs::write(
+        &mbox,
+        "From ana@example.org Fri Feb  4 10:00:00 2022\n\
+From: Ana <ana@example.org>\n\
+Subject: (en) France - Undated strike call\n\
+Message-ID: <undated-1@example.org>\n\
+\n\
+The strike starts on Monday.\n\
+\n\
+From bob@example.net Sat Feb  5 11:00:00 2022\n\
+From: Bob <bob@example.net>\n\
+Date: a day in February\n\
+Subject: (en) France - A date that does not parse\n\
+Message-ID: <undated-2@example.net>\n\
+\n\
+Text.\n\
+\n\
+From carl@example.com Sun Feb  6 12:00:00 2022\n\
+From: Carl <carl@example.com>\n\
+Date: Mon, 10 Jan 2022 08:00:00 +0000\n\
+Subject: (en) France - Dated\n\
+Message-ID: <dated-3@example.com>\n\
+\n\
+Text.\n\
+\n\
+From dan@example.com Mon Feb  6 12:00:00 2090\n\
+From: Dan <dan@example.com>\n\
+Subject: (en) France - Delivered in the future\n\
+Message-ID: <future-4@example.com>\n\
+\n\
+Text.\n",
+    )
+    .unwrap();
+    let maildir = tidings.path().join("Maildir");
+    for folder in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(folder)).unwrap();
+    }
+    std::fs::write(
+        maildir.join("cur/1650000000.M1P2.host:2,S"),
+        "From: Eve <eve@example.org>\r\n\
+Subject: (en) France - Undated in a Maildir\r\n\
+Message-ID: <undated-5@example.org>\r\n\
+\r\n\
+Text.\r\n",
+    )
+    .unwrap();
+    tidings.ok(&["import", mbox.to_str().unwrap(), maildir.to_str().unwrap()]);
+    let posts = tidings.posts(&[]);
+    let date = |id: &str| {
+        let post = posts
+            .iter()
+            .find(|p| p["message_id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {posts:#?}"));
+        assert_eq!(post["status"], "published", "{post}");
+        post["date"].clone()
+    };
+    assert_eq!(date("<undated-1@example.org>"), "2022-02-04T10:00:00+00:00");
+    assert_eq!(date("<undated-2@example.net>"), "2022-02-05T11:00:00+00:00");
+    assert_eq!(date("<dated-3@example.com>"), "2022-01-10T08:00:00+00:00");
+    assert_eq!(date("<future-4@example.com>"), serde_json::Value::Null);
+    assert_eq!(date("<undated-5@example.org>"), "2022-04-15T05:20:00+00:00");
+}
+
 /// The pages a piped post starts making are made by one command at a
 /// time: each `tidings ingest` starts a `feeds --after-ingest` of its own,
 /// and on a site to make whole (a store just imported) every one made all

@@ -94,8 +94,20 @@ impl Summary {
 enum Source {
     /// An mbox file (mboxrd or mboxo ">From " escaping).
     Mbox(PathBuf),
-    /// One RFC 5322 message in a file.
-    Message(PathBuf),
+    /// One RFC 5322 message in a file; from a Maildir, with the delivery
+    /// time its name begins with.
+    Message {
+        path: PathBuf,
+        delivered: Option<i64>,
+    },
+}
+
+impl Source {
+    fn path(&self) -> &Path {
+        match self {
+            Source::Mbox(path) | Source::Message { path, .. } => path,
+        }
+    }
 }
 
 /// What the messages of an import are to their lists' subscribers.
@@ -125,11 +137,7 @@ pub fn import(
     }
     let total_bytes = sources
         .iter()
-        .map(|source| match source {
-            Source::Mbox(path) | Source::Message(path) => {
-                std::fs::metadata(path).map_or(0, |m| m.len())
-            }
-        })
+        .map(|source| std::fs::metadata(source.path()).map_or(0, |m| m.len()))
         .sum();
     let progress = if show_progress {
         ProgressBar::new(total_bytes)
@@ -202,26 +210,27 @@ fn read_sources(
     };
     for source in sources {
         let result = match source {
-            Source::Message(path) => std::fs::metadata(path).and_then(|metadata| {
-                // A file over the limit is refused without reading it in.
-                let size = metadata.len() as usize;
-                let post = if size > config.ingest.max_message_bytes {
-                    filer.oversize(size, now())
-                } else {
-                    filer.file_message(&std::fs::read(path)?, envelope, now())
-                };
-                push(post, &mut posts);
-                Ok(())
-            }),
-            Source::Mbox(path) => read_mbox(path, |raw| {
-                push(filer.file_message(raw, envelope, now()), &mut posts)
+            Source::Message { path, delivered } => {
+                std::fs::metadata(path).and_then(|metadata| {
+                    // A file over the limit is refused without reading it in.
+                    let size = metadata.len() as usize;
+                    let post = if size > config.ingest.max_message_bytes {
+                        filer.oversize(size, now())
+                    } else {
+                        let raw = std::fs::read(path)?;
+                        dated(filer.file_message(&raw, envelope, now()), *delivered)
+                    };
+                    push(post, &mut posts);
+                    Ok(())
+                })
+            }
+            Source::Mbox(path) => read_mbox(path, |raw, delivered| {
+                let post = dated(filer.file_message(raw, envelope, now()), delivered);
+                push(post, &mut posts)
             }),
         };
         if let Err(error) = result {
-            let path = match source {
-                Source::Mbox(path) | Source::Message(path) => path,
-            };
-            unreadable.push(format!("{}: {error}", path.display()));
+            unreadable.push(format!("{}: {error}", source.path().display()));
         }
     }
     if !posts.is_empty() {
@@ -230,17 +239,38 @@ fn read_sources(
     unreadable
 }
 
-/// Calls `each` with every message of an mbox file until it returns false.
-fn read_mbox(path: &Path, mut each: impl FnMut(&[u8]) -> bool) -> std::io::Result<()> {
+/// A post whose message has no date of its own (no Date field, or one
+/// that does not parse) dated by its delivery as the mailbox recorded it,
+/// when that is known and not in the future: an archive's undated posts
+/// belong to their time, not to the day of the import.
+fn dated(mut post: NewPost, delivered: Option<i64>) -> NewPost {
+    if post.post.date.is_none() {
+        post.post.date = delivered.filter(|&time| time > 0 && time <= post.post.received_at);
+    }
+    post
+}
+
+/// Calls `each` with every message of an mbox file, and the time of its
+/// "From " line when it has one, until it returns false.
+fn read_mbox(path: &Path, mut each: impl FnMut(&[u8], Option<i64>) -> bool) -> std::io::Result<()> {
     let reader = BufReader::with_capacity(1 << 20, File::open(path)?);
     for message in
         mail_parser::mailbox::mbox::MessageIterator::new(super::mbox::FromLines::new(reader))
     {
-        if !each(message?.contents()) {
+        let message = message?;
+        let delivered = i64::try_from(message.internal_date()).ok();
+        if !each(message.contents(), delivered) {
             break;
         }
     }
     Ok(())
+}
+
+/// The delivery time a Maildir file name begins with (`1700000000.M…`).
+fn maildir_time(path: &Path) -> Option<i64> {
+    let name = path.file_name()?.to_str()?;
+    let (seconds, _) = name.split_once('.')?;
+    seconds.parse().ok()
 }
 
 /// Finds what to import under `path`: a Maildir (its cur/ and new/), a
@@ -251,7 +281,10 @@ fn collect_sources(path: &Path, sources: &mut Vec<Source>) -> std::io::Result<()
         sources.push(if starts_with_from_line(path)? {
             Source::Mbox(path.to_path_buf())
         } else {
-            Source::Message(path.to_path_buf())
+            Source::Message {
+                path: path.to_path_buf(),
+                delivered: None,
+            }
         });
         return Ok(());
     }
@@ -277,7 +310,13 @@ fn collect_sources(path: &Path, sources: &mut Vec<Source>) -> std::io::Result<()
         // Maildir names begin with the delivery time: sorting keeps arrival order.
         entries.sort();
         for entry in entries {
-            if is_maildir || !is_side_file(&entry) {
+            if is_maildir && !starts_with_from_line(&entry)? {
+                let delivered = maildir_time(&entry);
+                sources.push(Source::Message {
+                    path: entry,
+                    delivered,
+                });
+            } else if !is_side_file(&entry) {
                 collect_sources(&entry, sources)?;
             }
         }
