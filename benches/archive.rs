@@ -96,7 +96,7 @@ fn searches(config: &Config, db: &store::Connection) {
             let years = site::years(config, db).expect("years");
             let results = archive::search(db, &fts, &filter, 21, 0).expect("search");
             times.push(started.elapsed());
-            found = results.len();
+            found = results.results.len();
             std::hint::black_box(years);
         }
         let label = match lang {

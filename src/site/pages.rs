@@ -19,6 +19,7 @@ use super::{paths, Listed, Month};
 use crate::config::{Config, List};
 use crate::feeds::{self, html, text};
 use crate::post::StoredPost;
+use crate::store::archive;
 use crate::templates::Templates;
 
 /// A post as a line of a page.
@@ -360,16 +361,23 @@ impl<'a> Pages<'a> {
         )
     }
 
-    /// A page of search results (`results` holds one more than a page when
+    /// A page of search results (`found` holds one more than a page when
     /// there is a next one).
     pub fn search(
         &self,
         search: &Search,
-        results: &[Listed],
+        found: &archive::Found,
         years: &[i32],
     ) -> anyhow::Result<String> {
         let layout = self.site_layout();
         let title = self.label(&layout, "search_title", json!({}))?;
+        let results = &found.results;
+        let newest_only = match found.newest_only {
+            true => {
+                Some(self.label(&layout, "search_newest", json!({"count": archive::RANKED}))?)
+            }
+            false => None,
+        };
         let shown = &results[..results.len().min(SEARCH_PAGE)];
         let link = |page: usize| {
             let mut url = url::Url::parse(&paths::url_of(self.config, paths::SEARCH))
@@ -407,6 +415,7 @@ impl<'a> Pages<'a> {
                 page => search.page,
                 previous => (search.page > 1).then(|| link(search.page - 1)),
                 next => (results.len() > SEARCH_PAGE).then(|| link(search.page + 1)),
+                newest_only => newest_only,
             },
         )
     }

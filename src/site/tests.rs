@@ -238,3 +238,24 @@ fn the_syndication_page_offers_each_list_s_newsgroup_when_the_daemon_serves_them
         "port 0 is no address to give"
     );
 }
+
+/// A search whose matches were more than those ranked says so, in the
+/// page's language, and one within them says nothing of it.
+#[test]
+fn a_search_page_says_when_only_the_newest_matches_were_ranked() {
+    let fixture = Fixture::new();
+    let pages = pages::Pages::new(&fixture.config, &fixture.templates);
+    let search = pages::Search {
+        query: "strike".into(),
+        lang: None,
+        year: None,
+        page: 1,
+    };
+    let note = format!("best of the newest {}", store::archive::RANKED);
+    let mut found = store::archive::Found::default();
+    let page = pages.search(&search, &found, &[2026]).unwrap();
+    assert!(!page.contains(&note), "{page}");
+    found.newest_only = true;
+    let page = pages.search(&search, &found, &[2026]).unwrap();
+    assert!(page.contains(&note), "{page}");
+}

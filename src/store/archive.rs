@@ -278,27 +278,64 @@ pub struct SearchFilter {
     pub between: Option<(i64, i64)>,
 }
 
+/// The most matches a search ranks: a word found in more posts (a common
+/// word of a language, in an archive of a million posts) is ranked among
+/// its newest matches, so a search costs what a page of results needs,
+/// not what the whole archive holds. A language or a year narrows the
+/// matches to older posts.
+pub const RANKED: usize = 2_000;
+
+/// What a search found: a page of results, and whether there were more
+/// matches than [`RANKED`], the newest of which were ranked.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub results: Vec<Listed>,
+    pub newest_only: bool,
+}
+
 /// The published posts matching `fts_query` (an FTS5 query as
 /// [`crate::search::query`] makes them), best first (bm25, a title match
-/// weighing five times a body match), `limit` after `offset`, as the pages
-/// of titles show them.
+/// weighing five times a body match) among the newest [`RANKED`] matches,
+/// `limit` after `offset`, as the pages of titles show them.
 pub fn search(
     db: &Connection,
     fts_query: &str,
     filter: &SearchFilter,
     limit: usize,
     offset: usize,
-) -> Result<Vec<Listed>> {
-    let published_at = "min(coalesce(posts.date, posts.received_at), posts.received_at)";
+) -> Result<Found> {
+    // FTS5 walks the matches newest first (rowid is the post's id) and
+    // stops after RANKED + 1; bm25 is computed for those alone, and only
+    // the page's posts are read. The index holds published posts alone
+    // (posts::insert, posts::decide); the posts are joined for a filter.
+    let found = if filter.lang.is_none() && filter.between.is_none() {
+        "SELECT rowid AS id, bm25(search, 5.0, 1.0) AS score FROM search \
+         WHERE search MATCH ?1 ORDER BY rowid DESC LIMIT ?7"
+            .to_string()
+    } else {
+        let published_at = "min(coalesce(posts.date, posts.received_at), posts.received_at)";
+        format!(
+            "SELECT search.rowid AS id, bm25(search, 5.0, 1.0) AS score \
+             FROM search JOIN posts ON posts.id = search.rowid \
+             WHERE search MATCH ?1 \
+               AND (?2 IS NULL OR posts.lang = ?2 OR posts.list_code = ?2) \
+               AND (?3 IS NULL OR {published_at} >= ?3) AND (?4 IS NULL OR {published_at} < ?4) \
+             ORDER BY search.rowid DESC LIMIT ?7"
+        )
+    };
     let mut statement = db.prepare_cached(&format!(
-        "SELECT {LISTED_COLUMNS} FROM search JOIN posts ON posts.id = search.rowid \
+        "WITH found AS MATERIALIZED ({found}), \
+         page AS MATERIALIZED ( \
+           SELECT id, score FROM (SELECT * FROM found ORDER BY id DESC LIMIT ?7 - 1) \
+           ORDER BY score, id DESC LIMIT ?5 OFFSET ?6) \
+         SELECT {LISTED_COLUMNS}, (SELECT count(*) FROM found) FROM page \
+         JOIN posts ON posts.id = page.id \
          LEFT JOIN first_lines ON first_lines.post_id = posts.id \
-         WHERE search MATCH ?1 AND posts.status = 'published' \
-           AND (?2 IS NULL OR posts.lang = ?2 OR posts.list_code = ?2) \
-           AND (?3 IS NULL OR {published_at} >= ?3) AND (?4 IS NULL OR {published_at} < ?4) \
-         ORDER BY bm25(search, 5.0, 1.0), posts.id DESC LIMIT ?5 OFFSET ?6"
+         WHERE posts.status = 'published' \
+         ORDER BY page.score, page.id DESC"
     ))?;
     let (from, to) = filter.between.unzip();
+    let mut matched = 0;
     let rows = statement.query_map(
         params![
             fts_query,
@@ -306,11 +343,19 @@ pub fn search(
             from,
             to,
             limit as i64,
-            offset as i64
+            offset as i64,
+            RANKED as i64 + 1
         ],
-        listed_from_row,
+        |row| {
+            matched = row.get::<_, i64>(23)?;
+            listed_from_row(row)
+        },
     )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let results = rows.collect::<rusqlite::Result<_>>()?;
+    Ok(Found {
+        results,
+        newest_only: matched > RANKED as i64,
+    })
 }
 
 #[cfg(test)]
@@ -325,6 +370,79 @@ mod tests {
             .into_iter()
             .map(|listed| (listed.post.id, listed.first_lines, listed.post.body.clone()))
             .collect()
+    }
+
+    /// A word found in more posts than are ranked is ranked among its
+    /// newest matches, and the search says so: the oldest post, the best
+    /// match of all, is left out until a filter narrows the matches to it;
+    /// a word found in fewer is ranked over all of them.
+    #[test]
+    fn a_common_word_is_ranked_among_its_newest_matches_and_a_filter_reaches_older_ones() {
+        let mut db = open_in_memory().unwrap();
+        let mut posts = Vec::new();
+        let mut oldest = posts::sample("old", "de", Status::Published);
+        oldest.post.title = "Streik Streik Streik".into();
+        oldest.post.body = "Streik Streik Streik Streik".into();
+        oldest.post.date = Some(1_500_000_000);
+        posts.push(oldest);
+        for n in 0..RANKED {
+            let mut post = posts::sample(&format!("p{n}"), "en", Status::Published);
+            post.post.body = format!(
+                "A long text about the Streik, number {n}, {}",
+                "words ".repeat(40)
+            );
+            posts.push(post);
+        }
+        let mut rare = posts::sample("rare", "en", Status::Published);
+        rare.post.body = "Once: zebra.".into();
+        posts.push(rare);
+        transaction(&mut db, |tx| posts::insert(tx, &posts)).unwrap();
+        let keys = |found: &Found| -> Vec<String> {
+            found
+                .results
+                .iter()
+                .map(|l| l.post.key.clone().unwrap())
+                .collect()
+        };
+
+        let word = search::query("streik").unwrap();
+        let found = search(&db, &word, &SearchFilter::default(), 20, 0).unwrap();
+        assert!(found.newest_only);
+        assert_eq!(found.results.len(), 20);
+        assert!(
+            !keys(&found).contains(&"old".to_string()),
+            "{:?}",
+            keys(&found)
+        );
+        let last = search(&db, &word, &SearchFilter::default(), 20, RANKED - 5).unwrap();
+        assert_eq!(last.results.len(), 5, "the ranked matches end at RANKED");
+
+        let german = SearchFilter {
+            lang: Some("de".into()),
+            between: None,
+        };
+        let found = search(&db, &word, &german, 20, 0).unwrap();
+        assert!(!found.newest_only);
+        assert_eq!(keys(&found), ["old"]);
+        let back_then = SearchFilter {
+            lang: None,
+            between: Some((1_400_000_000, 1_600_000_000)),
+        };
+        assert_eq!(
+            keys(&search(&db, &word, &back_then, 20, 0).unwrap()),
+            ["old"]
+        );
+
+        let found = search(
+            &db,
+            &search::query("zebra").unwrap(),
+            &SearchFilter::default(),
+            20,
+            0,
+        )
+        .unwrap();
+        assert!(!found.newest_only);
+        assert_eq!(keys(&found), ["rare"]);
     }
 
     /// The pages of titles read a post's first lines as kept at insert,

@@ -77,17 +77,17 @@ pub(super) async fn search(State(web): State<Arc<Web>>, RawQuery(query): RawQuer
         .store
         .read(move |db| -> anyhow::Result<_> {
             let years = crate::site::years(&read_config, db)?;
-            let results = match fts {
+            let found = match fts {
                 Some(fts) => {
                     archive::search(db, &fts, &filter, SEARCH_PAGE + 1, (page - 1) * SEARCH_PAGE)?
                 }
-                None => Vec::new(),
+                None => archive::Found::default(),
             };
-            Ok((years, results))
+            Ok((years, found))
         })
         .await;
-    let rendered = found.and_then(|(years, results)| {
-        Pages::new(&config, &web.templates).search(&search, &results, &years)
+    let rendered = found.and_then(|(years, found)| {
+        Pages::new(&config, &web.templates).search(&search, &found, &years)
     });
     match rendered {
         Ok(html) => axum::response::IntoResponse::into_response(Page {
