@@ -41,6 +41,17 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 const FEED_DEBOUNCE: Duration = Duration::from_secs(1);
 /// ...and at least this often, whatever happens.
 const FEED_INTERVAL: Duration = Duration::from_secs(300);
+/// The most a rebuild waits for the rest of a burst, however long the last
+/// one took.
+const FEED_DEBOUNCE_MAX: Duration = Duration::from_secs(10);
+
+/// How long a rebuild lets a burst gather after a post woke it: the
+/// debounce, or twice what the last rebuild took if that is longer, so that
+/// under a steady stream the feeds and pages (which list the day's posts,
+/// however many) take at most a third of a core from the mail they follow.
+fn gather_for(last_rebuild: Duration) -> Duration {
+    (last_rebuild * 2).clamp(FEED_DEBOUNCE, FEED_DEBOUNCE_MAX)
+}
 
 /// How often held posts past `hold_days` are refused (and at start): a
 /// post expires within this long of its day.
@@ -379,17 +390,20 @@ async fn refresh_feeds(
     shutdown: CancellationToken,
 ) {
     let mut first = true;
+    // What the last rebuild took (not the first, which may make every page).
+    let mut last_rebuild = Duration::ZERO;
     loop {
         if !first {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = posts_changed.notified() => {
                     // Let the rest of the burst arrive: one rebuild for all of it.
-                    tokio::time::sleep(FEED_DEBOUNCE).await;
+                    tokio::time::sleep(gather_for(last_rebuild)).await;
                 }
                 _ = tokio::time::sleep(FEED_INTERVAL) => {}
             }
         }
+        let measured = !first;
         first = false;
         let current = config.borrow().clone();
         let started = Instant::now();
@@ -409,6 +423,9 @@ async fn refresh_feeds(
         }
         if let Err(error) = refresh_site(&store, current, templates.clone()).await {
             tracing::error!("archive pages not updated: {error:#}");
+        }
+        if measured {
+            last_rebuild = started.elapsed();
         }
     }
 }
@@ -627,5 +644,20 @@ async fn deliver_queued(
             }
         }
         Err(error) => tracing::error!("outbox run failed: {error:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A quick rebuild lets a burst gather for the debounce, a slow one for
+    /// twice what it took, within the bound.
+    #[test]
+    fn a_burst_gathers_for_twice_the_last_rebuild_within_bounds() {
+        assert_eq!(gather_for(Duration::ZERO), FEED_DEBOUNCE);
+        assert_eq!(gather_for(Duration::from_millis(300)), FEED_DEBOUNCE);
+        assert_eq!(gather_for(Duration::from_secs(2)), Duration::from_secs(4));
+        assert_eq!(gather_for(Duration::from_secs(60)), FEED_DEBOUNCE_MAX);
     }
 }
