@@ -210,6 +210,9 @@ impl<'a> Builder<'a> {
                     }
                     batch?
                 };
+                // One read transaction a batch: its thousand raw messages
+                // are read under one lock of the store, not one each.
+                let snapshot = db.unchecked_transaction();
                 for post in &batch {
                     if let Err(error) = builder.post_page(post) {
                         *cursor.lock().unwrap_or_else(|e| e.into_inner()) = i64::MAX;
@@ -217,6 +220,7 @@ impl<'a> Builder<'a> {
                     }
                     keys.extend(post.key.clone());
                 }
+                drop(snapshot);
             }
             Ok((builder.report, keys))
         };
