@@ -2,11 +2,19 @@
 //! synced to disk, and exclusive lock files. The feeds, serve.json and the
 //! outbox lock use them. Published files (feeds, pages) and the directories
 //! made for them get the configured mode whatever the process's umask.
+//!
+//! No writer here follows a symbolic link at the name it writes, reads,
+//! chmods or locks (each opens with `O_NOFOLLOW`): a link at a file's path
+//! is replaced by the file (the rename replaces the link, not its target),
+//! and its target is never read, written or chmodded. Directories on the
+//! way are taken as they are: `site_dir` itself may be a link, and a
+//! linked directory below it (`site_dir/posts`, say) is written into, but
+//! the web side serves nothing through it (`web::files`).
 
-use std::fs::{self, File, OpenOptions, Permissions, TryLockError};
-use std::io::{self, Write};
+use std::fs::{self, File, Metadata, OpenOptions, Permissions, TryLockError};
+use std::io::{self, Read, Write};
 #[cfg(unix)]
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Replaces the file at `path` with `bytes` and makes the change durable:
@@ -46,31 +54,70 @@ pub fn replace_if_changed_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::
 }
 
 /// Whether the file at `path` holds exactly `bytes` (false when there is
-/// none); one that does is given permissions `mode` if it has others (a
-/// feed written under umask 077 before `file_mode` existed), or counts as
-/// not holding them when that fails (another user's file), so it is
-/// written anew as ours.
+/// none, or a symbolic link or anything but a regular file is there: the
+/// rename then replaces it); one that does is given permissions `mode` if
+/// it has others (a feed written under umask 077 before `file_mode`
+/// existed), or counts as not holding them when that fails (another
+/// user's file), so it is written anew as ours.
 fn holds(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
-    match fs::read(path) {
-        Ok(existing) if existing == bytes => Ok(set_mode(path, mode).is_ok()),
-        Ok(_) => Ok(false),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(error) => Err(error),
+    let file = match open_no_follow(OpenOptions::new().read(true), path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound || is_link(&error) => {
+            return Ok(false)
+        }
+        Err(error) => return Err(error),
+    };
+    let metadata = file.metadata()?;
+    if !metadata.is_file() || metadata.len() != bytes.len() as u64 {
+        return Ok(false);
     }
+    let mut existing = Vec::with_capacity(bytes.len());
+    (&file)
+        .take(bytes.len() as u64 + 1)
+        .read_to_end(&mut existing)?;
+    if existing != bytes {
+        return Ok(false);
+    }
+    Ok(set_mode_of(&file, &metadata, mode).is_ok())
 }
 
-/// Gives the file or directory at `path` permissions `mode` unless it has
-/// them already.
-#[cfg(unix)]
+/// Opens `path` with `options`, refusing a symbolic link at its last
+/// component (`O_NOFOLLOW`: the error [`is_link`] tells), and without
+/// waiting on a FIFO.
+fn open_no_follow(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    #[cfg(unix)]
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    options.open(path)
+}
+
+/// Whether an open with `O_NOFOLLOW` failed because the name is a
+/// symbolic link (`ELOOP`; FreeBSD says `EMLINK`).
+fn is_link(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    return matches!(error.raw_os_error(), Some(libc::ELOOP | libc::EMLINK));
+    #[cfg(not(unix))]
+    return false;
+}
+
+/// Gives the directory at `path` permissions `mode` unless it has them
+/// already; a symbolic link there is refused, its target left alone.
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
-    if fs::metadata(path)?.permissions().mode() & 0o7777 != mode {
-        fs::set_permissions(path, Permissions::from_mode(mode))?;
+    let file = open_no_follow(OpenOptions::new().read(true), path)?;
+    set_mode_of(&file, &file.metadata()?, mode)
+}
+
+/// Gives the open `file` permissions `mode` unless `metadata` (its own)
+/// says it has them already.
+#[cfg(unix)]
+fn set_mode_of(file: &File, metadata: &Metadata, mode: u32) -> io::Result<()> {
+    if metadata.permissions().mode() & 0o7777 != mode {
+        file.set_permissions(Permissions::from_mode(mode))?;
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn set_mode(_: &Path, _: u32) -> io::Result<()> {
+fn set_mode_of(_: &File, _: &Metadata, _: u32) -> io::Result<()> {
     Ok(())
 }
 
@@ -111,12 +158,23 @@ fn write_and_rename(path: &Path, bytes: &[u8], sync: Sync, mode: Option<u32>) ->
     // A lock keeps other writers of the same kind out; the process id keeps
     // apart anything else that writes here.
     let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let open = || {
+        open_no_follow(
+            OpenOptions::new().write(true).create(true).truncate(true),
+            &temporary,
+        )
+    };
     let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temporary)?;
+        let mut file = match open() {
+            // A link at the temporary name would have the bytes written
+            // where it points: it goes (the link, not its target), and the
+            // file is made in its place.
+            Err(error) if is_link(&error) => {
+                fs::remove_file(&temporary)?;
+                open()?
+            }
+            opened => opened?,
+        };
         #[cfg(unix)]
         if let Some(mode) = mode {
             file.set_permissions(Permissions::from_mode(mode))?;
@@ -179,12 +237,13 @@ impl LockFile {
     }
 }
 
+/// Opens (or makes) the lock file at `path`; a symbolic link there is
+/// refused, so no file elsewhere is made or locked through it.
 fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
+    open_no_follow(
+        OpenOptions::new().write(true).create(true).truncate(false),
+        path,
+    )
 }
 
 #[cfg(test)]
@@ -255,6 +314,118 @@ mod tests {
     #[cfg(not(unix))]
     fn inode(_: &Path) -> u64 {
         0
+    }
+
+    /// A symbolic link at a page's or feed's path, to a file outside
+    /// holding the very bytes and mode 0o600: the writers replace the
+    /// link with a file of their own and neither chmod the target (the
+    /// old `holds` read through the link, found the bytes equal and
+    /// chmodded the target to `mode`) nor write to it.
+    #[cfg(unix)]
+    #[test]
+    fn a_link_at_a_file_s_path_is_replaced_and_its_target_never_chmodded() {
+        type Write = fn(&Path, &[u8], u32) -> io::Result<bool>;
+        let writers: [(&str, Write); 2] = [
+            ("replace_if_changed", replace_if_changed),
+            ("replace_if_changed_unsynced", replace_if_changed_unsynced),
+        ];
+        for (name, write) in writers {
+            let dir = tempfile::tempdir().unwrap();
+            let outside = dir.path().join("passwd");
+            fs::write(&outside, b"one").unwrap();
+            fs::set_permissions(&outside, Permissions::from_mode(0o600)).unwrap();
+            let site = dir.path().join("site");
+            fs::create_dir(&site).unwrap();
+            let page = site.join("index.html");
+            std::os::unix::fs::symlink(&outside, &page).unwrap();
+
+            assert!(write(&page, b"one", 0o644).unwrap(), "{name} wrote");
+            assert!(!fs::symlink_metadata(&page).unwrap().is_symlink(), "{name}");
+            assert_eq!(fs::read(&page).unwrap(), b"one");
+            assert_eq!(mode(&page), 0o644, "{name}");
+            assert_eq!(mode(&outside), 0o600, "{name} chmodded the link's target");
+            assert_eq!(fs::read(&outside).unwrap(), b"one");
+            assert_eq!(entries(&site), 1, "{name}");
+        }
+    }
+
+    /// A link to a directory at a file's path: the old `holds` read
+    /// through it and failed (EISDIR); the link is replaced instead.
+    #[cfg(unix)]
+    #[test]
+    fn a_link_to_a_directory_at_a_file_s_path_is_replaced_not_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let feed = dir.path().join("en.atom");
+        std::os::unix::fs::symlink(&elsewhere, &feed).unwrap();
+        assert!(replace_if_changed(&feed, b"<feed/>", 0o644).unwrap());
+        assert_eq!(fs::read(&feed).unwrap(), b"<feed/>");
+        assert_eq!(entries(&elsewhere), 0);
+    }
+
+    /// A link at the temporary name a write goes through: the bytes would
+    /// have gone where it points (truncating it), and the rename would
+    /// have put the link itself at the file's path.
+    #[cfg(unix)]
+    #[test]
+    fn a_link_at_the_temporary_name_is_removed_and_its_target_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("tidings.sqlite3");
+        fs::write(&outside, b"the store").unwrap();
+        let feeds = dir.path().join("feeds");
+        fs::create_dir(&feeds).unwrap();
+        let path = feeds.join("en.atom");
+        let temporary = feeds.join(format!(".en.atom.{}.tmp", std::process::id()));
+        for write in [
+            |path: &Path| replace(path, b"<feed/>"),
+            |path: &Path| replace_if_changed(path, b"<feed/>", 0o644).map(drop),
+        ] {
+            let _ = fs::remove_file(&path);
+            std::os::unix::fs::symlink(&outside, &temporary).unwrap();
+            write(&path).unwrap();
+            assert_eq!(fs::read(&outside).unwrap(), b"the store");
+            assert!(!fs::symlink_metadata(&path).unwrap().is_symlink());
+            assert_eq!(fs::read(&path).unwrap(), b"<feed/>");
+            assert_eq!(entries(&feeds), 1);
+        }
+    }
+
+    /// `set_mode` (given to the directories `create_dirs` makes) refuses a
+    /// link instead of chmodding its target.
+    #[cfg(unix)]
+    #[test]
+    fn set_mode_never_chmods_the_target_of_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("private");
+        fs::create_dir(&target).unwrap();
+        fs::set_permissions(&target, Permissions::from_mode(0o700)).unwrap();
+        let link = dir.path().join("posts");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(set_mode(&link, 0o755).is_err());
+        assert_eq!(mode(&target), 0o700);
+        // A directory of its own is given the mode.
+        set_mode(&target, 0o750).unwrap();
+        assert_eq!(mode(&target), 0o750);
+    }
+
+    /// A lock file's path that is a link (dangling here) is refused: the
+    /// old open made the file it pointed to.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_link_is_refused_and_nothing_is_made_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("made-through-the-link");
+        let path = dir.path().join(".lock");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(LockFile::try_acquire(&path).is_err());
+        assert!(LockFile::acquire(&path).is_err());
+        assert!(!target.exists());
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
     }
 
     #[test]

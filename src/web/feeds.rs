@@ -1,4 +1,5 @@
-//! Feed files over HTTP: what the feed writer made, served by [`files`].
+//! Feed files over HTTP: what the feed writer made, served by [`files`]
+//! (never through a symbolic link).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,8 +41,13 @@ pub(super) async fn feed(
     if name.starts_with('.') || name.contains(['/', '\\']) {
         return not_found();
     }
-    let path = web.feeds_dir.join(&name);
-    files::serve(&path, content_type(format), &request, &[])
-        .await
-        .unwrap_or_else(not_found)
+    files::serve(
+        &web.feeds_dir,
+        Path::new(&name),
+        content_type(format),
+        &request,
+        &[],
+    )
+    .await
+    .unwrap_or_else(not_found)
 }

@@ -1,6 +1,7 @@
 //! The archive's pages over HTTP: the files the site builder wrote into
 //! `[site] site_dir`, each at its URL ([`crate::site::paths::file_of`]),
-//! served by [`files`] with validators and streamed.
+//! served by [`files`] with validators and streamed, never through a
+//! symbolic link in `site_dir`.
 
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ pub(super) async fn page(
             extra.push((header::CONTENT_DISPOSITION, value));
         }
     }
-    match files::serve(&site_dir.join(&file), media_type, &request, &extra).await {
+    match files::serve(&site_dir, &file, media_type, &request, &extra).await {
         Some(response) => response,
         None => error_page(&web, WebError::NotFound),
     }

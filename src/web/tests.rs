@@ -904,3 +904,153 @@ async fn ten_thousand_requests_for_one_address_and_ten_thousand_forged_one_click
         assert!(site.subscriber("en", &address).await.is_some(), "{address}");
     }
 }
+
+/// Issue 13: a symbolic link in the feeds directory is a missing feed,
+/// whatever it points to (a file outside, the store, `/etc/passwd`, a
+/// feed beside it) and however it is asked for (a conditional GET gets no
+/// 304 from the target's validators); the answer is the missing feed's,
+/// byte for byte. A feed past the size read whole is still streamed.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symbolic_link_in_the_feeds_directory_is_404_like_a_missing_feed() {
+    use std::os::unix::fs::symlink;
+    let site = Site::new();
+    site.write("en.atom", &atom_feed(), 0);
+    let large: Vec<u8> = atom_feed().into_iter().cycle().take(300 * 1024).collect();
+    site.write("all.atom", &large, 0);
+    let secret: &[u8] = b"<feed>not for the web</feed>";
+    std::fs::write(site.dir.path().join("secret.atom"), secret).unwrap();
+    let links = [
+        ("fr.atom", site.dir.path().join("secret.atom")),
+        ("de.rss", "../secret.atom".into()),
+        ("ca.json", site.dir.path().join("tidings.sqlite3")),
+        ("it.rdf", "/etc/passwd".into()),
+        ("gr.atom", "en.atom".into()),
+        ("big.atom", "all.atom".into()),
+    ];
+    for (name, target) in &links {
+        symlink(target, site.feeds_dir().join(name)).unwrap();
+    }
+
+    let served = site.get("/feeds/en.atom", &[]).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.body, atom_feed());
+    let streamed = site.get("/feeds/all.atom", &[]).await;
+    assert_eq!(streamed.status, StatusCode::OK);
+    assert_eq!(streamed.body, large);
+    let missing = site.get("/feeds/xx.atom", &[]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    for (name, _) in &links {
+        assert!(site.feeds_dir().join(name).is_file(), "{name} resolves");
+        for headers in [&[][..], &[(header::IF_NONE_MATCH, "*")][..]] {
+            let answer = site.get(&format!("/feeds/{name}"), headers).await;
+            assert_eq!(answer.status, StatusCode::NOT_FOUND, "{name} {headers:?}");
+            assert_eq!(answer.body, missing.body, "{name}");
+            assert_eq!(answer.header(header::ETAG), None, "{name}");
+        }
+    }
+}
+
+/// Issue 13: a symbolic link anywhere in the site directory is a missing
+/// page: a page or raw message linked to a file outside or to the store,
+/// and a linked directory (outside, or another of the site's own). The
+/// answer is the missing page's. The same holds when `site_dir` itself is
+/// a link, which the operator may make, and which still serves its pages.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symbolic_link_in_the_site_directory_is_404_like_a_missing_page() {
+    use std::os::unix::fs::symlink;
+    let site = Site::new();
+    let top = site.dir.path();
+    let site_dir = top.join("site");
+    let secret: &[u8] = b"<p>not for the web</p>";
+    std::fs::write(top.join("secret.html"), secret).unwrap();
+    std::fs::create_dir_all(top.join("outside/2024")).unwrap();
+    std::fs::write(top.join("outside/index.html"), secret).unwrap();
+    std::fs::write(top.join("outside/2024/index.html"), secret).unwrap();
+    std::fs::create_dir_all(site_dir.join("lists/en")).unwrap();
+    std::fs::create_dir_all(site_dir.join("posts")).unwrap();
+    std::fs::write(site_dir.join("lists/en/index.html"), "<p>English</p>").unwrap();
+    std::fs::write(site_dir.join("posts/0123.html"), "<p>A post</p>").unwrap();
+    // Relative targets, so the same links hold once the site is moved.
+    symlink("../../secret.html", site_dir.join("posts/4567.html")).unwrap();
+    symlink("../../tidings.sqlite3", site_dir.join("posts/4567.eml")).unwrap();
+    symlink("0123.html", site_dir.join("posts/89ab.html")).unwrap();
+    symlink("../../outside", site_dir.join("lists/fr")).unwrap();
+    symlink("en", site_dir.join("lists/de")).unwrap();
+    symlink("../outside", site_dir.join("years")).unwrap();
+    let linked = [
+        "/posts/4567",
+        "/posts/4567.html",
+        "/posts/4567.eml",
+        "/posts/89ab",
+        "/lists/fr/",
+        "/lists/de/",
+        "/years/2024/",
+    ];
+
+    for root in ["a directory", "a link"] {
+        if root == "a link" {
+            std::fs::rename(&site_dir, top.join("real-site")).unwrap();
+            symlink("real-site", &site_dir).unwrap();
+        }
+        for (uri, body) in [
+            ("/lists/en/", &b"<p>English</p>"[..]),
+            ("/posts/0123", b"<p>A post</p>"),
+        ] {
+            let served = site.get(uri, &[]).await;
+            assert_eq!(served.status, StatusCode::OK, "{uri} under {root}");
+            assert_eq!(served.body, body);
+        }
+        let missing = site.get("/posts/ffff", &[]).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        for uri in linked {
+            let file = crate::site::paths::file_of(uri).unwrap();
+            assert!(site_dir.join(&file).is_file(), "{uri} resolves");
+            for headers in [&[][..], &[(header::IF_NONE_MATCH, "*")][..]] {
+                let answer = site.get(uri, headers).await;
+                assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri} under {root}");
+                assert_eq!(answer.body, missing.body, "{uri} under {root}");
+            }
+        }
+    }
+}
+
+/// Without `openat2` (an old kernel, a seccomp filter), files are opened a
+/// directory at a time, refusing links as `openat2` does.
+#[cfg(unix)]
+#[test]
+fn without_openat2_each_directory_is_opened_without_following_links() {
+    use super::files::{open_beneath, open_step_by_step};
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir_all(root.join("lists/en")).unwrap();
+    std::fs::write(root.join("lists/en/index.html"), "<p>English</p>").unwrap();
+    std::fs::write(dir.path().join("secret.html"), "secret").unwrap();
+    symlink("../../secret.html", root.join("lists/en/link.html")).unwrap();
+    symlink("en", root.join("lists/de")).unwrap();
+    symlink("site", dir.path().join("linked-root")).unwrap();
+    for open in [open_beneath, open_step_by_step] {
+        for root in [root.clone(), dir.path().join("linked-root")] {
+            let mut page = String::new();
+            open(&root, Path::new("lists/en/index.html"))
+                .unwrap()
+                .read_to_string(&mut page)
+                .unwrap();
+            assert_eq!(page, "<p>English</p>");
+            // Refused (ELOOP, or ENOTDIR for a linked directory opened
+            // step by step): a link is never followed.
+            for refused in [
+                "lists/en/link.html",
+                "lists/de/index.html",
+                "../secret.html",
+                "/etc/passwd",
+                "",
+            ] {
+                assert!(open(&root, Path::new(refused)).is_err(), "{refused:?}");
+            }
+        }
+    }
+}
