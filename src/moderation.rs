@@ -33,7 +33,7 @@ use crate::ingest::route::{route, Route};
 use crate::ingest::{commit_and_hand_out, Outcome};
 use crate::post::{NewPost, Status, StoredPost};
 use crate::store::{self, mail, outgoing, posts, subscribers, Transaction};
-use crate::subscribe::{automatic, Notice, Service};
+use crate::subscribe::{automatic, parse_mail, Notice, Service};
 use crate::tokens::Purpose;
 
 const DAY: i64 = 86_400;
@@ -472,7 +472,7 @@ fn answer_mail(
     else {
         return Ok(("ignored: not a moderator's address".into(), None));
     };
-    let Some(message) = MessageParser::new().parse(content) else {
+    let Some(message) = parse_mail(content) else {
         return Ok(("ignored: not a mail message".into(), None));
     };
     if let Some(reason) = automatic(service.config, sender, &message) {

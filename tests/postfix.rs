@@ -237,6 +237,18 @@ fn a_relay_s_550_after_postfix_queued_the_digest_disables_that_subscriber_alone(
             .any(|line| line.contains(&format!("to=<{verp}>")) && line.contains("status=sent")),
         "Postfix delivered its DSN to the VERP address over LMTP:\n{log}"
     );
+    // Kept with the address it came to, as the operator reads it later.
+    let kept: Vec<String> = db
+        .prepare("SELECT recipient FROM bounce_messages")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !kept.is_empty() && kept.iter().all(|to| to.eq_ignore_ascii_case(&verp)),
+        "each bounce kept names the address it came to: {kept:?}"
+    );
 
     let report = tidings.ok(&["bounces"]);
     let disabled: Vec<&str> = report

@@ -207,6 +207,14 @@ impl StoreIntake {
         let (config, templates, secret) =
             (config.clone(), self.templates.clone(), self.secret.clone());
         let kind = route.kind();
+        // The address this route came from (the first, should several
+        // recipients share it).
+        let recipient = message
+            .recipients
+            .iter()
+            .find(|recipient| recipient.route == *route)
+            .map(|recipient| recipient.address.clone())
+            .unwrap_or_default();
         let (route, sender, content) = (
             route.clone(),
             message.sender.clone(),
@@ -223,7 +231,7 @@ impl StoreIntake {
                     secret: &secret,
                     now: now(),
                 };
-                handle_service_mail(tx, &service, &route, &sender, &content)
+                handle_service_mail(tx, &service, &route, &recipient, &sender, &content)
             })
             .await
             .map_err(|error| {
@@ -251,6 +259,7 @@ pub fn handle_service_mail(
     tx: &store::Transaction<'_>,
     service: &Service<'_>,
     route: &Route,
+    recipient: &str,
     sender: &str,
     content: &[u8],
 ) -> anyhow::Result<(String, Option<String>)> {
@@ -262,7 +271,7 @@ pub fn handle_service_mail(
                 service,
                 list,
                 subscriber.as_deref(),
-                "",
+                recipient,
                 sender,
                 content,
             )?;

@@ -131,14 +131,20 @@ pub fn deliver_from(
         secret: &secret,
         now: now(),
     };
-    let services: Vec<&Route> = routes.iter().filter(|route| route.is_service()).collect();
+    // The routes are in the order of the recipients they came from.
+    let services: Vec<(&String, &Route)> = envelope
+        .recipients
+        .iter()
+        .zip(&routes)
+        .filter(|(_, route)| route.is_service())
+        .collect();
     let mut published = false;
     if !services.is_empty() {
         let done = store::transaction(&mut db, |tx| {
             let mut done = Vec::new();
-            for route in &services {
-                let (outcome, changed) =
-                    take_service_mail(tx, &service, route, sender.unwrap_or(""), &raw)?;
+            for &(recipient, route) in &services {
+                let envelope = (recipient.as_str(), sender.unwrap_or(""));
+                let (outcome, changed) = take_service_mail(tx, &service, route, envelope, &raw)?;
                 published |= changed;
                 done.push(format!("{}: {outcome}", route.kind()));
             }
@@ -201,15 +207,17 @@ pub fn deliver_from(
 
 /// Takes mail for one service address in `tx`, as the listeners do
 /// ([`super::intake`]): postmaster and -owner passed on, the rest handled
-/// by [`super::intake::handle_service_mail`]. Says what was done and
-/// whether a post was published.
+/// by [`super::intake::handle_service_mail`]. `envelope` is the recipient
+/// the route came from and the sender. Says what was done and whether a
+/// post was published.
 fn take_service_mail(
     tx: &Transaction<'_>,
     service: &Service<'_>,
     route: &Route,
-    sender: &str,
+    envelope: (&str, &str),
     raw: &[u8],
 ) -> anyhow::Result<(String, bool)> {
+    let (recipient, sender) = envelope;
     let config = service.config;
     let (via, to, list) = match route {
         Route::Postmaster => (
@@ -233,7 +241,7 @@ fn take_service_mail(
         }
         _ => {
             let (outcome, published) =
-                super::intake::handle_service_mail(tx, service, route, sender, raw)?;
+                super::intake::handle_service_mail(tx, service, route, recipient, sender, raw)?;
             return Ok((outcome, published.is_some()));
         }
     };

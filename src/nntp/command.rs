@@ -250,16 +250,37 @@ pub fn wildmat(pattern: &str, name: &str) -> bool {
     matched
 }
 
+/// Whether `name` matches one pattern of `*` (any run of bytes) and `?`
+/// (any one byte), in time bounded by the product of their lengths, not
+/// exponential in the stars: on a mismatch only the last star seen takes
+/// one byte more, since whatever an earlier star could have taken instead
+/// the later one can take too. A line of stars is up to 512 bytes.
 fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.first(), name.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob(&pattern[1..], name) || (!name.is_empty() && glob(pattern, &name[1..]))
+    let (mut p, mut n) = (0, 0);
+    // The last star: its place in the pattern, and where in the name
+    // what it takes ends.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&byte) if byte == b'?' || byte == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((at, taken)) => {
+                    star = Some((at, taken + 1));
+                    p = at + 1;
+                    n = taken + 1;
+                }
+                None => return false,
+            },
         }
-        (Some(b'?'), Some(_)) => glob(&pattern[1..], &name[1..]),
-        (Some(p), Some(n)) if p == n => glob(&pattern[1..], &name[1..]),
-        _ => false,
     }
+    pattern[p..].iter().all(|&byte| byte == b'*')
 }
 
 #[cfg(test)]

@@ -66,8 +66,23 @@ pub const SHUTTING_DOWN: &[u8] = b"400 server shutting down\r\n";
 
 type Reply = crate::store::Result<(Vec<u8>, After)>;
 
+/// Longest status line, CRLF included (RFC 3977 section 3.1).
+const MAX_STATUS_LINE: usize = 512;
+
+/// A one-line reply. Its text may quote the reader (a group name): control
+/// characters become spaces, so it ends where it should and carries no
+/// escape, and it is cut to [`MAX_STATUS_LINE`].
 fn line(text: impl AsRef<str>) -> Reply {
-    Ok((format!("{}\r\n", text.as_ref()).into_bytes(), After::Read))
+    let mut out = Vec::with_capacity(text.as_ref().len() + 2);
+    for c in text.as_ref().chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if out.len() + c.len_utf8() > MAX_STATUS_LINE - 2 {
+            break;
+        }
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok((out, After::Read))
 }
 
 impl Session {
@@ -235,8 +250,11 @@ impl Session {
                     .map(|group| group.code.clone())
                     .collect();
                 let mut out = String::from("230 list of new articles follows\r\n");
+                // An id that is no one word cannot be listed (see is_sound).
                 for id in newsgroups::new_since(db, &codes, since.timestamp())? {
-                    out.push_str(&format!("{id}\r\n"));
+                    if is_sound(&id) {
+                        out.push_str(&format!("{id}\r\n"));
+                    }
                 }
                 out.push_str(".\r\n");
                 Ok((out.into_bytes(), After::Read))
@@ -521,10 +539,23 @@ fn message_id(article: &Article, room: &Newsroom) -> String {
 
 fn known_id(message_id: &Option<String>, key: &Option<String>, room: &Newsroom) -> String {
     match (message_id, key) {
-        (Some(id), _) => id.clone(),
-        (None, Some(key)) => format!("<{key}@{}>", room.host),
-        (None, None) => "<unknown@invalid>".to_string(),
+        (Some(id), _) if is_sound(id) => id.clone(),
+        (_, Some(key)) => format!("<{key}@{}>", room.host),
+        (_, None) => "<unknown@invalid>".to_string(),
     }
+}
+
+/// Whether a stored Message-ID can be written where NNTP puts one, as one
+/// word of a status line or one field of an overview row (RFC 3977
+/// section 3.6): `<...>`, printable US-ASCII, at most 250 octets. Filing
+/// keeps a sender's `<a b@host>` as written; such an article goes by the
+/// id made from its key, as one without a Message-ID does.
+fn is_sound(id: &str) -> bool {
+    id.len() <= 250
+        && id.len() > 2
+        && id.starts_with('<')
+        && id.ends_with('>')
+        && id.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
 /// The fields put above the raw message: which groups hold it, and its
@@ -580,7 +611,8 @@ fn push_lines(out: &mut Vec<u8>, text: &[u8]) {
 }
 
 /// The header fields OVER and HDR show, as written (encoded-words left for
-/// the client to decode), unfolded, tabs made spaces.
+/// the client to decode), unfolded, tabs and other control characters
+/// made spaces.
 struct Fields<'a> {
     message: Option<mail_parser::Message<'a>>,
     message_id: String,
@@ -618,8 +650,11 @@ impl<'a> Fields<'a> {
                 _ => None,
             }
         });
+        // CR, LF and TAB would break the row (RFC 3977 section 8.3), and
+        // readers in C end a string at a NUL: every control character
+        // goes, as white space does.
         raw.unwrap_or_default()
-            .split(['\r', '\n', '\t'])
+            .split(|c: char| c.is_control())
             .map(str::trim)
             .filter(|part| !part.is_empty())
             .collect::<Vec<_>>()

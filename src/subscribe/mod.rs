@@ -20,6 +20,8 @@
 pub mod commands;
 pub mod notice;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use anyhow::Context;
 use mail_parser::{HeaderName, MessageParser};
 use serde::Serialize;
@@ -406,8 +408,7 @@ impl Service<'_> {
         let Some(list) = route_list(route).and_then(|code| self.config.list(code)) else {
             return Ok("ignored: the list is no longer configured".to_string());
         };
-        let message = MessageParser::new().parse(content);
-        let Some(message) = message else {
+        let Some(message) = parse_mail(content) else {
             return Ok("ignored: not a mail message".to_string());
         };
         if let Some(reason) = automatic(self.config, sender, &message) {
@@ -582,6 +583,21 @@ fn command_text(command: &Command) -> String {
 
 fn route_list(route: &Route) -> Option<&str> {
     route.list()
+}
+
+/// Mail to a service address as mail-parser reads it, or `None` when it is
+/// no message. mail-parser 0.11 panics on some MIME trees (a forward of a
+/// forward: message/rfc822 right inside message/rfc822, in a multipart);
+/// such a message is read for its header alone, which says whether and
+/// whom to answer, and its commands are read from the subject.
+pub(crate) fn parse_mail(content: &[u8]) -> Option<mail_parser::Message<'_>> {
+    let parser = MessageParser::new();
+    match catch_unwind(AssertUnwindSafe(|| parser.parse(content))) {
+        Ok(message) => message,
+        Err(_) => catch_unwind(AssertUnwindSafe(|| parser.parse_headers(content)))
+            .ok()
+            .flatten(),
+    }
 }
 
 /// Why a message must not be answered, if it must not: it is automatic, a

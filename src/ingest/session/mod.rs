@@ -398,9 +398,23 @@ impl Session {
     }
 }
 
-/// Appends one reply line with its CRLF.
+/// Longest reply line, CRLF included (RFC 5321 4.5.3.1.5).
+const MAX_REPLY_LINE: usize = 512;
+
+/// Appends one reply line with its CRLF. The text may quote what the
+/// client sent (a HELO host, an address, a parameter): its control
+/// characters become spaces, so it can neither end the line early nor
+/// write one of its own, and the line is cut to [`MAX_REPLY_LINE`].
 fn reply(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(text.as_bytes());
+    let mut length = 0;
+    for c in text.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        length += c.len_utf8();
+        if length > MAX_REPLY_LINE - 2 {
+            break;
+        }
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
 }
 
