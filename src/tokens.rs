@@ -15,7 +15,7 @@
 //! `a-infos-supplement-confirm+TOKEN@` (RFC 5321 allows 64) and the same
 //! whatever case a mail system gives it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -73,20 +73,30 @@ impl Secret {
     /// when there is none yet.
     pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Secret> {
         let path = data_dir.join("secret");
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
-        match create(&path) {
-            Ok(secret) => return Ok(secret),
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(error) => {
-                return Err(error)
-                    .with_context(|| format!("creating the secret {}", path.display()))
+        // The secret there is read first: reading takes no space, so a full
+        // disk leaves intake and the outbox their key.
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir)
+                    .with_context(|| format!("creating {}", data_dir.display()))?;
+                match create(&path) {
+                    Ok(secret) => return Ok(secret),
+                    // Made meanwhile by another process: read it.
+                    Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::read(&path)
+                            .with_context(|| format!("reading the secret {}", path.display()))?
+                    }
+                    Err(error) => {
+                        return Err(error)
+                            .with_context(|| format!("creating the secret {}", path.display()))
+                    }
+                }
             }
-        }
-        let mut bytes = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|mut file| file.read_to_end(&mut bytes))
-            .with_context(|| format!("reading the secret {}", path.display()))?;
+            Err(error) => {
+                return Err(error).with_context(|| format!("reading the secret {}", path.display()))
+            }
+        };
         anyhow::ensure!(
             bytes.len() == SECRET,
             "the secret {} holds {} bytes, not {SECRET}: delete it and a new one is made (links sent before stop working)",

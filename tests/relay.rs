@@ -11,6 +11,11 @@
 //! The peer logs what it did to each connection and transaction
 //! (`--events`), so each test knows exactly how often the relay was asked,
 //! and which recipients it took, how many times.
+//!
+//! A delivery given up after `give_up_after_hours` counts as a temporary
+//! bounce of its subscriber when the relay was deferring that recipient
+//! (a 4xx to RCPT TO or DATA) and took the digest for others, and against
+//! nobody when the relay was down, greeted with 421 or deferred everyone.
 
 mod common;
 
@@ -285,7 +290,11 @@ fn a_relay_answering_421_to_the_greeting_and_to_mail_is_retried_after_the_backof
     for d in &refused {
         assert_eq!(d.attempts, 1);
         assert_eq!(d.next_attempt_at, start() + 60 + 300);
-        assert!(d.last_reply.as_deref().unwrap().contains("421"), "{d:?}");
+        let reply = d.last_reply.as_deref().unwrap();
+        assert!(
+            reply.starts_with("MAIL FROM: transient error (421)"),
+            "{d:?}"
+        );
     }
     assert_eq!(in_state(&rows, "deferred").len(), 5);
     assert_eq!(in_state(&rows, "sent").len(), 15);
@@ -363,7 +372,8 @@ fn a_relay_deferring_for_four_tries_is_retried_at_waits_doubling_up_to_retry_max
                 wait,
                 "the wait after try {tries}: {d:?}"
             );
-            assert!(d.last_reply.as_deref().unwrap().contains("451"), "{d:?}");
+            let reply = d.last_reply.as_deref().unwrap();
+            assert!(reply.starts_with("DATA: transient error (451)"), "{d:?}");
         }
         let asked = events(&log).len();
         assert_eq!(
@@ -607,23 +617,7 @@ fn a_delivery_deferred_past_give_up_after_hours_is_failed_as_given_up_and_never_
     assert!(first.success, "{}", first.stderr);
     assert_eq!(first.delivered(), "delivered: 4 sent, 1 deferred, 1 failed");
     // The 550 counts against its subscriber, and against nobody else.
-    let bounces = || -> Vec<(String, bool, String, String)> {
-        let db = store(&tidings);
-        let mut statement = db
-            .prepare(
-                "SELECT b.address, b.permanent, b.source, p.address FROM bounces b \
-                 JOIN subscribers s ON s.id = b.subscriber_id \
-                 JOIN people p ON p.id = s.person_id ORDER BY b.id",
-            )
-            .unwrap();
-        statement
-            .query_map([], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
+    let bounces = || bounces(&tidings);
     let refused = vec![(
         "gone@example.com".to_string(),
         true,
@@ -702,7 +696,291 @@ fn a_delivery_deferred_past_give_up_after_hours_is_failed_as_given_up_and_never_
         .collect();
     delivered.sort();
     assert_eq!(received(&peer), each(&delivered, 1));
-    // Only a 5xx reply counts as a bounce (bounce::record_smtp_refusal);
-    // the give-up is the outbox's own and scores nothing.
-    assert_eq!(bounces(), refused);
+    // The 550 counted at once (bounce::record_smtp_refusal); the 450s
+    // to RCPT until the give-up count once, as a temporary bounce of
+    // stuck alone (src/deliver/give_up.rs).
+    let mut counted = refused;
+    counted.push((
+        "stuck@example.com".to_string(),
+        false,
+        "smtp".to_string(),
+        "stuck@example.com".to_string(),
+    ));
+    assert_eq!(bounces(), counted);
+}
+
+/// Every bounce counted against a subscriber: (address, permanent,
+/// source, the subscriber's address), in the order they were counted.
+fn bounces(tidings: &Tidings) -> Vec<(String, bool, String, String)> {
+    let db = store(tidings);
+    let mut statement = db
+        .prepare(
+            "SELECT b.address, b.permanent, b.source, p.address FROM bounces b \
+             JOIN subscribers s ON s.id = b.subscriber_id \
+             JOIN people p ON p.id = s.person_id ORDER BY b.id",
+        )
+        .unwrap();
+    statement
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Every row of `bounces`, whoever it names: (address, reply).
+fn bounce_rows(tidings: &Tidings) -> Vec<(String, Option<String>)> {
+    let db = store(tidings);
+    let mut statement = db
+        .prepare("SELECT address, reply FROM bounces ORDER BY id")
+        .unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Each subscriber's bounce score at `START+seconds`, as `tidings
+/// bounces` shows it: (address, score).
+fn scores(tidings: &Tidings, seconds: i64) -> Vec<(String, f64)> {
+    let db = store(tidings);
+    let scoring = |_: &str| tidings::config::bounces::BounceScoring::default();
+    store::bounces::scores(&db, scoring, start() + seconds)
+        .unwrap()
+        .into_iter()
+        .map(|(_, address, score, _)| (address, score))
+        .collect()
+}
+
+/// The lists.toml of the give-up tests: two connections, an hour's retries.
+fn give_up_in_an_hour(port: u16) -> impl FnOnce(String) -> String {
+    relay_config(
+        port,
+        2,
+        &[("give_up_after_hours = 120", "give_up_after_hours = 1")],
+    )
+}
+
+/// The retries of a digest issued at `START+issued` (at 5, 15 and 35
+/// minutes), each run reporting `report`, then the give-up at an hour and
+/// a second: "1 given up".
+fn retry_until_given_up(tidings: &Tidings, issued: i64, report: &str, reachable: bool) {
+    for tried_at in [300, 900, 2100] {
+        let run = run_at(tidings, &["digest", "--list", "en"], issued + tried_at);
+        assert_eq!(run.success, reachable, "{}", run.stderr);
+        assert_eq!(run.delivered(), report, "at +{tried_at}s");
+    }
+    assert_eq!(
+        deliver_at(tidings, issued + 3601),
+        "delivered: 0 sent, 0 deferred, 0 failed, 1 given up"
+    );
+}
+
+/// Issue 13: a recipient the relay deferred at RCPT TO until the give-up
+/// (PIPELINING, so the refusal comes back in a group) is a temporary
+/// bounce of that subscriber, scored 0.5 as a soft bounce is, and of
+/// nobody else; a second digest given up the next day makes it 1.
+#[test]
+fn a_recipient_the_relay_deferred_until_the_give_up_counts_as_a_soft_bounce_of_that_subscriber_alone(
+) {
+    let work = tempfile::tempdir().unwrap();
+    let (peer, log) = peer(
+        work.path(),
+        &["--pipelining", "--defer", "stuck@example.com"],
+    );
+    let tidings = Tidings::with_config(give_up_in_an_hour(peer.port));
+    import(&tidings, 80);
+    let mut addresses = addresses("ok", 4);
+    addresses.insert(2, "stuck@example.com".to_string());
+    subscribe(&tidings, &addresses);
+
+    let first = issue(&tidings);
+    assert!(first.success, "{}", first.stderr);
+    assert_eq!(first.delivered(), "delivered: 4 sent, 1 deferred, 0 failed");
+    let stuck = deliveries(&tidings).remove(2);
+    let reply = stuck.last_reply.unwrap();
+    assert!(
+        reply.starts_with("RCPT TO: transient error (450): 4.2.1 <stuck@example.com>"),
+        "{reply}"
+    );
+    assert!(bounces(&tidings).is_empty(), "a deferral is no bounce yet");
+    retry_until_given_up(&tidings, 0, "delivered: 0 sent, 1 deferred, 0 failed", true);
+
+    let soft = (
+        "stuck@example.com".to_string(),
+        false,
+        "smtp".to_string(),
+        "stuck@example.com".to_string(),
+    );
+    assert_eq!(bounces(&tidings), std::slice::from_ref(&soft));
+    let (_, counted) = &bounce_rows(&tidings)[0];
+    assert!(
+        counted.as_deref().is_some_and(|reply| reply.starts_with(
+            "given up: not delivered in time; last reply: RCPT TO: transient error (450)"
+        )),
+        "{counted:?}"
+    );
+    assert_eq!(
+        scores(&tidings, 3601),
+        [("stuck@example.com".to_string(), 0.5)]
+    );
+
+    // The next day's digest, given up the same way, adds another half.
+    import(&tidings, 70);
+    let day = 86_400;
+    let second = run_at(&tidings, &["digest", "--list", "en", "--now"], day);
+    assert!(
+        second.stdout.contains("en: issued Vol"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        second.delivered(),
+        "delivered: 4 sent, 1 deferred, 0 failed"
+    );
+    retry_until_given_up(
+        &tidings,
+        day,
+        "delivered: 0 sent, 1 deferred, 0 failed",
+        true,
+    );
+    assert_eq!(bounces(&tidings), [soft.clone(), soft]);
+    assert_eq!(
+        scores(&tidings, day + 3601),
+        [("stuck@example.com".to_string(), 1.0)]
+    );
+    let asked = events(&log);
+    assert_eq!(count(&asked, "rcpt 450 stuck@example.com"), 8, "{asked:?}");
+    let mut delivered: Vec<String> = addresses
+        .iter()
+        .filter(|a| !a.starts_with("stuck"))
+        .cloned()
+        .collect();
+    delivered.sort();
+    assert_eq!(received(&peer), each(&delivered, 2));
+}
+
+#[test]
+fn a_relay_down_from_the_first_retry_until_the_give_up_counts_no_bounce_against_anyone() {
+    gone_before_the_give_up(Gone::Down);
+}
+
+#[test]
+fn a_relay_greeting_with_421_until_the_give_up_counts_no_bounce_against_anyone() {
+    gone_before_the_give_up(Gone::Greeting421);
+}
+
+/// How the relay fails after the first try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// Its port bound, nothing listening: every connection refused.
+    Down,
+    /// Every connection greeted with 421 and closed.
+    Greeting421,
+}
+
+/// Issue 13: the relay takes the digest for four subscribers and defers
+/// the fifth at RCPT TO, then fails for everyone (`gone`) at every retry
+/// until the give-up: the last reply is the relay's, not the
+/// recipient's, so the give-up counts against nobody, although the relay
+/// had deferred that recipient before and took the digest for others.
+fn gone_before_the_give_up(gone: Gone) {
+    let work = tempfile::tempdir().unwrap();
+    let (peer, _) = peer(work.path(), &["--defer", "stuck@example.com"]);
+    let port = peer.port;
+    let tidings = Tidings::with_config(give_up_in_an_hour(port));
+    import(&tidings, 79);
+    let mut addresses = addresses("ok", 4);
+    addresses.insert(1, "stuck@example.com".to_string());
+    subscribe(&tidings, &addresses);
+    let first = issue(&tidings);
+    assert_eq!(first.delivered(), "delivered: 4 sent, 1 deferred, 0 failed");
+    let reply = deliveries(&tidings)[1].last_reply.clone().unwrap();
+    assert!(
+        reply.starts_with("RCPT TO: transient error (450)"),
+        "{reply}"
+    );
+    assert_eq!(received(&peer).len(), 4);
+
+    // The same port from now on, held by a relay that is down or that
+    // greets every connection with 421.
+    drop(peer);
+    let never = work.path().join("never");
+    let port_text = port.to_string();
+    let mut options = vec!["--port", port_text.as_str()];
+    match gone {
+        Gone::Down => options.extend(["--down-until", never.to_str().unwrap()]),
+        Gone::Greeting421 => options.extend(["--greet-421", "1000"]),
+    }
+    let log = work.path().join("gone.log");
+    options.extend(["--events", log.to_str().unwrap()]);
+    let _gone = Peer::start(&work.path().join("gone"), &options);
+    retry_until_given_up(
+        &tidings,
+        0,
+        "delivered: 0 sent, 1 deferred, 0 failed",
+        false,
+    );
+
+    let stuck = deliveries(&tidings).remove(1);
+    assert_eq!(stuck.state, "failed");
+    assert_eq!(stuck.attempts, 4);
+    let reply = stuck.last_reply.unwrap();
+    assert!(
+        reply.starts_with(&format!(
+            "given up: not delivered in time; last reply: cannot reach 127.0.0.1:{port}"
+        )),
+        "{reply}"
+    );
+    let greeted = count(&events(&log), "greet 421");
+    match gone {
+        Gone::Down => assert_eq!(greeted, 0),
+        Gone::Greeting421 => {
+            assert_eq!(greeted, 3);
+            assert!(reply.contains("421"), "{reply}");
+        }
+    }
+    assert_eq!(bounce_rows(&tidings), [], "the give-up counted a bounce");
+    assert!(scores(&tidings, 3601).is_empty());
+}
+
+/// Issue 13: a relay answering every DATA with 451 until the give-up took
+/// the digest for nobody: a relay in trouble, not its recipients, so
+/// although each was deferred at DATA, no give-up counts against anyone.
+#[test]
+fn a_relay_deferring_every_recipient_until_the_give_up_counts_no_bounce_against_anyone() {
+    let work = tempfile::tempdir().unwrap();
+    let (peer, log) = peer(work.path(), &["--defer-data", "1000"]);
+    let tidings = Tidings::with_config(give_up_in_an_hour(peer.port));
+    import(&tidings, 67);
+    let addresses = addresses("d", 3);
+    subscribe(&tidings, &addresses);
+    let first = issue(&tidings);
+    assert!(first.success, "{}", first.stderr);
+    assert_eq!(first.delivered(), "delivered: 0 sent, 3 deferred, 0 failed");
+    for tried_at in [300, 900, 2100] {
+        assert_eq!(
+            deliver_at(&tidings, tried_at),
+            "delivered: 0 sent, 3 deferred, 0 failed"
+        );
+    }
+    assert_eq!(
+        deliver_at(&tidings, 3601),
+        "delivered: 0 sent, 0 deferred, 0 failed, 3 given up"
+    );
+    for d in deliveries(&tidings) {
+        assert_eq!(d.state, "failed", "{d:?}");
+        let reply = d.last_reply.unwrap();
+        assert!(
+            reply.starts_with(
+                "given up: not delivered in time; last reply: DATA: transient error (451)"
+            ),
+            "{reply}"
+        );
+    }
+    assert_eq!(count(&events(&log), "data 451 "), 12);
+    assert!(peer.recipients().is_empty());
+    assert_eq!(bounce_rows(&tidings), [], "the give-up counted a bounce");
 }

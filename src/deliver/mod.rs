@@ -9,12 +9,15 @@
 //! configured [`transport`], signs with [`dkim`], personalises with
 //! [`message`], and records each result: sent only once the server
 //! accepted it; a 4xx or a connection failure deferred with exponential
-//! backoff until `give_up_after_hours`; a 5xx failed at once (kept for
-//! bounce handling). A restart resumes exactly the deliveries still queued
-//! or deferred.
+//! backoff until `give_up_after_hours`, then failed as given up
+//! (`give_up.rs`: a bounce of the subscriber when the relay was deferring
+//! that recipient, of nobody when the relay was down); a 5xx failed at
+//! once (kept for bounce handling). A restart resumes exactly the
+//! deliveries still queued or deferred.
 
 pub mod combined;
 pub mod dkim;
+mod give_up;
 pub mod message;
 pub mod outbox;
 mod queue;

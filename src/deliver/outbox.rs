@@ -15,7 +15,12 @@
 //! `WINDOW` messages per connection have been accepted by the server
 //! without being recorded as sent: after a crash, at most `WINDOW *
 //! connections` subscribers can get the digest a second time, and every
-//! delivery not recorded as sent is still queued or deferred.
+//! delivery not recorded as sent is still queued or deferred. A store that
+//! cannot record results for the time being (another process holds its
+//! write lock past the busy timeout, the disk is full) holds the run up
+//! instead: the results are tried again every [`RECORD_RETRY`] for up to
+//! [`RECORD_PATIENCE`], and the workers wait for them, so nobody gets a
+//! message twice for it.
 //!
 //! Results are committed without waiting for the disk, and flushed every
 //! [`SYNC_EVERY`] and by a checkpoint at the end of the run: a commit
@@ -64,6 +69,14 @@ const GATHER: Duration = Duration::from_millis(1);
 
 /// How often recorded results are flushed to the disk.
 const SYNC_EVERY: Duration = Duration::from_millis(200);
+
+/// How long a run keeps trying to record results the store refuses for
+/// the time being before it gives up (their messages are then sent again
+/// by a later run)...
+const RECORD_PATIENCE: Duration = Duration::from_secs(300);
+/// ...trying again this long after each refusal (a lock is waited for
+/// besides, up to the store's busy timeout).
+const RECORD_RETRY: Duration = Duration::from_secs(1);
 
 /// What an outbox run did.
 #[derive(Debug, Clone, Default)]
@@ -158,9 +171,10 @@ pub async fn run_outbox(
     let store_thread = {
         let config = Arc::clone(&config);
         let sign = !signers.is_empty();
+        let stop = stop.clone();
         std::thread::Builder::new()
             .name("outbox-store".into())
-            .spawn(move || serve_store(store, &config, &secret, &inbox, jobs, clock, sign))
+            .spawn(move || serve_store(store, &config, &secret, &inbox, jobs, clock, sign, &stop))
             .context("starting the outbox store thread")?
     };
 
@@ -337,7 +351,12 @@ pub fn retry_delay(config: &Config, attempts: u32) -> i64 {
 
 /// The store thread: keeps the job queue topped up with due deliveries and
 /// commits results as they come, one transaction for all that arrived
-/// together, acknowledging each once it is committed.
+/// together, acknowledging each once it is committed. Once `stop` is
+/// cancelled it no longer waits for a store that refuses results.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's parts, each used here; a struct would only carry them across"
+)]
 fn serve_store(
     store: Handle,
     config: &Config,
@@ -346,18 +365,12 @@ fn serve_store(
     jobs: mpsc::Sender<Job>,
     clock: Clock,
     sign: bool,
+    stop: &CancellationToken,
 ) -> anyhow::Result<OutboxReport> {
     let mut report = OutboxReport::default();
-    let now = clock.now().timestamp();
-    let age = config.delivery.give_up_after_hours * 3600;
-    report.given_up = store
-        .blocking_write(move |tx| {
-            Ok::<_, store::Error>(
-                deliveries::give_up(tx, now - age, now)?
-                    + post_deliveries::give_up(tx, now - age, now)?
-                    + outgoing::give_up(tx, now - age, now)?,
-            )
-        })
+    let refusals = Refusals::new(config);
+    report.given_up = refusals
+        .give_up(&store, clock.now().timestamp())
         .context("giving up old deliveries")?;
     let mut queue = Queue {
         messages: Page::default(),
@@ -372,9 +385,16 @@ fn serve_store(
     };
     let mut results = Vec::new();
     let mut synced = Instant::now();
-    let refusals = Refusals::new(config);
     queue.top_up(&store, config, secret, clock, &mut results)?;
-    record(&store, &mut report, &mut results, clock, true, &refusals)?;
+    record(
+        &store,
+        &mut report,
+        &mut results,
+        clock,
+        true,
+        &refusals,
+        stop,
+    )?;
     while let Ok(first) = inbox.recv() {
         let mut acks = Vec::new();
         let done = gather(inbox, first, config.delivery.connections);
@@ -400,7 +420,15 @@ fn serve_store(
         }
         queue.top_up(&store, config, secret, clock, &mut results)?;
         let sync = synced.elapsed() >= SYNC_EVERY;
-        record(&store, &mut report, &mut results, clock, sync, &refusals)?;
+        record(
+            &store,
+            &mut report,
+            &mut results,
+            clock,
+            sync,
+            &refusals,
+            stop,
+        )?;
         if sync {
             synced = Instant::now();
         }
@@ -437,7 +465,10 @@ fn gather(inbox: &std::sync::mpsc::Receiver<Done>, first: Done, connections: usi
 
 /// Commits `results` (emptying it) and counts them in `report`; with
 /// `sync` false, without waiting for the disk (see the module
-/// documentation).
+/// documentation). A store that refuses them for the time being is asked
+/// again until [`RECORD_PATIENCE`] has passed or `stop` is cancelled: the
+/// server has accepted these messages, and a result lost is a message sent
+/// twice.
 fn record(
     store: &Handle,
     report: &mut OutboxReport,
@@ -445,32 +476,55 @@ fn record(
     clock: Clock,
     sync: bool,
     refusals: &Refusals,
+    stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     if results.is_empty() {
         return Ok(());
     }
     let now = clock.now().timestamp();
     let batch = std::mem::take(results);
-    let write = move |tx: &store::Transaction<'_>| {
-        let (mut digests, mut posts, mut messages) = (Vec::new(), Vec::new(), Vec::new());
-        for (target, attempt) in &batch {
-            match *target {
-                Target::Delivery(id) => digests.push((id, attempt.clone())),
-                Target::Post(id) => posts.push((id, attempt.clone())),
-                Target::Message(id) => messages.push((id, attempt.clone())),
+    let started = Instant::now();
+    let mut warned = false;
+    let recorded = loop {
+        let attempts = batch.clone();
+        let write = move |tx: &store::Transaction<'_>| {
+            let (mut digests, mut posts, mut messages) = (Vec::new(), Vec::new(), Vec::new());
+            for (target, attempt) in &attempts {
+                match *target {
+                    Target::Delivery(id) => digests.push((id, attempt.clone())),
+                    Target::Post(id) => posts.push((id, attempt.clone())),
+                    Target::Message(id) => messages.push((id, attempt.clone())),
+                }
             }
+            deliveries::record_attempts(tx, &digests, now)?;
+            post_deliveries::record_attempts(tx, &posts, now)?;
+            outgoing::record_attempts(tx, &messages, now)?;
+            Ok::<_, store::Error>(attempts)
+        };
+        let written = if sync {
+            store.blocking_write(write)
+        } else {
+            store.blocking_write_unsynced(write)
+        };
+        match written {
+            Ok(recorded) => break recorded,
+            Err(error)
+                if error.is_temporary()
+                    && started.elapsed() < RECORD_PATIENCE
+                    && !stop.is_cancelled() =>
+            {
+                if !warned {
+                    tracing::warn!(
+                        results = batch.len(),
+                        "delivery results not recorded yet, trying again: {error}"
+                    );
+                    warned = true;
+                }
+                std::thread::sleep(RECORD_RETRY);
+            }
+            Err(error) => return Err(error).context("recording delivery results"),
         }
-        deliveries::record_attempts(tx, &digests, now)?;
-        post_deliveries::record_attempts(tx, &posts, now)?;
-        outgoing::record_attempts(tx, &messages, now)?;
-        Ok::<_, store::Error>(batch)
     };
-    let recorded = if sync {
-        store.blocking_write(write)
-    } else {
-        store.blocking_write_unsynced(write)
-    }
-    .context("recording delivery results")?;
     let refused: Vec<(Target, String)> = recorded
         .iter()
         .filter_map(|(target, attempt)| match attempt {
@@ -496,8 +550,9 @@ fn record(
     Ok(())
 }
 
-/// What counting a 5xx reply as a bounce needs on the store thread: the
-/// configuration, and the templates and secret of the final notice.
+/// What counting a 5xx reply or a give-up as a bounce needs on the store
+/// thread: the configuration, and the templates and secret of the final
+/// notice.
 struct Refusals {
     config: Arc<Config>,
     notice: Option<Arc<(crate::templates::Templates, Secret)>>,
@@ -514,6 +569,22 @@ impl Refusals {
             config: Arc::new(config.clone()),
             notice,
         }
+    }
+
+    /// Gives up what is too old to send at `now`, counting the recipients
+    /// the relay deferred as bounces ([`super::give_up::give_up_old`]), in
+    /// one transaction; returns how many were given up.
+    fn give_up(&self, store: &Handle, now: i64) -> anyhow::Result<usize> {
+        let (config, notice) = (self.config.clone(), self.notice.clone());
+        store.blocking_write(move |tx| {
+            let service = notice.as_ref().map(|notice| crate::subscribe::Service {
+                config: &config,
+                templates: &notice.0,
+                secret: &notice.1,
+                now,
+            });
+            super::give_up::give_up_old(tx, &config, service.as_ref(), now)
+        })
     }
 
     /// Counts each refused delivery or message of a list as a bounce of

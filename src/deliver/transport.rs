@@ -13,7 +13,10 @@
 //! Errors are sorted the way the outbox acts on them, after lettre's
 //! `is_transient`/`is_permanent`: a 5xx fails the recipient, a 4xx or any
 //! transport trouble defers it, and failing to reach the relay at all
-//! stops the run.
+//! stops the run. A 4xx is recorded with the command it answered
+//! (`RCPT TO: transient error (450): ...`), so that a give-up days later
+//! can tell a recipient the relay deferred from a relay in trouble
+//! ([`deferred_for_recipient`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -82,6 +85,48 @@ pub enum SendError {
     Transient { reply: String, unreachable: bool },
     /// Refused for good: a 5xx reply, or a message that cannot be sent.
     Permanent { reply: String },
+}
+
+/// The command of a transaction a refusal answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Mail,
+    Rcpt,
+    /// DATA, or the message after it: both replies answer DATA (RFC 5321
+    /// 4.1.1.4).
+    Data,
+}
+
+impl Command {
+    /// How a deferral's reply names it.
+    fn name(self) -> &'static str {
+        match self {
+            Command::Mail => "MAIL FROM",
+            Command::Rcpt => "RCPT TO",
+            Command::Data => "DATA",
+        }
+    }
+}
+
+/// Whether a deferral's recorded reply says the relay deferred the
+/// recipient itself: a 4xx other than 421 to RCPT TO or to DATA, each of
+/// tidings' transactions carrying one recipient. 421 (the relay closing
+/// the session), a refused MAIL FROM, a relay not reached, a timeout, a
+/// dropped connection and sendmail's or the outbox's trouble are the
+/// relay's, not the recipient's.
+pub fn deferred_for_recipient(reply: &str) -> bool {
+    let answer = [Command::Rcpt, Command::Data]
+        .into_iter()
+        .find_map(|command| reply.strip_prefix(command.name())?.strip_prefix(": "));
+    let Some(code) = answer.and_then(|answer| answer.strip_prefix("transient error (")) else {
+        return false;
+    };
+    let code = code.as_bytes();
+    code.len() >= 4
+        && code[0] == b'4'
+        && code[1..3].iter().all(u8::is_ascii_digit)
+        && code[3] == b')'
+        && &code[..3] != b"421"
 }
 
 /// SMTP relay settings.
@@ -267,7 +312,7 @@ impl Connection<'_> {
                 };
                 match tokio::time::timeout(limit, transaction).await {
                     Ok(Ok(response)) => Ok(reply_text(&response)),
-                    Ok(Err(Refused::Lettre(error))) => {
+                    Ok(Err(Refused::Lettre { error, command })) => {
                         // A server's refusal ends the transaction, not the
                         // session: RSET and go on with the next message.
                         // Anything else leaves the session in doubt.
@@ -279,7 +324,7 @@ impl Connection<'_> {
                             connection.abort().await;
                             self.smtp = None;
                         }
-                        Err(smtp_error(&error))
+                        Err(smtp_error(&error, command))
                     }
                     // Found out before MAIL: the session is untouched.
                     Ok(Err(Refused::Unsupported(reply))) => Err(SendError::Permanent { reply }),
@@ -338,14 +383,32 @@ impl Connection<'_> {
 
 /// Why [`transact`] did not get a message through.
 enum Refused {
-    Lettre(lettre::transport::smtp::Error),
+    /// What lettre reported, and the command whose reply it was, when
+    /// known.
+    Lettre {
+        error: lettre::transport::smtp::Error,
+        command: Option<Command>,
+    },
     /// The message needs an extension the server does not offer.
     Unsupported(String),
 }
 
+impl Refused {
+    /// `error` in answer to `command`.
+    fn to(command: Command) -> impl FnOnce(lettre::transport::smtp::Error) -> Refused {
+        move |error| Refused::Lettre {
+            error,
+            command: Some(command),
+        }
+    }
+}
+
 impl From<lettre::transport::smtp::Error> for Refused {
     fn from(error: lettre::transport::smtp::Error) -> Refused {
-        Refused::Lettre(error)
+        Refused::Lettre {
+            error,
+            command: None,
+        }
     }
 }
 
@@ -365,16 +428,24 @@ async fn transact(
     let parameters = mail_parameters(connection, envelope, &data)?;
     connection
         .command(Mail::new(envelope.from().cloned(), parameters))
-        .await?;
+        .await
+        .map_err(Refused::to(Command::Mail))?;
     for recipient in envelope.to() {
         connection
             .command(Rcpt::new(recipient.clone(), Vec::new()))
-            .await?;
+            .await
+            .map_err(Refused::to(Command::Rcpt))?;
     }
-    connection.command(Data).await?;
+    connection
+        .command(Data)
+        .await
+        .map_err(Refused::to(Command::Data))?;
     // `command` writes what it is given and reads one reply: here the
     // content with its closing dot, and the reply to the whole message.
-    Ok(connection.command(data).await?)
+    connection
+        .command(data)
+        .await
+        .map_err(Refused::to(Command::Data))
 }
 
 /// [`transact`] for a server that offers PIPELINING: MAIL, every RCPT and
@@ -393,22 +464,30 @@ async fn transact_pipelined(
         group.push_str(&Rcpt::new(recipient.clone(), Vec::new()).to_string());
     }
     group.push_str(&Data.to_string());
-    let mut refused = connection.command(Group(&group)).await.err();
+    // The first refusal, and the command it answered.
+    let mut refused = connection
+        .command(Group(&group))
+        .await
+        .err()
+        .map(Refused::to(Command::Mail));
     for _ in envelope.to() {
         let reply = connection.read_response().await;
-        refused = refused.or(reply.err());
+        refused = refused.or(reply.err().map(Refused::to(Command::Rcpt)));
     }
     let data_reply = connection.read_response().await;
     match (refused, data_reply) {
-        (None, Ok(_)) => Ok(connection.command(data).await?),
-        (None, Err(error)) => Err(error.into()),
+        (None, Ok(_)) => connection
+            .command(data)
+            .await
+            .map_err(Refused::to(Command::Data)),
+        (None, Err(error)) => Err(Refused::to(Command::Data)(error)),
         // DATA was taken although MAIL or RCPT was not: end the empty
         // message at once, and report the refusal.
-        (Some(error), Ok(_)) => {
+        (Some(refused), Ok(_)) => {
             let _ = connection.command(Group(".\r\n")).await;
-            Err(error.into())
+            Err(refused)
         }
-        (Some(error), Err(_)) => Err(error.into()),
+        (Some(refused), Err(_)) => Err(refused),
     }
 }
 
@@ -572,15 +651,22 @@ fn reply_text(response: &Response) -> String {
         .to_string()
 }
 
-fn smtp_error(error: &lettre::transport::smtp::Error) -> SendError {
+/// How the outbox takes `error`, the answer to `command` if known: a
+/// deferral that is a server's reply says which command it answered
+/// (read back by [`deferred_for_recipient`]). A refusal is kept as lettre
+/// words it, which [`crate::bounce::is_smtp_refusal`] reads.
+fn smtp_error(error: &lettre::transport::smtp::Error, command: Option<Command>) -> SendError {
     let reply = error.to_string();
     if error.is_permanent() {
-        SendError::Permanent { reply }
-    } else {
-        SendError::Transient {
-            reply,
-            unreachable: false,
-        }
+        return SendError::Permanent { reply };
+    }
+    let reply = match command {
+        Some(command) if error.status().is_some() => format!("{}: {reply}", command.name()),
+        _ => reply,
+    };
+    SendError::Transient {
+        reply,
+        unreachable: false,
     }
 }
 
@@ -606,6 +692,33 @@ mod tests {
         dot_stuff(text, &mut data);
         close_data(&mut data);
         data
+    }
+
+    #[test]
+    fn only_a_4xx_to_rcpt_or_data_is_a_deferral_of_the_recipient() {
+        for reply in [
+            "RCPT TO: transient error (450): 4.2.1 <a@example.net>: Mailbox busy",
+            "RCPT TO: transient error (452): 4.2.2 Over quota",
+            "DATA: transient error (451): 4.3.0 Temporary failure, try again later",
+        ] {
+            assert!(deferred_for_recipient(reply), "{reply}");
+        }
+        for reply in [
+            "MAIL FROM: transient error (451): 4.3.0 try later",
+            "RCPT TO: transient error (421): 4.3.2 Service shutting down",
+            "DATA: transient error (421): 4.3.2 closing",
+            "transient error (450): 4.2.1 Mailbox busy",
+            "cannot reach 127.0.0.1:25: Connection refused (os error 111)",
+            "cannot reach 127.0.0.1:25: timed out",
+            "timed out during the SMTP transaction",
+            "RCPT TO: network error: connection reset",
+            "RCPT TO: permanent error (550): 5.1.1 User unknown",
+            "RCPT TO: transient error (4",
+            "sendmail: exited with 75",
+            "",
+        ] {
+            assert!(!deferred_for_recipient(reply), "{reply}");
+        }
     }
 
     #[test]

@@ -289,6 +289,49 @@ pub fn message_recipient(db: &Connection, message_id: i64) -> Result<Option<(Str
         .optional()?)
 }
 
+/// A pending delivery to a subscriber that a give-up is about to fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivingUp {
+    pub list_code: String,
+    pub address: String,
+    /// The reply to its last try.
+    pub last_reply: String,
+}
+
+/// The deliveries [`super::deliveries::give_up`] and
+/// [`super::post_deliveries::give_up`] fail for `before` (digests issued,
+/// posts received before it), that were tried and whose digest or post
+/// the relay accepted for another subscriber: it was working. Called in
+/// the give-up's transaction, before it.
+pub fn giving_up(db: &Connection, before: i64) -> Result<Vec<GivingUp>> {
+    // From the digests (few) to their pending deliveries, as the give-up
+    // goes (CROSS JOIN keeps that order); from the pending post
+    // deliveries to their posts. Whether the relay took the digest or
+    // post for someone is asked last, of what is given up alone.
+    let mut statement = db.prepare_cached(
+        "SELECT g.list_code, d.address, d.last_reply FROM digests g \
+         CROSS JOIN deliveries d INDEXED BY deliveries_by_state ON d.digest_id = g.id \
+         WHERE g.issued_at < ?1 AND d.state IN ('queued', 'deferred') \
+         AND d.last_reply IS NOT NULL AND EXISTS (SELECT 1 FROM deliveries o \
+         WHERE o.state = 'sent' AND o.digest_id = d.digest_id) \
+         UNION ALL \
+         SELECT p.list_code, d.address, d.last_reply FROM post_deliveries d \
+         JOIN posts p ON p.id = d.post_id \
+         WHERE d.state IN ('queued', 'deferred') AND p.received_at < ?1 \
+         AND p.list_code IS NOT NULL AND d.last_reply IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM post_deliveries o \
+         WHERE o.state = 'sent' AND o.post_id = p.id)",
+    )?;
+    let rows = statement.query_map([before], |row| {
+        Ok(GivingUp {
+            list_code: row.get(0)?,
+            address: row.get(1)?,
+            last_reply: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +349,124 @@ mod tests {
             message_id: None,
             reply: None,
         }
+    }
+
+    /// What a give-up at `before` may count: deliveries tried (a reply
+    /// kept) of a digest or post older than `before` that the relay took
+    /// for someone else; never one sent, failed, not tried, newer, or of a
+    /// digest or post the relay took for nobody.
+    #[test]
+    fn giving_up_names_the_tried_deliveries_of_what_the_relay_took_for_someone_else() {
+        use crate::deliver::Attempt;
+        use crate::digest::{DigestBody, DigestMode, NewDigest};
+        use crate::post::Status;
+        use crate::store::{deliveries, digests, post_deliveries, posts};
+        let mut db = open_in_memory().unwrap();
+        let deferred = |reply: &str| Attempt::Deferred {
+            reply: reply.to_string(),
+            next_attempt_at: 0,
+        };
+        let sent = Attempt::Sent {
+            reply: "250 ok".into(),
+        };
+        transaction(&mut db, |tx| {
+            let digest_readers: Vec<String> = ["ana", "bo", "cy", "di", "ed"]
+                .iter()
+                .map(|name| format!("{name}@example.net"))
+                .collect();
+            subscribers::add(tx, "en", &digest_readers, Mode::Mime, 1)?;
+            let post_readers = ["pia@example.net".to_string(), "pol@example.net".into()];
+            subscribers::add(tx, "en", &post_readers, Mode::Post, 1)?;
+            let issue = |issued_at: i64| {
+                let new = NewDigest {
+                    volume: 1,
+                    issue: issued_at as u32,
+                    period: "2030".into(),
+                    reason: "test".into(),
+                    issued_at,
+                    bodies: vec![DigestBody {
+                        mode: DigestMode::Mime,
+                        subject: "digest".into(),
+                        entity: b"Content-Type: text/plain\r\n\r\nposts\r\n".to_vec(),
+                    }],
+                };
+                let issued = digests::record(tx, "en", None, Some(new), &[])?.unwrap();
+                let ids: Vec<i64> = deliveries::of_digest(tx, issued.record.id)?
+                    .iter()
+                    .map(|d| d.id)
+                    .collect();
+                Ok::<_, crate::store::Error>(ids)
+            };
+            // Ana got it; Bo and Cy were deferred; Di was refused; Ed
+            // was not tried.
+            let first = issue(100)?;
+            let failed = Attempt::Failed {
+                reply: "permanent error (550): unknown".into(),
+            };
+            deliveries::record_attempts(
+                tx,
+                &[
+                    (first[0], sent.clone()),
+                    (first[1], deferred("RCPT TO: transient error (450): busy")),
+                    (first[2], deferred("cannot reach 127.0.0.1:25: refused")),
+                    (first[3], failed),
+                ],
+                150,
+            )?;
+            // Nobody got the second: the relay took it for no one.
+            let second = issue(110)?;
+            let everyone: Vec<(i64, Attempt)> = second
+                .iter()
+                .map(|id| (*id, deferred("DATA: transient error (451): later")))
+                .collect();
+            deliveries::record_attempts(tx, &everyone, 150)?;
+
+            posts::insert(tx, &[posts::sample("k", "en", Status::Published)])?;
+            post_deliveries::fan_out(tx, "en", 100)?;
+            let handed: Vec<i64> = post_deliveries::due(tx, 100, 0, 10)?
+                .iter()
+                .map(|d| d.id)
+                .collect();
+            assert_eq!(handed.len(), 2);
+            post_deliveries::record_attempts(
+                tx,
+                &[
+                    (handed[0], deferred("RCPT TO: transient error (452): full")),
+                    (handed[1], sent.clone()),
+                ],
+                150,
+            )?;
+
+            let named = |before| -> crate::store::Result<Vec<(String, String)>> {
+                Ok(giving_up(tx, before)?
+                    .into_iter()
+                    .map(|g| (g.address, g.last_reply))
+                    .collect())
+            };
+            assert_eq!(named(100)?, [], "nothing older than 100");
+            assert_eq!(
+                named(101)?,
+                [
+                    (
+                        "bo@example.net".to_string(),
+                        "RCPT TO: transient error (450): busy".to_string()
+                    ),
+                    (
+                        "cy@example.net".to_string(),
+                        "cannot reach 127.0.0.1:25: refused".to_string()
+                    ),
+                ]
+            );
+            let mut all = named(2_000_000_000)?;
+            all.sort();
+            assert_eq!(all.len(), 3, "{all:?}");
+            assert_eq!(all[2].0, "pia@example.net");
+            // The give-up fails what was named, and what was not tried.
+            assert_eq!(deliveries::give_up(tx, 101, 200)?, 3);
+            assert_eq!(named(101)?, []);
+            Ok::<_, crate::store::Error>(())
+        })
+        .unwrap();
     }
 
     #[test]

@@ -157,6 +157,20 @@ pub enum Error {
     Backup { backup: PathBuf, message: String },
 }
 
+impl Error {
+    /// Whether the same call may succeed later unchanged: another
+    /// connection held the write lock past the busy timeout, or the disk
+    /// was full.
+    pub fn is_temporary(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull};
+        matches!(
+            self,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+                if matches!(failure.code, DatabaseBusy | DatabaseLocked | DiskFull)
+        )
+    }
+}
+
 /// What store calls return.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -504,6 +518,24 @@ mod tests {
             outside.is_empty(),
             "rusqlite named outside store: {outside:?}"
         );
+    }
+
+    #[test]
+    fn a_store_locked_by_another_writer_is_a_temporary_failure_and_a_bad_query_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let holder = open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut other = open(&path).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        let locked: Result<()> = transaction(&mut other, |_| Ok(()));
+        assert!(locked.unwrap_err().is_temporary());
+        holder.execute_batch("ROLLBACK").unwrap();
+        let bad: Result<()> = transaction(&mut other, |tx| {
+            tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+            Ok(())
+        });
+        assert!(!bad.unwrap_err().is_temporary());
     }
 
     #[test]

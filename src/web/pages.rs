@@ -53,19 +53,34 @@ pub fn security_headers() -> [(header::HeaderName, HeaderValue); 3] {
 pub enum WebError {
     /// No such page (or a token that is not ours: the same to a visitor).
     NotFound,
+    /// The store refused for the time being (another process holds its
+    /// write lock past the busy timeout, the disk is full): 503 with a
+    /// Retry-After, so a client tries again instead of giving up.
+    Busy(anyhow::Error),
     /// A fault of ours; logged, and shown as a plain apology.
     Internal(anyhow::Error),
 }
 
+/// How long a client is asked to wait before trying a busy page again.
+const RETRY_AFTER_SECONDS: &str = "5";
+
 impl From<anyhow::Error> for WebError {
     fn from(error: anyhow::Error) -> Self {
-        WebError::Internal(error)
+        let temporary = error.chain().any(|cause| {
+            cause
+                .downcast_ref::<crate::store::Error>()
+                .is_some_and(crate::store::Error::is_temporary)
+        });
+        match temporary {
+            true => WebError::Busy(error),
+            false => WebError::Internal(error),
+        }
     }
 }
 
 impl From<crate::store::Error> for WebError {
     fn from(error: crate::store::Error) -> Self {
-        WebError::Internal(error.into())
+        anyhow::Error::from(error).into()
     }
 }
 
@@ -102,6 +117,10 @@ pub fn error_page(web: &Web, error: WebError) -> Response {
     let layout = Layout::site(&config, &web.templates, "en");
     let (status, heading, text) = match &error {
         WebError::NotFound => (StatusCode::NOT_FOUND, "not_found_title", "not_found_text"),
+        WebError::Busy(cause) => {
+            tracing::warn!("a page was asked to wait: {cause:#}");
+            (StatusCode::SERVICE_UNAVAILABLE, "error_title", "error_text")
+        }
         WebError::Internal(cause) => {
             tracing::error!("a page failed: {cause:#}");
             #[cfg(test)]
@@ -119,8 +138,15 @@ pub fn error_page(web: &Web, error: WebError) -> Response {
         paragraphs: vec![labels.get(text).cloned().unwrap_or_default()],
         ..Message::default()
     };
-    match layout.message(status, message) {
+    let mut response = match layout.message(status, message) {
         Ok(page) => page.into_response(),
         Err(_) => (status, "error\n").into_response(),
+    };
+    if matches!(error, WebError::Busy(_)) {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
     }
+    response
 }

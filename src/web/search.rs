@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::pages::{error_page, Page, WebError};
+use super::pages::{error_page, Page};
 use super::Web;
 use crate::site::pages::{month_start, Pages, Search, SEARCH_PAGE};
 use crate::store::archive::{self, SearchFilter};
@@ -94,6 +94,6 @@ pub(super) async fn search(State(web): State<Arc<Web>>, RawQuery(query): RawQuer
             status: StatusCode::OK,
             html,
         }),
-        Err(error) => error_page(&web, WebError::Internal(error)),
+        Err(error) => error_page(&web, error.into()),
     }
 }
