@@ -1017,3 +1017,144 @@ fn page_builders_started_by_piped_posts_take_turns() {
     assert!(status.success());
     assert!(tidings.path().join("site/index.html").exists());
 }
+
+/// Promise 1 (issue 13) for `tidings ingest`: runs piped a message each,
+/// sixteen at a time, are killed with SIGKILL at random points of their
+/// lives (from the start to a little past a whole run; the seed is printed
+/// and `TIDINGS_INGEST_SEED` replays it); every run that
+/// exited 0 has its message stored byte for byte, every killed one has
+/// either its whole message or nothing, and the store stays sound.
+#[test]
+fn ingest_killed_at_random_points_keeps_every_message_it_acknowledged() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let runs = common::env_number("TIDINGS_INGEST_KILLS", 160);
+    let tidings = Tidings::new();
+    let message = |n: usize| {
+        format!(
+            "From: w{n}@example.org\r\nTo: a-infos-en@lists.example.org\r\n\
+             Subject: (en) killed ingest {n}\r\nMessage-ID: <kill-{n}@example.org>\r\n\
+             Date: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\n{}\r\n",
+            format!("paragraph {n} of a post piped in. ").repeat(40)
+        )
+        .into_bytes()
+    };
+    let spawn = |n: usize| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .arg("--config")
+            .arg(tidings.config())
+            .args(["ingest", "a-infos-en@lists.example.org"])
+            .current_dir(tidings.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // A child killed early may close stdin before reading it all.
+        let _ = child.stdin.take().unwrap().write_all(&message(n));
+        child
+    };
+    // How long a run lives among sixteen: the kill points spread over
+    // that and a bit.
+    let started = Instant::now();
+    let unkilled: Vec<_> = (runs..runs + 16).map(spawn).collect();
+    for mut child in unkilled {
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
+    let life = started.elapsed();
+
+    let seed = std::env::var("TIDINGS_INGEST_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        });
+    println!("TIDINGS_INGEST_SEED={seed}");
+    let mut state = seed;
+    let mut acknowledged = Vec::new();
+    let mut killed = Vec::new();
+    for wave in (0..runs).collect::<Vec<_>>().chunks(16) {
+        let mut children: Vec<(usize, std::process::Child, Instant, Duration)> = wave
+            .iter()
+            .map(|&n| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let share = (state >> 33) % 1_300;
+                let kill_after = life.mul_f64(share as f64 / 1_000.0);
+                (n, spawn(n), Instant::now(), kill_after)
+            })
+            .collect();
+        while !children.is_empty() {
+            children.retain_mut(|(n, child, started, kill_after)| {
+                if let Some(status) = child.try_wait().unwrap() {
+                    // Anything but 0 (75: try again) promises nothing.
+                    match status.code() {
+                        Some(0) => acknowledged.push(*n),
+                        _ => killed.push(*n),
+                    }
+                    return false;
+                }
+                if started.elapsed() >= *kill_after {
+                    child.kill().unwrap();
+                    let status = child.wait().unwrap();
+                    match status.code() {
+                        Some(0) => acknowledged.push(*n),
+                        _ => killed.push(*n),
+                    }
+                    return false;
+                }
+                true
+            });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    println!(
+        "{runs} runs killed within {:.1?} (sixteen at once take {life:.1?}): {} exited 0, \
+         {} killed or told to retry",
+        life.mul_f64(1.3),
+        acknowledged.len(),
+        killed.len()
+    );
+    assert!(
+        acknowledged.len() >= runs / 10 && killed.len() >= runs / 10,
+        "the kills fall before and after the end of runs: {} acknowledged, {} killed",
+        acknowledged.len(),
+        killed.len()
+    );
+
+    let db = tidings::store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap();
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let mut statement = db
+        .prepare(
+            "SELECT p.message_id, r.bytes FROM posts p JOIN raw_messages r ON r.post_id = p.id",
+        )
+        .unwrap();
+    let stored: BTreeMap<String, Vec<u8>> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let id = |n: usize| format!("<kill-{n}@example.org>");
+    for n in &acknowledged {
+        let bytes = stored.get(&id(*n));
+        assert!(
+            bytes.is_some_and(|bytes| *bytes == message(*n)),
+            "run {n} exited 0 and its message is {}",
+            if bytes.is_some() { "changed" } else { "lost" }
+        );
+    }
+    for n in &killed {
+        if let Some(bytes) = stored.get(&id(*n)) {
+            assert!(*bytes == message(*n), "run {n} was killed and left a part");
+        }
+    }
+}

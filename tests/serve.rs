@@ -1,5 +1,6 @@
 //! The daemon end to end: `tidings serve` on free loopback ports, real SMTP
-//! and LMTP clients (Python's smtplib, swaks), a real HTTP client.
+//! and LMTP clients (Python's smtplib and asyncio streams, swaks), a real
+//! HTTP client.
 
 mod common;
 
@@ -445,34 +446,156 @@ fn postmaster_mail_is_passed_on_to_the_operator_and_loops_are_not() {
     );
 }
 
-/// Two SMTP and two LMTP clients sending as fast as they can, each message
-/// logged once it is acknowledged (250, or LMTP's 250 for its recipient);
-/// ids `<ROUND-N-I@x>`, the bytes of each made from its id alone
-/// ([`burst_message`]).
-const BURST: &str = r#"
-import smtplib, sys, threading
-host, smtp, lmtp, log, round_ = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-lock = threading.Lock()
-def message(mid, n, i):
-    return ("From: a@example.org\r\nTo: a-infos-en@lists.example.org\r\n"
-            "Subject: (en) burst %s %d %d\r\nMessage-ID: %s\r\n\r\ntext of %s\r\n" % (round_, n, i, mid, mid))
-def client(n):
-    try:
-        s = smtplib.LMTP(host, lmtp, timeout=5) if n % 2 else smtplib.SMTP(host, smtp, timeout=5)
-        for i in range(10000):
-            mid = "<%s-%d-%d@x>" % (round_, n, i)
-            s.sendmail("a@example.org", ["a-infos-en@lists.example.org"], message(mid, n, i))
-            with lock:
-                with open(log, "a") as f:
-                    f.write(mid + "\n")
-    except Exception:
-        pass
-threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
+/// One transaction on each of COUNT connections at once, half SMTP and half
+/// LMTP (asyncio streams, raw protocol), and a kill -9 of the daemon in the
+/// middle of them. Every session connects, greets and gives MAIL FROM and
+/// RCPT TO; none sends DATA until all have, so every transaction is open at
+/// once. Then each sends its message, `<ROUND-N-0@x>` ([`burst_message`]),
+/// and logs its id to LOG on its 250, a line flushed at a time. The
+/// KILL_AFTER-th 250 read kills PID with SIGKILL on the spot: the state of
+/// every session is noted at that moment. Sessions below STALL send only
+/// the first part of their message after the 354 and wait there (mid-DATA
+/// when the kill falls). Prints one JSON summary: the states at the kill,
+/// the 250s read before and after it, and what went wrong before it.
+///
+/// The daemon's accept queue is short (a backlog of 128), so connecting is
+/// gated: at most 100 sessions a listener connected and not yet greeted.
+const CONCURRENT: &str = r#"
+import asyncio, collections, json, os, resource, signal, sys
+host, smtp_port, lmtp_port, pid, log_path, round_ = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+count, kill_after, stall = int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+state = ["connecting"] * count
+OPEN = ("mail", "rcpt", "data", "sent")
+log = open(log_path, "a")
+summary = {"count": count, "kill_after": kill_after, "acked_before_kill": 0, "acked_after_kill": 0,
+           "at_kill": None, "failures_before_kill": 0, "failed_before_kill": [], "connect_retries": 0}
+
+def message(mid, n):
+    return ("From: a%d@example.org\r\nTo: a-infos-en@lists.example.org\r\n"
+            "Subject: (en) burst %s %d 0\r\nMessage-ID: %s\r\n\r\ntext of %s\r\n" % (n, round_, n, mid, mid)).encode()
+
+async def main():
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    killed = asyncio.Event()
+    go = asyncio.Event()
+    arrived = 0
+    gates = {smtp_port: asyncio.Semaphore(100), lmtp_port: asyncio.Semaphore(100)}
+
+    def arrive():
+        nonlocal arrived
+        arrived += 1
+        if arrived == count:
+            summary["t_go"] = loop.time() - t0
+            go.set()
+
+    def kill():
+        summary["at_kill"] = dict(collections.Counter(state))
+        summary["open_lmtp"] = sum(1 for n in range(1, count, 2) if state[n] in OPEN)
+        summary["t_kill"] = loop.time() - t0
+        os.kill(pid, signal.SIGKILL)
+        killed.set()
+
+    async def reply(reader):
+        while True:
+            line = await reader.readline()
+            if not line:
+                raise ConnectionError("closed")
+            if line[3:4] != b"-":
+                return int(line[:3]), line.decode().rstrip()
+
+    async def expect(reader, writer, command, code):
+        if command:
+            writer.write(command)
+            await writer.drain()
+        got, text = await reply(reader)
+        if got != code:
+            raise ValueError("%r: %s" % (command, text))
+
+    async def connect(port):
+        for attempt in range(100):
+            try:
+                return await asyncio.open_connection(host, port)
+            except OSError:
+                # Refused while the accept queue was full: try again, unless
+                # the daemon is gone.
+                if killed.is_set():
+                    raise
+                summary["connect_retries"] += 1
+                await asyncio.sleep(0.05)
+        raise ConnectionError("never connected")
+
+    async def session(n):
+        lmtp = n % 2 == 1
+        port = lmtp_port if lmtp else smtp_port
+        mid = "<%s-%d-0@x>" % (round_, n)
+        writer = None
+        waiting = True
+        try:
+            async with gates[port]:
+                reader, writer = await connect(port)
+                await expect(reader, writer, None, 220)
+            state[n] = "greeted"
+            await expect(reader, writer, b"LHLO c\r\n" if lmtp else b"EHLO c\r\n", 250)
+            await expect(reader, writer, b"MAIL FROM:<a%d@example.org>\r\n" % n, 250)
+            state[n] = "mail"
+            await expect(reader, writer, b"RCPT TO:<a-infos-en@lists.example.org>\r\n", 250)
+            state[n] = "rcpt"
+            waiting = False
+            arrive()
+            await go.wait()
+            await expect(reader, writer, b"DATA\r\n", 354)
+            state[n] = "data"
+            body = message(mid, n)
+            if n < stall:
+                writer.write(body[:len(body) // 2])
+                await writer.drain()
+                await killed.wait()
+                return
+            writer.write(body + b".\r\n")
+            await writer.drain()
+            state[n] = "sent"
+            code, text = await reply(reader)
+            if code != 250:
+                raise ValueError("end of data: %s" % text)
+            state[n] = "acked"
+            log.write(mid + "\n")
+            log.flush()
+            if killed.is_set():
+                summary["acked_after_kill"] += 1
+            else:
+                summary["acked_before_kill"] += 1
+                if summary["acked_before_kill"] == kill_after:
+                    kill()
+            await expect(reader, writer, b"QUIT\r\n", 221)
+        except (OSError, ConnectionError, ValueError, asyncio.IncompleteReadError) as error:
+            if not killed.is_set():
+                summary["failures_before_kill"] += 1
+                if len(summary["failed_before_kill"]) < 20:
+                    summary["failed_before_kill"].append("%s %s: %s" % (mid, state[n], error))
+        finally:
+            if waiting:
+                arrive()
+            if writer is not None:
+                writer.close()
+
+    tasks = [asyncio.create_task(session(n)) for n in range(count)]
+    finished = asyncio.gather(*tasks)
+    # A round that never reached its kill point ends too: the stalled
+    # sessions are let go once every other one is done.
+    rest = [t for n, t in enumerate(tasks) if n >= stall]
+    await asyncio.wait(rest)
+    if not killed.is_set():
+        killed.set()
+    await finished
+
+asyncio.run(asyncio.wait_for(main(), 300))
+print(json.dumps(summary), flush=True)
 "#;
 
-/// The bytes [`BURST`] sends as message `id` (`<ROUND-N-I@x>`).
+/// The bytes [`CONCURRENT`] sends as message `id` (`<ROUND-N-I@x>`).
 fn burst_message(id: &str) -> Vec<u8> {
     let parts: Vec<&str> = id
         .trim_matches(['<', '>'])
@@ -481,86 +604,192 @@ fn burst_message(id: &str) -> Vec<u8> {
         .collect();
     let (round, n, i) = (parts[0], parts[1], parts[2]);
     format!(
-        "From: a@example.org\r\nTo: a-infos-en@lists.example.org\r\n\
+        "From: a{n}@example.org\r\nTo: a-infos-en@lists.example.org\r\n\
          Subject: (en) burst {round} {n} {i}\r\nMessage-ID: {id}\r\n\r\ntext of {id}\r\n"
     )
     .into_bytes()
 }
 
-/// Promise 1: kill -9 of the daemon at a different point of a burst over
-/// SMTP and LMTP, round after round (10, or `TIDINGS_KILL_ROUNDS`); after the last restart every acknowledged message is in the
-/// store byte for byte as it was sent.
-#[test]
-fn every_acknowledged_message_survives_sigkill() {
-    let rounds: usize = std::env::var("TIDINGS_KILL_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10);
-    let tidings = Tidings::new();
-    let log = tidings.path().join("acked.txt");
-    for round in 0..rounds {
-        let mut daemon = Daemon::start(&tidings);
-        let (host, smtp) = daemon.address("smtp");
-        let (_, lmtp) = daemon.address("lmtp");
-        let before = std::fs::read_to_string(&log).map_or(0, |t| t.lines().count());
-        // Where the kill falls: after 50 to 650 more acknowledgements.
-        let kill_after = before + 50 + (round * 389 + 97) % 600;
-        let mut sender = Command::new("python3")
-            .arg("-c")
-            .arg(BURST)
-            .args([
-                &host,
-                &smtp.to_string(),
-                &lmtp.to_string(),
-                log.to_str().unwrap(),
-                &format!("r{round}"),
-            ])
-            .spawn()
-            .unwrap();
-        wait_until("acknowledged posts", PATIENCE, || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= kill_after)
-        });
-        daemon.signal("KILL");
-        daemon.wait();
-        sender.wait().unwrap();
-    }
-    let acked: Vec<String> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert!(acked.len() >= rounds * 50, "{} acknowledged", acked.len());
-
-    let daemon = Daemon::start(&tidings);
+/// Every message the store holds, by Message-ID: its raw bytes.
+fn stored_messages(tidings: &Tidings) -> std::collections::HashMap<String, Vec<u8>> {
     let store = tidings::store::open(&tidings.path().join("data/tidings.sqlite3")).unwrap();
     let mut statement = store
         .prepare(
             "SELECT p.message_id, r.bytes FROM posts p JOIN raw_messages r ON r.post_id = p.id",
         )
         .unwrap();
-    let stored: std::collections::HashMap<String, Vec<u8>> = statement
+    let rows = statement
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// Asserts that every id of `acked` is stored as [`burst_message`] sent
+/// it, and that none of `cut_off` (never sent whole) is stored.
+fn assert_stored(tidings: &Tidings, acked: &[String], cut_off: &[String], when: &str) {
+    let stored = stored_messages(tidings);
     let lost: Vec<&String> = acked
         .iter()
         .filter(|id| !stored.contains_key(*id))
         .collect();
     assert!(
         lost.is_empty(),
-        "{} of {} acknowledged posts lost: {:?}",
+        "{when}: {} of {} acknowledged posts lost: {:?}",
         lost.len(),
         acked.len(),
         &lost[..lost.len().min(5)]
     );
-    for id in &acked {
+    for id in acked {
         assert_eq!(
             String::from_utf8_lossy(&stored[id]),
             String::from_utf8_lossy(&burst_message(id)),
-            "{id} stored otherwise"
+            "{when}: {id} stored otherwise"
         );
     }
+    let kept: Vec<&String> = cut_off
+        .iter()
+        .filter(|id| stored.contains_key(*id))
+        .collect();
+    assert!(kept.is_empty(), "{when}: stored though cut off: {kept:?}");
+}
+
+/// Promise 1: kill -9 of the daemon while 5,000 transactions are open at
+/// once, half over SMTP and half over LMTP ([`CONCURRENT`]), round after
+/// round (10, or `TIDINGS_KILL_ROUNDS`; `TIDINGS_KILL_CONNECTIONS` for
+/// another number of sessions a round). Each round's kill falls after
+/// another share of its 250s, from 10% to 90%; the second round's falls
+/// while two in five sessions are part-way through their message. After
+/// each restart every message acknowledged so far is in the store byte for
+/// byte as it was sent, and none that was cut off is.
+#[test]
+fn every_acknowledged_message_survives_sigkill() {
+    let rounds = common::env_number("TIDINGS_KILL_ROUNDS", 10);
+    let count = common::env_number("TIDINGS_KILL_CONNECTIONS", 5_000);
+    assert!(count >= 10, "TIDINGS_KILL_CONNECTIONS is at least 10");
+    // The daemon and the client each hold a descriptor a session; the
+    // daemon raises its soft limit to the hard one, as this does.
+    let limit = tidings::descriptors::raise_limit();
+    assert!(
+        limit >= count as u64 + 1_000,
+        "an open-files limit of {limit} is too low for {count} sessions at once: \
+         raise the hard limit (ulimit -Hn) or lower TIDINGS_KILL_CONNECTIONS"
+    );
+    // Both listeners take every session of a round, all from 127.0.0.1.
+    let tidings = Tidings::with_config(|text| {
+        let replace = |text: String, from: &str, to: String| {
+            assert!(text.contains(from), "lists.toml has no `{from}`");
+            text.replacen(from, &to, 1)
+        };
+        let text = replace(
+            text,
+            "max_connections = 64\n",
+            format!("max_connections = {count}\n"),
+        );
+        replace(
+            text,
+            "max_connections_per_ip = 8\n",
+            format!("max_connections_per_ip = {count}\n"),
+        )
+    });
+    let log = tidings.path().join("acked.txt");
+    let acknowledged = || -> Vec<String> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    let mut in_flight = Vec::new();
+    let mut cut_off = Vec::new();
+    for round in 0..rounds {
+        let mut daemon = Daemon::start(&tidings);
+        // What the rounds before acknowledged survived their kills.
+        assert_stored(
+            &tidings,
+            &acknowledged(),
+            &cut_off,
+            &format!("restarted after round {}", round.saturating_sub(1)),
+        );
+        let (host, smtp) = daemon.address("smtp");
+        let (_, lmtp) = daemon.address("lmtp");
+        // Round 1 kills while two in five sessions are part-way through DATA.
+        let stall = if round == 1 { count * 2 / 5 } else { 0 };
+        // Where the kill falls: after 10% to 90% of the 250s the round can
+        // give, another share each round (a golden-ratio walk).
+        let share = 0.1 + 0.8 * ((round as f64 * 0.618_034 + 0.3) % 1.0);
+        let kill_after = (((count - stall) as f64 * share) as usize).max(1);
+        let output = Command::new("python3")
+            .arg("-c")
+            .arg(CONCURRENT)
+            .args([
+                host.as_str(),
+                &smtp.to_string(),
+                &lmtp.to_string(),
+                &daemon.pid().to_string(),
+                log.to_str().unwrap(),
+                &format!("r{round}"),
+                &count.to_string(),
+                &kill_after.to_string(),
+                &stall.to_string(),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "round {round}: the client failed");
+        let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(daemon.wait(), None, "round {round}: killed by SIGKILL");
+        let at_kill = &summary["at_kill"];
+        assert!(
+            at_kill.is_object() && summary["failures_before_kill"] == 0,
+            "round {round}: the kill point was not reached cleanly: {summary}"
+        );
+        let state = |name: &str| at_kill[name].as_u64().unwrap_or(0) as usize;
+        // Transactions begun (MAIL FROM taken) and not answered when the
+        // daemon died.
+        let open = state("mail") + state("rcpt") + state("data") + state("sent");
+        println!(
+            "round {round}: killed at the {kill_after}th 250 of {count} sessions, {:.2} s in \
+             (all {count} past RCPT TO at {:.2} s); at the kill {open} transactions open \
+             ({} over LMTP): {} part-way through the message, {} awaiting the reply to the \
+             final dot; {} more 250s read after it",
+            summary["t_kill"].as_f64().unwrap(),
+            summary["t_go"].as_f64().unwrap(),
+            summary["open_lmtp"],
+            state("data"),
+            state("sent"),
+            summary["acked_after_kill"],
+        );
+        // Every session was open at once: each not yet answered was inside
+        // its transaction when the kill fell.
+        assert_eq!(
+            (open, state("acked")),
+            (count - kill_after, kill_after),
+            "round {round}: every session open or answered at the kill: {summary}"
+        );
+        assert!(
+            state("data") >= stall,
+            "round {round}: {stall} sessions part-way through DATA: {summary}"
+        );
+        in_flight.push(open);
+        cut_off.extend((0..stall).map(|n| format!("<r{round}-{n}-0@x>")));
+    }
+
+    let daemon = Daemon::start(&tidings);
+    let acked = acknowledged();
+    assert_stored(&tidings, &acked, &cut_off, "after the last restart");
+    println!(
+        "{} acknowledged over {rounds} rounds of {count} sessions, open at each kill \
+         {in_flight:?}; {:.1?} in all",
+        acked.len(),
+        started.elapsed()
+    );
+    let busy = in_flight.iter().filter(|&&open| open >= count / 5).count();
+    assert!(
+        busy * 2 > rounds,
+        "{} transactions open at most kills: {in_flight:?}",
+        count / 5
+    );
     let protocols: std::collections::BTreeSet<&str> = acked
         .iter()
         .map(|id| {

@@ -25,6 +25,14 @@ pub fn shared() -> PathBuf {
 /// only bounds how long a failing test takes, a passing one never waits it.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// An environment variable's number, or `default`.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Waits until `condition` holds: it is looked at again and again, at first
 /// every millisecond, then less and less often (up to every 100 ms). Panics
 /// with `what` and the time waited once `timeout` has passed without it.
