@@ -34,7 +34,7 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// syncs it once with [`sync_dir`]. The file has permissions `mode`
 /// whatever the umask; an unchanged file with others is given them.
 pub fn replace_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
-    if holds(path, bytes, mode)? {
+    if holds(path, bytes, mode)? == Held::Exactly {
         return Ok(false);
     }
     write_and_rename(path, bytes, Sync::Yes, Some(mode)).map(|()| true)
@@ -47,38 +47,93 @@ pub fn replace_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bo
 /// site's pages), where a full build of a hundred thousand files cannot
 /// afford a flush each.
 pub fn replace_if_changed_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
-    if holds(path, bytes, mode)? {
-        return Ok(false);
+    match holds(path, bytes, mode)? {
+        Held::Exactly => return Ok(false),
+        Held::Nothing => create_whole(path, bytes, mode)?,
+        Held::Otherwise => write_and_rename(path, bytes, Sync::No, Some(mode))?,
     }
-    write_and_rename(path, bytes, Sync::No, Some(mode)).map(|()| true)
+    Ok(true)
 }
 
-/// Whether the file at `path` holds exactly `bytes` (false when there is
-/// none, or a symbolic link or anything but a regular file is there: the
-/// rename then replaces it); one that does is given permissions `mode` if
-/// it has others (a feed written under umask 077 before `file_mode`
-/// existed), or counts as not holding them when that fails (another
-/// user's file), so it is written anew as ours.
-fn holds(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
+/// What a path holds, against the bytes about to be written there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// A regular file of exactly these bytes, with the mode asked for.
+    Exactly,
+    /// Something else: other bytes, a symbolic link (which the rename
+    /// then replaces), not a regular file, or a file of another user.
+    Otherwise,
+    /// Nothing at all.
+    Nothing,
+}
+
+/// What the file at `path` holds against `bytes`; one that holds them is
+/// given permissions `mode` if it has others (a feed written under umask
+/// 077 before `file_mode` existed), or counts as [`Held::Otherwise`] when
+/// that fails (another user's file), so it is written anew as ours.
+fn holds(path: &Path, bytes: &[u8], mode: u32) -> io::Result<Held> {
     let file = match open_no_follow(OpenOptions::new().read(true), path) {
         Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound || is_link(&error) => {
-            return Ok(false)
-        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Held::Nothing),
+        Err(error) if is_link(&error) => return Ok(Held::Otherwise),
         Err(error) => return Err(error),
     };
     let metadata = file.metadata()?;
     if !metadata.is_file() || metadata.len() != bytes.len() as u64 {
-        return Ok(false);
+        return Ok(Held::Otherwise);
     }
     let mut existing = Vec::with_capacity(bytes.len());
     (&file)
         .take(bytes.len() as u64 + 1)
         .read_to_end(&mut existing)?;
     if existing != bytes {
-        return Ok(false);
+        return Ok(Held::Otherwise);
     }
-    Ok(set_mode_of(&file, &metadata, mode).is_ok())
+    Ok(match set_mode_of(&file, &metadata, mode) {
+        Ok(()) => Held::Exactly,
+        Err(_) => Held::Otherwise,
+    })
+}
+
+/// Makes a new file at `path` holding `bytes`, with permissions `mode`,
+/// appearing whole and unsynced: written as an unnamed file of its
+/// directory (`O_TMPFILE`) and then linked at `path`. That makes one
+/// directory entry, where a temporary name is added, renamed and removed
+/// otherwise; in a directory of a hundred thousand pages, that work is
+/// most of what a full build costs the kernel. Where the kernel or file
+/// system cannot, `/proc` is not mounted, or a file appeared at `path`
+/// meanwhile, as [`write_and_rename`] does.
+#[cfg(target_os = "linux")]
+fn create_whole(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use rustix::fs::{linkat, openat, AtFlags, Mode, OFlags, CWD};
+    use std::os::fd::AsRawFd;
+
+    let unnamed = openat(
+        CWD,
+        directory_of(path),
+        OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    );
+    let Ok(unnamed) = unnamed else {
+        return write_and_rename(path, bytes, Sync::No, Some(mode));
+    };
+    let mut file = File::from(unnamed);
+    // The mode given to open went through the umask.
+    file.set_permissions(Permissions::from_mode(mode))?;
+    file.write_all(bytes)?;
+    // Without CAP_DAC_READ_SEARCH an unnamed file is linked by its /proc
+    // name. Whatever is at `path` by now, a symbolic link too, makes the
+    // link fail (it is never followed), and the rename replaces it.
+    let name = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match linkat(CWD, name.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Ok(()),
+        Err(_) => write_and_rename(path, bytes, Sync::No, Some(mode)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn create_whole(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_and_rename(path, bytes, Sync::No, Some(mode))
 }
 
 /// Opens `path` with `options`, refusing a symbolic link at its last
@@ -264,6 +319,26 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         // Nothing but the feed is left behind.
         assert_eq!(entries(dir.path()), 1);
+    }
+
+    /// A page where there was none is made whole (through an unnamed file
+    /// where the kernel can) with its mode, whatever the umask gave, and
+    /// leaves no other entry; made again over itself, it is replaced.
+    #[cfg(unix)]
+    #[test]
+    fn a_new_page_is_made_whole_with_its_mode_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode_asked in [0o640, 0o604] {
+            let page = dir.path().join(format!("{mode_asked:o}.html"));
+            assert_eq!(holds(&page, b"<p>", mode_asked).unwrap(), Held::Nothing);
+            assert!(replace_if_changed_unsynced(&page, b"<p>", mode_asked).unwrap());
+            assert_eq!(fs::read(&page).unwrap(), b"<p>");
+            assert_eq!(mode(&page), mode_asked);
+            assert_eq!(holds(&page, b"<p>", mode_asked).unwrap(), Held::Exactly);
+            assert!(replace_if_changed_unsynced(&page, b"<p>two", mode_asked).unwrap());
+            assert_eq!(fs::read(&page).unwrap(), b"<p>two");
+        }
+        assert_eq!(entries(dir.path()), 2);
     }
 
     #[test]
