@@ -152,6 +152,7 @@ pub fn import(
     );
 
     let mut summary = Summary::default();
+    store::begin_bulk_load(db)?;
     let (sender, receiver) = mpsc::sync_channel::<Batch>(4);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let reader_progress = progress.clone();
@@ -172,6 +173,7 @@ pub fn import(
         Ok(())
     })?;
     progress.finish_and_clear();
+    store::end_bulk_load(db)?;
     tracing::info!(
         messages = summary.messages,
         stored = summary.stored,
