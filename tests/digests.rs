@@ -891,16 +891,6 @@ fn accepted(events: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A small pseudo-random generator (SplitMix64): kill points that differ
-/// run to run, reproducible from the seed a failure prints.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Promise 2 (issue 13): a fan-out to 20,000 subscribers
 /// (`TIDINGS_FANOUT_SUBSCRIBERS`) into a real SMTP server is killed with
 /// SIGKILL at random points (3, or `TIDINGS_FANOUT_KILLS`; the seed is
@@ -917,24 +907,16 @@ fn killed_at_random_points_of_a_fan_out_each_subscriber_gets_the_digest_once() {
     const CONNECTIONS: usize = 4;
     let subscribers = common::env_number("TIDINGS_FANOUT_SUBSCRIBERS", 20_000);
     let kills = common::env_number("TIDINGS_FANOUT_KILLS", 3);
-    let seed = std::env::var("TIDINGS_FANOUT_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| {
-            use std::hash::{BuildHasher, Hasher};
-            // A new seed each run, from the standard library's random keys.
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        });
+    let mut state = common::seed("TIDINGS_FANOUT_SEED");
     // Where each kill falls: after a random share of the fan-out, between
     // 5% and 95%, the shares in order.
-    let mut state = seed;
     let mut kill_at: Vec<usize> = (0..kills)
-        .map(|_| subscribers / 20 + (splitmix(&mut state) as usize) % (subscribers * 9 / 10))
+        .map(|_| {
+            subscribers / 20 + (common::splitmix(&mut state) as usize) % (subscribers * 9 / 10)
+        })
         .collect();
     kill_at.sort_unstable();
-    println!("TIDINGS_FANOUT_SEED={seed}: kills after {kill_at:?} of {subscribers} messages");
+    println!("kills after {kill_at:?} of {subscribers} messages");
 
     let work = tempfile::tempdir().unwrap();
     let events = work.path().join("events");

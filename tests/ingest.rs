@@ -1065,27 +1065,14 @@ fn ingest_killed_at_random_points_keeps_every_message_it_acknowledged() {
     }
     let life = started.elapsed();
 
-    let seed = std::env::var("TIDINGS_INGEST_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| {
-            use std::hash::{BuildHasher, Hasher};
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        });
-    println!("TIDINGS_INGEST_SEED={seed}");
-    let mut state = seed;
+    let mut state = common::seed("TIDINGS_INGEST_SEED");
     let mut acknowledged = Vec::new();
     let mut killed = Vec::new();
     for wave in (0..runs).collect::<Vec<_>>().chunks(16) {
         let mut children: Vec<(usize, std::process::Child, Instant, Duration)> = wave
             .iter()
             .map(|&n| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                let share = (state >> 33) % 1_300;
+                let share = common::splitmix(&mut state) % 1_300;
                 let kill_after = life.mul_f64(share as f64 / 1_000.0);
                 (n, spawn(n), Instant::now(), kill_after)
             })

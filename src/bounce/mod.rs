@@ -136,8 +136,9 @@ pub fn is_smtp_refusal(reply: &str) -> bool {
             && reply.as_bytes()[1..3].iter().all(u8::is_ascii_digit))
 }
 
-/// The one notice a disabled subscriber gets: why, and how to re-enable.
-fn queue_final_notice(
+/// The one notice a disabled subscriber gets: why, and how to re-enable;
+/// for a bounce message, a 5xx or a delivery given up.
+pub(crate) fn queue_final_notice(
     tx: &Transaction<'_>,
     service: &Service<'_>,
     list: &List,

@@ -14,12 +14,9 @@
 //! through lettre's own transaction, which says no command, and count
 //! against nobody either.
 
-use serde_json::json;
-
 use super::transport;
-use crate::config::{Config, List};
-use crate::store::{self, bounces, deliveries, outgoing, post_deliveries, Transaction};
-use crate::subscribe::notice::Notice;
+use crate::config::Config;
+use crate::store::{bounces, deliveries, outgoing, post_deliveries, Transaction};
 use crate::subscribe::Service;
 
 /// Fails every delivery and message whose retry age is over at `now`, and
@@ -62,38 +59,8 @@ pub fn give_up_old(
             now,
         )?;
         if let (true, Some(service)) = (recorded.disabled, service) {
-            queue_final_notice(tx, service, list, &recorded)?;
+            crate::bounce::queue_final_notice(tx, service, list, &recorded)?;
         }
     }
     Ok(given_up)
-}
-
-/// The one notice a subscriber disabled by bounces gets: why, and how to
-/// re-enable. The same as `crate::bounce`'s for a bounce message or a 5xx.
-fn queue_final_notice(
-    tx: &Transaction<'_>,
-    service: &Service<'_>,
-    list: &List,
-    recorded: &bounces::Recorded,
-) -> anyhow::Result<()> {
-    let Some((_, person_id, address)) = &recorded.subscriber else {
-        return Ok(());
-    };
-    let notice = Notice {
-        list,
-        to: address,
-        template: "disabled",
-        context: json!({
-            "address": address,
-            "prefs_url": service.preferences_url(*person_id),
-            "score": recorded.score,
-            "threshold": list.bounces.threshold,
-            "window_days": list.bounces.window_days,
-        }),
-        reply_to: None,
-        replying_to: None,
-    }
-    .compose(service)?;
-    store::outgoing::queue(tx, &notice, service.now)?;
-    Ok(())
 }

@@ -558,6 +558,21 @@ struct Refusals {
     notice: Option<Arc<(crate::templates::Templates, Secret)>>,
 }
 
+/// The service a final notice is composed with at `now`, when the notice's
+/// templates and secret could be loaded.
+fn notice_service<'a>(
+    config: &'a Config,
+    notice: Option<&'a (crate::templates::Templates, Secret)>,
+    now: i64,
+) -> Option<crate::subscribe::Service<'a>> {
+    notice.map(|(templates, secret)| crate::subscribe::Service {
+        config,
+        templates,
+        secret,
+        now,
+    })
+}
+
 impl Refusals {
     fn new(config: &Config) -> Self {
         let notice = crate::templates::Templates::load(&config.site.templates_dir)
@@ -577,12 +592,7 @@ impl Refusals {
     fn give_up(&self, store: &Handle, now: i64) -> anyhow::Result<usize> {
         let (config, notice) = (self.config.clone(), self.notice.clone());
         store.blocking_write(move |tx| {
-            let service = notice.as_ref().map(|notice| crate::subscribe::Service {
-                config: &config,
-                templates: &notice.0,
-                secret: &notice.1,
-                now,
-            });
+            let service = notice_service(&config, notice.as_deref(), now);
             super::give_up::give_up_old(tx, &config, service.as_ref(), now)
         })
     }
@@ -597,12 +607,7 @@ impl Refusals {
     ) -> anyhow::Result<()> {
         let (config, notice) = (self.config.clone(), self.notice.clone());
         store.blocking_write(move |tx| {
-            let service = notice.as_ref().map(|notice| crate::subscribe::Service {
-                config: &config,
-                templates: &notice.0,
-                secret: &notice.1,
-                now,
-            });
+            let service = notice_service(&config, notice.as_deref(), now);
             for (target, reply) in &refused {
                 let recipient = match *target {
                     Target::Delivery(id) => store::bounces::delivery_recipient(tx, id)?,

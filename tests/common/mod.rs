@@ -33,6 +33,33 @@ pub fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A seed for a test's random choices: the environment variable `name`'s
+/// number, to replay a run, or a new one each run (from the standard
+/// library's random keys); printed as `NAME=SEED` either way.
+pub fn seed(name: &str) -> u64 {
+    let seed = std::env::var(name)
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        });
+    println!("{name}={seed}");
+    seed
+}
+
+/// The next number of a small pseudo-random generator (SplitMix64) whose
+/// state starts at a [`seed`].
+pub fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Waits until `condition` holds: it is looked at again and again, at first
 /// every millisecond, then less and less often (up to every 100 ms). Panics
 /// with `what` and the time waited once `timeout` has passed without it.
