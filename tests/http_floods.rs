@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::daemon::{send, Daemon};
-use common::{wait_for, Tidings, PATIENCE};
+use common::{wait_until, Tidings, PATIENCE};
 
 /// How long an idle client tries to connect: the kernel's queue holds
 /// 128 (the listen backlog), and a handshake it drops is retried after a
@@ -172,39 +172,120 @@ fn idle_http_connections_past_the_open_files_limit_never_starve_mail_intake() {
     assert!(peak <= capacity, "{body}");
 }
 
-/// Past `http_max_connections`, clients wait in the kernel's queue; idle
-/// ones are closed after the idle deadline, and the waiting ones are then
-/// served in their turn.
+/// Past `http_max_connections`, each new client is served at once: the
+/// connection that has waited longest for a request makes room, whether
+/// it never sent a byte or sends its head a piece at a time. The cap is
+/// never passed, and those closed for room read end of file.
 #[test]
-fn http_connections_past_the_cap_wait_and_idle_ones_are_closed() {
+fn past_the_cap_the_connection_waiting_longest_makes_room_for_each_new_client() {
     const CAP: usize = 50;
-    let tidings = tidings(CAP as u32, 5, 1);
+    // Deadlines past the test's life: only making room closes a client.
+    let tidings = tidings(CAP as u32, 600, 600);
     let daemon = Daemon::start(&tidings);
     let mut idle = idle_connections(&daemon, 200);
-    // The daemon holds the cap and no more: its listeners (three) and a
-    // few descriptors of the runtime and logging are sockets too.
-    wait_for("the daemon to take the first connections", PATIENCE, || {
-        (sockets_of(daemon.pid()) >= CAP).then_some(())
+    // Half of them start a request head and never finish it.
+    for stream in idle.iter_mut().step_by(2) {
+        stream
+            .write_all(b"GET /feeds/en.atom HTTP/1.1\r\nHo")
+            .unwrap();
+    }
+    // All 200 are accepted: the first 50 held, each later one closing the
+    // longest waiting, so that the last CAP are held and the others read
+    // end of file.
+    for stream in &idle {
+        stream.set_nonblocking(true).unwrap();
+    }
+    let closed = |idle: &mut [TcpStream]| {
+        idle.iter_mut()
+            .filter(|stream| {
+                let mut byte = [0u8; 1];
+                match (&**stream).read(&mut byte) {
+                    Ok(0) => true,
+                    Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+                    Ok(_) => panic!("an idle client was answered"),
+                }
+            })
+            .count()
+    };
+    wait_until("all but the last CAP closed for room", PATIENCE, || {
+        closed(&mut idle) >= 200 - CAP
     });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(closed(&mut idle), 200 - CAP, "only to make room");
     let held = sockets_of(daemon.pid());
     assert!(held <= CAP + 8, "{held} sockets held, cap {CAP}");
 
-    // Every idle client is closed by the daemon: read gives end of file.
-    for stream in &mut idle {
-        let mut byte = [0u8; 1];
-        let read = stream.read(&mut byte);
-        assert!(
-            matches!(read, Ok(0))
-                || read.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-            "an idle connection was closed"
-        );
-    }
+    // A new client is answered at once (were it queued behind the idle
+    // ones, it would wait 600 s for their deadlines) and mail is taken.
     let (status, body) = healthz(&daemon);
     assert_eq!(status, 200, "{body}");
     let (capacity, peak) = http_capacity_and_peak(&body);
     assert_eq!(capacity, CAP, "{body}");
     assert_eq!(peak, CAP, "the cap was reached and never passed: {body}");
     mail_is_taken(&tidings, &daemon);
+}
+
+/// A connection with a request in hand (its head read, its body coming)
+/// is never closed for room: when every one has a request, a new client
+/// waits for a slot, and each request gets its whole answer.
+#[test]
+fn connections_with_a_request_in_hand_are_never_closed_for_room() {
+    const CAP: usize = 4;
+    let tidings = tidings(CAP as u32, 600, 600);
+    let daemon = Daemon::start(&tidings);
+    let (host, port) = daemon.address("http");
+    let form = b"address=patient%40example.net&mode=mime";
+    let mut uploads: Vec<TcpStream> = (0..CAP)
+        .map(|_| {
+            let mut stream = TcpStream::connect((host.as_str(), port)).expect("connect");
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            // Expect: 100-continue makes hyper say when the handler reads
+            // the body: from then on the request is in hand.
+            let head = format!(
+                "POST /lists/en/subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+                form.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.starts_with("HTTP/1.1 100 "), "{line:?}");
+            reader.read_line(&mut line).unwrap();
+            stream.write_all(&form[..10]).unwrap();
+            stream
+        })
+        .collect();
+    // A new client comes: there is no room to make.
+    let waiting = {
+        let (host, port) = (host.clone(), port);
+        std::thread::spawn(move || {
+            let mut stream = TcpStream::connect((host.as_str(), port)).expect("connect");
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!waiting.is_finished(), "a slot was taken from a request");
+    for stream in &mut uploads {
+        stream.write_all(&form[10..]).unwrap();
+    }
+    for stream in &mut uploads {
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("the whole answer");
+        let answer = String::from_utf8_lossy(&answer);
+        // 200: the whole form was read (a form cut short is a 4xx, a
+        // connection closed for room no answer at all).
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    }
+    let answer = waiting.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 }
 
 /// A client sending its request head a byte a second keeps the connection

@@ -29,9 +29,11 @@ pub struct Listen {
     pub command_timeout_secs: u64,
     /// Seconds a mail client may take to send a whole message (default 600).
     pub data_timeout_secs: u64,
-    /// HTTP connections served at once (default 1024); past it clients wait
-    /// in the kernel's queue until one closes. Fewer when the descriptor
-    /// limit leaves less room (see `web::connections`).
+    /// HTTP connections held at once (default 1024); past it a new client
+    /// closes the connection that has waited longest for a request, and
+    /// waits in the kernel's queue only when every one has a request in
+    /// hand. Fewer when the descriptor limit leaves less room (see
+    /// `web::connections`).
     pub http_max_connections: usize,
     /// Seconds an HTTP client may take to send a request's head, counted
     /// from when the server starts waiting for it: on a new connection and

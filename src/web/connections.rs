@@ -1,9 +1,14 @@
 //! The HTTP listener's accept loop: HTTP/1.1 by hyper on connections this
 //! module bounds, so that no number of web clients can take mail down.
 //!
-//! - At most [`Budget::http_connections`] connections are held; past it the
-//!   loop stops accepting and new clients wait in the kernel's queue, which
-//!   costs the process no descriptor.
+//! - At most [`Budget::http_connections`] connections are held. When every
+//!   one is open and a new client comes, the connection that has waited
+//!   longest for a request is closed to make room ([`Held::make_room`]): a
+//!   kept-alive one between requests, a client that never sent its head or
+//!   sends it a byte at a time. One with a request in hand is never closed
+//!   for room; when every one has, new clients wait in the kernel's queue,
+//!   which costs the process no descriptor. So idle and slow clients,
+//!   however many, delay nobody: a new client is served at once.
 //! - Before each accept the loop checks that the descriptors still free
 //!   leave mail's reserve ([`Budget::room_for_http`]); when they do not, it
 //!   waits and says so in `/healthz`.
@@ -16,14 +21,18 @@
 //!   client that never sends, a stalled upload, a reader that stopped
 //!   reading.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::Router;
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -31,6 +40,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::config::Listen;
 use crate::descriptors::{self, Budget};
@@ -77,6 +87,7 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(budget.http_connections));
     health.set_capacity(budget.http_connections);
+    let held = Arc::new(Held::new());
     let mut descriptors = Count::new();
     let mut connections = tokio::task::JoinSet::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -88,16 +99,6 @@ pub async fn serve(
     loop {
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                health.set(State::Paused("every connection it may hold is open"));
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-                }
-            }
-        };
         if !budget.room_for_http(descriptors.open()) {
             health.set(State::Paused("descriptors kept for mail"));
             tokio::select! {
@@ -105,16 +106,44 @@ pub async fn serve(
                 _ = tokio::time::sleep(RETRY) => continue,
             }
         }
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    health.set(State::Failing(error.to_string(), std::time::Instant::now()));
-                    tracing::warn!(%error, "HTTP accept failed");
-                    tokio::time::sleep(RETRY).await;
-                    continue;
+        // Every slot taken: wait for one, or for a new client, for whom
+        // the connection waiting longest for a request makes room (it is
+        // accepted at once, and served when the slot is free).
+        let (slot, accepted) = match slots.clone().try_acquire_owned() {
+            Ok(slot) => (Some(slot), None),
+            Err(_) => {
+                health.set(State::Paused("every connection it may hold is open"));
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    slot = slots.clone().acquire_owned() => (Some(slot.expect("the semaphore is never closed")), None),
+                    accepted = listener.accept() => {
+                        held.make_room();
+                        (None, Some(accepted))
+                    }
                 }
+            }
+        };
+        let accepted = match accepted {
+            Some(accepted) => accepted,
+            None => tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            },
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                health.set(State::Failing(error.to_string(), std::time::Instant::now()));
+                tracing::warn!(%error, "HTTP accept failed");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        let slot = match slot {
+            Some(slot) => slot,
+            None => tokio::select! {
+                _ = shutdown.cancelled() => break,
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             },
         };
         health.set(State::Listening);
@@ -126,12 +155,22 @@ pub async fn serve(
             health.clone(),
             shutdown.clone(),
         );
+        let connection = held.open();
+        let held = held.clone();
         health.opened();
         connections.spawn(async move {
-            if let Err(error) = converse(stream, &builder, router, deadlines.idle, &shutdown).await
-            {
+            let served = converse(
+                stream,
+                &builder,
+                router,
+                &connection,
+                deadlines.idle,
+                &shutdown,
+            );
+            if let Err(error) = served.await {
                 tracing::debug!(%peer, %error, "HTTP connection ended");
             }
+            held.close(&connection);
             health.closed();
             drop(slot);
         });
@@ -142,12 +181,14 @@ pub async fn serve(
 }
 
 /// Serves one connection until the client closes it, hyper does (an
-/// error, the header deadline), no byte moves for `idle`, or a graceful
-/// shutdown that began at `shutdown` has answered the request in hand.
+/// error, the header deadline), no byte moves for `idle`, it is closed to
+/// make room for a new client, or a graceful shutdown that began at
+/// `shutdown` has answered the request in hand.
 async fn converse(
     stream: tokio::net::TcpStream,
     builder: &hyper::server::conn::http1::Builder,
     router: Router,
+    held: &Arc<Connection>,
     idle: Duration,
     shutdown: &CancellationToken,
 ) -> Result<(), hyper::Error> {
@@ -158,7 +199,25 @@ async fn converse(
         started,
         activity: activity.clone(),
     });
-    let connection = builder.serve_connection(io, TowerToHyperService::new(router));
+    let service = {
+        let held = held.clone();
+        tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let in_request = InRequest::enter(&held);
+            let answered = router.clone().oneshot(request);
+            async move {
+                let response = answered.await?;
+                // The request is in hand until its answer's last byte is
+                // written, when hyper drops the body (and with it this).
+                Ok::<_, Infallible>(response.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _ = &in_request;
+                        frame
+                    }))
+                }))
+            }
+        })
+    };
+    let connection = builder.serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(connection);
     let mut closing = false;
     loop {
@@ -169,6 +228,10 @@ async fn converse(
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }
+            _ = held.evicted.cancelled() => {
+                tracing::debug!("HTTP connection closed to make room");
+                return Ok(());
+            }
             _ = tokio::time::sleep_until(last + idle) => {
                 let now = started + Duration::from_millis(activity.load(Ordering::Relaxed));
                 if now == last {
@@ -177,6 +240,114 @@ async fn converse(
                     return Ok(());
                 }
             }
+        }
+    }
+}
+
+/// The connections open, for making room for a new client.
+struct Held {
+    open: Mutex<HashMap<u64, Arc<Connection>>>,
+    next: AtomicU64,
+    /// What the times of [`Connection::waiting_since`] count from.
+    epoch: Instant,
+}
+
+/// One connection, as [`Held`] sees it.
+struct Connection {
+    id: u64,
+    /// Requests in hand: read and not yet answered to their last byte.
+    /// [`CLOSING`] once chosen to make room, which no request then enters.
+    requests: AtomicUsize,
+    /// When it last began to wait for a request (milliseconds from
+    /// [`Held::epoch`]).
+    waiting_since: AtomicU64,
+    /// Cancelled to close it for room.
+    evicted: CancellationToken,
+    epoch: Instant,
+}
+
+/// [`Connection::requests`] of a connection being closed for room: far
+/// above any count of requests in hand.
+const CLOSING: usize = usize::MAX / 2;
+
+impl Held {
+    fn new() -> Held {
+        Held {
+            open: Mutex::default(),
+            next: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Records a connection just accepted, waiting for its first request.
+    fn open(&self) -> Arc<Connection> {
+        let connection = Arc::new(Connection {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            requests: AtomicUsize::new(0),
+            waiting_since: AtomicU64::new(millis_since(self.epoch)),
+            evicted: CancellationToken::new(),
+            epoch: self.epoch,
+        });
+        self.lock().insert(connection.id, connection.clone());
+        connection
+    }
+
+    fn close(&self, connection: &Connection) {
+        self.lock().remove(&connection.id);
+    }
+
+    /// Closes the connection that has waited longest for a request, if one
+    /// is waiting; whether one was.
+    fn make_room(&self) -> bool {
+        let open = self.lock();
+        let mut waiting: Vec<&Arc<Connection>> = open
+            .values()
+            .filter(|connection| connection.requests.load(Ordering::Acquire) == 0)
+            .collect();
+        waiting.sort_unstable_by_key(|connection| connection.waiting_since.load(Ordering::Relaxed));
+        // A request may enter between the look and the closing: the
+        // exchange fails and the next longest waiting is tried.
+        for connection in waiting {
+            let closing = connection.requests.compare_exchange(
+                0,
+                CLOSING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            if closing.is_ok() {
+                connection.evicted.cancel();
+                return true;
+            }
+        }
+        false
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn millis_since(epoch: Instant) -> u64 {
+    epoch.elapsed().as_millis() as u64
+}
+
+/// A request in hand on a connection, from when hyper has read its head
+/// until its answer is written (or abandoned).
+struct InRequest(Arc<Connection>);
+
+impl InRequest {
+    fn enter(connection: &Arc<Connection>) -> InRequest {
+        connection.requests.fetch_add(1, Ordering::AcqRel);
+        InRequest(connection.clone())
+    }
+}
+
+impl Drop for InRequest {
+    fn drop(&mut self) {
+        let connection = &self.0;
+        if connection.requests.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let now = millis_since(connection.epoch);
+            connection.waiting_since.store(now, Ordering::Relaxed);
         }
     }
 }
