@@ -237,6 +237,7 @@ async fn serve(
                 metrics.clone(),
                 move |received: &Received| log_message(&metrics, received),
             ),
+            stress: Arc::default(),
         });
         let shutdown = shutdown.clone();
         tasks.spawn(async move {

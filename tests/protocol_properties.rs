@@ -3410,6 +3410,7 @@ fn news_conversation_with(
             max_recipients: 50,
             command_timeout: Duration::from_secs(20),
             data_timeout: Duration::from_secs(20),
+            stress_timeout: Duration::from_secs(10),
             max_errors: 10,
         },
         tls: None,

@@ -29,6 +29,10 @@ pub struct Listen {
     pub command_timeout_secs: u64,
     /// Seconds a mail client may take to send a whole message (default 600).
     pub data_timeout_secs: u64,
+    /// Seconds a mail session may wait for each read while its listener is
+    /// full and turning clients away (default 10, Postfix's stress value of
+    /// `smtpd_timeout`): clients holding slots without sending make room.
+    pub stress_timeout_secs: u64,
     /// HTTP connections held at once (default 1024); past it a new client
     /// closes the connection that has waited longest for a request, and
     /// waits in the kernel's queue only when every one has a request in
@@ -66,6 +70,7 @@ impl Default for Listen {
             max_recipients: 50,
             command_timeout_secs: 300,
             data_timeout_secs: 600,
+            stress_timeout_secs: 10,
             http_max_connections: 1024,
             http_header_timeout_secs: 30,
             http_idle_timeout_secs: 15,
@@ -114,6 +119,7 @@ pub(super) struct RawListen {
     max_recipients: Option<Spanned<i64>>,
     command_timeout_secs: Option<Spanned<i64>>,
     data_timeout_secs: Option<Spanned<i64>>,
+    stress_timeout_secs: Option<Spanned<i64>>,
     http_max_connections: Option<Spanned<i64>>,
     http_header_timeout_secs: Option<Spanned<i64>>,
     http_idle_timeout_secs: Option<Spanned<i64>>,
@@ -192,6 +198,11 @@ impl RawListen {
                 self.data_timeout_secs,
                 default.data_timeout_secs,
                 "data_timeout_secs",
+            ),
+            stress_timeout_secs: errors.positive(
+                self.stress_timeout_secs,
+                default.stress_timeout_secs,
+                "stress_timeout_secs",
             ),
             http_max_connections: errors.positive(
                 self.http_max_connections,

@@ -58,6 +58,8 @@ pub struct Limits {
     pub command_timeout: Duration,
     /// How long a client may take to send a whole message.
     pub data_timeout: Duration,
+    /// How long each read may take while the listener is under [`Stress`].
+    pub stress_timeout: Duration,
     /// Protocol errors tolerated per connection (default [`MAX_ERRORS`]).
     pub max_errors: u32,
 }
@@ -70,6 +72,7 @@ impl From<&Listen> for Limits {
             max_recipients: listen.max_recipients,
             command_timeout: Duration::from_secs(listen.command_timeout_secs),
             data_timeout: Duration::from_secs(listen.data_timeout_secs),
+            stress_timeout: Duration::from_secs(listen.stress_timeout_secs),
             max_errors: MAX_ERRORS,
         }
     }
@@ -101,6 +104,44 @@ pub struct Context<I> {
     pub limits: Limits,
     /// Where complete messages go.
     pub intake: I,
+    /// Whether the listener is full and turning clients away.
+    pub stress: Arc<Stress>,
+}
+
+/// Whether a listener is under stress: every slot taken and clients turned
+/// away. It begins when a client is refused because the listener is full
+/// and ends when a quarter of the slots are free again. While it lasts,
+/// each read a session waits for must come within
+/// [`Limits::stress_timeout`] (10 s by default, where it is 300 s a
+/// command otherwise), so clients holding slots without sending, or
+/// sending a byte now and then, make room within seconds, as Postfix's
+/// stress-dependent `smtpd_timeout` does.
+#[derive(Debug)]
+pub struct Stress(watch::Sender<bool>);
+
+impl Default for Stress {
+    fn default() -> Self {
+        Stress(watch::channel(false).0)
+    }
+}
+
+impl Stress {
+    fn begin(&self) {
+        self.0.send_if_modified(|on| !std::mem::replace(on, true));
+    }
+
+    fn end(&self) {
+        self.0.send_if_modified(|on| std::mem::replace(on, false));
+    }
+
+    /// Whether the listener is under stress now.
+    pub fn is_on(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    fn watch(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
+    }
 }
 
 /// Accepts connections until `shutdown`, then waits for open sessions to
@@ -130,9 +171,11 @@ pub async fn run_reporting<I: Intake>(
         context.limits.max_connections_per_ip,
     );
     let sessions_shutdown = shutdown.clone();
+    let stress = context.stress.clone();
     serve_connections(
         listener,
         limits,
+        stress,
         health,
         &shutdown,
         refusal,
@@ -153,11 +196,12 @@ pub async fn run_reporting<I: Intake>(
 /// served by `serve` on a task of its own; one over them is sent `refusal`
 /// and closed, at most [`MAX_REFUSALS`] at once, past which it is closed
 /// unanswered, so a flood holds no more descriptors than the budget
-/// counts. `health` records whether accepting works. Then waits for the
-/// open sessions to end.
+/// counts; `stress` says when the listener is full. `health` records
+/// whether accepting works. Then waits for the open sessions to end.
 pub async fn serve_connections<F, S>(
     listener: TcpListener,
     limits: (usize, usize),
+    stress: Arc<Stress>,
     health: &health::Listener,
     shutdown: &CancellationToken,
     refusal: Vec<u8>,
@@ -166,7 +210,7 @@ pub async fn serve_connections<F, S>(
     F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> S,
     S: std::future::Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Slots::new(limits.0, limits.1));
+    let slots = Arc::new(Slots::new(limits.0, limits.1, stress));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let refusal: Arc<[u8]> = refusal.into();
     let mut sessions = tokio::task::JoinSet::new();
@@ -250,12 +294,20 @@ async fn serve<I: Intake>(
     let mut input = vec![0u8; READ_BUFFER];
     let mut deadline = session.deadline();
     let mut until = Instant::now() + limits.timeout(deadline);
+    let mut stressed = context.stress.watch();
     loop {
+        // Under stress, this read has the stress timeout at most.
+        let read_until = match *stressed.borrow_and_update() {
+            true => until.min(Instant::now() + limits.stress_timeout),
+            false => until,
+        };
         let read = tokio::select! {
             _ = shutdown.cancelled(), if session.is_idle() => {
                 return send(stream, &session.shut_down(), limits.command_timeout).await;
             }
-            read = tokio::time::timeout_at(until, stream.read(&mut input)) => read,
+            // The context holds the sender: this never fails while it runs.
+            Ok(()) = stressed.changed() => continue,
+            read = tokio::time::timeout_at(read_until, stream.read(&mut input)) => read,
         };
         let n = match read {
             Ok(read) => read?,
@@ -344,6 +396,7 @@ pub(crate) struct Slots {
     total: usize,
     per_ip: usize,
     taken: Mutex<Taken>,
+    stress: Arc<Stress>,
 }
 
 #[derive(Default)]
@@ -359,11 +412,12 @@ pub(crate) struct Slot {
 }
 
 impl Slots {
-    pub(crate) fn new(total: usize, per_ip: usize) -> Self {
+    pub(crate) fn new(total: usize, per_ip: usize, stress: Arc<Stress>) -> Self {
         Slots {
             total,
             per_ip,
             taken: Mutex::new(Taken::default()),
+            stress,
         }
     }
 
@@ -374,7 +428,11 @@ impl Slots {
         let ip = ip.to_canonical();
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
         let for_ip = taken.by_ip.get(&ip).copied().unwrap_or(0);
-        if taken.total >= self.total || for_ip >= self.per_ip {
+        if taken.total >= self.total {
+            self.stress.begin();
+            return None;
+        }
+        if for_ip >= self.per_ip {
             return None;
         }
         taken.total += 1;
@@ -394,6 +452,9 @@ impl Drop for Slot {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         taken.total -= 1;
+        if taken.total <= self.slots.total * 3 / 4 {
+            self.slots.stress.end();
+        }
         if let Some(count) = taken.by_ip.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
@@ -472,6 +533,7 @@ mod tests {
             config: receiver,
             limits: chosen,
             intake,
+            stress: Arc::default(),
         })
     }
 
@@ -737,7 +799,7 @@ mod tests {
 
     #[test]
     fn slots_are_limited_per_address_and_in_all() {
-        let slots = Arc::new(Slots::new(3, 2));
+        let slots = Arc::new(Slots::new(3, 2, Arc::default()));
         let one = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
         let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
         let other = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -818,5 +880,52 @@ mod tests {
             shutdown.cancel();
             server.await.unwrap();
         }
+    }
+
+    /// A full listener turning a client away is under stress: sessions
+    /// waiting for a command then have the stress timeout (here 1 s, where
+    /// the command timeout is 300 s) and make room; once slots are free
+    /// again, a session waits its whole command timeout.
+    #[tokio::test]
+    async fn a_full_listener_gives_waiting_sessions_the_stress_timeout_until_room_comes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let context = context(Protocol::Smtp, Recording::default(), |limits| {
+            limits.max_connections = 2;
+            limits.stress_timeout = Duration::from_secs(1);
+        });
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(run(listener, context.clone(), shutdown.clone()));
+        let mut first = connect(address).await;
+        assert!(banner(&mut first).await.starts_with("220 "));
+        let mut second = connect(address).await;
+        assert!(banner(&mut second).await.starts_with("220 "));
+        // Full, but nobody turned away: no stress, and a session waits
+        // past the stress timeout.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(!context.stress.is_on());
+        second.get_mut().write_all(b"NOOP\r\n").await.unwrap();
+        assert_eq!(banner(&mut second).await, "250 2.0.0 ok");
+
+        let mut refused = connect(address).await;
+        assert!(banner(&mut refused).await.starts_with("421 4.7.0 "));
+        assert!(context.stress.is_on());
+        // Both sessions, waiting for a command, are timed out within the
+        // stress timeout (the bound only stops a failing test).
+        for stream in [&mut first, &mut second] {
+            let told = tokio::time::timeout(Duration::from_secs(30), banner(stream))
+                .await
+                .expect("timed out under stress");
+            assert_eq!(told, "421 4.4.2 lists.example.org command timeout");
+            assert!(closed(stream).await);
+        }
+        let mut third = connect_until_greeted(address).await;
+        assert!(!context.stress.is_on(), "room again");
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        third.get_mut().write_all(b"NOOP\r\n").await.unwrap();
+        assert_eq!(banner(&mut third).await, "250 2.0.0 ok");
+        drop(third);
+        shutdown.cancel();
+        server.await.unwrap();
     }
 }

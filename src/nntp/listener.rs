@@ -76,9 +76,11 @@ pub async fn run(
     );
     let refusal = session::TOO_MANY_CONNECTIONS.to_vec();
     let sessions_shutdown = shutdown.clone();
+    // News readers are not held to the mail listeners' stress timeout.
     serve_connections(
         listener,
         limits,
+        Arc::default(),
         health,
         &shutdown,
         refusal,
