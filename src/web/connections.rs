@@ -94,6 +94,12 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(deadlines.header)
+        // A client may end its sending side once its request is written
+        // (`nc -N`, `printf ... | socat`, some proxies): the request is
+        // still answered. Without this, hyper drops a connection whose
+        // client closed while the handler runs, so such a request was
+        // answered or not, by a race.
+        .half_close(true)
         .keep_alive(true);
     let builder = Arc::new(builder);
     loop {
@@ -300,14 +306,16 @@ impl Held {
     /// is waiting; whether one was.
     fn make_room(&self) -> bool {
         let open = self.lock();
-        let mut waiting: Vec<&Arc<Connection>> = open
-            .values()
-            .filter(|connection| connection.requests.load(Ordering::Acquire) == 0)
-            .collect();
-        waiting.sort_unstable_by_key(|connection| connection.waiting_since.load(Ordering::Relaxed));
         // A request may enter between the look and the closing: the
-        // exchange fails and the next longest waiting is tried.
-        for connection in waiting {
+        // exchange fails and the next longest waiting is looked for.
+        loop {
+            let longest = open
+                .values()
+                .filter(|connection| connection.requests.load(Ordering::Acquire) == 0)
+                .min_by_key(|connection| connection.waiting_since.load(Ordering::Relaxed));
+            let Some(connection) = longest else {
+                return false;
+            };
             let closing = connection.requests.compare_exchange(
                 0,
                 CLOSING,
@@ -319,7 +327,6 @@ impl Held {
                 return true;
             }
         }
-        false
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
