@@ -724,6 +724,11 @@ pub async fn change_preferences(
             .secret
             .verify(&token, Purpose::Preferences, now)
             .map_err(|_| WebError::NotFound)?;
+        // The token as verified, without the white space around it that
+        // verify ignores (a %0A or %20 a mail client left at the end of
+        // the link): in the Location, a line break made the header
+        // invalid, and the 303 went without one; a space made it no URI.
+        let token = token.trim();
         if matches!(change.action.as_str(), "combine" | "separate") {
             let location = match combine(&web, &config, person_id, &change, now).await? {
                 Some(done) => format!("{}prefs/{token}?done={done}", config.site.base_url),
