@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -49,6 +49,13 @@ pub struct Web {
     pub health: Arc<Health>,
 }
 
+/// The largest request body a page reads: its forms are an address, a
+/// mode, a list or a few list codes, well under a kilobyte. axum's
+/// default, 2 MB, let every connection (up to `http_max_connections`)
+/// hold a form that large in memory while its client trickled the rest:
+/// a hundred of them took a quarter of a gigabyte.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
 /// The router of every page the daemon serves.
 pub fn router(web: Arc<Web>) -> Router {
     Router::new()
@@ -81,6 +88,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .fallback(site::page)
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(CompressionLayer::new())
         .layer(axum::middleware::map_response(files::etag_per_encoding))
         .with_state(web)
