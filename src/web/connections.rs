@@ -56,6 +56,13 @@ const RETRY: Duration = Duration::from_millis(100);
 /// thousand descriptors: ten times a second at most under a flood.
 const RECOUNT: Duration = Duration::from_millis(100);
 
+/// The most a connection buffers of a request head (hyper's read
+/// buffer; a longer head is refused with 431). Heads are a kilobyte or
+/// two; hyper's default, about 400 KB, let each of up to
+/// `http_max_connections` clients hold that much memory until the header
+/// deadline: 512 of them took the daemon past 200 MB.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// The HTTP deadlines, from `[listen]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadlines {
@@ -94,6 +101,7 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(deadlines.header)
+        .max_buf_size(MAX_HEAD_BYTES)
         // A client may end its sending side once its request is written
         // (`nc -N`, `printf ... | socat`, some proxies): the request is
         // still answered. Without this, hyper drops a connection whose
