@@ -13,8 +13,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use common::daemon::{send, Daemon};
 use common::{generate, wait_until, Peer, Tidings, PATIENCE};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tidings::deliver::DeliveryState;
 use tidings::post::{Status, StoredPost};
 use tidings::store::{self, deliveries, digests, posts, Connection};
@@ -891,6 +892,264 @@ fn accepted(events: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Connections of the fan-outs the kill tests interrupt.
+const FANOUT_CONNECTIONS: usize = 4;
+
+/// What a kill test kills and starts again: the process sending a fan-out.
+trait Sending {
+    /// How it ended by itself, if it has.
+    fn exited(&mut self) -> Option<std::process::ExitStatus>;
+    /// Kills it with SIGKILL, which gives it no chance to clean up, and
+    /// waits for its end.
+    fn sigkill(self);
+}
+
+impl Sending for Child {
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.try_wait().unwrap()
+    }
+
+    fn sigkill(mut self) {
+        self.kill().unwrap();
+        self.wait().unwrap();
+    }
+}
+
+impl Sending for Daemon {
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        Daemon::exited(self)
+    }
+
+    fn sigkill(mut self) {
+        self.signal("KILL");
+        self.wait();
+    }
+}
+
+/// A fan-out to `addresses` (subscribed to the English list) through
+/// `FANOUT_CONNECTIONS` connections into aiosmtpd, which logs what it
+/// takes to `events`: what the kill tests share.
+struct KilledFanOut {
+    events: PathBuf,
+    peer: Peer,
+    tidings: Tidings,
+    addresses: Vec<String>,
+    started: std::time::Instant,
+    /// The peer's directory and its log, removed once the peer is gone.
+    _work: tempfile::TempDir,
+}
+
+impl KilledFanOut {
+    /// `subscribers` subscribers of the English list in `mode`, and the
+    /// peer they get their mail from.
+    fn new(subscribers: usize, mode: &str) -> KilledFanOut {
+        let work = tempfile::tempdir().unwrap();
+        let events = work.path().join("events");
+        let peer = Peer::start(
+            &work.path().join("peer"),
+            &["--events", events.to_str().unwrap()],
+        );
+        let tidings = Tidings::with_config(relay_config(peer.port, FANOUT_CONNECTIONS, None));
+        let addresses: Vec<String> = (0..subscribers)
+            .map(|i| format!("r{i:05}@example.com"))
+            .collect();
+        subscribe(&tidings, "en", mode, &addresses);
+        KilledFanOut {
+            events,
+            peer,
+            tidings,
+            addresses,
+            started: std::time::Instant::now(),
+            _work: work,
+        }
+    }
+
+    /// The most messages a kill may leave in flight: those the server took
+    /// that the store has not recorded as sent.
+    fn bound() -> usize {
+        FANOUT_CONNECTIONS * tidings::deliver::outbox::WINDOW
+    }
+
+    /// Waits until `condition` holds of the number of messages the server
+    /// took, however long the fan-out takes, as long as it goes on: gives
+    /// up once the server took no message for [`PATIENCE`].
+    fn wait_while_sending(&self, what: &str, mut condition: impl FnMut(usize) -> bool) {
+        let (mut taken, mut progress) = (0, std::time::Instant::now());
+        loop {
+            let now = accepted(&self.events).len();
+            if condition(now) {
+                return;
+            }
+            if now > taken {
+                (taken, progress) = (now, std::time::Instant::now());
+            }
+            assert!(
+                progress.elapsed() < PATIENCE,
+                "gave up waiting for {what}: the server took no message for {PATIENCE:?} \
+                 ({taken} so far)"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the fan-out with `start(0)` and kills it with SIGKILL at
+    /// random points (3, or `TIDINGS_FANOUT_KILLS`; the seed is printed and
+    /// `TIDINGS_FANOUT_SEED` replays it), starting it again with
+    /// `start(n)` after kill `n`, which the next kill waits to have sent at
+    /// least one more message. `unsent` says which addresses' deliveries
+    /// the store has not recorded as sent. Returns the messages in flight
+    /// at each kill, each at most [`KilledFanOut::bound`]: taken by the
+    /// server since the kill before and not recorded as sent, so sent
+    /// again by the next run. The last run is killed too: what completes
+    /// the fan-out is the test's.
+    fn kill_at_random_points<S: Sending>(
+        &self,
+        mut start: impl FnMut(usize) -> S,
+        mut unsent: impl FnMut() -> Vec<String>,
+    ) -> Vec<usize> {
+        let total = self.addresses.len();
+        let kills = common::env_number("TIDINGS_FANOUT_KILLS", 3);
+        let mut state = common::seed("TIDINGS_FANOUT_SEED");
+        // Where each kill falls: after a random share of the fan-out,
+        // between 5% and 95%, the shares in order.
+        let mut kill_at: Vec<usize> = (0..kills)
+            .map(|_| total / 20 + (common::splitmix(&mut state) as usize) % (total * 9 / 10))
+            .collect();
+        kill_at.sort_unstable();
+        println!("kills after {kill_at:?} of {total} messages");
+
+        let bound = KilledFanOut::bound();
+        let mut in_flight = Vec::new();
+        // How many copies each address had at the kill before.
+        let mut copies_before: HashMap<String, usize> = HashMap::new();
+        for (n, &at) in kill_at.iter().enumerate() {
+            let mut sending = start(n);
+            let at = at.max(accepted(&self.events).len() + 1);
+            self.wait_while_sending("the fan-out to reach the kill point", |taken| {
+                if let Some(status) = sending.exited() {
+                    panic!("tidings ended ({status}) before kill {n} (after {at} messages)");
+                }
+                taken >= at
+            });
+            sending.sigkill();
+            // The server finishes what it had read before the kill: wait
+            // until its log stands still.
+            let mut taken = accepted(&self.events);
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let now = accepted(&self.events);
+                if now.len() == taken.len() {
+                    break;
+                }
+                taken = now;
+            }
+            assert!(
+                taken.len() < total,
+                "the fan-out ended before kill {n} ({} of {total})",
+                taken.len()
+            );
+            let mut copies: HashMap<String, usize> = HashMap::new();
+            for to in taken {
+                *copies.entry(to).or_default() += 1;
+            }
+            let unrecorded = unsent()
+                .into_iter()
+                .filter(|address| {
+                    copies.get(address).copied().unwrap_or(0)
+                        > copies_before.get(address).copied().unwrap_or(0)
+                })
+                .count();
+            assert!(
+                unrecorded <= bound,
+                "kill {n}: {unrecorded} messages in flight, more than {bound}"
+            );
+            in_flight.push(unrecorded);
+            copies_before = copies;
+        }
+        in_flight
+    }
+
+    /// Once the fan-out completed: each subscriber got its message exactly
+    /// once, apart from one copy more of each message `in_flight` at a
+    /// kill, and the server's messages and its log agree. Prints the
+    /// figures.
+    fn check_each_got_it_once(&self, what: &str, in_flight: &[usize]) {
+        let mut received: BTreeMap<String, usize> = BTreeMap::new();
+        for to in self.peer.recipients() {
+            *received.entry(to).or_default() += 1;
+        }
+        assert_eq!(
+            received.values().sum::<usize>(),
+            accepted(&self.events).len(),
+            "the server's messages and its log agree"
+        );
+        let missing: Vec<&String> = self
+            .addresses
+            .iter()
+            .filter(|a| !received.contains_key(*a))
+            .collect();
+        assert!(missing.is_empty(), "never got {what}: {missing:?}");
+        let subscribed: BTreeSet<&String> = self.addresses.iter().collect();
+        let strangers: Vec<&String> = received
+            .keys()
+            .filter(|to| !subscribed.contains(to))
+            .collect();
+        assert!(
+            strangers.is_empty(),
+            "mail to non-subscribers: {strangers:?}"
+        );
+        let twice: Vec<(&String, &usize)> = received.iter().filter(|(_, n)| **n > 1).collect();
+        let extra: usize = twice.iter().map(|(_, n)| *n - 1).sum();
+        println!(
+            "{} subscribers, killed {} times in {:.1?}; in flight at each kill \
+             {in_flight:?} (bound {}); {} got {what} more than once",
+            self.addresses.len(),
+            in_flight.len(),
+            self.started.elapsed(),
+            KilledFanOut::bound(),
+            twice.len()
+        );
+        // Each message in flight at a kill was sent once more after it,
+        // and no other was sent twice.
+        assert_eq!(
+            extra,
+            in_flight.iter().sum::<usize>(),
+            "messages sent again, against those in flight at the kills: {twice:?}"
+        );
+    }
+}
+
+/// The addresses of the deliveries of the English list's digest not
+/// recorded as sent (none before the digest is issued); a second digest
+/// fails the test.
+fn unsent_digests(store: &Connection) -> Vec<String> {
+    let issued = digests::of_list(store, "en").unwrap();
+    assert!(issued.len() <= 1, "a second digest was issued: {issued:?}");
+    let Some(digest) = issued.first() else {
+        return Vec::new();
+    };
+    deliveries::of_digest(store, digest.id)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.state != DeliveryState::Sent)
+        .map(|d| d.address)
+        .collect()
+}
+
+/// Checks the store after a killed digest fan-out to `subscribers`: one
+/// digest of the English list, one delivery per subscriber, each sent.
+fn check_one_digest_sent(store: &Connection, subscribers: usize) {
+    assert_eq!(
+        digests::of_list(store, "en").unwrap().len(),
+        1,
+        "one digest issued"
+    );
+    let digest = digests::last(store, "en").unwrap().unwrap();
+    let deliveries = deliveries::of_digest(store, digest.id).unwrap();
+    assert_eq!(deliveries.len(), subscribers);
+    assert!(deliveries.iter().all(|d| d.state == DeliveryState::Sent));
+}
+
 /// Promise 2 (issue 13): a fan-out to 20,000 subscribers
 /// (`TIDINGS_FANOUT_SUBSCRIBERS`) into a real SMTP server is killed with
 /// SIGKILL at random points (3, or `TIDINGS_FANOUT_KILLS`; the seed is
@@ -904,34 +1163,10 @@ fn accepted(events: &Path) -> Vec<String> {
 /// [`WINDOW`]: tidings::deliver::outbox::WINDOW
 #[test]
 fn killed_at_random_points_of_a_fan_out_each_subscriber_gets_the_digest_once() {
-    const CONNECTIONS: usize = 4;
     let subscribers = common::env_number("TIDINGS_FANOUT_SUBSCRIBERS", 20_000);
-    let kills = common::env_number("TIDINGS_FANOUT_KILLS", 3);
-    let mut state = common::seed("TIDINGS_FANOUT_SEED");
-    // Where each kill falls: after a random share of the fan-out, between
-    // 5% and 95%, the shares in order.
-    let mut kill_at: Vec<usize> = (0..kills)
-        .map(|_| {
-            subscribers / 20 + (common::splitmix(&mut state) as usize) % (subscribers * 9 / 10)
-        })
-        .collect();
-    kill_at.sort_unstable();
-    println!("kills after {kill_at:?} of {subscribers} messages");
-
-    let work = tempfile::tempdir().unwrap();
-    let events = work.path().join("events");
-    let peer = Peer::start(
-        &work.path().join("peer"),
-        &["--events", events.to_str().unwrap()],
-    );
-    let tidings = Tidings::with_config(relay_config(peer.port, CONNECTIONS, None));
-    import(&tidings, 31, 100);
-    let addresses: Vec<String> = (0..subscribers)
-        .map(|i| format!("r{i:05}@example.com"))
-        .collect();
-    subscribe(&tidings, "en", "plain", &addresses);
-    let started = std::time::Instant::now();
-
+    let fan_out = KilledFanOut::new(subscribers, "plain");
+    let tidings = &fan_out.tidings;
+    import(tidings, 31, 100);
     let digest = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_tidings"))
             .arg("--config")
@@ -944,67 +1179,14 @@ fn killed_at_random_points_of_a_fan_out_each_subscriber_gets_the_digest_once() {
             .spawn()
             .unwrap()
     };
-    let bound = CONNECTIONS * tidings::deliver::outbox::WINDOW;
-    let mut in_flight = Vec::new();
-    // How many copies each address had at the kill before.
-    let mut copies_before: HashMap<String, usize> = HashMap::new();
-    for (n, &at) in kill_at.iter().enumerate() {
-        // The first run issues the digest; each after resumes its fan-out
-        // and is killed once it sent at least one more message.
-        let mut child = match n {
+    let in_flight = fan_out.kill_at_random_points(
+        // The first run issues the digest; each after resumes its fan-out.
+        |n| match n {
             0 => digest(&["--list", "en", "--now"]),
             _ => digest(&["--list", "en"]),
-        };
-        let at = at.max(accepted(&events).len() + 1);
-        wait_until("the fan-out to reach the kill point", PATIENCE, || {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "tidings ended before kill {n} (after {at} messages)"
-            );
-            accepted(&events).len() >= at
-        });
-        child.kill().unwrap(); // SIGKILL: no chance to clean up
-        child.wait().unwrap();
-        // The server finishes what it had read before the kill: wait until
-        // its log stands still.
-        let mut taken = accepted(&events);
-        loop {
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            let now = accepted(&events);
-            if now.len() == taken.len() {
-                break;
-            }
-            taken = now;
-        }
-        assert!(
-            taken.len() < subscribers,
-            "the fan-out ended before kill {n} ({} of {subscribers})",
-            taken.len()
-        );
-        let mut copies: HashMap<String, usize> = HashMap::new();
-        for to in taken {
-            *copies.entry(to).or_default() += 1;
-        }
-        // In flight at this kill: taken by the server since the kill
-        // before and not recorded as sent, so sent again by the next run.
-        let store = store(&tidings);
-        let digest = digests::last(&store, "en").unwrap().unwrap();
-        let unrecorded = deliveries::of_digest(&store, digest.id)
-            .unwrap()
-            .into_iter()
-            .filter(|d| d.state != DeliveryState::Sent)
-            .filter(|d| {
-                copies.get(&d.address).copied().unwrap_or(0)
-                    > copies_before.get(&d.address).copied().unwrap_or(0)
-            })
-            .count();
-        assert!(
-            unrecorded <= bound,
-            "kill {n}: {unrecorded} messages in flight, more than {bound}"
-        );
-        in_flight.push(unrecorded);
-        copies_before = copies;
-    }
+        },
+        || unsent_digests(&store(tidings)),
+    );
 
     let resumed = tidings.ok(&["digest", "--list", "en"]);
     assert!(resumed.contains("0 deferred, 0 failed"), "{resumed}");
@@ -1012,42 +1194,119 @@ fn killed_at_random_points_of_a_fan_out_each_subscriber_gets_the_digest_once() {
         !resumed.contains("issued"),
         "a second digest was issued: {resumed}"
     );
+    fan_out.check_each_got_it_once("the digest", &in_flight);
+    check_one_digest_sent(&store(tidings), subscribers);
+}
 
-    let mut received: BTreeMap<String, usize> = BTreeMap::new();
-    for to in peer.recipients() {
-        *received.entry(to).or_default() += 1;
-    }
-    assert_eq!(
-        received.values().sum::<usize>(),
-        accepted(&events).len(),
-        "the server's messages and its log agree"
-    );
-    let missing: Vec<&String> = addresses
-        .iter()
-        .filter(|a| !received.contains_key(*a))
+/// Promise 2 (issue 13), the daemon's own fan-out: `tidings serve` issues
+/// the digest that is due as it starts (20,000 subscribers,
+/// `TIDINGS_FANOUT_SUBSCRIBERS`) and is killed with SIGKILL at random
+/// points of its fan-out (`TIDINGS_FANOUT_KILLS`, `TIDINGS_FANOUT_SEED` as
+/// above), started again after each kill, and left to finish once
+/// restarted after the last. Each subscriber got the digest exactly once,
+/// except the messages in flight at each kill (counted, each kill's at
+/// most `connections` x [`WINDOW`]), each sent once more; a restarted
+/// daemon issues no second digest, and the store records one delivery per
+/// subscriber, sent.
+///
+/// [`WINDOW`]: tidings::deliver::outbox::WINDOW
+#[test]
+fn the_daemon_killed_at_random_points_of_its_fan_out_sends_each_subscriber_the_digest_once() {
+    let subscribers = common::env_number("TIDINGS_FANOUT_SUBSCRIBERS", 20_000);
+    let fan_out = KilledFanOut::new(subscribers, "plain");
+    let tidings = &fan_out.tidings;
+    // Pending posts and no digest yet: the last slot of the schedule is
+    // due, and the daemon issues its digest as it starts.
+    import(tidings, 31, 100);
+    let db = store(tidings);
+    let in_flight =
+        fan_out.kill_at_random_points(|_| Daemon::start(tidings), || unsent_digests(&db));
+
+    let _daemon = Daemon::start(tidings);
+    // Each subscriber's message at least, then each recorded as sent.
+    fan_out.wait_while_sending("every delivery recorded as sent", |taken| {
+        taken >= subscribers && unsent_digests(&db).is_empty()
+    });
+    fan_out.check_each_got_it_once("the digest", &in_flight);
+    check_one_digest_sent(&db, subscribers);
+}
+
+/// The addresses of the post deliveries not recorded as sent.
+fn unsent_posts(store: &Connection) -> Vec<String> {
+    store
+        .prepare("SELECT address FROM post_deliveries WHERE state != 'sent'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Promise 2 (issue 13), posts in mode post: a post comes to the running
+/// daemon by SMTP for 10,000 subscribers in mode post
+/// (`TIDINGS_POST_FANOUT_SUBSCRIBERS`), and the daemon is killed with
+/// SIGKILL at random points of the post's fan-out (`TIDINGS_FANOUT_KILLS`,
+/// `TIDINGS_FANOUT_SEED`), started again after each kill, and left to
+/// finish once restarted after the last. Each subscriber got the post
+/// exactly once, except the messages in flight at each kill (counted, each
+/// kill's at most `connections` x [`WINDOW`]), each sent once more; the
+/// store holds one delivery of the post per subscriber, sent.
+///
+/// [`WINDOW`]: tidings::deliver::outbox::WINDOW
+#[test]
+fn the_daemon_killed_mid_fan_out_of_a_post_sends_it_to_each_subscriber_once() {
+    let subscribers = common::env_number("TIDINGS_POST_FANOUT_SUBSCRIBERS", 10_000);
+    let fan_out = KilledFanOut::new(subscribers, "post");
+    let tidings = &fan_out.tidings;
+    let db = store(tidings);
+    let post = json!([{"id": "<general-strike@example.org>", "to": [format!("a-infos-en@{DOMAIN}")],
+                       "subject": "(en) General strike called",
+                       "body": "Workers walk out at noon.\n"}]);
+    let start = |n: usize| {
+        let daemon = Daemon::start(tidings);
+        if n == 0 {
+            // Once the daemon's first look at the digests is over, so
+            // that the post is the only mail it has to send.
+            wait_until("the daemon to decide the digest's slot", PATIENCE, || {
+                digests::slot(&db, "en").unwrap().is_some()
+            });
+            let sent = send("smtp", &daemon, post.clone());
+            assert_eq!(sent[0]["ok"], true, "{sent:?}");
+            assert_eq!(sent[0]["refused"], json!({}), "{sent:?}");
+        }
+        daemon
+    };
+    let in_flight = fan_out.kill_at_random_points(start, || unsent_posts(&db));
+
+    let _daemon = Daemon::start(tidings);
+    fan_out.wait_while_sending("every post delivery recorded as sent", |taken| {
+        taken >= subscribers && unsent_posts(&db).is_empty()
+    });
+    fan_out.check_each_got_it_once("the post", &in_flight);
+    let arrived = fan_out.peer.nth(&fan_out.addresses[0], 1);
+    assert_eq!(arrived.subject(), "(en) General strike called");
+    let rows: Vec<(i64, String, DeliveryState)> = db
+        .prepare("SELECT post_id, address, state FROM post_deliveries")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
         .collect();
-    assert!(missing.is_empty(), "never got the digest: {missing:?}");
-    let twice: Vec<(&String, &usize)> = received.iter().filter(|(_, n)| **n > 1).collect();
-    let extra: usize = twice.iter().map(|(_, n)| *n - 1).sum();
-    println!(
-        "{subscribers} subscribers, killed {kills} times in {:.1?}; in flight at each kill \
-         {in_flight:?} (bound {bound}); {} got it more than once",
-        started.elapsed(),
-        twice.len()
+    assert_eq!(rows.len(), subscribers, "one delivery per subscriber");
+    let posts: BTreeSet<i64> = rows.iter().map(|(post, _, _)| *post).collect();
+    assert_eq!(posts.len(), 1, "one post handed out: {posts:?}");
+    let addresses: BTreeSet<&str> = rows.iter().map(|(_, to, _)| to.as_str()).collect();
+    assert_eq!(addresses.len(), subscribers, "each subscriber once");
+    assert!(rows
+        .iter()
+        .all(|(_, _, state)| *state == DeliveryState::Sent));
+    assert!(
+        digests::of_list(&db, "en")
+            .unwrap()
+            .iter()
+            .all(|digest| deliveries::of_digest(&db, digest.id).unwrap().is_empty()),
+        "no digest went to the subscribers in mode post"
     );
-    // Each message in flight at a kill was sent once more after it, and no
-    // other was sent twice.
-    assert_eq!(
-        extra,
-        in_flight.iter().sum::<usize>(),
-        "messages sent again, against those in flight at the kills: {twice:?}"
-    );
-    let store = store(&tidings);
-    assert_eq!(digests::of_list(&store, "en").unwrap().len(), 1);
-    let digest = digests::last(&store, "en").unwrap().unwrap();
-    let deliveries = deliveries::of_digest(&store, digest.id).unwrap();
-    assert_eq!(deliveries.len(), subscribers);
-    assert!(deliveries.iter().all(|d| d.state == DeliveryState::Sent));
 }
 
 #[test]

@@ -118,6 +118,11 @@ impl Daemon {
         assert!(status.success());
     }
 
+    /// How the process ended, if it has (without waiting).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// Waits for the process to exit; its status code.
     pub fn wait(&mut self) -> Option<i32> {
         wait_for("the daemon to exit", PATIENCE, || {
