@@ -1401,20 +1401,33 @@ fn refusing_one_recipient(pipelining: bool) {
     // A failed recipient is not retried.
     let retry = tidings.ok(&["queue", "retry"]);
     assert!(retry.contains("0 sent, 0 deferred, 0 failed"), "{retry}");
-    let pipelined: Vec<bool> = std::fs::read_dir(&peer.dir)
+    let envelopes: Vec<Value> = std::fs::read_dir(&peer.dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .map(|path| {
-            let envelope: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-            envelope["pipelined"].as_bool().unwrap()
-        })
+        .map(|path| serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap())
+        .collect();
+    let pipelined: Vec<bool> = envelopes
+        .iter()
+        .map(|envelope| envelope["pipelined"].as_bool().unwrap())
         .collect();
     assert_eq!(pipelined.len(), 9);
     assert!(
         pipelined.iter().all(|&p| p == pipelining),
         "pipelined {pipelined:?}, offered {pipelining}"
     );
+    // With PIPELINING, the next transaction's commands go with a
+    // message's content (not after the last message of a connection):
+    // the ten deliveries over two connections give at least one such.
+    let followed = envelopes
+        .iter()
+        .filter(|envelope| envelope["followed"].as_bool().unwrap())
+        .count();
+    if pipelining {
+        assert!(followed >= 1, "no content was followed by the next MAIL");
+    } else {
+        assert_eq!(followed, 0, "commands written ahead without PIPELINING");
+    }
 }
 
 #[test]

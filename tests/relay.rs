@@ -231,6 +231,21 @@ fn count(events: &[String], prefix: &str) -> usize {
     events.iter().filter(|e| e.starts_with(prefix)).count()
 }
 
+/// How many of the messages `peer` took had the next transaction's
+/// commands right behind their content (PIPELINING across messages).
+fn followed(peer: &Peer) -> usize {
+    std::fs::read_dir(&peer.dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .filter(|path| {
+            let envelope: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            envelope["followed"] == true
+        })
+        .count()
+}
+
 /// A peer with `options` and an events log; returns it and the log's path.
 fn peer(work: &Path, options: &[&str]) -> (Peer, PathBuf) {
     let log = work.join("events.log");
@@ -241,10 +256,25 @@ fn peer(work: &Path, options: &[&str]) -> (Peer, PathBuf) {
 
 #[test]
 fn a_relay_answering_421_to_the_greeting_and_to_mail_is_retried_after_the_backoff() {
+    answering_421(false);
+}
+
+/// The same with PIPELINING, where MAIL goes ahead with the last
+/// message's content and its 421 is read after that message's 250.
+#[test]
+fn a_pipelining_relay_answering_421_to_the_greeting_and_to_mail_is_retried_after_the_backoff() {
+    answering_421(true);
+}
+
+fn answering_421(pipelining: bool) {
     let work = tempfile::tempdir().unwrap();
     // Two connections, both greeted with 421; then three transactions
     // whose MAIL gets 421 and a closed connection.
-    let (peer, log) = peer(work.path(), &["--greet-421", "2", "--mail-421", "3"]);
+    let mut options = vec!["--greet-421", "2", "--mail-421", "3"];
+    if pipelining {
+        options.push("--pipelining");
+    }
+    let (peer, log) = peer(work.path(), &options);
     let tidings = Tidings::with_config(relay_config(peer.port, 2, &[]));
     import(&tidings, 67);
     let addresses = addresses("g", 20);
@@ -338,6 +368,7 @@ fn a_relay_answering_421_to_the_greeting_and_to_mail_is_retried_after_the_backof
         assert_eq!(d.attempts, expected, "{d:?}");
     }
     assert_eq!(count(&events(&log), "data 250 "), 20);
+    assert_eq!(followed(&peer) > 0, pipelining, "MAIL sent ahead");
 }
 
 #[test]
@@ -418,12 +449,20 @@ fn a_relay_deferring_for_four_tries_is_retried_at_waits_doubling_up_to_retry_max
 
 #[test]
 fn a_connection_dropped_before_the_reply_to_data_is_retried_and_the_digest_arrives_once() {
-    dropped_in_data(false);
+    dropped_in_data(false, false);
 }
 
 #[test]
 fn a_relay_that_kept_a_message_whose_reply_it_dropped_gets_it_twice_with_one_message_id() {
-    dropped_in_data(true);
+    dropped_in_data(true, false);
+}
+
+/// With PIPELINING the next message's MAIL, RCPT and DATA went with the
+/// content the relay dropped the connection after: that message was never
+/// sent, so it goes on the next connection at once, not after a backoff.
+#[test]
+fn a_pipelining_relay_dropping_the_connection_before_the_reply_to_data_defers_only_that_message() {
+    dropped_in_data(false, true);
 }
 
 /// Twelve recipients; the relay reads the whole of the first three
@@ -433,11 +472,14 @@ fn a_relay_that_kept_a_message_whose_reply_it_dropped_gets_it_twice_with_one_mes
 /// after the backoff, and a relay that kept them has them twice, under
 /// the same Message-ID (ARCHITECTURE.md: "the same on a retry"), and never
 /// a third time.
-fn dropped_in_data(keep: bool) {
+fn dropped_in_data(keep: bool, pipelining: bool) {
     let work = tempfile::tempdir().unwrap();
     let mut options = vec!["--drop-in-data", "3"];
     if keep {
         options.push("--keep-dropped");
+    }
+    if pipelining {
+        options.push("--pipelining");
     }
     let (peer, log) = peer(work.path(), &options);
     let tidings = Tidings::with_config(relay_config(peer.port, 2, &[]));
@@ -507,6 +549,7 @@ fn dropped_in_data(keep: bool) {
         let tries = if dropped.contains(&d.address) { 2 } else { 1 };
         assert_eq!(d.attempts, tries, "{d:?}");
     }
+    assert_eq!(followed(&peer) > 0, pipelining, "MAIL sent ahead");
 }
 
 #[test]

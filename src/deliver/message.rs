@@ -12,6 +12,7 @@
 //! sender is the VERP address `LIST-bounces+user=host@domain`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::DateTime;
 use lettre::address::Envelope;
@@ -53,7 +54,7 @@ struct Variant {
     /// The entity dot-stuffed and closed for SMTP's DATA phase, when it is
     /// UTF-8 (a digest carrying an original in another 8-bit charset is
     /// not, and goes through lettre's encoder instead).
-    data_entity: Option<String>,
+    data_entity: Option<Arc<str>>,
     /// The body's DKIM hash, when there are keys.
     body_hash: Option<BodyHash>,
 }
@@ -65,7 +66,7 @@ impl Variant {
             let mut data = String::with_capacity(text.len() + text.len() / 64);
             dot_stuff(text, &mut data);
             close_data(&mut data);
-            data
+            Arc::from(data)
         });
         Variant {
             entity,
@@ -157,7 +158,7 @@ impl Prepared {
         signers: &[Signer],
         smtp: bool,
         eight_bit: bool,
-    ) -> anyhow::Result<Outgoing<'_>> {
+    ) -> anyhow::Result<Outgoing> {
         let variant = self.variant(eight_bit);
         let (signatures, fields) = self.header(delivery, signers, variant)?;
         match &variant.data_entity {
@@ -168,7 +169,7 @@ impl Prepared {
                 dot_stuff(&fields, &mut head);
                 Ok(Outgoing::Data {
                     head,
-                    shared: entity,
+                    shared: entity.clone(),
                 })
             }
             _ => {
@@ -303,7 +304,7 @@ pub struct PreparedPost {
     shared: Vec<u8>,
     /// `shared` dot-stuffed and closed for SMTP's DATA phase, when it is
     /// UTF-8.
-    data_shared: Option<String>,
+    data_shared: Option<Arc<str>>,
     /// The raw message's body hash, when there are keys.
     body_hash: Option<BodyHash>,
 }
@@ -322,7 +323,7 @@ impl PreparedPost {
             let mut data = String::with_capacity(text.len() + text.len() / 64);
             dot_stuff(text, &mut data);
             close_data(&mut data);
-            data
+            Arc::from(data)
         });
         PreparedPost {
             post_id,
@@ -342,7 +343,7 @@ impl PreparedPost {
         delivery: &DueDelivery,
         signers: &[Signer],
         smtp: bool,
-    ) -> anyhow::Result<Outgoing<'_>> {
+    ) -> anyhow::Result<Outgoing> {
         let fields = self.addresses.unsubscribe_fields(&delivery.token);
         let mut signatures = Vec::with_capacity(512 * signers.len());
         if let Some(body_hash) = self.body_hash {
@@ -355,7 +356,10 @@ impl PreparedPost {
                 let mut head = String::with_capacity(signatures.len() + fields.len() + 8);
                 dot_stuff(std::str::from_utf8(&signatures)?, &mut head);
                 dot_stuff(&fields, &mut head);
-                Ok(Outgoing::Data { head, shared })
+                Ok(Outgoing::Data {
+                    head,
+                    shared: shared.clone(),
+                })
             }
             _ => {
                 let mut bytes =

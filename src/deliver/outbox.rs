@@ -52,6 +52,7 @@ use crate::config::Config;
 use crate::digest::DigestMode;
 use crate::store::{self, deliveries, digests, outgoing, post_deliveries, posts, Handle};
 use crate::tokens::{Purpose, Secret};
+use lettre::address::Envelope;
 
 /// Deliveries read from the store at once.
 const PAGE: usize = 512;
@@ -220,7 +221,11 @@ pub fn run_outbox_here(
 
 /// One connection's loop: take a delivery, send it, hand the result over
 /// for its commit, repeat; wait for the oldest commit when [`WINDOW`]
-/// results are waiting.
+/// results are waiting. Where the relay pipelines, the job after is taken
+/// before a message is sent, when one is waiting, so that its transaction
+/// opens with the message's content ([`Connection::send`]'s `then`).
+///
+/// [`Connection::send`]: super::transport::Connection::send
 async fn work(
     relay: &Relay,
     signers: &[Signer],
@@ -232,22 +237,52 @@ async fn work(
 ) {
     let mut connection = relay.connection();
     let mut uncommitted: VecDeque<oneshot::Receiver<()>> = VecDeque::new();
+    // The job taken ahead, its message made.
+    let mut next: Option<Ready> = None;
     loop {
         while uncommitted.len() >= WINDOW {
             if uncommitted.pop_front().expect("not empty").await.is_err() {
                 return;
             }
         }
-        let job = tokio::select! {
-            biased;
-            _ = stop.cancelled() => None,
-            job = async { job_queue.lock().await.recv().await } => job,
+        let Ready { job, made } = match next.take() {
+            Some(ready) => ready,
+            None => {
+                let job = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => None,
+                    job = async { job_queue.lock().await.recv().await } => job,
+                };
+                let Some(job) = job else {
+                    break;
+                };
+                ready(&mut connection, signers, config, clock, job).await
+            }
         };
-        let Some(job) = job else {
-            break;
+        let (attempt, bytes, unreachable) = match made {
+            Err(outcome) => outcome,
+            Ok((envelope, message)) => {
+                let chains = connection.chains() && matches!(message, Outgoing::Data { .. });
+                if chains && !stop.is_cancelled() {
+                    // Only a job already waiting: none is waited for.
+                    let waiting = job_queue
+                        .try_lock()
+                        .ok()
+                        .and_then(|mut q| q.try_recv().ok());
+                    if let Some(job) = waiting {
+                        next = Some(ready(&mut connection, signers, config, clock, job).await);
+                    }
+                }
+                let then = next
+                    .as_ref()
+                    .and_then(|ready| ready.made.as_ref().ok())
+                    .map(|(envelope, message)| (envelope, message));
+                match connection.send(&envelope, &message, then).await {
+                    Ok(reply) => (Attempt::Sent { reply }, message.len(), false),
+                    Err(error) => failed_attempt(config, clock, job.attempts(), error),
+                }
+            }
         };
-        let (attempt, bytes, unreachable) =
-            attempt(&mut connection, signers, config, clock, &job).await;
         let (committed, done) = oneshot::channel();
         let result = Done {
             target: job.target(),
@@ -261,35 +296,50 @@ async fn work(
         }
         uncommitted.push_back(done);
     }
+    // A job taken ahead and not sent stays due in the store, like those
+    // still in the queue.
     connection.close().await;
     for done in uncommitted {
         let _ = done.await;
     }
 }
 
-/// Sends one delivery or message and says what to record.
-async fn attempt(
+/// A job with its message made, or what to record of it if it could not
+/// be: the attempt, the bytes sent (none) and whether the relay is
+/// unreachable.
+struct Ready {
+    job: Job,
+    made: Result<(Envelope, Outgoing), (Attempt, usize, bool)>,
+}
+
+/// Makes `job`'s envelope and message for `connection`.
+async fn ready(
     connection: &mut super::transport::Connection<'_>,
     signers: &[Signer],
     config: &Config,
     clock: Clock,
-    job: &Job,
-) -> (Attempt, usize, bool) {
+    job: Job,
+) -> Ready {
     let smtp = connection.speaks_smtp();
-    let attempts = job.attempts();
     // A digest or a single message of 8-bit text goes quoted-printable
     // where the relay does not take 8-bit text; asking may connect, and
     // fail as a send would.
-    let eight_bit = match job {
+    let eight_bit = match &job {
         Job::Digest { .. } => connection.takes_8bit().await,
         Job::Message(due) if !due.message.message.is_ascii() => connection.takes_8bit().await,
         _ => Ok(true),
     };
     let eight_bit = match eight_bit {
         Ok(eight_bit) => eight_bit,
-        Err(error) => return failed_attempt(config, clock, attempts, error),
+        Err(error) => {
+            let outcome = failed_attempt(config, clock, job.attempts(), error);
+            return Ready {
+                job,
+                made: Err(outcome),
+            };
+        }
     };
-    let prepared = match job {
+    let made = match &job {
         Job::Digest { delivery, prepared } => prepared.envelope(delivery).and_then(|envelope| {
             Ok((
                 envelope,
@@ -302,17 +352,11 @@ async fn attempt(
         Job::Message(due) => super::message::single(&due.message, signers, eight_bit)
             .map(|(envelope, bytes)| (envelope, Outgoing::Bytes(bytes))),
     };
-    let (envelope, message) = match prepared {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            let reply = format!("{error:#}");
-            return (Attempt::Failed { reply }, 0, false);
-        }
-    };
-    match connection.send(&envelope, &message).await {
-        Ok(reply) => (Attempt::Sent { reply }, message.len(), false),
-        Err(error) => failed_attempt(config, clock, attempts, error),
-    }
+    let made = made.map_err(|error| {
+        let reply = format!("{error:#}");
+        (Attempt::Failed { reply }, 0, false)
+    });
+    Ready { job, made }
 }
 
 /// What to record of a send that did not get through.

@@ -19,6 +19,7 @@
 //! ([`deferred_for_recipient`]).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,16 +34,16 @@ use lettre::{AsyncFileTransport, AsyncSendmailTransport, AsyncTransport, Tokio1E
 use crate::config::{Config, Tls, Transport};
 
 /// One recipient's message, in the form its transport takes.
-pub enum Outgoing<'a> {
+pub enum Outgoing {
     /// The message as it is.
     Bytes(Vec<u8>),
     /// For SMTP: the message as the DATA phase carries it, dot-stuffed and
     /// closed by "." CRLF ([`dot_stuff`], [`close_data`]): the recipient's
     /// own header, then the body every recipient shares, not copied.
-    Data { head: String, shared: &'a str },
+    Data { head: String, shared: Arc<str> },
 }
 
-impl Outgoing<'_> {
+impl Outgoing {
     /// Its size on the way out.
     pub fn len(&self) -> usize {
         match self {
@@ -211,6 +212,7 @@ impl Relay {
             relay: self,
             smtp: None,
             pipelining: false,
+            opened: None,
         }
     }
 
@@ -231,12 +233,30 @@ pub struct Connection<'a> {
     smtp: Option<AsyncSmtpConnection>,
     /// Whether the open session's server offers PIPELINING.
     pipelining: bool,
+    /// The next message's transaction, opened ahead: its MAIL, RCPT and
+    /// DATA went with the last message's content ([`Connection::send`]'s
+    /// `then`) and were answered. The envelope it is for, and how the
+    /// server took it.
+    opened: Option<(Envelope, Result<(), Refused>)>,
 }
 
 impl Connection<'_> {
     /// Whether this connection takes messages in DATA form.
     pub fn speaks_smtp(&self) -> bool {
         self.relay.speaks_smtp()
+    }
+
+    /// Whether [`Connection::send`] can open the next message's
+    /// transaction with this one's content: an open session whose server
+    /// offers PIPELINING.
+    pub fn chains(&self) -> bool {
+        self.smtp.is_some() && self.pipelining
+    }
+
+    /// Forgets the session, after which the next message connects again.
+    fn forget(&mut self) {
+        self.smtp = None;
+        self.opened = None;
     }
 
     /// Whether the way out takes 8-bit text (RFC 6152): a relay that
@@ -273,16 +293,44 @@ impl Connection<'_> {
     }
 
     /// Sends one message; returns the server's reply.
+    ///
+    /// `then` is the message to be sent next, when the caller has it: where
+    /// the server offers PIPELINING and both are in DATA form, its MAIL,
+    /// RCPT and DATA go in the same write as this message's content (RFC
+    /// 2920: content may begin a group, and DATA ends one), so that a
+    /// message costs one round trip; the next call must then be for it.
     pub async fn send(
         &mut self,
         envelope: &Envelope,
-        message: &Outgoing<'_>,
+        message: &Outgoing,
+        then: Option<(&Envelope, &Outgoing)>,
     ) -> Result<String, SendError> {
         match (self.relay, message) {
             (Relay::Smtp(relay), _) => {
                 let timeout = relay.timeout;
+                let opened = match self.opened.take() {
+                    // The session failed before the server answered: the
+                    // message never went; connect again and send it.
+                    Some((_, Err(Refused::Lettre { error, .. }))) if error.status().is_none() => {
+                        if let Some(mut connection) = self.smtp.take() {
+                            connection.abort().await;
+                        }
+                        None
+                    }
+                    Some((ahead, opened)) if ahead == *envelope => Some(opened),
+                    // A transaction opened for another message leaves the
+                    // session out of step: start again.
+                    Some(_) => {
+                        if let Some(mut connection) = self.smtp.take() {
+                            connection.abort().await;
+                        }
+                        None
+                    }
+                    None => None,
+                };
                 self.open(relay).await?;
                 let connection = self.smtp.as_mut().expect("connected above");
+                let (pipelining, ahead) = (self.pipelining, &mut self.opened);
                 // A whole transaction may take longer than one reply: allow
                 // the timeout per 64 KiB on top.
                 let limit = timeout * (2 + (message.len() / 65_536) as u32);
@@ -290,8 +338,19 @@ impl Connection<'_> {
                     match message {
                         Outgoing::Data { head, shared } => {
                             let content = Content([head, shared]);
-                            if self.pipelining {
-                                transact_pipelined(connection, envelope, content).await
+                            if pipelining {
+                                let then = then.and_then(|(envelope, message)| match message {
+                                    Outgoing::Data { head, shared } => {
+                                        Some((envelope, Content([head, shared])))
+                                    }
+                                    Outgoing::Bytes(_) => None,
+                                });
+                                let exchange = Pipelined {
+                                    opened,
+                                    then,
+                                    ahead,
+                                };
+                                transact_pipelined(connection, envelope, content, exchange).await
                             } else {
                                 transact(connection, envelope, content).await
                             }
@@ -314,22 +373,25 @@ impl Connection<'_> {
                     Ok(Ok(response)) => Ok(reply_text(&response)),
                     Ok(Err(Refused::Lettre { error, command })) => {
                         // A server's refusal ends the transaction, not the
-                        // session: RSET and go on with the next message.
-                        // Anything else leaves the session in doubt.
+                        // session: RSET and go on with the next message
+                        // (unless the next one's transaction is open
+                        // already, which a refused content's final reply
+                        // left clear). Anything else leaves the session in
+                        // doubt.
                         let answered = error.status().is_some();
                         if connection.has_broken()
                             || !answered
-                            || connection.command(Rset).await.is_err()
+                            || (self.opened.is_none() && connection.command(Rset).await.is_err())
                         {
                             connection.abort().await;
-                            self.smtp = None;
+                            self.forget();
                         }
                         Err(smtp_error(&error, command))
                     }
                     // Found out before MAIL: the session is untouched.
                     Ok(Err(Refused::Unsupported(reply))) => Err(SendError::Permanent { reply }),
                     Err(_) => {
-                        self.smtp = None;
+                        self.forget();
                         Err(SendError::Transient {
                             reply: "timed out during the SMTP transaction".to_string(),
                             unreachable: false,
@@ -373,10 +435,17 @@ impl Connection<'_> {
         }
     }
 
-    /// Ends an open SMTP session politely.
+    /// Ends an open SMTP session politely, or, in the middle of a
+    /// transaction opened ahead whose content never came, by closing the
+    /// connection: the server then drops the message unfinished.
     pub async fn close(&mut self) {
+        let in_data = matches!(self.opened.take(), Some((_, Ok(()))));
         if let Some(mut connection) = self.smtp.take() {
-            let _ = connection.quit().await;
+            if in_data {
+                connection.abort().await;
+            } else {
+                let _ = connection.quit().await;
+            }
         }
     }
 }
@@ -448,46 +517,111 @@ async fn transact(
         .map_err(Refused::to(Command::Data))
 }
 
+/// What a pipelined transaction carries besides its own message.
+struct Pipelined<'a, 'b> {
+    /// How the server took this message's MAIL, RCPT and DATA, when they
+    /// went ahead with the last message's content.
+    opened: Option<Result<(), Refused>>,
+    /// The next message, whose MAIL, RCPT and DATA go with this one's
+    /// content.
+    then: Option<(&'a Envelope, Content<'a>)>,
+    /// Where the next message's transaction is left, opened.
+    ahead: &'b mut Option<(Envelope, Result<(), Refused>)>,
+}
+
 /// [`transact`] for a server that offers PIPELINING: MAIL, every RCPT and
-/// DATA written at once, then their replies read in order (all of them,
-/// so the session stays in step whatever they say); the content follows
-/// once DATA is answered 354, DATA being where a group ends (RFC 2920,
-/// 3.1). The first refusal is the transaction's.
+/// DATA written at once (unless they went ahead with the last message's
+/// content), then their replies read in order; the content follows once
+/// DATA is answered 354, DATA being where a group ends (RFC 2920, 3.1),
+/// and with it the next message's MAIL, RCPT and DATA, whose replies are
+/// read after the content's. The first refusal is the transaction's.
 async fn transact_pipelined(
     connection: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     data: Content<'_>,
+    exchange: Pipelined<'_, '_>,
 ) -> Result<Response, Refused> {
-    let parameters = mail_parameters(connection, envelope, &data)?;
+    let opened = match exchange.opened {
+        Some(opened) => opened,
+        None => {
+            let parameters = mail_parameters(connection, envelope, &data)?;
+            let group = opening(envelope, parameters);
+            let first = connection.command(Group(&group)).await;
+            read_opening(connection, envelope, first).await
+        }
+    };
+    opened?;
+    // The next message's commands, unless its MAIL needs what the server
+    // does not offer (which its own transaction then reports).
+    let next = exchange.then.and_then(|(envelope, data)| {
+        let parameters = mail_parameters(connection, envelope, &data).ok()?;
+        Some((envelope, opening(envelope, parameters)))
+    });
+    let Some((next, group)) = next else {
+        return connection
+            .command(data)
+            .await
+            .map_err(Refused::to(Command::Data));
+    };
+    let reply = connection.command(Chained(data, &group)).await;
+    // The replies to the next message's commands follow the content's,
+    // unless the connection failed.
+    let answered = match &reply {
+        Ok(_) => true,
+        Err(error) => error.status().is_some() && !connection.has_broken(),
+    };
+    if answered {
+        let first = connection.read_response().await;
+        let opened = read_opening(connection, next, first).await;
+        *exchange.ahead = Some((next.clone(), opened));
+    }
+    reply.map_err(Refused::to(Command::Data))
+}
+
+/// MAIL with `parameters`, RCPT for each recipient and DATA, as one group.
+fn opening(envelope: &Envelope, parameters: Vec<MailParameter>) -> String {
     let mut group = Mail::new(envelope.from().cloned(), parameters).to_string();
     for recipient in envelope.to() {
         group.push_str(&Rcpt::new(recipient.clone(), Vec::new()).to_string());
     }
     group.push_str(&Data.to_string());
-    // The first refusal, and the command it answered.
-    let mut refused = connection
-        .command(Group(&group))
-        .await
-        .err()
-        .map(Refused::to(Command::Mail));
+    group
+}
+
+/// Reads the replies to an [`opening`] group for `envelope` after the
+/// first, MAIL's (`first`), all of them, so that the session stays in step
+/// whatever they say: whether DATA may go on, or the first refusal. A DATA
+/// taken although MAIL or RCPT was not gets an empty message, ended at
+/// once.
+async fn read_opening(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    first: Result<Response, lettre::transport::smtp::Error>,
+) -> Result<(), Refused> {
+    let mut refused = first.err().map(Refused::to(Command::Mail));
     for _ in envelope.to() {
         let reply = connection.read_response().await;
         refused = refused.or(reply.err().map(Refused::to(Command::Rcpt)));
     }
     let data_reply = connection.read_response().await;
     match (refused, data_reply) {
-        (None, Ok(_)) => connection
-            .command(data)
-            .await
-            .map_err(Refused::to(Command::Data)),
+        (None, Ok(_)) => Ok(()),
         (None, Err(error)) => Err(Refused::to(Command::Data)(error)),
-        // DATA was taken although MAIL or RCPT was not: end the empty
-        // message at once, and report the refusal.
         (Some(refused), Ok(_)) => {
             let _ = connection.command(Group(".\r\n")).await;
             Err(refused)
         }
         (Some(refused), Err(_)) => Err(refused),
+    }
+}
+
+/// A message's content, then the next transaction's commands, in one write.
+struct Chained<'a>(Content<'a>, &'a str);
+
+impl std::fmt::Display for Chained<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)?;
+        f.write_str(self.1)
     }
 }
 

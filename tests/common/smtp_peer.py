@@ -40,7 +40,9 @@ reader never sees half a file). Behaviours:
                     over TLS only
   --pipelining      offer PIPELINING (RFC 2920), and record in each
                     message's .json whether its DATA had arrived already
-                    when its RCPT was answered ("pipelined")
+                    when its RCPT was answered ("pipelined"), and whether
+                    the next command had arrived with its content
+                    ("followed")
 
 Each message's .json also says whether its session was encrypted ("tls")
 and under which login it was authenticated ("login", or null).
@@ -127,6 +129,9 @@ class Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        # What the client wrote after the content's closing dot and before
+        # our reply: with pipelining, the next transaction's commands.
+        followed = bool(server._reader._buffer)
         recipients = [r.lower() for r in envelope.rcpt_tos]
         key = tuple(recipients)
         if self.deferred.get(key, 0) < self.defer_data:
@@ -149,7 +154,8 @@ class Handler:
                        "mail_options": envelope.mail_options,
                        "tls": server.transport.get_extra_info("ssl_object") is not None,
                        "login": login,
-                       "pipelined": getattr(envelope, "pipelined", False)}, f)
+                       "pipelined": getattr(envelope, "pipelined", False),
+                       "followed": followed}, f)
         os.rename(name + ".tmp", name + ".eml")
         if drop:
             self.event("data", "drop", *recipients)
