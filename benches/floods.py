@@ -10,8 +10,8 @@ each raise their soft limit to it):
 
 Starts `target/release/tidings serve` on free loopback ports with the
 shipped lists.toml in a temporary directory, then runs each flood for
-PHASE seconds (BENCH_PHASE, default 10), one after another, with a quiet
-pause between:
+PHASE seconds (BENCH_PHASE, default 10), one after another (or those
+BENCH_PHASES names, comma-separated), with a quiet pause between:
 
 - baseline: no flood.
 - smtp-1000: 1,000 SMTP clients at once from 125 addresses (127.1.0.x, 8
@@ -367,6 +367,10 @@ def flood(name, addresses, result):
 
 PHASES = ["baseline", "smtp-1000", "smtp-slowloris", "http-slowloris", "http-idle-20000",
           "subscribe-10000", "oneclick-forged-10000"]
+# BENCH_PHASES: a comma-separated choice of them, in their order.
+if os.environ.get("BENCH_PHASES"):
+    chosen = os.environ["BENCH_PHASES"].split(",")
+    PHASES = [name for name in PHASES if name in chosen]
 
 
 def quantiles(values):

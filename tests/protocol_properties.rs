@@ -3412,6 +3412,7 @@ fn news_conversation_with(
             data_timeout: Duration::from_secs(20),
             stress_timeout: Duration::from_secs(10),
             max_errors: 10,
+            make_room_after: Duration::from_secs(1),
         },
         tls: None,
         clock: Clock::Fixed(chrono::DateTime::from_timestamp(NOW, 0).expect("a time")),

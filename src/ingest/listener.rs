@@ -5,7 +5,12 @@
 //! accept loop, a task per connection, reads and writes, the deadlines the
 //! session names, and shutdown. Connections are limited in all and per
 //! client IP address; a client over either limit still gets an answer, a
-//! 421, rather than waiting without a greeting. A complete message goes to
+//! 421, rather than waiting without a greeting. A full mail listener makes
+//! room for a new client by closing the session that has waited longest
+//! for its client, with no transaction open, if that wait is past
+//! [`MAKE_ROOM_AFTER`] ([`Slots::make_room`]): clients that hold a slot
+//! without sending, or send a byte now and then, cannot keep a new one
+//! out, and one in the middle of a message is never closed for room. A complete message goes to
 //! the [`Intake`]; the session answers 250 only for what the intake has on
 //! disk, and 451 when it could not take it, so the sender keeps it.
 
@@ -17,7 +22,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -35,15 +40,30 @@ pub const MAX_ERRORS: u32 = 10;
 /// the input that followed a message while the message is being stored.
 const READ_BUFFER: usize = 16 * 1024;
 
-/// Clients turned away with a 421 at once; past this a client over the
-/// limits is closed without one, so a flood costs no more than this.
+/// Clients turned away with a 421 at once (with the sessions closing to
+/// make room); past this a client over the limits is closed without one,
+/// so a flood costs no more than this. Once half are in flight, a
+/// network (an IPv4 /24, an IPv6 /64) with one in flight already gets no
+/// other, so that a flood from some networks cannot take them all from
+/// the rest.
 pub const MAX_REFUSALS: usize = 64;
+
+/// How long a session with no transaction open must have waited for its
+/// client before a full mail listener closes it to make room for a new
+/// one: a client that is sending waits for its server, not the other way
+/// round, for a round trip at most.
+pub const MAKE_ROOM_AFTER: Duration = Duration::from_secs(1);
 
 /// How long writing the 421 to a client turned away may take.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a closing connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(1);
+
+/// [`LINGER`] for a client turned away: its 421 is the first and only
+/// thing it is sent, and a client that has not closed by then is holding
+/// one of the [`MAX_REFUSALS`] for nothing.
+const REFUSAL_LINGER: Duration = Duration::from_millis(100);
 
 /// Limits that keep one client, or one host, from holding the daemon.
 #[derive(Debug, Clone)]
@@ -62,6 +82,9 @@ pub struct Limits {
     pub stress_timeout: Duration,
     /// Protocol errors tolerated per connection (default [`MAX_ERRORS`]).
     pub max_errors: u32,
+    /// How long a session waits for its client before a full listener may
+    /// close it to make room (default [`MAKE_ROOM_AFTER`]).
+    pub make_room_after: Duration,
 }
 
 impl From<&Listen> for Limits {
@@ -74,6 +97,7 @@ impl From<&Listen> for Limits {
             data_timeout: Duration::from_secs(listen.data_timeout_secs),
             stress_timeout: Duration::from_secs(listen.stress_timeout_secs),
             max_errors: MAX_ERRORS,
+            make_room_after: MAKE_ROOM_AFTER,
         }
     }
 }
@@ -172,17 +196,20 @@ pub async fn run_reporting<I: Intake>(
     );
     let sessions_shutdown = shutdown.clone();
     let stress = context.stress.clone();
+    let make_room_after = Some(context.limits.make_room_after);
     serve_connections(
         listener,
-        limits,
+        (limits, make_room_after),
         stress,
         health,
         &shutdown,
         refusal,
-        move |stream, peer| {
+        move |stream, peer, standing| {
             let (context, shutdown) = (context.clone(), sessions_shutdown.clone());
             async move {
-                if let Err(error) = converse(stream, Some(peer.ip()), &context, &shutdown).await {
+                let client = Some(peer.ip());
+                let served = converse(stream, client, &context, &standing, &shutdown).await;
+                if let Err(error) = served {
                     tracing::debug!(%peer, %error, "session ended");
                 }
             }
@@ -193,25 +220,31 @@ pub async fn run_reporting<I: Intake>(
 
 /// The accept loop every listener shares (mail and news): until
 /// `shutdown`, each connection within `limits` (in all, per client IP) is
-/// served by `serve` on a task of its own; one over them is sent `refusal`
-/// and closed, at most [`MAX_REFUSALS`] at once, past which it is closed
-/// unanswered, so a flood holds no more descriptors than the budget
-/// counts; `stress` says when the listener is full. `health` records
-/// whether accepting works. Then waits for the open sessions to end.
+/// served by `serve` on a task of its own, with its [`Standing`]. When the
+/// listener is full in all and `limits` has a wait after which it makes
+/// room, a session waiting that long is closed for the new client
+/// ([`Slots::make_room`]). Otherwise a client over the limits is sent
+/// `refusal` and closed, at most [`MAX_REFUSALS`] at once (with the
+/// sessions closing for room), past which it is closed unanswered, so a
+/// flood holds no more descriptors than the budget counts; `stress` says
+/// when the listener is full. `health` records whether accepting works.
+/// Then waits for the open sessions to end.
 pub async fn serve_connections<F, S>(
     listener: TcpListener,
-    limits: (usize, usize),
+    limits: ((usize, usize), Option<Duration>),
     stress: Arc<Stress>,
     health: &health::Listener,
     shutdown: &CancellationToken,
     refusal: Vec<u8>,
     serve: F,
 ) where
-    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> S,
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr, Arc<Standing>) -> S,
     S: std::future::Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Slots::new(limits.0, limits.1, stress));
+    let ((total, per_ip), make_room_after) = limits;
+    let slots = Arc::new(Slots::new(total, per_ip, stress));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let refusing = Arc::new(Mutex::new(HashMap::new()));
     let refusal: Arc<[u8]> = refusal.into();
     let mut sessions = tokio::task::JoinSet::new();
     loop {
@@ -231,26 +264,41 @@ pub async fn serve_connections<F, S>(
             },
         };
         let _ = stream.set_nodelay(true);
-        match slots.take(peer.ip()) {
-            Some(slot) => {
-                let session = serve(stream, peer);
+        let slot = slots.take(peer.ip()).ok_or(()).or_else(|()| {
+            // Full: room is made with a refusal's permit, held until the
+            // session closed for it has ended.
+            let permit = refusals.clone().try_acquire_owned().ok();
+            match (make_room_after, permit) {
+                (Some(after), Some(permit)) => {
+                    slots.make_room(peer.ip(), after, permit).map_err(Some)
+                }
+                (_, permit) => Err(permit),
+            }
+        });
+        match slot {
+            Ok(slot) => {
+                let session = serve(stream, peer, slot.standing());
                 sessions.spawn(async move {
                     session.await;
                     drop(slot);
                 });
             }
-            None => {
+            Err(permit) => {
                 tracing::debug!(%peer, "connection refused: too many connections");
-                // Over MAX_REFUSALS, the stream is dropped here: closed.
-                if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                // Over MAX_REFUSALS, or past half of them while this
+                // network is being told already, the stream is dropped
+                // here: closed.
+                let told = permit
+                    .and_then(|permit| Refusing::new(&refusing, peer.ip(), permit, MAX_REFUSALS));
+                if let Some(told) = told {
                     let refusal = refusal.clone();
                     sessions.spawn(async move {
                         let written =
                             tokio::time::timeout(REFUSAL_TIMEOUT, stream.write_all(&refusal)).await;
                         if let Ok(Ok(())) = written {
-                            close(&mut stream).await;
+                            close_within(&mut stream, REFUSAL_LINGER).await;
                         }
-                        drop(permit);
+                        drop(told);
                     });
                 }
             }
@@ -263,17 +311,82 @@ pub async fn serve_connections<F, S>(
     while sessions.join_next().await.is_some() {}
 }
 
+/// Refusals in flight, by client network ([`network`]).
+type InFlight = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// The network a client address is counted in when refusals are scarce:
+/// its IPv4 /24 or its IPv6 /64 (an IPv4 address mapped into IPv6 being
+/// IPv4), where one host's neighbours, or one flooder's addresses, are.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & 0xffff_ff00).into()),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+    }
+}
+
+/// A refusal in flight: its permit, and its count for its client's
+/// network, until dropped.
+struct Refusing {
+    addresses: InFlight,
+    ip: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Refusing {
+    /// A refusal for `ip` with `permit`, one of `total`: none while more
+    /// than half of them are taken and `ip`'s network has one in flight
+    /// already.
+    fn new(
+        addresses: &InFlight,
+        ip: IpAddr,
+        permit: OwnedSemaphorePermit,
+        total: usize,
+    ) -> Option<Refusing> {
+        let ip = network(ip);
+        let scarce = permit.semaphore().available_permits() < total / 2;
+        let mut in_flight = addresses.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = in_flight.entry(ip).or_default();
+        if scarce && *count > 0 {
+            return None;
+        }
+        *count += 1;
+        Some(Refusing {
+            addresses: addresses.clone(),
+            ip,
+            _permit: permit,
+        })
+    }
+}
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = in_flight.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serves one connection until the client quits, the session closes it,
-/// a deadline passes or, while no transaction is open, `shutdown` fires;
-/// then closes it without losing the last reply. `client` is the peer's
-/// address, given with each message to the intake (SPF checks it).
+/// a deadline passes or, while no transaction is open, `shutdown` fires or
+/// the listener closes it to make room (`standing`, where it also says
+/// since when it has waited for the client); then closes it without
+/// losing the last reply. `client` is the peer's address, given with each
+/// message to the intake (SPF checks it).
 pub async fn converse<I: Intake>(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     client: Option<IpAddr>,
     context: &Context<I>,
+    standing: &Standing,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
-    let served = serve(&mut stream, client, context, shutdown).await;
+    let served = serve(&mut stream, client, context, standing, shutdown).await;
     close(&mut stream).await;
     served
 }
@@ -282,6 +395,7 @@ async fn serve<I: Intake>(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     client: Option<IpAddr>,
     context: &Context<I>,
+    standing: &Standing,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
     let config = context.config.borrow().clone();
@@ -301,14 +415,23 @@ async fn serve<I: Intake>(
             true => until.min(Instant::now() + limits.stress_timeout),
             false => until,
         };
+        let idle = session.is_idle();
+        if idle {
+            standing.wait();
+        }
         let read = tokio::select! {
-            _ = shutdown.cancelled(), if session.is_idle() => {
+            _ = shutdown.cancelled(), if idle => {
                 return send(stream, &session.shut_down(), limits.command_timeout).await;
+            }
+            _ = standing.closed_for_room(), if idle => {
+                let refusal = session::too_many_connections(&config.site.domain);
+                return send(stream, &refusal, limits.command_timeout).await;
             }
             // The context holds the sender: this never fails while it runs.
             Ok(()) = stressed.changed() => continue,
             read = tokio::time::timeout_at(read_until, stream.read(&mut input)) => read,
         };
+        standing.work();
         let n = match read {
             Ok(read) => read?,
             Err(_) => return send(stream, &session.timed_out(), limits.command_timeout).await,
@@ -381,7 +504,12 @@ async fn send(
 /// a reset, which can destroy the final reply (a 421, or the reply to a
 /// pipelined QUIT) before the client has read it.
 pub(crate) async fn close(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
-    let _ = tokio::time::timeout(LINGER, async {
+    close_within(stream, LINGER).await
+}
+
+/// [`close`], waiting `linger` at most for the client to close.
+async fn close_within(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), linger: Duration) {
+    let _ = tokio::time::timeout(linger, async {
         stream.shutdown().await?;
         let mut discard = [0u8; 4096];
         while stream.read(&mut discard).await? > 0 {}
@@ -403,12 +531,68 @@ pub(crate) struct Slots {
 struct Taken {
     total: usize,
     by_ip: HashMap<IpAddr, usize>,
+    /// Each open session's standing, by its slot's number.
+    sessions: HashMap<u64, Arc<Standing>>,
+    /// The next slot's number.
+    next: u64,
 }
 
 /// A taken slot, given back when dropped.
 pub(crate) struct Slot {
     slots: Arc<Slots>,
     ip: IpAddr,
+    id: u64,
+    standing: Arc<Standing>,
+}
+
+impl Slot {
+    /// What its session tells the listener, and is told.
+    pub(crate) fn standing(&self) -> Arc<Standing> {
+        self.standing.clone()
+    }
+}
+
+/// A session as its listener sees it when it makes room: since when it
+/// has waited for its client with no transaction open, and whether it was
+/// picked to close.
+#[derive(Default)]
+pub struct Standing {
+    waiting_since: Mutex<Option<Instant>>,
+    closing: CancellationToken,
+    /// The permit of the client that took its place, given back when the
+    /// session has ended and its slot with it.
+    room: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl Standing {
+    /// The session waits for its client (from the first call on).
+    fn wait(&self) {
+        let mut since = self
+            .waiting_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        since.get_or_insert_with(Instant::now);
+    }
+
+    /// The session has heard from its client and works.
+    fn work(&self) {
+        *self
+            .waiting_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn waiting_since(&self) -> Option<Instant> {
+        *self
+            .waiting_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Resolves once the listener closes the session to make room.
+    async fn closed_for_room(&self) {
+        self.closing.cancelled().await
+    }
 }
 
 impl Slots {
@@ -435,12 +619,55 @@ impl Slots {
         if for_ip >= self.per_ip {
             return None;
         }
+        Some(self.give(&mut taken, ip))
+    }
+
+    /// A slot for a client at `ip` when the listener is full in all (not
+    /// for that address): the session that has waited longest for its
+    /// client with no transaction open, at least `after`, is told to close
+    /// and keeps `permit` until it has, and the new client is given a slot
+    /// over the limit meanwhile. `permit` back when no session has waited
+    /// that long.
+    pub(crate) fn make_room(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        after: Duration,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Slot, OwnedSemaphorePermit> {
+        let ip = ip.to_canonical();
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        if taken.by_ip.get(&ip).copied().unwrap_or(0) >= self.per_ip {
+            return Err(permit);
+        }
+        let now = Instant::now();
+        let longest = taken
+            .sessions
+            .values()
+            .filter(|standing| !standing.closing.is_cancelled())
+            .filter_map(|standing| Some((standing.waiting_since()?, standing)))
+            .filter(|(since, _)| now.duration_since(*since) >= after)
+            .min_by_key(|(since, _)| *since)
+            .map(|(_, standing)| standing.clone());
+        let Some(longest) = longest else {
+            return Err(permit);
+        };
+        *longest.room.lock().unwrap_or_else(PoisonError::into_inner) = Some(permit);
+        longest.closing.cancel();
+        Ok(self.give(&mut taken, ip))
+    }
+
+    fn give(self: &Arc<Self>, taken: &mut Taken, ip: IpAddr) -> Slot {
         taken.total += 1;
         *taken.by_ip.entry(ip).or_default() += 1;
-        Some(Slot {
+        let (id, standing) = (taken.next, Arc::new(Standing::default()));
+        taken.next += 1;
+        taken.sessions.insert(id, standing.clone());
+        Slot {
             slots: self.clone(),
             ip,
-        })
+            id,
+            standing,
+        }
     }
 }
 
@@ -452,6 +679,7 @@ impl Drop for Slot {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         taken.total -= 1;
+        taken.sessions.remove(&self.id);
         if taken.total <= self.slots.total * 3 / 4 {
             self.slots.stress.end();
         }
@@ -551,8 +779,9 @@ mod tests {
         ) -> (Client, tokio::task::JoinHandle<io::Result<()>>) {
             let (client, server) = tokio::io::duplex(64 * 1024);
             let (context, shutdown) = (context.clone(), shutdown.clone());
-            let session =
-                tokio::spawn(async move { converse(server, None, &context, &shutdown).await });
+            let session = tokio::spawn(async move {
+                converse(server, None, &context, &Standing::default(), &shutdown).await
+            });
             let (read, write) = tokio::io::split(client);
             let client = Client {
                 read: BufReader::new(read),
@@ -853,6 +1082,8 @@ mod tests {
             let context = context(Protocol::Smtp, Recording::default(), |limits| {
                 limits.max_connections = total;
                 limits.max_connections_per_ip = per_ip;
+                // Nobody waits long enough to be closed for room.
+                limits.make_room_after = Duration::from_secs(3_600);
             });
             let shutdown = CancellationToken::new();
             let server = tokio::spawn(run(listener, context, shutdown.clone()));
@@ -893,6 +1124,7 @@ mod tests {
         let context = context(Protocol::Smtp, Recording::default(), |limits| {
             limits.max_connections = 2;
             limits.stress_timeout = Duration::from_secs(1);
+            limits.make_room_after = Duration::from_secs(3_600);
         });
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(run(listener, context.clone(), shutdown.clone()));
@@ -925,6 +1157,104 @@ mod tests {
         third.get_mut().write_all(b"NOOP\r\n").await.unwrap();
         assert_eq!(banner(&mut third).await, "250 2.0.0 ok");
         drop(third);
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+
+    /// Once half the refusals are in flight, one at a time per client
+    /// network (an IPv4 /24, an IPv6 /64; an IPv4 address mapped into IPv6
+    /// being IPv4), so that a flood from some networks cannot take every
+    /// permit and leave other clients unanswered; before that, as many as
+    /// come.
+    #[test]
+    fn past_half_the_refusals_one_is_in_flight_per_network() {
+        let refusals = Arc::new(Semaphore::new(4));
+        let in_flight: InFlight = Arc::default();
+        let refuse = |ip| {
+            let permit = refusals.clone().try_acquire_owned().unwrap();
+            Refusing::new(&in_flight, ip, permit, 4)
+        };
+        let one: IpAddr = Ipv4Addr::new(127, 4, 0, 1).into();
+        let neighbour: IpAddr = Ipv4Addr::new(127, 4, 0, 200).to_ipv6_mapped().into();
+        let other: IpAddr = Ipv4Addr::new(127, 4, 1, 1).into();
+        let first = refuse(one).expect("plenty left");
+        let second = refuse(neighbour).expect("plenty left, the same network");
+        assert!(
+            refuse(one).is_none(),
+            "scarce, and one in flight for its network"
+        );
+        assert_eq!(
+            refusals.available_permits(),
+            2,
+            "the refused permit came back"
+        );
+        let third = refuse(other).expect("scarce, none in flight for its network");
+        drop((first, second));
+        let again = refuse(one).expect("none in flight for it now");
+        drop((third, again));
+        assert!(in_flight.lock().unwrap().is_empty());
+        assert_eq!(refusals.available_permits(), 4);
+        let v6 = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(network(v6("2001:db8:1:2:3:4:5:6")), v6("2001:db8:1:2::"));
+    }
+
+    /// A full listener makes room for a new client, who is greeted at
+    /// once: the session closed for it, told 421, is the one that has
+    /// waited longest for its client; one with a transaction open, or that
+    /// has waited less than `make_room_after`, is never closed for room,
+    /// and when none is left to close the next client is turned away.
+    #[tokio::test]
+    async fn a_full_listener_closes_the_session_waiting_longest_for_its_client_to_greet_a_new_one()
+    {
+        const AFTER: Duration = Duration::from_secs(2);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let context = context(Protocol::Smtp, Recording::default(), |limits| {
+            limits.max_connections = 3;
+            limits.make_room_after = AFTER;
+        });
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(run(listener, context.clone(), shutdown.clone()));
+        let mut sending = connect(address).await;
+        assert!(banner(&mut sending).await.starts_with("220 "));
+        let mut oldest = connect(address).await;
+        assert!(banner(&mut oldest).await.starts_with("220 "));
+        sending
+            .get_mut()
+            .write_all(b"HELO client.example.org\r\nMAIL FROM:<a@example.org>\r\n")
+            .await
+            .unwrap();
+        assert!(banner(&mut sending).await.starts_with("250 "));
+        assert!(banner(&mut sending).await.starts_with("250 "));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut newer = connect(address).await;
+        assert!(banner(&mut newer).await.starts_with("220 "));
+        // All three have waited past AFTER; one has a transaction open.
+        tokio::time::sleep(AFTER + Duration::from_millis(300)).await;
+
+        let mut new = connect(address).await;
+        assert!(banner(&mut new).await.starts_with("220 "), "room made");
+        assert_eq!(
+            banner(&mut oldest).await,
+            "421 4.7.0 lists.example.org too many connections, try again later"
+        );
+        assert!(closed(&mut oldest).await);
+        newer.get_mut().write_all(b"NOOP\r\n").await.unwrap();
+        assert_eq!(banner(&mut newer).await, "250 2.0.0 ok");
+        sending
+            .get_mut()
+            .write_all(format!("RCPT TO:<{LIST}>\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(banner(&mut sending).await.starts_with("250 "), "kept");
+
+        // Nobody has waited long enough now: the next one is turned away.
+        let mut refused = connect(address).await;
+        assert!(banner(&mut refused).await.starts_with("421 4.7.0 "));
+        assert!(closed(&mut refused).await);
+        new.get_mut().write_all(b"NOOP\r\n").await.unwrap();
+        assert_eq!(banner(&mut new).await, "250 2.0.0 ok");
+        drop((sending, newer, new));
         shutdown.cancel();
         server.await.unwrap();
     }

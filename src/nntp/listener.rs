@@ -77,14 +77,15 @@ pub async fn run(
     let refusal = session::TOO_MANY_CONNECTIONS.to_vec();
     let sessions_shutdown = shutdown.clone();
     // News readers are not held to the mail listeners' stress timeout.
+    // Nor do they make room: a reader is not closed for another.
     serve_connections(
         listener,
-        limits,
+        (limits, None),
         Arc::default(),
         health,
         &shutdown,
         refusal,
-        move |stream, peer| {
+        move |stream, peer, _standing| {
             let (context, shutdown) = (context.clone(), sessions_shutdown.clone());
             async move {
                 if let Err(error) = converse(stream, Some(peer.ip()), &context, &shutdown).await {
