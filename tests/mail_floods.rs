@@ -119,3 +119,29 @@ fn a_thousand_smtp_connections_and_slow_clients_holding_their_slots_never_stop_l
     let peak = peak_memory(daemon.pid());
     assert!(peak < 200 * 1024, "peak {peak} kB");
 }
+
+/// LMTP's clients are the MTA's delivery agents, all from one address:
+/// past `max_connections_per_ip` (8) the LMTP listener greets each of
+/// Postfix's 20 (its default concurrency), while SMTP tells the ninth
+/// client from one address 421.
+#[test]
+fn lmtp_serves_the_mta_past_the_per_address_limit_and_smtp_does_not() {
+    let tidings = Tidings::new();
+    let daemon = Daemon::start(&tidings);
+    let address = |name| -> SocketAddr {
+        let (host, port) = daemon.address(name);
+        format!("{host}:{port}").parse().unwrap()
+    };
+    let lmtp: Vec<_> = (0..20)
+        .map(|_| greeting(address("lmtp")).expect("connected"))
+        .collect();
+    let told: Vec<&str> = lmtp.iter().map(|(_, line)| line.as_str()).collect();
+    assert!(told.iter().all(|line| line.starts_with("220 ")), "{told:?}");
+    let smtp: Vec<_> = (0..8)
+        .map(|_| greeting(address("smtp")).expect("connected"))
+        .collect();
+    assert!(smtp.iter().all(|(_, line)| line.starts_with("220 ")));
+    let (_, ninth) = greeting(address("smtp")).expect("connected");
+    assert!(ninth.starts_with("421 "), "{ninth:?}");
+    drop((lmtp, smtp));
+}

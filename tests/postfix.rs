@@ -1117,7 +1117,7 @@ impl Drop for Lock {
 /// message (for minutes, with Postfix's default backoff), which the
 /// Postfix benchmark saw under a burst with Postfix's default of 20.
 #[test]
-fn the_doc_s_lmtp_concurrency_stays_under_the_per_address_limit() {
+fn the_doc_s_lmtp_concurrency_stays_under_the_connection_limit() {
     let main_cf = doc_block("LMTP to the daemon", "`/etc/postfix/main.cf`:");
     let limit: usize = main_cf
         .lines()
@@ -1135,9 +1135,10 @@ fn the_doc_s_lmtp_concurrency_stays_under_the_per_address_limit() {
         Path::new("."),
     )
     .unwrap();
+    // Room besides for address probes and connections still closing.
     assert!(
-        limit < config.listen.max_connections_per_ip,
-        "{limit} LMTP connections, {} per address",
-        config.listen.max_connections_per_ip
+        limit <= config.listen.max_connections / 2,
+        "{limit} LMTP connections, {} served at once",
+        config.listen.max_connections
     );
 }

@@ -21,7 +21,9 @@ pub struct Listen {
     pub http: SocketAddr,
     /// Mail connections served at once (default 64).
     pub max_connections: usize,
-    /// Mail connections served at once for one client IP address (default 8).
+    /// SMTP connections served at once for one client IP address (default
+    /// 8); LMTP's, all from the MTA next door, are held to
+    /// `max_connections` alone.
     pub max_connections_per_ip: usize,
     /// Recipients accepted per message (default 50).
     pub max_recipients: usize,

@@ -3,8 +3,8 @@
 //!
 //! This is the I/O around [`Session`], which decides every reply: the
 //! accept loop, a task per connection, reads and writes, the deadlines the
-//! session names, and shutdown. Connections are limited in all and per
-//! client IP address; a client over either limit still gets an answer, a
+//! session names, and shutdown. Connections are limited in all and, for
+//! SMTP, per client IP address; a client over either limit still gets an answer, a
 //! 421, rather than waiting without a greeting. A full mail listener makes
 //! room for a new client by closing the session that has waited longest
 //! for its client, with no transaction open, if that wait is past
@@ -190,10 +190,16 @@ pub async fn run_reporting<I: Intake>(
     shutdown: CancellationToken,
 ) {
     let refusal = session::too_many_connections(&context.config.borrow().site.domain);
-    let limits = (
-        context.limits.max_connections,
-        context.limits.max_connections_per_ip,
-    );
+    // LMTP's clients are the MTA's delivery agents next door (RFC 2033
+    // keeps LMTP off wide-area networks), all from one address: held to
+    // the total alone, so that the MTA's concurrency is not cut to the
+    // per-address limit, as Postfix exempts its own networks from its
+    // per-client limits.
+    let per_ip = match context.protocol {
+        Protocol::Lmtp => context.limits.max_connections,
+        Protocol::Smtp => context.limits.max_connections_per_ip,
+    };
+    let limits = (context.limits.max_connections, per_ip);
     let sessions_shutdown = shutdown.clone();
     let stress = context.stress.clone();
     let make_room_after = Some(context.limits.make_room_after);
