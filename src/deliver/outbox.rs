@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use lettre::address::Envelope;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +53,6 @@ use crate::config::Config;
 use crate::digest::DigestMode;
 use crate::store::{self, deliveries, digests, outgoing, post_deliveries, posts, Handle};
 use crate::tokens::{Purpose, Secret};
-use lettre::address::Envelope;
 
 /// Deliveries read from the store at once.
 const PAGE: usize = 512;

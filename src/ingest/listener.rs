@@ -4,15 +4,16 @@
 //! This is the I/O around [`Session`], which decides every reply: the
 //! accept loop, a task per connection, reads and writes, the deadlines the
 //! session names, and shutdown. Connections are limited in all and, for
-//! SMTP, per client IP address; a client over either limit still gets an answer, a
-//! 421, rather than waiting without a greeting. A full mail listener makes
-//! room for a new client by closing the session that has waited longest
-//! for its client, with no transaction open, if that wait is past
-//! [`MAKE_ROOM_AFTER`] ([`Slots::make_room`]): clients that hold a slot
-//! without sending, or send a byte now and then, cannot keep a new one
-//! out, and one in the middle of a message is never closed for room. A complete message goes to
-//! the [`Intake`]; the session answers 250 only for what the intake has on
-//! disk, and 451 when it could not take it, so the sender keeps it.
+//! SMTP, per client IP address; a client over either limit still gets an
+//! answer, a 421, rather than waiting without a greeting. A full mail
+//! listener makes room for a new client by closing the session that has
+//! waited longest for its client, with no transaction open, if that wait
+//! is past [`MAKE_ROOM_AFTER`] ([`Slots::make_room`]): clients that hold a
+//! slot without sending, or send a byte now and then, cannot keep a new
+//! one out, and one in the middle of a message is never closed for room.
+//! A complete message goes to the [`Intake`]; the session answers 250
+//! only for what the intake has on disk, and 451 when it could not take
+//! it, so the sender keeps it.
 
 use std::collections::HashMap;
 use std::io;

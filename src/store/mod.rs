@@ -93,12 +93,13 @@ pub fn backup(db: &Connection, target: &Path) -> anyhow::Result<()> {
         .unwrap_or_else(|| "backup".to_string());
     let partial = target.with_file_name(format!(".{file_name}.partial"));
     let _ = std::fs::remove_file(&partial);
-    let copied = {
-        let flushing = Flushing::start(&partial);
+    let copied = std::thread::scope(|scope| {
+        let (stop, stopped) = std::sync::mpsc::channel();
+        scope.spawn(|| flush_while_written(&partial, stopped));
         let copied = db.execute("VACUUM INTO ?1", [partial.to_string_lossy()]);
-        drop(flushing);
+        drop(stop);
         copied
-    };
+    });
     let result = copied
         .with_context(|| format!("copying the store into {}", partial.display()))
         .and_then(|_| {
@@ -113,47 +114,22 @@ pub fn backup(db: &Connection, target: &Path) -> anyhow::Result<()> {
     result
 }
 
-/// Flushes the file a backup is writing every [`Flushing::EVERY`] while
-/// it grows, from a thread of its own, until dropped: the copy's dirty
-/// pages then go to the disk a little at a time, rather than in bursts
-/// the kernel starts when too many have piled up, behind which every
-/// commit of the running daemon (synced to the same disk) would wait.
-struct Flushing {
-    stop: std::sync::mpsc::Sender<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+/// How often a backup's copy is flushed while it is written.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-impl Flushing {
-    const EVERY: Duration = Duration::from_millis(50);
-
-    fn start(path: &Path) -> Flushing {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let path = path.to_path_buf();
-        let thread = std::thread::Builder::new()
-            .name("backup-flush".into())
-            .spawn(move || {
-                let mut file = None;
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(Flushing::EVERY)
-                {
-                    if file.is_none() {
-                        file = std::fs::File::open(&path).ok();
-                    }
-                    if let Some(file) = &file {
-                        let _ = file.sync_data();
-                    }
-                }
-            })
-            .ok();
-        Flushing { stop, thread }
-    }
-}
-
-impl Drop for Flushing {
-    fn drop(&mut self) {
-        let _ = self.stop.send(());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+/// Flushes the file at `path` every [`FLUSH_EVERY`] until `stop` is
+/// dropped: a backup's dirty pages then go to the disk a little at a time,
+/// rather than in the bursts the kernel starts when too many have piled
+/// up, behind which every commit of the running daemon (synced to the same
+/// disk) would wait.
+fn flush_while_written(path: &Path, stop: std::sync::mpsc::Receiver<()>) {
+    let mut file = None;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_EVERY) {
+        if file.is_none() {
+            file = std::fs::File::open(path).ok();
+        }
+        if let Some(file) = &file {
+            let _ = file.sync_data();
         }
     }
 }
