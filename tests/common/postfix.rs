@@ -301,7 +301,12 @@ impl Postfix {
 
     /// The instance's log so far (its maillog_file).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where the instance logs (its maillog_file).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("maillog")
     }
 }
 
