@@ -20,7 +20,11 @@
 # smtp-source runs, from the same prepared database; prints one line per
 # configuration with the medians: messages/s of tidings and of smtp-source,
 # their ratio, tidings' peak memory (GNU time's maximum resident set size)
-# and CPU seconds.
+# and CPU seconds, and the CPU smtp-sink spent per message of each sender
+# with the share of its core it kept busy: where the sink is busy all the
+# time, it sets the rate, and the ratio can be no more than its CPU per
+# message of smtp-source over its CPU per message of ours (both columns
+# "tidings/smtp-source").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,11 +89,17 @@ for i in range($SUBSCRIBERS): print('reader%06d@bench.example' % i)" > "$work/su
 
 echo "fan-out of one digest or post to $SUBSCRIBERS subscribers, $CONNECTIONS connections, smtp-sink on 127.0.0.1:$port"
 echo "$(nproc) cores; tidings $("$TIDINGS" --version); medians of $REPEAT runs each"
-printf '%-6s %-8s %9s %12s %14s %7s %9s %9s\n' digest signing bytes "tidings/s" "smtp-source/s" ratio "peak MB" "CPU s"
+printf '%-6s %-8s %9s %12s %14s %7s %9s %9s %13s %13s\n' digest signing bytes "tidings/s" "smtp-source/s" ratio "peak MB" "CPU s" "sink us/msg" "sink busy %"
+# smtp-sink's CPU so far, in clock ticks (user and system time).
+sink_ticks() { awk '{print $14 + $15}' "/proc/$sink_pid/stat"; }
+ticks_per_second=$(getconf CLK_TCK)
+# Microseconds of sink CPU a message, and the share of the sink's core busy,
+# from ticks before and after, the wall-clock seconds and the messages.
+sink_use() { python3 -c "t = ($2 - $1) / $ticks_per_second; print('%.0f %.0f' % (1e6 * t / $4, 100 * t / $3))"; }
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 for size in $SIZES; do
-  source_rates=()
+  source_rates=() source_sink_us=() source_sink_busy=()
   for signing in $SIGNING; do
     dir="$work/run-$size-$signing"
     mkdir -p "$dir"
@@ -126,10 +136,12 @@ PY
     # Every run starts from this copy: the digest issued (or the post's
     # deliveries queued), nothing sent.
     cp -a "$dir/data" "$dir/data.issued"
-    rates=() peaks=() cpus=()
+    rates=() peaks=() cpus=() sink_us=() sink_busy=()
     for run in $(seq "$REPEAT"); do
       rm -rf "$dir/data" && cp -a "$dir/data.issued" "$dir/data"
+      before=$(sink_ticks) start=$(date +%s.%N)
       /usr/bin/time -v -o "$dir/time" "$TIDINGS" --config "$dir/lists.toml" "${send[@]}" > "$dir/out"
+      end=$(date +%s.%N)
       line=$(grep '^delivered:' "$dir/out")
       sent=$(echo "$line" | sed -E 's/delivered: ([0-9]+) sent.*/\1/')
       [ "$sent" = "$SUBSCRIBERS" ] || echo "  only $sent of $SUBSCRIBERS sent: $line" >&2
@@ -138,23 +150,31 @@ PY
       size_bytes=$(python3 -c "print(int($mb * 1e6 / max($sent, 1)))")
       peaks+=("$(awk -F: '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$dir/time")")
       cpus+=("$(awk -F: '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$dir/time")")
+      # The run's wall time includes reading the store and starting, when
+      # the sink idles, so its busy share is a floor.
+      read -r us busy <<< "$(sink_use "$before" "$(sink_ticks)" "$(python3 -c "print($end - $start)")" "$SUBSCRIBERS")"
+      sink_us+=("$us") sink_busy+=("$busy")
       # smtp-source: the same number of messages, of the same size, over the
       # same number of connections kept open (-d), into the same sink, once
       # after each tidings run of the first signing.
       if [ "${#source_rates[@]}" -lt "$REPEAT" ]; then
-        start=$(date +%s.%N)
+        before=$(sink_ticks) start=$(date +%s.%N)
         /usr/sbin/smtp-source -d -s "$CONNECTIONS" -l "$size_bytes" -m "$SUBSCRIBERS" -N \
           -f bench@bench.example -t reader@bench.example "127.0.0.1:$port"
         end=$(date +%s.%N)
         source_rates+=("$(python3 -c "print(round($SUBSCRIBERS / ($end - $start)))")")
+        read -r us busy <<< "$(sink_use "$before" "$(sink_ticks)" "$(python3 -c "print($end - $start)")" "$SUBSCRIBERS")"
+        source_sink_us+=("$us") source_sink_busy+=("$busy")
       fi
     done
     rate=$(printf '%s\n' "${rates[@]}" | median)
     source_rate=$(printf '%s\n' "${source_rates[@]}" | median)
     ratio=$(python3 -c "print('%.0f%%' % (100 * $rate / $source_rate))")
-    printf '%-6s %-8s %9s %12s %14s %7s %9s %9s   (tidings: %s; smtp-source: %s)\n' \
+    pair() { echo "$(printf '%s\n' "${!1}" | median)/$(printf '%s\n' "${!2}" | median)"; }
+    printf '%-6s %-8s %9s %12s %14s %7s %9s %9s %13s %13s   (tidings: %s; smtp-source: %s)\n' \
       "$size" "$signing" "$size_bytes" "$rate" "$source_rate" "$ratio" \
       "$(printf '%s\n' "${peaks[@]}" | median)" "$(printf '%s\n' "${cpus[@]}" | median)" \
+      "$(pair 'sink_us[@]' 'source_sink_us[@]')" "$(pair 'sink_busy[@]' 'source_sink_busy[@]')" \
       "${rates[*]}" "${source_rates[*]}"
     rm -rf "$dir"
   done
