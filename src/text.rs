@@ -24,17 +24,17 @@ pub fn paragraphs(text: &str) -> Vec<Vec<&str>> {
     paragraphs
 }
 
-/// `words` on one line, separated by one space, except between two wide
-/// (CJK) characters that a line break split: those scripts do not separate
-/// words with spaces, so a hard-wrapped Chinese or Japanese line rejoins
-/// without one.
+/// `words` on one line, separated by one space, except between two
+/// characters of the scripts that write words without spaces
+/// ([`is_unspaced`]) that a line break split: a hard-wrapped Chinese or
+/// Japanese line rejoins without one, a Korean one with its space.
 pub fn join_words<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = String::new();
     let mut previous: Option<char> = None;
     for word in words {
         let first = word.chars().next();
         if let (Some(before), Some(after)) = (previous, first) {
-            if !(is_wide(before) && is_wide(after)) {
+            if !(is_unspaced(before) && is_unspaced(after)) {
                 out.push(' ');
             }
         }
@@ -44,11 +44,38 @@ pub fn join_words<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
     out
 }
 
-/// Whether `c` takes two columns (East Asian wide or full width: CJK
-/// ideographs, kana, hangul, full-width punctuation).
-pub fn is_wide(c: char) -> bool {
-    use unicode_width::UnicodeWidthChar;
-    c.width() == Some(2)
+/// Whether `c` belongs to text written without spaces between words, so
+/// that a line break between two such characters is no word break: Han
+/// ideographs (Chinese, and Japanese kanji), kana, bopomofo, and CJK and
+/// full-width punctuation and forms. Hangul is wide too but not one of
+/// them: Korean puts spaces between words, so a hard-wrapped Korean line
+/// keeps its space when rejoined. Neither are emoji, wide as they are.
+pub fn is_unspaced(c: char) -> bool {
+    matches!(
+        c,
+        // CJK and Kangxi radicals, ideographic description characters,
+        // CJK symbols and punctuation (、。「」 and the ideographic space).
+        '\u{2E80}'..='\u{303F}'
+            // Hiragana, katakana, bopomofo.
+            | '\u{3040}'..='\u{312F}'
+            // Kanbun, bopomofo extended, CJK strokes, katakana extensions,
+            // enclosed CJK letters, CJK compatibility, extension A and the
+            // unified ideographs (3130..318F, Hangul compatibility jamo, is
+            // left out).
+            | '\u{3190}'..='\u{9FFF}'
+            | '\u{F900}'..='\u{FAFF}'
+            // Vertical and CJK compatibility forms, small form variants.
+            | '\u{FE10}'..='\u{FE1F}'
+            | '\u{FE30}'..='\u{FE6F}'
+            // Full-width forms and half-width katakana (FFA0..FFDC,
+            // half-width Hangul, is left out).
+            | '\u{FF01}'..='\u{FF9F}'
+            | '\u{FFE0}'..='\u{FFEE}'
+            // Kana supplement and extensions, then the ideographs of the
+            // supplementary planes.
+            | '\u{1B000}'..='\u{1B16F}'
+            | '\u{20000}'..='\u{3FFFD}'
+    )
 }
 
 /// Lines of `text` at most `width` columns wide (wide characters count
@@ -152,7 +179,7 @@ mod tests {
             let lines = wrap(text, width);
             assert_eq!(lines.concat(), text, "nothing lost at {width}");
             for line in &lines {
-                let columns: usize = line.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum();
+                let columns = unicode_width::UnicodeWidthStr::width(line.as_str());
                 assert!(columns <= width, "{line:?} at {width}");
                 assert!(
                     !line.starts_with(['。', '，', '、', '）', '」']),
@@ -164,6 +191,38 @@ mod tests {
             wrap("the quick brown fox jumps", 10),
             ["the quick", "brown fox", "jumps"]
         );
+    }
+
+    #[test]
+    fn korean_lines_rejoin_with_their_space_and_chinese_and_japanese_without() {
+        // Article 1 of the Universal Declaration, hard-wrapped between words.
+        let korean = "모든 인간은 태어날 때부터 자유로우며\n그 존엄과 권리에 있어 동등하다.";
+        let lines = &paragraphs(korean)[0];
+        assert_eq!(
+            join_words(lines.iter().flat_map(|line| line.split_whitespace())),
+            "모든 인간은 태어날 때부터 자유로우며 그 존엄과 권리에 있어 동등하다."
+        );
+        assert_eq!(join_words(["자유로우며", "그"]), "자유로우며 그");
+        assert_eq!(join_words(["ㄱ", "ㄴ"]), "ㄱ ㄴ");
+        assert_eq!(
+            join_words(["すべての人間は、生れながらにして", "自由であり、"]),
+            "すべての人間は、生れながらにして自由であり、"
+        );
+        assert_eq!(
+            join_words(["カタカナ", "ｶﾀｶﾅ", "（注）"]),
+            "カタカナｶﾀｶﾅ（注）"
+        );
+        assert_eq!(join_words(["自由", "𠀀"]), "自由𠀀");
+        // Emoji are wide, but words around them have their spaces.
+        assert_eq!(join_words(["🎉", "🎉"]), "🎉 🎉");
+        for c in ['모', 'ᄀ', 'ㄱ', 'ﾡ', '🎉', 'a', 'Ω'] {
+            assert!(!is_unspaced(c), "{c:?}");
+        }
+        for c in [
+            '世', 'か', 'カ', 'ㄅ', '。', '，', '「', '\u{3000}', 'Ａ', 'ｶ', '𠀀',
+        ] {
+            assert!(is_unspaced(c), "{c:?}");
+        }
     }
 
     #[test]

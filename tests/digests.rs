@@ -2582,3 +2582,140 @@ fn a_relay_without_8bitmime_gets_a_digest_across_lists_quoted_printable_and_sign
         .unwrap();
     assert_eq!((state.as_str(), kept), ("sent", 0));
 }
+
+/// With `[site] timezone` other than UTC, a post shows the same time
+/// everywhere: the digests and the archive's pages in the site's timezone,
+/// saying which (EET in winter, EEST in summer), the feeds the same instant
+/// in UTC, and the plain digest the Date field as the sender wrote it (it
+/// carries each message as sent). A Date in the future is a wrong clock:
+/// every one of them shows the arrival instead, the digests too.
+#[test]
+fn dates_show_in_the_site_timezone_with_its_zone_in_digests_pages_and_feeds() {
+    use chrono::{DateTime, Utc};
+
+    let tidings = Tidings::with_config(|text| {
+        assert!(text.contains("timezone = \"UTC\"\n"));
+        text.replacen("timezone = \"UTC\"\n", "timezone = \"Europe/Athens\"\n", 1)
+    });
+    // (message id, Date as sent, the instant it names, as the site shows it)
+    let posts = [
+        (
+            "winter",
+            "Fri, 04 Feb 2022 01:02:00 +0300",
+            "2022-02-03T22:02:00Z",
+            "2022-02-04 00:02 EET",
+        ),
+        (
+            "summer",
+            "Sat, 16 Jul 2022 09:30:00 -0400",
+            "2022-07-16T13:30:00Z",
+            "2022-07-16 16:30 EEST",
+        ),
+        ("future", "Fri, 01 Jan 2099 00:00:00 +0000", "", ""),
+    ];
+    let mut mbox = String::new();
+    for (id, date, _, _) in &posts {
+        mbox += &format!(
+            "From ana@example.net Mon Jan  1 00:00:00 2024\n\
+             From: Ana <ana@example.net>\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) The {id} post\nMessage-ID: <{id}@example.net>\nDate: {date}\n\
+             Content-Type: text/plain; charset=utf-8\n\nThe text of the {id} post.\n\n"
+        );
+    }
+    let path = tidings.path().join("dated.mbox");
+    std::fs::write(&path, mbox).unwrap();
+    tidings.ok(&["import", "--deliver", path.to_str().unwrap()]);
+    let stored = tidings.posts(&[]);
+    let stored = |id: &str| -> &Value {
+        stored
+            .iter()
+            .find(|post| post["message_id"] == format!("<{id}@example.net>").as_str())
+            .unwrap_or_else(|| panic!("no post {id}: {stored:?}"))
+    };
+    // What each post must show: its instant, and that instant in Athens.
+    let expected: Vec<(&str, &str, String, DateTime<Utc>, String)> = posts
+        .iter()
+        .map(|&(id, date, instant, shown)| {
+            let post = stored(id);
+            let key = post["key"].as_str().unwrap().to_string();
+            let (instant, shown) = if instant.is_empty() {
+                let received: DateTime<Utc> =
+                    post["received_at"].as_str().unwrap().parse().unwrap();
+                let athens = received.with_timezone(&chrono_tz::Europe::Athens);
+                (received, athens.format("%Y-%m-%d %H:%M %Z").to_string())
+            } else {
+                (instant.parse().unwrap(), shown.to_string())
+            };
+            (id, date, key, instant, shown)
+        })
+        .collect();
+
+    for mode in ["html", "plain", "summary"] {
+        subscribe(&tidings, "en", mode, &[format!("{mode}@example.com")]);
+    }
+    let issued = tidings.ok(&["digest", "--list", "en", "--now"]);
+    assert!(issued.contains("issued Vol 1, Issue 1"), "{issued}");
+    let outbox = outbox_by_recipient(&tidings);
+    let message = |mode: &str| {
+        let raw = &outbox[&format!("{mode}@example.com")][0];
+        mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap()
+            .into_owned()
+    };
+    let html_message = message("html");
+    let html = html_message.body_html(0).unwrap();
+    let text = |mode: &str| message(mode).body_text(0).unwrap().replace("\r\n", "\n");
+    let (summary, plain) = (text("summary"), text("plain"));
+    tidings.ok(&["site"]);
+    tidings.ok(&["feeds"]);
+    for (id, date, key, instant, shown) in &expected {
+        assert!(
+            html.contains(&format!("Ana &middot; {shown}</p>"))
+                || html.contains(&format!("Ana · {shown}</p>")),
+            "the HTML digest shows the {id} post at {shown}:\n{html}"
+        );
+        assert!(
+            summary.contains(&format!("Ana, {shown}\n")),
+            "the summary digest shows the {id} post at {shown}:\n{summary}"
+        );
+        // The plain digest carries the message as sent, naming the same
+        // instant where the sender's clock was right.
+        assert!(
+            plain.contains(&format!("\nDate: {date}\n")),
+            "the plain digest carries the {id} post's Date as sent:\n{plain}"
+        );
+        if *id != "future" {
+            let sent = DateTime::parse_from_rfc2822(date).unwrap();
+            assert_eq!(sent, *instant, "{id}");
+        }
+        let page = std::fs::read_to_string(tidings.path().join(format!("site/posts/{key}.html")))
+            .unwrap_or_else(|e| panic!("the page of the {id} post: {e}"));
+        assert!(
+            page.contains(&format!("<time>{shown}</time>")),
+            "the page of the {id} post shows {shown}:\n{page}"
+        );
+        for format in ["rss", "atom", "rdf", "json"] {
+            let feed_path = tidings.path().join(format!("feeds/en.{format}"));
+            let feed = feed_rs::parser::parse(std::fs::read(&feed_path).unwrap().as_slice())
+                .unwrap_or_else(|e| panic!("{}: {e}", feed_path.display()));
+            let entry = feed
+                .entries
+                .iter()
+                .find(|entry| entry.links.iter().any(|link| link.href.ends_with(key)))
+                .unwrap_or_else(|| panic!("no {id} post in {}", feed_path.display()));
+            let dates: Vec<DateTime<Utc>> = [entry.published, entry.updated]
+                .into_iter()
+                .flatten()
+                .collect();
+            assert!(!dates.is_empty(), "{}: {id}", feed_path.display());
+            for date in dates {
+                assert_eq!(date, *instant, "{}: the {id} post", feed_path.display());
+            }
+        }
+    }
+    assert!(
+        !html.contains("2099") && !summary.contains("2099"),
+        "a future Date is shown as the arrival:\n{html}\n{summary}"
+    );
+}

@@ -441,7 +441,15 @@ fn expected_title(stored: &str) -> String {
     kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// What Python's feedparser makes of each file, as JSON.
+/// What Python's feedparser makes of each file, as JSON. An entry's
+/// `title` is what a reader shows: feedparser's title itself, except for an
+/// Atom title of `type="html"`, whose text (unescaped once) is shown. An
+/// RSS 2.0 or 1.0 title is never unescaped here: it is plain text (escaped
+/// once, as XML needs), so a title escaped twice reads `&amp;` and fails.
+/// feedparser guesses that an RSS title is HTML (and sanitizes it) when the
+/// text it finds has an end tag or an entity reference (`looks_like_html`):
+/// a title escaped twice has one wherever escaping changed it, and no
+/// stored title of the corpus has one, so `title_type` says which happened.
 fn feedparser(paths: &[PathBuf]) -> BTreeMap<String, Value> {
     const SCRIPT: &str = r#"
 import calendar, html, json, sys
@@ -453,8 +461,9 @@ for path in sys.argv[1:]:
     for entry in parsed.entries:
         detail = entry.get('title_detail') or {}
         title = entry.get('title')
-        # What a reader shows for an HTML title is its text.
-        if title is not None and detail.get('type') == 'text/html':
+        # An Atom title of type html is shown as its text.
+        if (title is not None and parsed.version.startswith('atom')
+                and detail.get('type') == 'text/html'):
             title = html.unescape(title)
         def seconds(name):
             value = entry.get(name + '_parsed')
@@ -463,6 +472,8 @@ for path in sys.argv[1:]:
             'title': title,
             'title_type': detail.get('type'),
             'language': detail.get('language'),
+            # An RSS item's dc:language.
+            'entry_language': entry.get('language'),
             'link': entry.get('link'),
             'id': entry.get('id'),
             'published': seconds('published'),
@@ -591,6 +602,18 @@ fn feedparser_reads_every_feed_as_the_store_holds_it() {
             "{}: an entry without id",
             path.display()
         );
+        if format != "atom" {
+            // Plain text, as sent: no entity feedparser could take for HTML.
+            for entry in feed["entries"].as_array().unwrap() {
+                assert_eq!(
+                    entry["title_type"],
+                    "text/plain",
+                    "{}: feedparser took the title {} for HTML",
+                    path.display(),
+                    entry["title"]
+                );
+            }
+        }
         assert_entries("feedparser", path, &expected[&name], &entries);
     }
 }
@@ -900,31 +923,6 @@ fn right_to_left_and_cjk_posts_keep_their_text_and_language() {
     assert_eq!(japanese["title"], "世界人権宣言");
     assert_eq!(japanese["language"], "ja");
 
-    // Every entry of the feed of all lists says its language on the entry
-    // element itself, as the post's row has it.
-    let languages: BTreeMap<String, String> = site
-        .posts()
-        .iter()
-        .filter(|post| post["status"] == "published")
-        .filter_map(|post| {
-            Some((
-                post["key"].as_str()?.to_string(),
-                post["lang"].as_str()?.to_string(),
-            ))
-        })
-        .collect();
-    let all = std::fs::read_to_string(site.feed("all", "atom")).unwrap();
-    let entries = entry_languages(&all);
-    assert_eq!(entries.len(), 40, "{all}");
-    for (id, lang) in &entries {
-        let key = id.rsplit('/').next().unwrap();
-        assert_eq!(
-            lang.as_deref(),
-            languages.get(key).map(String::as_str),
-            "xml:lang of the entry {id} in all.atom"
-        );
-    }
-
     // A Chinese summary is a few lines cut between characters, not a
     // whole paragraph, and its lines are joined without spaces.
     let zh: Value =
@@ -1002,6 +1000,167 @@ fn entry_languages(xml: &str) -> Vec<(String, Option<String>)> {
         }
     }
     entries
+}
+
+/// Every entry of the feeds of all lists says its own language, as the
+/// post's row has it: Atom as `xml:lang` on the entry element itself, RSS
+/// 2.0 and 1.0 as the item's `dc:language` (as feedparser reads it), JSON
+/// Feed as the item's `language`.
+#[test]
+fn every_entry_of_the_feeds_of_all_lists_says_its_post_s_language() {
+    let site = corpus_site();
+    let languages: BTreeMap<String, Option<String>> = site
+        .posts()
+        .iter()
+        .filter(|post| post["status"] == "published")
+        .map(|post| {
+            (
+                post["key"].as_str().unwrap().to_string(),
+                post["lang"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    let parsed = feedparser(&[site.feed("all", "rss"), site.feed("all", "rdf")]);
+    for format in FORMATS {
+        let path = site.feed("all", format);
+        // (entry id, its language) for each entry, in order.
+        let entries: Vec<(String, Option<String>)> = match format {
+            "atom" => entry_languages(&std::fs::read_to_string(&path).unwrap()),
+            "json" => {
+                let feed: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                assert!(feed["language"].is_null(), "{}", path.display());
+                feed["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|item| {
+                        (
+                            item["id"].as_str().unwrap().to_string(),
+                            item["language"].as_str().map(str::to_string),
+                        )
+                    })
+                    .collect()
+            }
+            _ => parsed[&path.display().to_string()]["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|entry| {
+                    (
+                        entry["id"].as_str().unwrap().to_string(),
+                        entry["entry_language"].as_str().map(str::to_string),
+                    )
+                })
+                .collect(),
+        };
+        assert_eq!(entries.len(), 40, "{}", path.display());
+        for (id, lang) in &entries {
+            let key = id.rsplit('/').next().unwrap();
+            assert_eq!(
+                Some(lang),
+                languages.get(key),
+                "the language of the entry {id} in {}",
+                path.display()
+            );
+        }
+        // The newest posts of all lists are in several languages, so this
+        // is no feed-wide language repeated.
+        let distinct: BTreeSet<&str> = entries.iter().filter_map(|(_, l)| l.as_deref()).collect();
+        assert!(distinct.len() >= 3, "{}: {distinct:?}", path.display());
+    }
+}
+
+/// The text of every date and time element of an XML feed: Atom's
+/// `updated` and `published`, RSS 2.0's `pubDate` and `lastBuildDate`,
+/// RSS 1.0's `dc:date`.
+fn xml_timestamps(xml: &str) -> Vec<(String, String)> {
+    use quick_xml::events::Event;
+    const DATES: [&[u8]; 5] = [
+        b"updated",
+        b"published",
+        b"pubDate",
+        b"lastBuildDate",
+        b"dc:date",
+    ];
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut found = Vec::new();
+    let mut current: Option<String> = None;
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Eof => break,
+            Event::Start(start) => {
+                let name = start.name();
+                current = DATES
+                    .contains(&name.as_ref())
+                    .then(|| String::from_utf8_lossy(name.as_ref()).into_owned());
+            }
+            Event::Text(text) => {
+                if let Some(name) = current.take() {
+                    found.push((name, text.decode().unwrap().into_owned()));
+                }
+            }
+            Event::End(_) => current = None,
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Timestamps are the real times of the posts, to the second: no fraction
+/// (Atom `updated` once carried the row id as nanoseconds, which feedparser
+/// and feed-rs drop, so only the documents themselves show it).
+#[test]
+fn every_timestamp_of_every_feed_is_whole_seconds() {
+    let site = corpus_site();
+    let mut checked = 0;
+    for path in site.feed_paths(&FORMATS) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let what = path.display();
+        let format = path.extension().unwrap().to_string_lossy().to_string();
+        let timestamps: Vec<(String, String)> = if format == "json" {
+            let feed: Value = serde_json::from_str(&text).unwrap();
+            feed["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|item| {
+                    ["date_published", "date_modified"]
+                        .map(|field| (field.to_string(), item[field].as_str().unwrap().to_string()))
+                })
+                .collect()
+        } else {
+            xml_timestamps(&text)
+        };
+        // Each entry's dates, and the feed's own (JSON Feed has none).
+        let (entry, per_entry, own) = match format.as_str() {
+            "atom" => ("<entry", 2, 1),
+            "rss" => ("<item>", 1, 1),
+            "rdf" => ("<item rdf:about", 1, 1),
+            _ => ("\"date_published\"", 2, 0),
+        };
+        let entries = text.matches(entry).count();
+        assert_eq!(
+            timestamps.len(),
+            entries * per_entry + own,
+            "{what}: {timestamps:?}"
+        );
+        for (name, value) in &timestamps {
+            let parsed = if format == "rss" {
+                chrono::DateTime::parse_from_rfc2822(value)
+            } else {
+                chrono::DateTime::parse_from_rfc3339(value)
+            }
+            .unwrap_or_else(|e| panic!("{what}: {name} {value}: {e}"));
+            assert_eq!(
+                parsed.timestamp_subsec_nanos(),
+                0,
+                "{what}: {name} {value} has a fraction of a second"
+            );
+            assert!(!value.contains('.'), "{what}: {name} {value}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 2_000, "{checked} timestamps");
 }
 
 #[test]

@@ -360,12 +360,10 @@ impl<'a> Entry<'a> {
         } else {
             headers::unfold(&post.author_name)
         };
-        // In the site's timezone, saying which, as the archive's pages show
-        // it.
-        let seconds = post.date.unwrap_or(post.received_at);
-        let date = DateTime::from_timestamp(seconds, 0)
-            .map(|d| crate::site::pages::format_date(config, d))
-            .unwrap_or_default();
+        // When it was published (its Date, never later than its arrival),
+        // in the site's timezone, saying which, as the feeds and the
+        // archive's pages show it.
+        let date = crate::site::pages::format_date(config, crate::feeds::entry_date(post));
         Entry {
             number,
             section: None,

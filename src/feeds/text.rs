@@ -164,7 +164,8 @@ fn without_signature(body: &str) -> &str {
 }
 
 /// The words of `text` on one line ([`crate::text::join_words`]: one space
-/// between words, none between two CJK characters a line break split).
+/// between words, none between two Chinese or Japanese characters a line
+/// break split).
 /// Only as many words as make it wider than `columns`: [`first_words`] cuts
 /// that start where it would cut the whole line, and a long post is not
 /// copied whole to show its first few lines.
@@ -177,7 +178,7 @@ fn flowed(text: &str, columns: usize) -> String {
         }
         let first = word.chars().next();
         if let (Some(before), Some(after)) = (previous, first) {
-            if !(crate::text::is_wide(before) && crate::text::is_wide(after)) {
+            if !(crate::text::is_unspaced(before) && crate::text::is_unspaced(after)) {
                 width += 1;
             }
         }
