@@ -1142,3 +1142,75 @@ fn the_doc_s_lmtp_concurrency_stays_under_the_connection_limit() {
         config.listen.max_connections
     );
 }
+
+#[test]
+fn a_post_with_raw_utf8_fields_reaches_a_relay_without_smtputf8_through_postfix_s_sendmail() {
+    // Postfix's sendmail marks a message whose header is not ASCII as
+    // needing SMTPUTF8 and bounces it at a relay that does not offer it,
+    // as aiosmtpd does not: the digest carrying the post and the post sent
+    // as it arrived must both get there, their fields readable.
+    let work = tempfile::tempdir().unwrap();
+    let relay = Peer::start(&work.path().join("relay"), &[]);
+    let mut postfix = Postfix::new(free_port(), relay.port);
+    postfix.start();
+    let wrapper = work.path().join("sendmail");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec /usr/sbin/sendmail -C {} \"$@\"\n",
+            postfix.config_dir().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sendmail = format!("sendmail_command = \"{}\"", wrapper.display());
+    let tidings = Tidings::with_config(move |text| {
+        let text = set_in_table(&text, "delivery", "transport", "transport = \"sendmail\"");
+        set_in_table(&text, "delivery", "sendmail_command", &sendmail)
+    });
+    subscribe(&tidings, "en", "mime", &["ana@example.com"]);
+    subscribe(&tidings, "en", "post", &["ola@example.net"]);
+    let mbox = tidings.path().join("utf8.mbox");
+    std::fs::write(
+        &mbox,
+        format!(
+            "From josé@correo.example Mon Jan  1 00:00:00 2024\n\
+             From: José Pérez <josé@correo.example>\nTo: a-infos-en@{DOMAIN}\n\
+             Subject: (en) Spain, CNT: ¡general strike in Málaga!\n\
+             Message-ID: <huelga-ü@correo.example>\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\
+             MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\
+             Content-Transfer-Encoding: 8bit\n\nThe strike in Málaga goes on.\n\n"
+        ),
+    )
+    .unwrap();
+    tidings.ok(&["import", "--deliver", mbox.to_str().unwrap()]);
+    let out = tidings.ok(&["digest", "--list", "en", "--now"]);
+    assert!(out.contains("issued Vol 1, Issue 1"), "{out}");
+    postfix.flush();
+    wait_until("Ana's digest and Ola's post at the relay", PATIENCE, || {
+        let got = relay.recipients();
+        count(&got, "ana@example.com") == 1 && count(&got, "ola@example.net") == 1
+    });
+    postfix.wait_for_empty_queue();
+    let log = postfix.log();
+    assert!(!log.contains("SMTPUTF8 is required"), "{log}");
+    assert!(!log.contains("status=bounced"), "{log}");
+    assert_eq!(relay.recipients().len(), 2, "no bounce came back: {log}");
+
+    let subject = "(en) Spain, CNT: ¡general strike in Málaga!";
+    let post = &relay.messages("ola@example.net")[0];
+    assert!(post.subject().ends_with("¡general strike in Málaga!"), "{}", post.lossy());
+    let header = &post.raw[..memchr::memmem::find(&post.raw, b"\r\n\r\n").unwrap()];
+    assert!(header.is_ascii(), "{}", post.lossy());
+    assert!(post.text().contains("The strike in Málaga goes on."));
+    let digest = relay.messages("ana@example.com")[0].lossy();
+    let nested = &digest[digest.find("Content-Type: message/rfc822").unwrap()..];
+    let part = &nested[nested.find("\r\n\r\n").unwrap() + 4..];
+    let part_header = &part[..part.find("\r\n\r\n").unwrap()];
+    assert!(part_header.is_ascii(), "{part_header}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(part.as_bytes())
+        .unwrap();
+    assert_eq!(parsed.subject(), Some(subject));
+}

@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{generate, wait_until, Peer, Tidings, PATIENCE};
+use common::{generate, wait_until, Peer, Received, Tidings, PATIENCE};
+use serde_json::Value;
 use tidings::store::{self, digests, Connection};
 
 const BASE_URL: &str = "https://news.example.org/";
@@ -1026,4 +1027,56 @@ fn a_relay_deferring_every_recipient_until_the_give_up_counts_no_bounce_against_
     assert_eq!(count(&events(&log), "data 451 "), 12);
     assert!(peer.recipients().is_empty());
     assert_eq!(bounce_rows(&tidings), [], "the give-up counted a bounce");
+}
+
+/// A post whose author wrote raw UTF-8 fields (RFC 6532), sent as it
+/// arrived to a relay with or without SMTPUTF8.
+fn raw_utf8_post_to(smtputf8: bool) -> (Received, Value) {
+    let work = tempfile::tempdir().unwrap();
+    let options: &[&str] = if smtputf8 { &["--smtputf8"] } else { &[] };
+    let (peer, _) = peer(work.path(), options);
+    let tidings = Tidings::with_config(relay_config(peer.port, 1, &[]));
+    tidings.subscribe("en", "post", &["ola@example.net".to_string()]);
+    let mbox = tidings.path().join("utf8.mbox");
+    std::fs::write(
+        &mbox,
+        "From ana@example.org Mon Jan  1 00:00:00 2024\n\
+         From: Ana Ñúñez <ana@example.org>\nTo: a-infos-en@lists.example.org\n\
+         Subject: (en) Spain, CNT: ¡general strike in Málaga!\n\
+         Message-ID: <malaga@example.org>\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\
+         MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\
+         Content-Transfer-Encoding: 8bit\n\nThe strike in Málaga goes on.\n\n",
+    )
+    .unwrap();
+    tidings.ok(&["import", "--deliver", mbox.to_str().unwrap()]);
+    let report = tidings.ok(&["digest", "--list", "en"]);
+    assert!(report.contains("delivered: 1 sent"), "{report}");
+    let mut got = peer.messages("ola@example.net");
+    assert_eq!(got.len(), 1);
+    let message = got.remove(0);
+    let envelope = message.envelope.clone();
+    (message, envelope)
+}
+
+#[test]
+fn a_post_with_raw_utf8_fields_says_smtputf8_where_the_relay_offers_it_and_goes_as_it_came() {
+    for smtputf8 in [true, false] {
+        let (message, envelope) = raw_utf8_post_to(smtputf8);
+        let options: Vec<&str> = envelope["mail_options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        assert!(options.contains(&"BODY=8BITMIME"), "{options:?}");
+        assert_eq!(options.contains(&"SMTPUTF8"), smtputf8, "{options:?}");
+        // Byte for byte the author's: the raw fields stay as written.
+        assert!(
+            message
+                .lossy()
+                .contains("\r\nSubject: (en) Spain, CNT: ¡general strike in Málaga!\r\n"),
+            "{}",
+            message.lossy()
+        );
+    }
 }

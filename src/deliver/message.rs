@@ -21,8 +21,9 @@ use lettre::Address;
 use super::dkim::{BodyHash, Signer};
 use super::transport::{close_data, dot_stuff, Outgoing};
 use super::{DueDelivery, NewMessage};
-use crate::config::{Config, List};
+use crate::config::{Config, List, Transport};
 use crate::digest::headers::{self, ListAddresses};
+use crate::digest::original::Original;
 use crate::digest::{DigestMode, DigestRecord};
 
 /// What every recipient of one format of one digest shares.
@@ -313,9 +314,19 @@ impl PreparedPost {
     /// Prepares the raw message of post `post_id` for its list's post
     /// subscribers; `sign` computes the body hash the list's DKIM
     /// signatures need.
+    ///
+    /// Through sendmail, a header with raw UTF-8 fields (RFC 6532) is
+    /// written in ASCII first ([`Original::with_ascii_header`]): Postfix's
+    /// sendmail marks such a message as needing SMTPUTF8 and bounces it at
+    /// the first relay that does not offer it. (Over SMTP it goes as it
+    /// came, with SMTPUTF8 where the relay offers it.)
     pub fn new(config: &Config, list: &List, post_id: i64, raw: &[u8], sign: bool) -> PreparedPost {
         let addresses = ListAddresses::new(config, list);
         let raw = headers::message_crlf(raw);
+        let raw = match config.delivery.transport {
+            Transport::Sendmail => Original::parse(&raw).with_ascii_header().unwrap_or(raw),
+            _ => raw,
+        };
         let mut shared = addresses.shared_fields(&list.title).into_bytes();
         shared.extend_from_slice(&raw);
         let body_hash = sign.then(|| Signer::body_hash(body_of(&raw)));

@@ -88,20 +88,65 @@ pub fn mailbox_field(name: &str, display_name: &str, address: &str) -> String {
 /// A field of mailboxes, `Name: Display Name <address>, other@host`, each
 /// display name quoted or encoded as needed, ending in CRLF.
 pub fn mailbox_list_field(name: &str, mailboxes: &[(&str, &str)]) -> String {
+    let addressees: Vec<Addressee<'_>> = mailboxes
+        .iter()
+        .map(|&(display_name, address)| Addressee::Mailbox(display_name, address))
+        .collect();
+    address_list_field(name, &addressees)
+}
+
+/// One entry of an address field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressee<'a> {
+    /// A display name (may be empty) and an ASCII address.
+    Mailbox(&'a str, &'a str),
+    /// A mailbox whose address is not ASCII, carried without SMTPUTF8 as
+    /// RFC 6857 3.1.10 downgrades it: an empty group whose name is the
+    /// whole mailbox as encoded-words (`=?utf-8?b?...?= :;`), which a
+    /// reader shows as written and nobody can reply to by mistake.
+    Unreachable(&'a str),
+}
+
+/// A field of [`Addressee`]s, separated by commas, ending in CRLF.
+pub fn address_list_field(name: &str, addressees: &[Addressee<'_>]) -> String {
     field(name, |writer| {
-        for (index, (display_name, address)) in mailboxes.iter().enumerate() {
+        for (index, addressee) in addressees.iter().enumerate() {
             if index > 0 {
                 writer.write_char(',')?;
                 writer.space();
             }
-            let display_name = unfold(display_name);
-            if !display_name.is_empty() {
-                write_phrase(&display_name, writer)?;
-                writer.space();
-                writer.folding().write_str(&format!("<{address}>"))?;
-            } else {
-                writer.folding().write_str(address)?;
+            match *addressee {
+                Addressee::Mailbox(display_name, address) => {
+                    let display_name = unfold(display_name);
+                    if !display_name.is_empty() {
+                        write_phrase(&display_name, writer)?;
+                        writer.space();
+                        writer.folding().write_str(&format!("<{address}>"))?;
+                    } else {
+                        writer.folding().write_str(address)?;
+                    }
+                }
+                Addressee::Unreachable(mailbox) => {
+                    rfc2047::encode(&unfold(mailbox), writer)?;
+                    writer.space();
+                    writer.folding().write_str(":;")?;
+                }
             }
+        }
+        Ok(())
+    })
+}
+
+/// `Name: type/subtype; key=value...` (a Content-Type or
+/// Content-Disposition), each parameter quoted or, when it is not ASCII,
+/// encoded per RFC 2231 (`filename*=utf-8''%CE%B1.pdf`), ending in CRLF.
+pub fn parameter_field(name: &str, value: &str, parameters: &[(&str, &str)]) -> String {
+    field(name, |writer| {
+        writer.folding().write_str(value)?;
+        for (key, parameter) in parameters {
+            writer.write_char(';')?;
+            writer.space();
+            email_encoding::headers::rfc2231::encode(key, parameter, writer)?;
         }
         Ok(())
     })
@@ -217,25 +262,31 @@ pub fn text_entity(subtype: &str, description: Option<&str>, text: &str) -> Vec<
     out.into_bytes()
 }
 
-/// A text/* MIME entity sent as it reads: 8bit UTF-8 (RFC 6152) when the
-/// text allows it (lines of at most 998 octets, no NUL, no bare CR), as
-/// [`text_entity`] otherwise. A reader that does not decode MIME, such as
-/// procmail's `formail` bursting an RFC 1153 digest, sees the text itself.
-/// A relay without 8BITMIME gets it quoted-printable instead
+/// A text/* MIME entity sent as it reads: 8bit UTF-8 (RFC 6152), or 7bit
+/// when the text is ASCII. A reader that does not decode
+/// MIME, such as procmail's `formail` bursting an RFC 1153 digest, sees the
+/// text itself. A relay without 8BITMIME gets it quoted-printable instead
 /// ([`downgrade_8bit`]).
+///
+/// The text is first made fit for SMTP ([`fit_for_smtp`]): a line over 998
+/// octets (an unwrapped paragraph of Greek or Chinese) is broken, so that
+/// no text, however long its lines, falls back to an encoding a burster
+/// cannot read.
 pub fn text_entity_8bit(subtype: &str, description: Option<&str>, text: &str) -> Vec<u8> {
-    let sendable = text.is_ascii()
-        || (!text.contains(['\0', '\r']) && text.split('\n').all(|line| line.len() <= 998));
-    if !sendable || encode_text(text).0 == "7bit" {
-        return text_entity(subtype, description, text);
-    }
+    let text = fit_for_smtp(text);
+    // ASCII within SMTP's lines is 7bit (RFC 2045 2.7), whatever its width.
+    let encoding = if text.is_ascii() {
+        "Content-Transfer-Encoding: 7bit\r\n"
+    } else {
+        EIGHT_BIT
+    };
     let mut body = text.replace('\n', "\r\n");
     if !body.ends_with("\r\n") {
         body.push_str("\r\n");
     }
     let mut out = String::with_capacity(body.len() + 200);
     out.push_str(&format!(
-        "Content-Type: text/{subtype}; charset=\"utf-8\"\r\n{EIGHT_BIT}"
+        "Content-Type: text/{subtype}; charset=\"utf-8\"\r\n{encoding}"
     ));
     if let Some(description) = description {
         out.push_str(&unstructured("Content-Description", description));
@@ -243,6 +294,48 @@ pub fn text_entity_8bit(subtype: &str, description: Option<&str>, text: &str) ->
     out.push_str("\r\n");
     out.push_str(&body);
     out.into_bytes()
+}
+
+/// The longest line SMTP carries, without its CRLF (RFC 5321 4.5.3.1.6).
+pub const MAX_LINE: usize = 998;
+
+/// `text` as 8bit MIME may carry it (RFC 2045 2.8): line ends LF (CRLF and
+/// a bare CR become LF), no NUL, and no line over 998 octets. A longer line
+/// is broken before the last space that keeps it within the limit (so that
+/// a header line of a post in a plain digest goes on as a folded line), or
+/// at a character boundary where it has no space.
+pub fn fit_for_smtp(text: &str) -> std::borrow::Cow<'_, str> {
+    let fits = !text.contains(['\0', '\r']) && text.split('\n').all(|line| line.len() <= MAX_LINE);
+    if fits {
+        return text.into();
+    }
+    let text = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\0', "");
+    let mut out = String::with_capacity(text.len() + text.len() / MAX_LINE + 1);
+    for (index, mut line) in text.split('\n').enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        while line.len() > MAX_LINE {
+            let mut end = MAX_LINE;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            // Before a space, which then begins the next piece; never at 0,
+            // which would make no progress.
+            let at = match line[..end].rfind([' ', '\t']) {
+                Some(space) if space > 0 => space,
+                _ => end,
+            };
+            out.push_str(&line[..at]);
+            out.push('\n');
+            line = &line[at..];
+        }
+        out.push_str(line);
+    }
+    out.into()
 }
 
 const EIGHT_BIT: &str = "Content-Transfer-Encoding: 8bit\r\n";
@@ -622,13 +715,40 @@ Subject: (gr) Δεύτερο\n\nΔεύτερο κείμενο.\n\n{SEPARATOR}\n\
         assert!(seven.is_ascii());
         let parsed = mail_parser::MessageParser::default().parse(&seven).unwrap();
         assert_eq!(parsed.body_text(0).unwrap().replace("\r\n", "\n"), greek);
-        // ASCII stays 7bit; a line over 998 octets cannot be 8bit.
+        // ASCII stays 7bit.
         let ascii = text_entity_8bit("plain", None, "plain words\n");
         assert!(String::from_utf8_lossy(&ascii).contains("7bit"));
         assert!(downgrade_8bit(&ascii).is_none());
-        let long = format!("{}\n", "α".repeat(600));
-        let long = String::from_utf8(text_entity_8bit("plain", None, &long)).unwrap();
-        assert!(!long.contains("8bit"), "{}", &long[..120]);
+    }
+
+    #[test]
+    fn lines_too_long_for_smtp_are_broken_and_stay_8bit() {
+        // An unwrapped Greek paragraph (2,100 octets), a Chinese one with no
+        // space at all, a long ASCII line and a bare CR.
+        let greek = "Ελευθερία και ".repeat(80);
+        let chinese = "世界自由".repeat(120);
+        let ascii = "word ".repeat(300);
+        let text = format!("Subject: {greek}\n\n{chinese}\n{ascii}\nold\rmac\n");
+        let entity = String::from_utf8(text_entity_8bit("plain", None, &text)).unwrap();
+        assert!(entity.contains("Content-Transfer-Encoding: 8bit\r\n\r\n"));
+        let body = &entity[entity.find("\r\n\r\n").unwrap() + 4..];
+        assert!(!body.replace("\r\n", "").contains('\r'));
+        let lines: Vec<&str> = body.split("\r\n").collect();
+        assert!(lines.iter().all(|line| line.len() <= MAX_LINE), "{lines:?}");
+        // Broken before a space: the header line goes on folded, and no
+        // word or character is split or lost.
+        assert!(lines[0].starts_with("Subject: Ελευθερία"));
+        assert!(lines[1].starts_with(' '), "{}", &lines[1][..20]);
+        assert_eq!(body.replace("\r\n", ""), text.replace(['\n', '\r'], ""));
+        assert!(body.contains("old\r\nmac\r\n"));
+        // The folded Subject reads whole to a burster's parser.
+        let post = mail_parser::MessageParser::default()
+            .parse(body.as_bytes())
+            .unwrap();
+        assert_eq!(post.subject(), Some(greek.trim_end()));
+        // An ASCII text with a long line is broken too, and then 7bit.
+        let long = text_entity_8bit("plain", None, &ascii);
+        assert!(String::from_utf8_lossy(&long).contains("7bit"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! digest: its header fields exactly as received (folding and encoding
 //! kept) and its body bytes.
 
+use super::headers::MAX_LINE;
+
 /// Header fields a digest reader needs, kept in the MIME digest's
 /// message/rfc822 parts in their original order; trace fields (Received,
 /// Return-Path, Delivered-To), authentication results, signatures and
@@ -119,10 +121,11 @@ impl<'a> Original<'a> {
     /// a blank line and the body, every line ending in CRLF.
     ///
     /// A field with raw 8-bit text (as some mailers send, RFC 6532 style)
-    /// is written again in ASCII, its text as RFC 2047 encoded-words
-    /// ([`seven_bit_field`]): a relay without SMTPUTF8 refuses or bounces
-    /// a message whose parts' headers are not ASCII, Postfix with "SMTPUTF8
-    /// is required, but was not offered", and readers show both the same.
+    /// is written again in ASCII as RFC 6857 downgrades it
+    /// ([`seven_bit_field`]), so the header is always ASCII: a relay
+    /// without SMTPUTF8 refuses or bounces a message whose parts' headers
+    /// are not ASCII, Postfix with "SMTPUTF8 is required, but was not
+    /// offered", and readers show both the same.
     ///
     /// A body line longer than SMTP allows (998 octets, RFC 5321 4.5.3.1.6)
     /// would be broken up by some relay on the way, and the digest's DKIM
@@ -142,15 +145,11 @@ impl<'a> Original<'a> {
                 .any(|kept| field.name.eq_ignore_ascii_case(kept));
             let replaced = recode && field.name.eq_ignore_ascii_case("content-transfer-encoding");
             if kept && !replaced {
-                match (!field.raw.is_ascii())
-                    .then(|| seven_bit_field(field))
-                    .flatten()
-                {
-                    Some(ascii) => out.extend_from_slice(ascii.as_bytes()),
-                    None => {
-                        out.extend_from_slice(&super::headers::field_crlf(field.raw));
-                        out.extend_from_slice(b"\r\n");
-                    }
+                if field.raw.is_ascii() {
+                    out.extend_from_slice(&super::headers::field_crlf(field.raw));
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    out.extend_from_slice(seven_bit_field(field).as_bytes());
                 }
             }
         }
@@ -169,6 +168,28 @@ impl<'a> Original<'a> {
         out
     }
 
+    /// The whole message with every header field in ASCII (those that were
+    /// not written again as [`seven_bit_field`] does), all of them kept in
+    /// their order, and the body as it came: for a way out that would
+    /// otherwise need SMTPUTF8. `None` when the header is ASCII already.
+    pub fn with_ascii_header(&self) -> Option<Vec<u8>> {
+        if self.fields.iter().all(|field| field.raw.is_ascii()) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.body.len() + 2048);
+        for field in &self.fields {
+            if field.raw.is_ascii() {
+                out.extend_from_slice(&super::headers::field_crlf(field.raw));
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(seven_bit_field(field).as_bytes());
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(self.body);
+        Some(out)
+    }
+
     /// Whether the body is one part sent as it is (7bit, 8bit or binary),
     /// which quoted-printable can carry instead.
     fn single_part_unencoded(&self) -> bool {
@@ -185,18 +206,39 @@ impl<'a> Original<'a> {
     }
 }
 
-/// `field` (with 8-bit text) in ASCII, ending in CRLF: an unstructured or
-/// keyword field as encoded-words, an address field with its display
-/// names encoded. `None` when it cannot be (an address that is not ASCII
-/// needs SMTPUTF8 whatever is done; a structured field of another kind is
-/// left as it came).
-fn seven_bit_field(field: &Field<'_>) -> Option<String> {
+/// `field` (with 8-bit text) in ASCII, ending in CRLF, as RFC 6857
+/// downgrades a field for a reader without SMTPUTF8: an unstructured or
+/// keyword field as encoded-words; an address field with its display names
+/// encoded, a domain that is not ASCII as its A-label, and a mailbox whose
+/// local part is not ASCII as an empty group named by it; a Content-Type or
+/// Content-Disposition with its parameters per RFC 2231; Message-ID,
+/// In-Reply-To and References renamed `Downgraded-...` (RFC 6857 4) as
+/// encoded-words; any other field (a Date or MIME-Version that is not even
+/// ASCII) as encoded-words, readable if not parsable.
+fn seven_bit_field(field: &Field<'_>) -> String {
+    use super::headers::{self, Addressee};
     use mail_parser::HeaderValue;
+    let name = field.name;
+    let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
+    let raw_value = || {
+        let value = &field.raw[(name.len() + 1).min(field.raw.len())..];
+        String::from_utf8_lossy(value).into_owned()
+    };
+    if is(&["message-id", "in-reply-to", "references"]) {
+        let renamed = match name.to_ascii_lowercase().as_str() {
+            "message-id" => "Downgraded-Message-Id",
+            "in-reply-to" => "Downgraded-In-Reply-To",
+            _ => "Downgraded-References",
+        };
+        return headers::unstructured(renamed, &raw_value());
+    }
     let mut raw = field.raw.to_vec();
     raw.extend_from_slice(b"\r\n\r\n");
-    let parsed = mail_parser::MessageParser::new().parse_headers(&raw)?;
-    let header = parsed.headers().first()?;
-    let name = field.name;
+    let parsed = mail_parser::MessageParser::new().parse_headers(&raw);
+    let value = parsed
+        .as_ref()
+        .and_then(|parsed| parsed.headers().first())
+        .map(|h| &h.value);
     let unstructured = [
         "subject",
         "comments",
@@ -205,32 +247,84 @@ fn seven_bit_field(field: &Field<'_>) -> Option<String> {
         "organization",
         "content-description",
     ];
-    match &header.value {
-        HeaderValue::Text(text) if unstructured.iter().any(|u| name.eq_ignore_ascii_case(u)) => {
-            Some(super::headers::unstructured(name, text))
+    match value {
+        Some(HeaderValue::Text(text)) if is(&unstructured) => headers::unstructured(name, text),
+        Some(HeaderValue::TextList(texts)) if is(&unstructured) => {
+            headers::unstructured(name, &texts.join(", "))
         }
-        HeaderValue::TextList(texts)
-            if unstructured.iter().any(|u| name.eq_ignore_ascii_case(u)) =>
-        {
-            Some(super::headers::unstructured(name, &texts.join(", ")))
-        }
-        HeaderValue::Address(address) => {
-            let mailboxes: Vec<(&str, &str)> = address
+        Some(HeaderValue::Address(address)) if address.iter().next().is_some() => {
+            let mailboxes: Vec<(String, String)> = address
                 .iter()
-                .map(|addr| (addr.name().unwrap_or(""), addr.address().unwrap_or("")))
+                .map(|addr| {
+                    let display = addr.name().unwrap_or("").to_string();
+                    (display, ascii_address(addr.address().unwrap_or("")))
+                })
                 .collect();
-            let ascii = mailboxes
+            let spelled: Vec<String> = address
                 .iter()
-                .all(|(_, address)| !address.is_empty() && address.is_ascii());
-            (ascii && !mailboxes.is_empty())
-                .then(|| super::headers::mailbox_list_field(name, &mailboxes))
+                .map(|addr| match (addr.name(), addr.address()) {
+                    (Some(display), Some(address)) => format!("{display} <{address}>"),
+                    (None, Some(address)) => address.to_string(),
+                    (Some(display), None) => display.to_string(),
+                    (None, None) => String::new(),
+                })
+                .collect();
+            let addressees: Vec<Addressee<'_>> = mailboxes
+                .iter()
+                .zip(&spelled)
+                .map(|((display, address), spelled)| {
+                    if !address.is_empty() && address.is_ascii() && !has_controls(address) {
+                        Addressee::Mailbox(display, address)
+                    } else {
+                        Addressee::Unreachable(spelled)
+                    }
+                })
+                .collect();
+            headers::address_list_field(name, &addressees)
         }
-        _ => None,
+        Some(HeaderValue::ContentType(content_type)) => {
+            let value = match &content_type.c_subtype {
+                Some(subtype) => format!("{}/{subtype}", content_type.c_type),
+                None => content_type.c_type.to_string(),
+            };
+            let parameters: Vec<(&str, &str)> = content_type
+                .attributes
+                .iter()
+                .flatten()
+                .map(|attribute| (attribute.name.as_ref(), attribute.value.as_ref()))
+                .collect();
+            let clean = |text: &str| text.is_ascii() && !has_controls(text);
+            if clean(&value)
+                && parameters
+                    .iter()
+                    .all(|(key, value)| clean(key) && !has_controls(value))
+            {
+                headers::parameter_field(name, &value, &parameters)
+            } else {
+                headers::unstructured(name, &raw_value())
+            }
+        }
+        _ => headers::unstructured(name, &raw_value()),
     }
 }
 
-/// The longest line SMTP carries, without its CRLF.
-const MAX_LINE: usize = 998;
+/// Whether `text` holds a control character (a line break above all),
+/// which a field written again must not carry.
+fn has_controls(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// `address` with a domain that is not ASCII as its A-label (IDNA), the
+/// local part as it is (only SMTPUTF8 carries one that is not ASCII).
+fn ascii_address(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if !domain.is_ascii() => match idna::domain_to_ascii(domain) {
+            Ok(domain) => format!("{local}@{domain}"),
+            Err(_) => address.to_string(),
+        },
+        _ => address.to_string(),
+    }
+}
 
 fn trim_line_break(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -324,6 +418,103 @@ mod tests {
             .collect();
         assert_eq!(to, ["a-infos-gr@lists.example.org", "b@example.org"]);
         assert_eq!(parsed.message_id(), Some("1@example.org"));
+    }
+
+    #[test]
+    fn every_kept_field_with_raw_utf8_is_downgraded_to_ascii_as_rfc_6857_says() {
+        let raw = "From: José <josé@correo.example>\nTo: Ana <ana@bücher.example>, b@example.org\n\
+                   Cc: Σύλλογος\nMessage-ID: <ünï@example.org>\nReferences: <a@x.org> <ñ@x.org>\n\
+                   Date: Ήμέρα\nMIME-Version: 1.0\n\
+                   Content-Type: application/pdf; name=\"Απεργία.pdf\"\n\
+                   Content-Disposition: attachment; filename=\"Απεργία.pdf\"\n\n%PDF\n";
+        let carried = Original::parse(raw.as_bytes()).for_digest();
+        let text = String::from_utf8(carried.clone()).unwrap();
+        let header = &text[..text.find("\r\n\r\n").unwrap()];
+        assert!(header.is_ascii(), "{header}");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&carried)
+            .unwrap();
+        // The sender's address cannot be ASCII: an empty group named by it.
+        assert!(header.contains(" :;\r\n"), "{header}");
+        let from = parsed.header_raw("From").unwrap();
+        let as_subject = format!("Subject:{from}\r\n\r\n");
+        let shown = mail_parser::MessageParser::new()
+            .parse_headers(as_subject.as_bytes())
+            .unwrap();
+        assert!(shown
+            .subject()
+            .unwrap()
+            .contains("José <josé@correo.example>"));
+        // A domain that is not ASCII is its A-label.
+        let to: Vec<_> = parsed
+            .to()
+            .unwrap()
+            .iter()
+            .map(|a| a.address().unwrap())
+            .collect();
+        assert_eq!(to, ["ana@xn--bcher-kva.example", "b@example.org"]);
+        // Identifiers that are not ASCII are renamed and kept readable.
+        assert!(parsed.message_id().is_none());
+        assert!(
+            header.contains("Downgraded-Message-Id: =?utf-8?"),
+            "{header}"
+        );
+        assert!(
+            header.contains("Downgraded-References: =?utf-8?"),
+            "{header}"
+        );
+        // Parameters per RFC 2231, read back whole.
+        use mail_parser::MimeHeaders;
+        let disposition = parsed.content_disposition().unwrap();
+        assert_eq!(disposition.attribute("filename"), Some("Απεργία.pdf"));
+        assert_eq!(
+            parsed.content_type().unwrap().attribute("name"),
+            Some("Απεργία.pdf")
+        );
+    }
+
+    #[test]
+    fn a_whole_header_is_made_ascii_with_every_field_kept_in_order() {
+        let raw = "Received: from a\r\nSubject: (es) ¡Huelga!\r\nX-Mailer: Córreo 1.0\r\n\
+                   DKIM-Signature: v=1; b=abc\r\n\r\nCuerpo: ¡sí!\r\n";
+        let original = Original::parse(raw.as_bytes());
+        let ascii = String::from_utf8(original.with_ascii_header().unwrap()).unwrap();
+        let (header, body) = ascii.split_once("\r\n\r\n").unwrap();
+        assert!(header.is_ascii(), "{header}");
+        assert_eq!(body, "Cuerpo: ¡sí!\r\n", "the body as it came");
+        let names: Vec<&str> = header
+            .lines()
+            .filter(|line| !line.starts_with(' '))
+            .map(|line| line.split(':').next().unwrap())
+            .collect();
+        assert_eq!(names, ["Received", "Subject", "X-Mailer", "DKIM-Signature"]);
+        let parsed = mail_parser::MessageParser::default()
+            .parse(ascii.as_bytes())
+            .unwrap();
+        assert_eq!(parsed.subject(), Some("(es) ¡Huelga!"));
+        assert!(Original::parse(b"Subject: plain\r\n\r\nbody\r\n")
+            .with_ascii_header()
+            .is_none());
+    }
+
+    #[test]
+    fn no_corpus_message_keeps_a_field_that_is_not_ascii() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/realworld");
+        let mut files = vec![root.clone()];
+        let mut checked = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let raw = std::fs::read(&path).unwrap();
+            let carried = Original::parse(&raw).for_digest();
+            let end = memchr::memmem::find(&carried, b"\r\n\r\n").unwrap_or(carried.len());
+            assert!(carried[..end].is_ascii(), "{}", path.display());
+            checked += 1;
+        }
+        assert!(checked > 400, "{} holds {checked} messages", root.display());
     }
 
     #[test]

@@ -181,6 +181,7 @@ async def main():
     parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--auth")
     parser.add_argument("--pipelining", action="store_true")
+    parser.add_argument("--smtputf8", action="store_true")
     parser.add_argument("--defer-data", type=int, default=0)
     parser.add_argument("--greet-421", type=int, default=0)
     parser.add_argument("--mail-421", type=int, default=0)
@@ -223,7 +224,8 @@ async def main():
             return Refuse421()
         return SMTP(handler, hostname="peer.test", data_size_limit=64 * 1024 * 1024,
                     tls_context=None if args.implicit_tls else context,
-                    require_starttls=args.require_starttls, **options)
+                    require_starttls=args.require_starttls,
+                    enable_SMTPUTF8=args.smtputf8, **options)
 
     # Bound at once, listening only when told: a bound socket that does not
     # listen refuses every connection, as a relay that is down does.
