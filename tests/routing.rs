@@ -34,7 +34,7 @@ enum Effect {
 use Effect::*;
 
 /// Every row of the table: a local part at the site domain, and what it does.
-const TABLE: [(&str, Effect); 14] = [
+const TABLE: [(&str, Effect); 15] = [
     ("a-infos-en", Post),
     ("a-infos-en-request", Answer("Help follows.")),
     ("a-infos-en-subscribe", Answer("a-infos-en-confirm+")),
@@ -57,6 +57,7 @@ const TABLE: [(&str, Effect); 14] = [
     ),
     ("a-infos-en-owner", PassedOn(EDITOR)),
     ("postmaster", PassedOn(OPERATOR)),
+    ("abuse", PassedOn(OPERATOR)),
     ("nobody", Refused),
     ("a-infos-en-admin", Refused),
     ("a-infos-en-confirm", Refused),

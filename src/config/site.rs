@@ -36,7 +36,7 @@ pub struct Site {
     pub templates_dir: PathBuf,
     /// Timezone in which schedules run (default `UTC`).
     pub timezone: chrono_tz::Tz,
-    /// Where mail to postmaster@ the list domain goes: the person running
+    /// Where mail to postmaster@ and abuse@ the list domain goes: the person running
     /// the service (default `root@localhost`).
     pub operator: String,
     /// Who mail to LIST-owner goes to for every list that names none of its

@@ -5,7 +5,8 @@
 //! addresses around it: `LIST-request`, `LIST-subscribe` (or `-join`),
 //! `LIST-unsubscribe` (or `-leave`), `LIST-confirm+TOKEN`,
 //! `LIST-bounces[+VERP]` and `LIST-owner`. `postmaster@` the site domain,
-//! and a bare `postmaster`, are always ours (RFC 5321 4.5.1, 4.1.1.3).
+//! and a bare `postmaster`, are always ours (RFC 5321 4.5.1, 4.1.1.3), and
+//! so is `abuse@` the site domain (RFC 2142): both go to the operator.
 //! Anything else at the site domain is unknown; any other domain is refused
 //! so that tidings is never a relay. Local parts and domains are matched
 //! case-insensitively; a `+detail` on a posting address is ignored.
@@ -65,8 +66,8 @@ pub enum Route {
         /// The token after `approve-` or `reject-`, as written.
         token: String,
     },
-    /// `postmaster@domain` or a bare `postmaster` (RFC 5321 4.5.1): passed
-    /// on to `[site] operator`.
+    /// `postmaster@domain` or a bare `postmaster` (RFC 5321 4.5.1), or
+    /// `abuse@domain` (RFC 2142): passed on to `[site] operator`.
     Postmaster,
 }
 
@@ -160,7 +161,7 @@ pub fn route(config: &Config, address: &str) -> Result<Route, Refusal> {
     if domain != config.site.domain.to_ascii_lowercase() {
         return Err(Refusal::Relay);
     }
-    if local == "postmaster" {
+    if local == "postmaster" || local == "abuse" {
         return Ok(Route::Postmaster);
     }
     let (base, detail) = match local.split_once('+') {
@@ -377,6 +378,24 @@ mod tests {
             route(&config, "postmaster@example.com"),
             Err(Refusal::Relay),
             "another domain's postmaster is not ours"
+        );
+    }
+
+    #[test]
+    fn abuse_at_the_domain_goes_where_postmaster_goes() {
+        let config = config();
+        for address in ["abuse@lists.example.org", "Abuse@LISTS.Example.org"] {
+            assert_eq!(route(&config, address), Ok(Route::Postmaster), "{address}");
+        }
+        assert_eq!(
+            route(&config, "abuse@example.com"),
+            Err(Refusal::Relay),
+            "another domain's abuse desk is not ours"
+        );
+        assert_eq!(
+            route(&config, "abuse"),
+            Err(Refusal::NotAnAddress),
+            "only postmaster is ours without a domain (RFC 5321 4.1.1.3)"
         );
     }
 
