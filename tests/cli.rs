@@ -1,7 +1,12 @@
 //! The command line as an operator installs it: shell completions that
-//! bash takes, and a manual page naming every command.
+//! bash takes, a manual page naming every command, `init`'s next steps, and
+//! output a reader cuts short (`tidings ... | head`).
+
+mod common;
 
 use std::process::Command;
+
+use common::Tidings;
 
 fn tidings(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
@@ -96,6 +101,56 @@ fn init_sets_up_a_service_that_checks_and_never_overwrites() {
     assert!(!text.contains("lists.example.org"));
     assert!(text.contains("base_url = \"https://news.example/archive/\""));
     assert!(text.contains("\nposting = \"moderated\""));
+    // The next steps are this service's: the Postfix lines of
+    // docs/postfix.md for its domain and the LMTP listener lists.toml names.
+    let lmtp = text
+        .lines()
+        .find_map(|line| line.strip_prefix("lmtp = "))
+        .expect("lists.toml names the LMTP listener")
+        .trim_matches('"');
+    assert!(
+        said.contains("\n       relay_domains = lists.news.example\n"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("\n       lists.news.example   lmtp:inet:{lmtp}\n")),
+        "{said}"
+    );
+    let printed: Vec<String> = said
+        .lines()
+        .skip_while(|line| !line.contains("In /etc/postfix/main.cf:"))
+        .take_while(|line| !line.contains("Then, as root:"))
+        .filter_map(|line| line.strip_prefix("       "))
+        .map(|line| {
+            line.replace("lists.news.example", "lists.example.org")
+                .replace(lmtp, "127.0.0.1:8024")
+        })
+        .collect();
+    assert_eq!(
+        printed,
+        lmtp_lines_of_postfix_md(),
+        "init prints docs/postfix.md's LMTP lines:\n{said}"
+    );
+    // And the systemd unit of docs/systemd, with the commands that make its
+    // user and install it.
+    let service = service.canonicalize().unwrap();
+    let unit = std::fs::read_to_string(service.join("tidings.service")).unwrap();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/systemd/tidings.service"),
+    )
+    .unwrap();
+    assert_eq!(unit, shipped);
+    for command in [
+        "useradd --system --home-dir /var/lib/tidings --shell /usr/sbin/nologin tidings"
+            .to_string(),
+        format!(
+            "install -m 0644 {} /etc/systemd/system/",
+            service.join("tidings.service").display()
+        ),
+        "systemctl daemon-reload && systemctl enable --now tidings".to_string(),
+    ] {
+        assert!(said.contains(&format!("\n       {command}\n")), "{said}");
+    }
     let check = tidings(&["--config", config.to_str().unwrap(), "check"]);
     assert!(check.contains("ok, 16 lists"), "{check}");
     assert!(service.join("templates/mail/en/confirm.txt").is_file());
@@ -112,6 +167,26 @@ fn init_sets_up_a_service_that_checks_and_never_overwrites() {
         .unwrap();
     assert!(!again.status.success());
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
+}
+
+/// The lines of the indented blocks of docs/postfix.md's LMTP section
+/// (main.cf, the transport table), without indentation and comments.
+fn lmtp_lines_of_postfix_md() -> Vec<String> {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/postfix.md"),
+    )
+    .unwrap();
+    let lines: Vec<String> = doc
+        .lines()
+        .skip_while(|line| !(line.starts_with("## ") && line.contains("LMTP to the daemon")))
+        .skip(1)
+        .take_while(|line| !line.starts_with("## "))
+        .filter_map(|line| line.strip_prefix("    "))
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    assert!(lines.len() > 5, "docs/postfix.md's LMTP section: {lines:?}");
+    lines
 }
 
 #[test]
@@ -132,4 +207,108 @@ fn the_readme_lists_every_command_tidings_help_lists() {
     }
     assert!(readme.contains("TIDINGS_LOG"));
     assert!(readme.contains("cargo install --path ."));
+}
+
+/// Where `tidings ARGS | head -c BYTES` left tidings: it must succeed and say
+/// nothing of the pipe, as a command killed by SIGPIPE would.
+fn assert_cut_short_quietly(tidings: &Tidings, args: &[&str], bytes: usize) {
+    let output = tidings.run_cut_short(args, bytes);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "tidings {args:?} | head -c {bytes}: {stderr}"
+    );
+    assert!(
+        output.status.success(),
+        "tidings {args:?} | head -c {bytes}: {}: {stderr}",
+        output.status
+    );
+}
+
+#[test]
+fn every_command_whose_reader_stops_early_ends_quietly() {
+    let tidings = Tidings::new();
+    let work = tempfile::tempdir().unwrap();
+    let path = |name: &str| work.path().join(name).display().to_string();
+    // Enough subscribers that their listing is well over what a pipe holds.
+    let addresses: Vec<String> = (0..3000)
+        .map(|n| format!("subscriber-{n:05}@mail-{n:05}.example.org"))
+        .collect();
+    tidings.subscribe("en", "mime", &addresses);
+    let post = b"From: Ana <ana@example.org>\nTo: a-infos-en@lists.example.org\n\
+        Subject: (en) Strike news\nMessage-ID: <strike@example.org>\n\n\
+        The strike began at dawn and the port is closed.\n";
+    let piped = tidings.run_with_stdin(&["ingest", "a-infos-en@lists.example.org"], &[], post);
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let mbox = path("posts.mbox");
+    std::fs::write(
+        &mbox,
+        [
+            b"From ana@example.org Mon Mar  2 10:00:00 2026\n",
+            &post[..],
+        ]
+        .concat(),
+    )
+    .unwrap();
+
+    // A reader that takes a byte and goes, while tidings still has more
+    // than a pipe holds to write.
+    for args in [&["subscribers", "list"][..], &["subscribers", "export"]] {
+        let all = tidings.ok(args);
+        assert!(all.len() > 2 * 65_536, "{args:?}: {} bytes", all.len());
+        assert_cut_short_quietly(&tidings, args, 1);
+    }
+    // A reader gone before tidings writes anything: the first write fails,
+    // whatever the size, for every command that prints.
+    let first = addresses[0].as_str();
+    let commands: Vec<Vec<String>> = [
+        vec!["check"],
+        vec!["status"],
+        vec!["bounces"],
+        vec!["queue"],
+        vec!["posts"],
+        vec!["posts", "--json"],
+        vec!["posts", "show", "1"],
+        vec!["moderate", "list"],
+        vec!["moderate", "show", "1"],
+        vec!["moderate", "expire"],
+        vec!["subscribers", "list"],
+        vec!["subscribers", "show", first],
+        vec!["subscribers", "export"],
+        vec!["subscribers", "export", "--address", first],
+        vec!["subscribers", "enable", first],
+        vec!["subscribers", "add", "--no-confirm", "--list", "de", first],
+        vec!["subscribers", "combine", first, "--lists", "en"],
+        vec!["subscribers", "combine", first, "--off"],
+        vec!["subscribers", "remove", "--list", "de", first],
+        vec!["subscribers", "forget", "nobody@example.net"],
+        vec!["feeds"],
+        vec!["site", "--out", &path("site")],
+        vec!["digest", "--now", "--list", "en"],
+        vec!["queue", "retry"],
+        vec!["import", &mbox],
+        vec!["backup", &path("backup.sqlite3")],
+        vec!["export", "--mbox", &path("export.mbox")],
+        vec!["init", &path("new")],
+        vec!["completions", "bash"],
+        vec!["man"],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(str::to_string).collect())
+    .collect();
+    for args in &commands {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_cut_short_quietly(&tidings, &args, 0);
+    }
+    // What the commands did was done all the same.
+    assert!(
+        tidings.ok(&["queue"]).contains("en "),
+        "the digest was issued"
+    );
+    assert!(std::path::Path::new(&path("backup.sqlite3")).is_file());
+    assert!(std::path::Path::new(&path("new/lists.toml")).is_file());
 }

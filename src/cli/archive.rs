@@ -21,12 +21,13 @@ pub fn backup(config: &Config, file: &Path) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     store::backup(&db, file)?;
     let size = std::fs::metadata(file).map_or(0, |m| m.len());
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "wrote {} ({:.1} MB) in {:.1} s",
         file.display(),
         size as f64 / 1e6,
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }
 
@@ -58,7 +59,11 @@ pub fn export(config: &Config, list: Option<&str>, mbox: &Path) -> anyhow::Resul
         let _ = std::fs::remove_file(&partial);
     }
     let count = written?;
-    println!("wrote {count} posts to {}", mbox.display());
+    writeln!(
+        std::io::stdout().lock(),
+        "wrote {count} posts to {}",
+        mbox.display()
+    )?;
     Ok(())
 }
 

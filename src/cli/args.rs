@@ -27,7 +27,9 @@ pub struct Cli {
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Lines for people reading a terminal.
     Human,
+    /// One JSON object a line, for journald and log collectors.
     Json,
 }
 
@@ -54,7 +56,8 @@ pub enum Command {
     /// Show each list: posts, subscribers, the next digest time, the outbox depth.
     Status,
     /// Set up a new service in DIR: a commented lists.toml, the templates to
-    /// edit, and a data directory; then print the next steps.
+    /// edit, the systemd unit and a data directory; then print the next
+    /// steps (the Postfix lines, the commands that install the unit).
     Init {
         /// The directory (made when missing; files in it are never replaced).
         dir: std::path::PathBuf,
@@ -66,7 +69,10 @@ pub enum Command {
         base_url: String,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to write the script for.
+        shell: clap_complete::Shell,
+    },
     /// Print the manual page (roff), e.g. `tidings man > tidings.1`.
     Man,
     /// Write a consistent copy of the store to FILE, while the daemon runs.
@@ -216,9 +222,13 @@ pub enum ModerateCommand {
     /// Every held post, with why it is held.
     List,
     /// One post, with why it is held and who decided about it.
-    Show { id: i64 },
+    Show {
+        /// The post's id, as `tidings moderate list` shows it.
+        id: i64,
+    },
     /// Publish held posts; their feeds are written once.
     Approve {
+        /// The posts' ids, as `tidings moderate list` shows them.
         ids: Vec<i64>,
         /// Every held post.
         #[arg(long)]
@@ -231,6 +241,7 @@ pub enum ModerateCommand {
     },
     /// Refuse held posts; each sender is told the reason.
     Reject {
+        /// The posts' ids, as `tidings moderate list` shows them.
         ids: Vec<i64>,
         /// Every held post.
         #[arg(long)]
@@ -248,6 +259,7 @@ pub enum ModerateCommand {
 pub enum PostsCommand {
     /// Show one post, or its original bytes.
     Show {
+        /// The post's id, as `tidings posts` shows it.
         id: i64,
         /// Print the message exactly as it was received.
         #[arg(long)]
@@ -273,6 +285,7 @@ pub enum SubscribersCommand {
     /// the list's confirmation and stays unconfirmed until they answer it,
     /// unless --no-confirm.
     Add {
+        /// The list (its code, e.g. en).
         #[arg(long)]
         list: String,
         /// The delivery mode.
@@ -288,6 +301,7 @@ pub enum SubscribersCommand {
     },
     /// Unsubscribe addresses; their pending deliveries are dropped.
     Remove {
+        /// The list (its code, e.g. en).
         #[arg(long)]
         list: String,
         /// Addresses; `-` reads one per line from stdin.
@@ -302,12 +316,16 @@ pub enum SubscribersCommand {
     },
     /// Show a person: their name, and each list they follow or asked to
     /// follow, with mode and state.
-    Show { address: String },
+    Show {
+        /// The person's address.
+        address: String,
+    },
     /// One digest across several lists for a person who follows them: a
     /// section per list in the order given, a story in several of their
     /// languages once. Those lists then send the person no digest of their
     /// own (each post comes once).
     Combine {
+        /// The person's address.
         address: String,
         /// The lists it covers, in order (codes, comma-separated); default:
         /// every list the person follows in a digest mode.
@@ -364,13 +382,17 @@ pub enum SubscribersCommand {
     /// address, subscriptions, requests, the deliveries and messages to
     /// them, the mail they sent to the service addresses. Their links stop
     /// working. The posts they wrote stay.
-    Forget { address: String },
+    Forget {
+        /// The person's address.
+        address: String,
+    },
     /// Re-enable an address that bounces disabled, on one list or on
     /// every list; its bounces so far no longer count.
     Enable {
         /// Only this list.
         #[arg(long)]
         list: Option<String>,
+        /// The subscriber's address.
         address: String,
     },
 }
@@ -382,4 +404,61 @@ pub enum RosterFormat {
     Csv,
     /// What `mailman members LIST` prints: `Name <address>` a line.
     Mailman,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command under `command` (itself included) whose about text or
+    /// an argument's help is missing, named by its path, e.g.
+    /// `tidings subscribers add --list`.
+    fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let path = match path {
+            "" => command.get_name().to_string(),
+            _ => format!("{path} {}", command.get_name()),
+        };
+        if command.get_about().is_none() {
+            missing.push(format!("{path}: no about text"));
+        }
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none() {
+                let name = match arg.get_long() {
+                    Some(long) => format!("--{long}"),
+                    None => id.to_uppercase(),
+                };
+                missing.push(format!("{path} {name}: no help"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            undocumented(sub, &path, missing);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_its_help() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn the_help_walk_names_what_lacks_help() {
+        let command = clap::Command::new("demo")
+            .about("A demo.")
+            .arg(clap::Arg::new("bare").long("bare"))
+            .subcommand(clap::Command::new("quiet"));
+        let mut missing = Vec::new();
+        undocumented(&command, "", &mut missing);
+        assert_eq!(
+            missing,
+            ["demo --bare: no help", "demo quiet: no about text"]
+        );
+    }
 }

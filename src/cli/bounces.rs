@@ -1,5 +1,7 @@
 //! `tidings bounces`: recent bounces, scores, disabled subscribers.
 
+use std::io::Write;
+
 use super::open_store;
 use crate::config::Config;
 use crate::store::bounces;
@@ -19,9 +21,11 @@ pub fn show(config: &Config, days: u32) -> anyhow::Result<()> {
             .to_string()
     };
     let recent = bounces::recent(&db, now - i64::from(days) * 86_400, 200)?;
-    println!("bounces of the last {days} days: {}", recent.len());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "bounces of the last {days} days: {}", recent.len())?;
     for bounce in &recent {
-        println!(
+        writeln!(
+            out,
             "  {}  {:<12} {:<9} {:<4} {}{}",
             date(bounce.at),
             bounce.list_code,
@@ -37,7 +41,7 @@ pub fn show(config: &Config, days: u32) -> anyhow::Result<()> {
             } else {
                 ""
             }
-        );
+        )?;
     }
     let scores = bounces::scores(
         &db,
@@ -49,24 +53,25 @@ pub fn show(config: &Config, days: u32) -> anyhow::Result<()> {
         },
         now,
     )?;
-    println!("scores:");
+    writeln!(out, "scores:")?;
     for (list, address, score, disabled_at) in &scores {
         let threshold = config
             .list(list)
             .map_or(config.site.bounces.threshold, |l| l.bounces.threshold);
-        println!(
+        writeln!(
+            out,
             "  {list:<12} {score:>4.1} of {threshold}  {address}{}",
             if disabled_at.is_some() {
                 "  (disabled)"
             } else {
                 ""
             }
-        );
+        )?;
     }
     let disabled = bounces::disabled(&db)?;
-    println!("disabled by bounces: {}", disabled.len());
+    writeln!(out, "disabled by bounces: {}", disabled.len())?;
     for (list, address, at) in &disabled {
-        println!("  {list:<12} since {}  {address}", date(*at));
+        writeln!(out, "  {list:<12} since {}  {address}", date(*at))?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `tidings check`.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -13,7 +14,8 @@ pub fn check(path: Option<&Path>) -> ExitCode {
                 let text = warning.to_string().replacen(": ", ": warning: ", 1);
                 eprintln!("{text}");
             }
-            println!(
+            let said = writeln!(
+                std::io::stdout().lock(),
                 "{}: ok, {} lists ({})",
                 config.source,
                 config.lists.len(),
@@ -24,7 +26,7 @@ pub fn check(path: Option<&Path>) -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            ExitCode::SUCCESS
+            super::printed(said)
         }
         Err(error) => {
             match error.downcast_ref::<ConfigErrors>() {

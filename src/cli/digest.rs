@@ -55,9 +55,21 @@ pub fn digest(config: &Config, run: Run, at: Option<&str>) -> anyhow::Result<()>
         return Ok(());
     }
     let issued = deliver::issue_due_digests(config, &store, &templates, clock.now(), &selection)?;
-    for issue in &issued {
+    // What was issued is delivered even when the reader of this output
+    // has gone (`tidings digest | head -1`).
+    let said = say_issued(&mut std::io::stdout().lock(), &issued);
+    if run.deliver {
+        deliver_queue(config, store, clock)?;
+    }
+    Ok(said?)
+}
+
+/// One line for each digest issued, or due with nothing to issue.
+fn say_issued(out: &mut impl Write, issued: &[Issue]) -> std::io::Result<()> {
+    for issue in issued {
         match issue {
-            Issue::Issued(digest) => println!(
+            Issue::Issued(digest) => writeln!(
+                out,
                 "{}: issued Vol {}, Issue {} ({} posts, {}), queued for {} subscribers",
                 digest.record.list_code,
                 digest.record.volume,
@@ -65,20 +77,20 @@ pub fn digest(config: &Config, run: Run, at: Option<&str>) -> anyhow::Result<()>
                 digest.posts,
                 digest.record.reason,
                 digest.queued
-            ),
-            Issue::NothingPending { list } => println!("{list}: due, but no posts are pending"),
-            Issue::Combined(queued) => println!(
+            )?,
+            Issue::NothingPending { list } => {
+                writeln!(out, "{list}: due, but no posts are pending")?
+            }
+            Issue::Combined(queued) => writeln!(
+                out,
                 "{}: queued one digest across {} ({} posts)",
                 queued.address,
                 queued.lists.join(", "),
                 queued.posts
-            ),
+            )?,
         }
     }
-    if !run.deliver {
-        return Ok(());
-    }
-    deliver_queue(config, store, clock)
+    Ok(())
 }
 
 /// Writes one message to an mbox (mboxrd: `>` before any `>*From ` line).
@@ -102,7 +114,10 @@ fn write_mbox_message(out: &mut impl Write, sender: &str, message: &[u8]) -> any
 /// Runs the outbox once, unless another run holds it.
 fn deliver_queue(config: &Config, store: Handle, clock: Clock) -> anyhow::Result<()> {
     let Some(_lock) = deliver::OutboxLock::try_acquire(&config.site.data_dir)? else {
-        println!("another delivery run holds the outbox; the queue is left to it");
+        writeln!(
+            std::io::stdout().lock(),
+            "another delivery run holds the outbox; the queue is left to it"
+        )?;
         return Ok(());
     };
     let report = deliver::run_outbox_here(
@@ -116,7 +131,8 @@ fn deliver_queue(config: &Config, store: Handle, clock: Clock) -> anyhow::Result
     } else {
         0.0
     };
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "delivered: {} sent, {} deferred, {} failed{} in {:.2} s ({:.0} messages/s, {:.1} MB)",
         report.sent,
         report.deferred,
@@ -129,7 +145,7 @@ fn deliver_queue(config: &Config, store: Handle, clock: Clock) -> anyhow::Result
         report.seconds,
         rate,
         report.bytes as f64 / 1e6
-    );
+    )?;
     if let Some(reason) = report.unreachable {
         anyhow::bail!("stopped: {reason}; the rest stays queued for the next run");
     }
@@ -148,11 +164,19 @@ pub fn retry_queue(config: &Config, at: Option<&str>) -> anyhow::Result<()> {
             outgoing::retry_deferred(tx, now)?,
         ))
     })?;
-    println!("{digests} deferred deliveries are due now");
+    let said = say_due(&mut std::io::stdout().lock(), digests, messages);
+    // Delivered even when the reader of this output has gone.
+    deliver_queue(config, store, clock)?;
+    Ok(said?)
+}
+
+/// How many deferred deliveries and messages were made due.
+fn say_due(out: &mut impl Write, digests: usize, messages: usize) -> std::io::Result<()> {
+    writeln!(out, "{digests} deferred deliveries are due now")?;
     if messages > 0 {
-        println!("{messages} deferred messages are due now");
+        writeln!(out, "{messages} deferred messages are due now")?;
     }
-    deliver_queue(config, store, clock)
+    Ok(())
 }
 
 /// `tidings queue`: deliveries per list and state, the oldest deferred,

@@ -78,12 +78,13 @@ pub fn site(config: &Config, out: Option<std::path::PathBuf>) -> anyhow::Result<
     let now = crate::clock::Clock::System.now().timestamp();
     let report = crate::site::build(config, &templates, &db, &out, crate::site::Scope::Full, now)
         .context("writing the site")?;
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "{} pages made, {} changed, {} removed in {}",
         report.pages,
         report.written,
         report.removed,
         out.display()
-    );
+    )?;
     Ok(())
 }

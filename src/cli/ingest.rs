@@ -1,7 +1,7 @@
 //! `tidings ingest` (one message from an MTA pipe) and `tidings import`
 //! (archives).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -111,16 +111,24 @@ pub fn import(
         },
         std::io::stderr().is_terminal(),
     )?;
-    print!("{}", summary.render(started.elapsed().as_secs_f64()));
+    // The feeds are written even when the reader of this output has gone.
+    let said = write!(
+        std::io::stdout().lock(),
+        "{}",
+        summary.render(started.elapsed().as_secs_f64())
+    );
     let feeds = feeds::regenerate_after_ingest(config, &db).context("writing the feeds")?;
-    println!("  feeds written {:>6}", feeds.written.len());
+    let said = said.and_then(|()| {
+        let written = feeds.written.len();
+        writeln!(std::io::stdout().lock(), "  feeds written {written:>6}")
+    });
     if !summary.unreadable.is_empty() {
         anyhow::bail!(
             "{} source(s) could not be read to the end",
             summary.unreadable.len()
         );
     }
-    Ok(())
+    Ok(said?)
 }
 
 /// Once a post is published, its feeds are brought up to date by a

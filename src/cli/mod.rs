@@ -15,6 +15,7 @@ mod posts;
 mod status;
 mod subscribers;
 
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -143,6 +144,7 @@ pub fn run(cli: Cli) -> ExitCode {
             base_url,
         } => match init::init(&dir, &domain, &base_url) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
             Err(error) => {
                 print_error(&error);
                 ExitCode::FAILURE
@@ -150,19 +152,15 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "tidings", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            // clap_complete panics when its writer fails: it writes here,
+            // and the script goes out as any other output.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "tidings", &mut script);
+            printed(std::io::stdout().lock().write_all(&script))
         }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
-            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    ExitCode::FAILURE
-                }
-            }
+            printed(clap_mangen::Man::new(command).render(&mut std::io::stdout().lock()))
         }
         Command::Backup { file } => with_config(path, |config| archive::backup(&config, &file)),
         Command::Export { list, mbox } => with_config(path, |config| {
@@ -189,12 +187,40 @@ fn with_config(
     }
 }
 
+/// How a command that only prints ends: output cut short by its reader
+/// is no failure (see [`with_config`]).
+fn printed(written: std::io::Result<()>) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: writing the output: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether `error` comes from a write to a reader that has gone, also
+/// when serde_json or csv wrapped the io error (neither gives it as a
+/// source).
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    error
+        .chain()
+        .any(|cause| io_error_kind(cause) == Some(ErrorKind::BrokenPipe))
+}
+
+/// The kind of the io error `error` is or wraps.
+fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        return Some(io.kind());
+    }
+    if let Some(json) = error.downcast_ref::<serde_json::Error>() {
+        return json.io_error_kind();
+    }
+    match error.downcast_ref::<csv::Error>().map(csv::Error::kind) {
+        Some(csv::ErrorKind::Io(io)) => Some(io.kind()),
+        _ => None,
+    }
 }
 
 /// Prints an error for the operator: each configuration problem on its own

@@ -61,7 +61,8 @@ pub fn show(config: &Config, id: i64) -> anyhow::Result<()> {
     let db = open_store(config)?;
     if let Some((by, at)) = posts::decision(&db, id)? {
         let at = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
-        println!("Decided by:  {by} at {}", at.format("%Y-%m-%d %H:%M UTC"));
+        let at = at.format("%Y-%m-%d %H:%M UTC");
+        writeln!(std::io::stdout().lock(), "Decided by:  {by} at {at}")?;
     }
     Ok(())
 }
@@ -112,18 +113,24 @@ pub fn decide(config: &Config, ids: &[i64], all: bool, decision: &Decision) -> a
     for line in &skipped {
         eprintln!("tidings: {line}");
     }
-    println!(
+    // The feeds and pages follow even when the reader of this output has
+    // gone (`tidings moderate approve --all | head -1`).
+    let mut said = writeln!(
+        std::io::stdout().lock(),
         "published {published}, rejected {rejected}, skipped {}",
         skipped.len()
     );
     if published > 0 {
         let report =
             crate::feeds::regenerate_after_ingest(config, &db).context("writing the feeds")?;
-        println!("feeds written {}", report.written.len());
+        said = said.and_then(|()| {
+            let written = report.written.len();
+            writeln!(std::io::stdout().lock(), "feeds written {written}")
+        });
         // The approved posts' pages, and the listings they join.
         super::feeds::site_changes(config, &mut db)?;
     }
-    Ok(())
+    Ok(said?)
 }
 
 /// `tidings moderate expire`: refuses posts held past `hold_days`.
@@ -138,6 +145,6 @@ pub fn expire(config: &Config) -> anyhow::Result<()> {
         now: crate::clock::unix_now(),
     };
     let expired = store::transaction(&mut db, |tx| moderation::expire(tx, &service))?;
-    println!("expired {expired}");
+    writeln!(std::io::stdout().lock(), "expired {expired}")?;
     Ok(())
 }

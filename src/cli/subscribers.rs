@@ -65,10 +65,12 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
             let removed = store::transaction(&mut db, |tx| {
                 subscribers::remove(tx, &list, &addresses, now)
             })?;
-            println!(
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
                 "{list}: {removed} removed, {} were not subscribed",
                 addresses.len() - removed
-            );
+            )?;
             Ok(())
         }
         SubscribersCommand::List { list } => {
@@ -160,9 +162,10 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
                 }
                 Ok::<_, store::Error>(enabled)
             })?;
+            let mut out = std::io::stdout().lock();
             match enabled.is_empty() {
-                true => println!("{address} was not disabled on any list"),
-                false => println!("{address} re-enabled on {}", enabled.join(", ")),
+                true => writeln!(out, "{address} was not disabled on any list")?,
+                false => writeln!(out, "{address} re-enabled on {}", enabled.join(", "))?,
             }
             Ok(())
         }
@@ -171,10 +174,12 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
             let mut db = open_store(config)?;
             let now = crate::clock::unix_now();
             let forgotten = people::erase(&mut db, &address, now)?;
+            let mut out = std::io::stdout().lock();
             if !forgotten.anything() {
-                println!("nothing was stored about {address}");
+                writeln!(out, "nothing was stored about {address}")?;
             } else {
-                println!(
+                writeln!(
+                    out,
                     "forgot {address}: {} person, {} subscriptions, {} requests, \
                      {} digest deliveries, {} post deliveries, {} messages to them, \
                      {} messages from them, {} rows of a digest across lists",
@@ -186,13 +191,14 @@ pub fn subscribers(config: &Config, action: SubscribersCommand) -> anyhow::Resul
                     forgotten.outgoing,
                     forgotten.mail,
                     forgotten.combined
-                );
+                )?;
             }
             if forgotten.posts_kept > 0 {
-                println!(
+                writeln!(
+                    out,
                     "{} posts they wrote are kept (published writing is the archive's)",
                     forgotten.posts_kept
-                );
+                )?;
             }
             Ok(())
         }
@@ -374,21 +380,24 @@ fn subscribe(
         true => store::rehearse(&mut db, work)?,
         false => store::transaction(&mut db, work)?,
     };
+    let mut out = std::io::stdout().lock();
     if dry_run {
-        println!("dry run: nothing was stored or sent");
+        writeln!(out, "dry run: nothing was stored or sent")?;
     }
     for (list, tally) in &tallies {
         if confirm {
-            println!(
+            writeln!(
+                out,
                 "{list}: {} asked to confirm, {} already subscribed, {} not asked \
                  (they had their confirmations for today)",
                 tally.asked, tally.unchanged, tally.too_many
-            );
+            )?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "{list}: {} added, {} changed, {} already subscribed",
                 tally.added, tally.changed, tally.unchanged
-            );
+            )?;
         }
     }
     Ok(())
@@ -498,11 +507,13 @@ fn combine(
         .with_context(|| format!("{address} follows no list"))?;
     if off {
         let stopped = store::transaction(&mut db, |tx| store::combined::stop(tx, person.id))?;
+        let mut out = std::io::stdout().lock();
         match stopped {
-            true => {
-                println!("{address}: no digest across lists from now on; each list sends its own")
-            }
-            false => println!("{address} had no digest across lists"),
+            true => writeln!(
+                out,
+                "{address}: no digest across lists from now on; each list sends its own"
+            )?,
+            false => writeln!(out, "{address} had no digest across lists")?,
         }
         return Ok(());
     }
@@ -550,10 +561,11 @@ fn combine(
     store::transaction(&mut db, |tx| {
         store::combined::choose(tx, person.id, &schedule, mode, &lists, now)
     })?;
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "{address}: one digest across {} ({mode}, {schedule})",
         lists.join(", ")
-    );
+    )?;
     Ok(())
 }
 

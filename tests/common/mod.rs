@@ -161,6 +161,33 @@ impl Tidings {
         child.wait_with_output().expect("wait for tidings")
     }
 
+    /// Runs `tidings ARGS` with its stdout read by a reader that takes
+    /// `bytes` bytes and then closes the pipe, as `tidings ARGS | head -c
+    /// BYTES` does; with 0 the pipe is closed before tidings starts, so its
+    /// first write already fails. For a write to really meet the closed
+    /// pipe with `bytes` > 0, the output must be larger than what the pipe
+    /// holds (64 KiB on Linux). Returns the status and stderr.
+    pub fn run_cut_short(&self, args: &[&str], bytes: usize) -> Output {
+        use std::io::Read;
+        let (mut reader, writer) = std::io::pipe().expect("pipe");
+        let mut command = self.command(args);
+        command
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped());
+        if bytes == 0 {
+            drop(reader);
+            return command.output().expect("run tidings");
+        }
+        let child = command.spawn().expect("spawn tidings");
+        // The child has its own copy of the writing end.
+        drop(command);
+        let mut taken = vec![0; bytes];
+        reader.read_exact(&mut taken).expect("the first bytes");
+        drop(reader);
+        child.wait_with_output().expect("wait for tidings")
+    }
+
     /// Subscribes `addresses` to `list` in `mode`, confirmed already
     /// (`subscribers add --no-confirm`, the addresses on stdin).
     pub fn subscribe(&self, list: &str, mode: &str, addresses: &[String]) {
