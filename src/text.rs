@@ -81,15 +81,76 @@ pub fn is_unspaced(c: char) -> bool {
 /// Lines of `text` at most `width` columns wide (wide characters count
 /// two), broken where Unicode's line breaking (UAX #14) allows: at spaces,
 /// between CJK characters, never before closing punctuation such as `。`
-/// or after opening punctuation; a word wider than a line is cut.
+/// or after opening punctuation; a word wider than a line is cut. A link
+/// or a mail address ([`is_link`]) is never broken, at a `/` or a `-` as
+/// UAX #14 and hyphenation would: cut in two, it no longer works when a
+/// reader follows it. One wider than a line has a line of its own.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let options = textwrap::Options::new(width.max(1))
-        .word_separator(textwrap::WordSeparator::UnicodeBreakProperties);
+    use textwrap::core::display_width;
+    use textwrap::{WordSeparator, WordSplitter};
+    let width = width.max(1);
+    // textwrap cuts every word wider than the line, or none.
+    let long_link = text
+        .split_whitespace()
+        .any(|word| is_link(word) && display_width(word) > width);
+    let options = textwrap::Options::new(width)
+        .word_separator(WordSeparator::Custom(words_keeping_links))
+        .word_splitter(WordSplitter::Custom(hyphens_outside_links))
+        .break_words(!long_link);
+    let cut = textwrap::Options::new(width).word_separator(WordSeparator::UnicodeBreakProperties);
     textwrap::wrap(text, options)
         .into_iter()
+        .flat_map(|line| {
+            // Wider than the line only by a word alone on it: cut, unless
+            // it is a link.
+            if display_width(&line) > width && !line.split_whitespace().any(is_link) {
+                textwrap::wrap(&line, &cut)
+                    .into_iter()
+                    .map(|part| part.into_owned())
+                    .collect()
+            } else {
+                vec![line.into_owned()]
+            }
+        })
         .map(|line| line.trim_end().to_string())
         .filter(|line| !line.is_empty())
         .collect()
+}
+
+/// Whether `word` (no white space in it) is a link or a mail address:
+/// it has `://` in it, or an `@` with a `.` after it.
+fn is_link(word: &str) -> bool {
+    word.contains("://")
+        || word
+            .split_once('@')
+            .is_some_and(|(_, host)| host.contains('.'))
+}
+
+/// The words of `line` as UAX #14 finds them, but each link ([`is_link`])
+/// one word with the spaces after it.
+fn words_keeping_links(line: &str) -> Box<dyn Iterator<Item = textwrap::core::Word<'_>> + '_> {
+    let unicode = textwrap::WordSeparator::UnicodeBreakProperties;
+    let mut words = Vec::new();
+    // Where the text not yet handed on starts, and where `token` starts.
+    let (mut plain, mut at) = (0, 0);
+    for token in line.split_inclusive(' ') {
+        if is_link(token.trim_end_matches(' ')) {
+            words.extend(unicode.find_words(&line[plain..at]));
+            words.push(textwrap::core::Word::from(token));
+            plain = at + token.len();
+        }
+        at += token.len();
+    }
+    words.extend(unicode.find_words(&line[plain..]));
+    Box::new(words.into_iter())
+}
+
+/// Where a word may be hyphenated (after its hyphens), never in a link.
+fn hyphens_outside_links(word: &str) -> Vec<usize> {
+    match is_link(word) {
+        true => Vec::new(),
+        false => textwrap::WordSplitter::HyphenSplitter.split_points(word),
+    }
 }
 
 /// Whether `c` is a formatting character that can make a title or a name
@@ -190,6 +251,33 @@ mod tests {
         assert_eq!(
             wrap("the quick brown fox jumps", 10),
             ["the quick", "brown fox", "jumps"]
+        );
+    }
+
+    #[test]
+    fn links_and_addresses_are_never_broken_and_long_words_are_cut() {
+        let url = "https://news.example.org/unsubscribe/aeaaaaaaaiaabzhxyu6jybt2hnyjq";
+        let line = format!("To leave Français, visit {url}");
+        assert_eq!(wrap(&line, 74), ["To leave Français, visit", url]);
+        assert_eq!(wrap(&line, 40), ["To leave Français, visit", url]);
+        let address = "To post to it, send your message to a-infos-fr@lists.example.org";
+        assert_eq!(
+            wrap(address, 50),
+            [
+                "To post to it, send your message to",
+                "a-infos-fr@lists.example.org"
+            ]
+        );
+        assert_eq!(
+            wrap(&format!("{url} and more"), 90),
+            [format!("{url} and more")]
+        );
+        // Words that are no links are hyphenated and cut as before.
+        assert_eq!(wrap("well-known words", 12), ["well-known", "words"]);
+        assert_eq!(wrap("abcdefghijkl mn", 5), ["abcde", "fghij", "kl mn"]);
+        assert_eq!(
+            wrap(&format!("abcdefghijkl {url}"), 5),
+            ["abcde", "fghij", "kl", url]
         );
     }
 

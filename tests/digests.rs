@@ -235,8 +235,39 @@ fn write_originals(store: &Connection, ids: &[i64], dir: &Path) {
 
 /// What RFC 1153 says a post body becomes (written apart from tidings'
 /// own code): no blank lines at either end, and a blank for the first
-/// hyphen of a line of exactly 30 hyphens.
+/// hyphen of a line of exactly 30 hyphens; and, as SMTP carries no line
+/// over 998 octets, a longer one broken before its last space within them
+/// (or at its last character within them, without a space).
 fn rfc1153_body(body: &str) -> String {
+    rfc1153_lines(body)
+        .split('\n')
+        .flat_map(within_998)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn within_998(mut line: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    while line.len() > 998 {
+        let fits = line
+            .char_indices()
+            .map(|(at, c)| at + c.len_utf8())
+            .take_while(|&end| end <= 998)
+            .last()
+            .unwrap();
+        let cut = line[..fits]
+            .char_indices()
+            .rfind(|&(at, c)| at > 0 && c == ' ')
+            .map(|(at, _)| at)
+            .unwrap_or(fits);
+        pieces.push(&line[..cut]);
+        line = &line[cut..];
+    }
+    pieces.push(line);
+    pieces
+}
+
+fn rfc1153_lines(body: &str) -> String {
     let lines: Vec<&str> = body.lines().collect();
     let first = lines.iter().position(|l| !l.trim().is_empty());
     let last = lines.iter().rposition(|l| !l.trim().is_empty());
@@ -2109,6 +2140,174 @@ fn a_relay_without_8bitmime_gets_the_plain_digest_quoted_printable_and_signed() 
     }
 }
 
+/// Reads the message at argv[1] as a mail client does after delivery to
+/// an mbox: Python's mailbox adds it to a new mbox at argv[2], then reads
+/// that back, decodes the body and bursts it as RFC 1153 lays it out.
+const READ_FROM_MBOX: &str = r#"
+import email, email.policy, json, mailbox, sys
+box = mailbox.mbox(sys.argv[2])
+box.add(mailbox.mboxMessage(open(sys.argv[1], "rb").read()))
+box.flush()
+box = mailbox.mbox(sys.argv[2])
+messages = list(box)
+body = messages[0].get_payload(decode=True).decode("utf-8")
+posts = body.split("\n" + "-" * 70 + "\n", 1)[1].split("\n" + "-" * 30 + "\n")
+subjects = [str(email.message_from_string(post.strip("\n"), policy=email.policy.default)["Subject"] or "")
+            for post in posts]
+print(json.dumps({"messages": len(messages), "cte": messages[0]["Content-Transfer-Encoding"],
+                  "subjects": [s for s in subjects if s]}, ensure_ascii=False))
+"#;
+
+#[test]
+fn a_relay_offering_8bitmime_gets_the_plain_digest_8bit_and_mailbox_and_formail_read_it() {
+    let work = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(&work.path().join("sink"));
+    let tidings = Tidings::with_config(relay_config(sink.port, 1, None));
+    import(&tidings, 81, 400);
+    subscribe(&tidings, "gr", "plain", &["reader@example.com".to_string()]);
+    let issued = tidings.ok(&["digest", "--list", "gr", "--now"]);
+    assert!(issued.contains("1 sent, 0 deferred, 0 failed"), "{issued}");
+    let dumps: Vec<PathBuf> = std::fs::read_dir(&sink.dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    let dump = String::from_utf8(std::fs::read(&dumps[0]).unwrap()).expect("8bit UTF-8");
+    // smtp-sink's dump opens with the envelope, MAIL FROM's parameters in
+    // X-Mail-Args; the message as received follows.
+    let (envelope, received) = dump.split_at(dump.find("\nReceived:").unwrap() + 1);
+    let mail_from = envelope
+        .lines()
+        .find(|line| line.starts_with("X-Mail-Args:"))
+        .unwrap();
+    assert!(
+        mail_from
+            .split_whitespace()
+            .any(|word| word.eq_ignore_ascii_case("BODY=8BITMIME")),
+        "{mail_from}"
+    );
+    let message = work.path().join("received.eml");
+    std::fs::write(&message, received).unwrap();
+    let mbox = work.path().join("reader.mbox");
+    let read: Value = serde_json::from_str(&common::daemon::python(
+        READ_FROM_MBOX,
+        &[message.to_str().unwrap(), mbox.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(read["messages"], 1, "{read}");
+    assert_eq!(read["cte"], "8bit", "{read}");
+
+    let store = store(&tidings);
+    let posts = posts_of(&store, &digest_posts(&store, "gr")[0]);
+    let want: Vec<String> = posts
+        .iter()
+        .map(|post| {
+            post.subject
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let normal = |subjects: Vec<String>| -> Vec<String> {
+        subjects
+            .iter()
+            .filter(|subject| !subject.trim().is_empty())
+            .map(|subject| subject.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(normal(strings(&read["subjects"])), want);
+    // formail bursts the mbox Python's mailbox wrote.
+    let subjects = formail_subjects(&std::fs::read(&mbox).unwrap());
+    assert_eq!(normal(subjects), want);
+}
+
+/// An HTML-only post as webmail sends one: two paragraphs (the second
+/// with a link, its source line broken inside it), then a list.
+const HTML_ONLY_POST: &str = "From ana@example.net Mon Jan  1 00:00:00 2024\n\
+     From: Ana <ana@example.net>\nTo: a-infos-en@lists.example.org\n\
+     Subject: (en) Dockers strike in the port\nMessage-ID: <html-only@example.net>\n\
+     Date: Mon, 1 Jan 2024 10:00:00 +0000\nMIME-Version: 1.0\n\
+     Content-Type: text/html; charset=utf-8\n\n\
+     <html><body><p>The dockers walked out at dawn.</p><p>An assembly meets at \
+     <a href=\"https://example.org/hall\">the union hall</a>\non Sunday.</p>\
+     <ul><li>bread</li><li>roses</li></ul></body></html>\n\n";
+
+/// The excerpt paragraphs the HTML digest at `path` shows under the post
+/// titled `subject`, as html5lib parses the HTML part Python's email
+/// finds: the `<p>` elements after the heading and the author line, up
+/// to the one that links the post's page.
+const HTML_EXCERPT: &str = r#"
+import email, email.policy, html5lib, json, sys
+message = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=email.policy.default)
+html = message.get_body(preferencelist=("html",)).get_content()
+document = html5lib.parse(html, treebuilder="etree", namespaceHTMLElements=False)
+def text(element):
+    return " ".join("".join(element.itertext()).split())
+for parent in document.iter():
+    children = list(parent)
+    for index, child in enumerate(children):
+        if child.tag == "h3" and sys.argv[2] in text(child):
+            excerpt = []
+            for sibling in children[index + 2:]:
+                if sibling.tag != "p" or sibling.find(".//a") is not None:
+                    break
+                excerpt.append(text(sibling))
+            print(json.dumps(excerpt))
+            sys.exit(0)
+sys.exit("no heading with " + sys.argv[2])
+"#;
+
+#[test]
+fn an_html_only_post_keeps_its_paragraphs_in_the_plain_digest_and_the_html_excerpt() {
+    let tidings = Tidings::new();
+    let mbox = tidings.path().join("html-only.mbox");
+    std::fs::write(&mbox, HTML_ONLY_POST).unwrap();
+    tidings.ok(&["import", "--deliver", mbox.to_str().unwrap()]);
+    subscribe(&tidings, "en", "plain", &["plain@example.com".to_string()]);
+    subscribe(&tidings, "en", "html", &["html@example.com".to_string()]);
+    let issued = tidings.ok(&["digest", "--list", "en", "--now"]);
+    assert!(issued.contains("2 sent"), "{issued}");
+    let first = "The dockers walked out at dawn.";
+    let second = "An assembly meets at [the union hall][1] on Sunday.";
+
+    let outbox = tidings.path().join("data/outbox");
+    let messages = read_back(&outbox, None, None);
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let plain = messages
+        .iter()
+        .find(|m| one(m, "To") == "plain@example.com")
+        .unwrap();
+    let burst = plain["plain"]["posts"]
+        .as_array()
+        .expect("an RFC 1153 body");
+    assert_eq!(burst.len(), 1, "{burst:?}");
+    // Paragraphs apart, each a run of lines between blank lines.
+    let body = burst[0]["body"].as_str().unwrap();
+    let paragraphs: Vec<String> = body
+        .split("\n\n")
+        .map(|paragraph| paragraph.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(paragraphs.len() >= 3, "{body}");
+    assert_eq!(paragraphs[..2], [first, second], "{body}");
+    assert!(body.contains("\n\n* bread\n* roses\n\n"), "{body}");
+    assert!(
+        paragraphs.contains(&"[1]: https://example.org/hall".to_string()),
+        "{body}"
+    );
+
+    let html = messages
+        .iter()
+        .find(|m| one(m, "To") == "html@example.com")
+        .unwrap();
+    let path = outbox.join(html["file"].as_str().unwrap());
+    let excerpt: Vec<String> = serde_json::from_str(&common::daemon::python(
+        HTML_EXCERPT,
+        &[path.to_str().unwrap(), "Dockers strike in the port"],
+    ))
+    .unwrap();
+    assert_eq!(excerpt, [first, second, "* bread * roses"]);
+}
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Gmail, Outlook and phones: a big day's HTML digest, as `tidings digest
@@ -2163,7 +2362,7 @@ fn a_big_day_s_html_digest_fits_gmail_and_renders_at_desktop_and_phone_widths_an
         html_bytes <= 92160,
         "the HTML part takes {html_bytes} bytes"
     );
-    for view in ["desktop", "phone", "dark"] {
+    for view in ["desktop", "phone", "dark", "forced"] {
         let seen = &report[view];
         let png = std::fs::read(out.join(format!("{view}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{view}: not a PNG");
@@ -2196,6 +2395,13 @@ fn a_big_day_s_html_digest_fits_gmail_and_renders_at_desktop_and_phone_widths_an
         report["dark"]["common_luminance"].as_f64().unwrap() < 60.0,
         "dark mode shows a light page: {}",
         report["dark"]
+    );
+    // Forced dark mode darkens the page too, and leaves it readable (the
+    // checks above: not blank, its text all there).
+    assert!(
+        report["forced"]["common_luminance"].as_f64().unwrap() < 60.0,
+        "forced dark mode shows a light page: {}",
+        report["forced"]
     );
     // Outlook's Word renderer: no layout it drops.
     for dropped in [
@@ -2613,6 +2819,160 @@ fn a_relay_without_8bitmime_gets_a_digest_across_lists_quoted_printable_and_sign
         )
         .unwrap();
     assert_eq!((state.as_str(), kept), ("sent", 0));
+}
+
+/// A request to the daemon's web side as a browser or a mail client's
+/// one-click sends it (urllib, no redirect followed): status and body.
+fn http(daemon: &Daemon, method: &str, path: &str, form: &str) -> (u16, String) {
+    const REQUEST: &str = r#"
+import sys, urllib.request, urllib.error
+url, method, form = sys.argv[1], sys.argv[2], sys.argv[3]
+data = form.encode() if method == "POST" else None
+request = urllib.request.Request(url, data=data, method=method)
+if data is not None:
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+try:
+    with urllib.request.build_opener(NoRedirect).open(request, timeout=60) as response:
+        print(response.status); print(response.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+    let (host, port) = daemon.address("http");
+    let out = common::daemon::python(
+        REQUEST,
+        &[&format!("http://{host}:{port}{path}"), method, form],
+    );
+    let (status, body) = out.split_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_string())
+}
+
+/// The path on the site of the first link in `text` after `from` that
+/// starts with `prefix` (under BASE_URL).
+fn site_path(text: &str, from: usize, prefix: &str) -> String {
+    let start = format!("{BASE_URL}{prefix}");
+    let at = text[from..]
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {start} after {from} in {text}"));
+    let url: String = text[from + at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '>')
+        .collect();
+    url.trim_start_matches(BASE_URL.trim_end_matches('/'))
+        .to_string()
+}
+
+/// The links of a digest across lists, followed on the daemon's web side
+/// (the site's https links mapped to its listener): the preferences link,
+/// each section's link to leave its list, and List-Unsubscribe's one-click.
+#[test]
+fn a_digest_across_lists_leaves_one_list_by_its_link_and_all_it_covers_in_one_click() {
+    let tidings = Tidings::with_config(|text| {
+        text.replacen(
+            "base_url = \"http://127.0.0.1:8080/\"",
+            &format!("base_url = \"{BASE_URL}\""),
+            1,
+        )
+    });
+    let reader = "reader@example.com".to_string();
+    for list in ["en", "fr", "de"] {
+        subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
+    }
+    subscribe(&tidings, "it", "post", std::slice::from_ref(&reader));
+    tidings.ok(&[
+        "subscribers",
+        "combine",
+        &reader,
+        "--lists",
+        "fr,en",
+        "--mode",
+        "plain",
+    ]);
+    let posts = tidings.path().join("posts.mbox");
+    mbox_of(
+        &posts,
+        &[
+            ("a-infos-en", "(en) Dockers strike in the port", "dockers"),
+            ("a-infos-fr", "(fr) Grève des dockers", "greve"),
+        ],
+    );
+    tidings.ok(&["import", "--deliver", posts.to_str().unwrap()]);
+    let run = tidings.ok(&["digest", "--now"]);
+    assert!(run.contains("queued one digest across fr, en"), "{run}");
+    let sent = &outbox_by_recipient(&tidings)["reader@example.com"];
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    let raw = &sent[0];
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    let field = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(
+        field("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let one_click = site_path(&field("List-Unsubscribe").unwrap(), 0, "unsubscribe-all/");
+    let text = message.body_text(0).unwrap().replace("\r\n", "\n");
+    let preferences = site_path(&text, 0, "prefs/");
+    let leave_french = site_path(&text, text.find("\n  Français\n").unwrap(), "unsubscribe/");
+    let leave_english = site_path(&text, text.find("\n  English\n").unwrap(), "unsubscribe/");
+    assert_ne!(
+        leave_french, leave_english,
+        "each link whole, on one line:\n{text}"
+    );
+    // What `subscribers show` says of the reader's subscription to `list`.
+    let state = |list: &str| -> String {
+        let shown = tidings.ok(&["subscribers", "show", &reader]);
+        shown
+            .lines()
+            .find(|line| line.starts_with(&format!("  {list}\t")))
+            .unwrap_or_else(|| panic!("no {list} in {shown}"))
+            .to_string()
+    };
+    let following = |list: &str| state(list).contains("subscribed since");
+    let combined = || {
+        tidings
+            .ok(&["subscribers", "show", &reader])
+            .contains("one digest across fr, en")
+    };
+
+    let daemon = Daemon::start(&tidings);
+    let (status, page) = http(&daemon, "GET", &preferences, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&reader), "{page}");
+    // Each section's link opens its own list's page, which changes
+    // nothing; the French one's button (or one-click) leaves French alone.
+    for (link, title) in [
+        (&leave_french, "Quitter A-Infos Français"),
+        (&leave_english, "Leave A-Infos English"),
+    ] {
+        let (status, page) = http(&daemon, "GET", link, "");
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains(title), "{title}: {page}");
+    }
+    assert!(following("fr"));
+    let (status, page) = http(&daemon, "POST", &leave_french, "List-Unsubscribe=One-Click");
+    assert_eq!(status, 200, "{page}");
+    assert!(!following("fr"), "{}", state("fr"));
+    assert!(following("en") && following("de") && following("it"));
+    assert!(combined());
+
+    // List-Unsubscribe's one-click (RFC 8058) leaves every list the digest
+    // covers and ends it; the lists the reader follows otherwise stay.
+    let (status, page) = http(&daemon, "POST", &one_click, "List-Unsubscribe=One-Click");
+    assert_eq!(status, 200, "{page}");
+    assert!(!following("en"), "{}", state("en"));
+    assert!(following("de") && following("it"));
+    assert!(!combined());
+    // The preferences link still opens the reader's page.
+    let (status, page) = http(&daemon, "GET", &preferences, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&reader), "{page}");
 }
 
 /// With `[site] timezone` other than UTC, a post shows the same time

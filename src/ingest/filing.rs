@@ -391,17 +391,47 @@ fn text_of(message: &Message<'_>) -> Option<String> {
 /// Lines of text in an HTML body (most posts that are only HTML come from
 /// webmail), as html2text renders it: a blank line between paragraphs,
 /// headings, list items and table rows, lines of at most 76 columns, each
-/// link's address in a numbered note at the end. mail-parser's own
+/// link's address in a numbered note at the end, and a list apart from
+/// the paragraph before it ([`lists_apart`]). mail-parser's own
 /// conversion runs paragraphs together; it is the fallback if html2text
 /// fails.
 fn html_text(html: &str) -> String {
     const WIDTH: usize = 76;
-    html2text::config::plain_no_decorate()
+    match html2text::config::plain_no_decorate()
         .link_footnotes(true)
         .no_link_wrapping()
         .allow_width_overflow()
         .string_from_read(html.as_bytes(), WIDTH)
-        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
+    {
+        Ok(text) => lists_apart(&text),
+        Err(_) => mail_parser::decoders::html::html_to_text(html),
+    }
+}
+
+/// `text` as html2text renders HTML, with a blank line before a list that
+/// follows a line of text: html2text starts a `<ul>` or `<ol>` on the line
+/// after a `<p>`, which made the list part of that paragraph wherever
+/// paragraphs are read (an excerpt ran `on Sunday. * bread * roses`).
+fn lists_apart(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut previous = "";
+    for line in text.split_inclusive('\n') {
+        // A line indented is an item's own, continued, or a nested list's.
+        let in_list = is_list_item(previous) || previous.starts_with(' ');
+        if is_list_item(line) && !previous.trim().is_empty() && !in_list {
+            out.push('\n');
+        }
+        out.push_str(line);
+        previous = line;
+    }
+    out
+}
+
+/// Whether `line` opens a list item as html2text writes one: `* `, or a
+/// number of up to three digits and `. `.
+fn is_list_item(line: &str) -> bool {
+    let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    line.starts_with("* ") || ((1..=3).contains(&digits) && line[digits..].starts_with(". "))
 }
 
 /// Text before the "-- " signature separator.
@@ -713,8 +743,13 @@ mod tests {
         let texts: Vec<String> = paragraphs.iter().map(|lines| lines.join(" ")).collect();
         assert_eq!(texts[1], "The strike goes on.", "{texts:?}");
         assert!(texts[2].starts_with("Assembly at [the hall][1] on Sunday."));
-        // List items each on a line of their own; the link's address in a note.
-        assert!(post.body.contains("\n* bread\n* roses\n"), "{}", post.body);
+        // List items each on a line of their own, the list apart from the
+        // paragraph before it; the link's address in a note.
+        assert!(
+            post.body.contains("Sunday.\n\n* bread\n* roses\n"),
+            "{}",
+            post.body
+        );
         assert!(texts.contains(&"[1]: https://example.org/a".to_string()));
         assert!(!post.body.contains('<'), "{}", post.body);
     }

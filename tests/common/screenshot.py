@@ -6,8 +6,9 @@
 Takes the text/html part out of MESSAGE (a raw digest, or the first HTML
 digest of an mbox, read by Python's email package), writes it to OUT_DIR/digest.html and shows it in Chromium
 (driven over DevTools by browser.py's helpers) three ways: a desktop
-window 1024 px wide, a 390 px phone (mobile viewport), and the phone with
-prefers-color-scheme: dark emulated. Saves OUT_DIR/{desktop,phone,dark}.png
+window 1024 px wide, a 390 px phone (mobile viewport), the phone with
+prefers-color-scheme: dark emulated, and the phone in Chromium's forced
+dark mode. Saves OUT_DIR/{desktop,phone,dark,forced}.png
 and prints one JSON object per view: the distinct colours of the
 screenshot, the share of its most common colour and that colour's
 luminance (0-255), the page's scroll width against the viewport's, the
@@ -29,10 +30,14 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser import DevTools, page_target, pixel_counts, start_chromium  # noqa: E402
 
+# name, width, height, mobile, prefers-color-scheme, Chromium's forced
+# (automatic) dark mode, which darkens a page whatever it asks for, as
+# Android's and some webmail's dark themes do.
 VIEWS = [
-    ("desktop", 1024, 768, False, "light"),
-    ("phone", 390, 844, True, "light"),
-    ("dark", 390, 844, True, "dark"),
+    ("desktop", 1024, 768, False, "light", False),
+    ("phone", 390, 844, True, "light", False),
+    ("dark", 390, 844, True, "dark", False),
+    ("forced", 390, 844, True, "light", True),
 ]
 
 # Elements whose style attribute names a text colour but no background.
@@ -76,7 +81,8 @@ def main():
         process, port = start_chromium(chromium, profile)
         page = DevTools(page_target(port))
         page.call("Page.enable")
-        for name, width, height, mobile, scheme in VIEWS:
+        for name, width, height, mobile, scheme, forced in VIEWS:
+            page.call("Emulation.setAutoDarkModeOverride", enabled=forced)
             page.call(
                 "Emulation.setDeviceMetricsOverride",
                 width=width,
