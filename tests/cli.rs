@@ -312,3 +312,156 @@ fn every_command_whose_reader_stops_early_ends_quietly() {
     assert!(std::path::Path::new(&path("backup.sqlite3")).is_file());
     assert!(std::path::Path::new(&path("new/lists.toml")).is_file());
 }
+
+/// `tidings --log-format FORMAT ingest` of a post with the Message-ID
+/// `id`, under TIDINGS_LOG=`filter` (none: unset); its status and stderr.
+fn ingest_logging(
+    tidings: &Tidings,
+    format: &str,
+    filter: Option<&str>,
+    id: &str,
+) -> (bool, String) {
+    use std::io::Write;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    command
+        .arg("--config")
+        .arg(tidings.config())
+        .args([
+            "--log-format",
+            format,
+            "ingest",
+            "a-infos-en@lists.example.org",
+        ])
+        .current_dir(tidings.path())
+        .env_remove("TIDINGS_CONFIG")
+        .env_remove("TIDINGS_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(filter) = filter {
+        command.env("TIDINGS_LOG", filter);
+    }
+    let mut child = command.spawn().unwrap();
+    let message = format!(
+        "From: Ana <ana@example.org>\nTo: a-infos-en@lists.example.org\n\
+         Subject: (en) Strike at the port\nMessage-ID: {id}\n\
+         Date: Mon, 1 Jun 2026 10:00:00 +0000\n\nThe dockers stopped work.\n"
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_command_logs_json_lines_at_the_level_tidings_log_sets() {
+    let tidings = Tidings::new();
+    let (ok, said) = ingest_logging(&tidings, "json", Some("info"), "<one@example.org>");
+    assert!(ok, "{said}");
+    let lines: Vec<serde_json::Value> = said
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not one JSON object: {line}: {error}"))
+        })
+        .collect();
+    assert_eq!(lines.len(), 1, "{said}");
+    assert_eq!(lines[0]["level"], "INFO", "{said}");
+    let message = lines[0]["fields"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("post 1"), "{said}");
+
+    // The same line for people is not JSON.
+    let (ok, said) = ingest_logging(&tidings, "human", Some("info"), "<two@example.org>");
+    assert!(ok, "{said}");
+    assert!(said.contains("post 2"), "{said}");
+    assert!(serde_json::from_str::<serde_json::Value>(said.trim()).is_err());
+
+    // Errors only, and a command's default (warnings): nothing to say.
+    let (ok, said) = ingest_logging(&tidings, "json", Some("error"), "<three@example.org>");
+    assert!(ok && said.is_empty(), "{said}");
+    let (ok, said) = ingest_logging(&tidings, "json", None, "<four@example.org>");
+    assert!(ok && said.is_empty(), "{said}");
+    assert_eq!(tidings.posts(&[]).len(), 4);
+}
+
+/// The words in `...` of `text`.
+fn code_spans(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_readme_names_what_ci_run_installs_and_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let paragraph = readme
+        .split("\n\n")
+        .find(|paragraph| paragraph.starts_with("`.ci/run` installs"))
+        .expect("README.md says what .ci/run installs")
+        .replace('\n', " ");
+    let sentence = |start: &str| {
+        let from = paragraph
+            .find(start)
+            .unwrap_or_else(|| panic!("README.md: no `{start}` in {paragraph}"));
+        let rest = &paragraph[from..];
+        rest[..rest.find(". ").unwrap_or(rest.len())].to_string()
+    };
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
+    // Debian's packages: each `missing+=(NAME)`.
+    let debian: Vec<String> = run
+        .split("missing+=(")
+        .skip(1)
+        .map(|rest| rest[..rest.find(')').unwrap()].to_string())
+        .collect();
+    assert!(debian.len() > 10, "{debian:?}");
+    assert_eq!(
+        sorted(code_spans(&sentence("Debian packages:"))),
+        sorted(debian),
+        "README.md's Debian packages"
+    );
+    // Python's: what pip installs when the import fails.
+    let pip = run
+        .lines()
+        .find(|line| line.contains("pip install"))
+        .expect(".ci/run installs Python packages");
+    let python: Vec<String> = pip
+        .split_whitespace()
+        .skip_while(|word| !word.starts_with("--disable-pip"))
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert!(python.len() > 5, "{python:?}");
+    assert_eq!(
+        sorted(code_spans(&sentence("Python packages"))),
+        sorted(python),
+        "README.md's Python packages"
+    );
+    // What it downloads, and the cargo commands it runs.
+    for line in run.lines().filter(|line| line.contains("pip download")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let into = words.iter().position(|word| *word == "-d").unwrap();
+        let package = words[into - 1];
+        assert!(paragraph.contains(package), "README.md lacks {package}");
+    }
+    for line in run.lines().filter(|line| line.starts_with("cargo ")) {
+        let command = line.replace(" --quiet", "");
+        assert!(
+            paragraph.contains(&format!("`{command}`")),
+            "README.md lacks `{command}`"
+        );
+    }
+}

@@ -309,10 +309,12 @@ fn a_newer_store_is_refused_naming_both_versions_and_left_alone() {
     assert_eq!(sqlite3(&database, "PRAGMA user_version"), newer.to_string());
 }
 
-/// A documented key: its name, its type and its example, as written.
+/// A documented key: its name, its type, its default and its example, as
+/// written.
 struct Documented {
     key: String,
     kind: String,
+    default: String,
     example: String,
 }
 
@@ -335,6 +337,7 @@ fn documented_tables() -> Vec<(String, Vec<Documented>)> {
             rows.push(Documented {
                 key,
                 kind: cells[1].to_string(),
+                default: cells[2].to_string(),
                 example,
             });
         }
@@ -369,7 +372,10 @@ fn every_example_in_configuration_md_has_its_type_and_all_load_together() {
     let mut document = String::new();
     for (table, rows) in documented_tables() {
         document.push_str(&format!("{table}\n"));
-        for Documented { key, kind, example } in rows {
+        for Documented {
+            key, kind, example, ..
+        } in rows
+        {
             let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {example}"))
                 .unwrap_or_else(|error| panic!("{table} {key}: {example}: {error}"))
                 .remove("v")
@@ -402,4 +408,226 @@ fn every_example_in_configuration_md_has_its_type_and_all_load_together() {
     if let Err(errors) = config {
         panic!("{document}\n{errors}");
     }
+}
+
+/// A value as TOML writes it, if `text` is one.
+fn toml_value(text: &str) -> Option<toml::Value> {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()?
+        .remove("v")
+}
+
+/// A setting: its table as docs/configuration.md heads it, its key and its
+/// value as TOML.
+type Setting<'a> = (&'a str, &'a str, String);
+
+/// A lists.toml of `settings` and what it needs to load: one `[[dkim]]`
+/// and one `[[list]]` with their required keys (the documented examples,
+/// the list's address moved into the `[site] domain` set, if one is), less
+/// the required key `without`.
+fn configuration(
+    tables: &[(String, Vec<Documented>)],
+    settings: &[Setting<'_>],
+    without: Option<(&str, &str)>,
+) -> String {
+    let domain = settings
+        .iter()
+        .find(|(table, key, _)| (*table, *key) == ("[site]", "domain"))
+        .map(|(_, _, value)| toml_value(value).unwrap().as_str().unwrap().to_string())
+        .unwrap_or_else(|| tidings::config::Site::default().domain);
+    let mut document = String::new();
+    for (table, rows) in tables {
+        let mut lines = Vec::new();
+        if table.starts_with("[[") {
+            for row in rows.iter().filter(|row| row.default == "required") {
+                if without == Some((table.as_str(), row.key.as_str())) {
+                    continue;
+                }
+                let value = match row.key.as_str() {
+                    "address" => {
+                        let example = toml_value(&row.example).unwrap();
+                        let (local, _) = example.as_str().unwrap().rsplit_once('@').unwrap();
+                        format!("\"{local}@{domain}\"")
+                    }
+                    _ => row.example.clone(),
+                };
+                lines.push(format!("{} = {value}", row.key));
+            }
+        }
+        for (_, key, value) in settings.iter().filter(|(of, _, _)| of == table) {
+            lines.push(format!("{key} = {value}"));
+        }
+        if !lines.is_empty() {
+            document.push_str(&format!("{table}\n{}\n\n", lines.join("\n")));
+        }
+    }
+    document
+}
+
+/// Every table and list `document` loads to, as Debug renders them, or
+/// the errors it gets.
+fn loaded(document: &str, dir: &Path) -> Result<String, String> {
+    tidings::config::parse(document, "lists.toml", dir)
+        .map(|config| {
+            format!(
+                "{:#?}\n{:#?}\n{:#?}\n{:#?}\n{:#?}\n{:#?}\n{:#?}",
+                config.site,
+                config.ingest,
+                config.feeds,
+                config.listen,
+                config.delivery,
+                config.dkim,
+                config.lists
+            )
+        })
+        .map_err(|errors| format!("{document}\n{errors}"))
+}
+
+/// The defaults docs/configuration.md writes in words, each with what it
+/// means: given these settings, the key left out loads as if written so.
+/// (table, key, the default as documented, given, as if written)
+type Prose = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str, &'static str)],
+    &'static str,
+);
+const PROSE_DEFAULTS: &[Prose] = &[
+    (
+        "[site]",
+        "newsgroups_prefix",
+        "the `name` in lowercase, other characters `-`",
+        &[("[site]", "name", "\"A-Infos News\"")],
+        "\"a-infos-news\"",
+    ),
+    (
+        "[delivery]",
+        "outbox_dir",
+        "`data_dir` + `/outbox`",
+        &[("[site]", "data_dir", "\"/var/lib/tidings\"")],
+        "\"/var/lib/tidings/outbox\"",
+    ),
+    // The list's name is its documented example, "English".
+    ("[[list]]", "title", "the name", &[], "\"English\""),
+    ("[[list]]", "description", "the name", &[], "\"English\""),
+];
+
+/// Where two loaded configurations differ: the lines of `written` that
+/// are not those of `absent` at the same place, or nothing.
+fn differences(written: &str, absent: &str) -> String {
+    let lines: Vec<String> = written
+        .lines()
+        .zip(absent.lines())
+        .filter(|(written, absent)| written != absent)
+        .map(|(written, absent)| format!("{} instead of {}", written.trim(), absent.trim()))
+        .take(3)
+        .collect();
+    if lines.is_empty() && written != absent {
+        return "a different number of lines".to_string();
+    }
+    lines.join("; ")
+}
+
+#[test]
+fn every_default_in_configuration_md_is_what_a_file_without_the_key_loads() {
+    let tables = documented_tables();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("dkim")).unwrap();
+    std::fs::write(dir.path().join("dkim/tidings2026.pem"), "").unwrap();
+    let load = |settings: &[Setting<'_>]| {
+        loaded(&configuration(&tables, settings, None), dir.path()).unwrap()
+    };
+    let example = |table: &str, key: &str| {
+        let (_, rows) = tables.iter().find(|(name, _)| name == table).unwrap();
+        let row = rows.iter().find(|row| row.key == key).unwrap();
+        row.example.clone()
+    };
+    // What the key written as documented loads to against what the file
+    // without it loads to, given `given`.
+    let compare = |given: &[Setting<'_>], written: Setting<'_>| {
+        let mut settings = given.to_vec();
+        settings.push(written);
+        differences(&load(&settings), &load(given))
+    };
+    let absent = load(&[]);
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (table, rows) in &tables {
+        let table = table.as_str();
+        for row in rows {
+            let (key, default) = (row.key.as_str(), row.default.as_str());
+            // The first `...` of the cell: a value, or the key it follows.
+            let written = default
+                .split('`')
+                .nth(1)
+                .filter(|_| default.matches('`').count() >= 2);
+            let found = if default == "required" {
+                let without = configuration(&tables, &[], Some((table, key)));
+                match loaded(&without, dir.path()) {
+                    Ok(_) => "a file without it loads".to_string(),
+                    Err(_) => String::new(),
+                }
+            } else if default.starts_with("none") {
+                match absent.contains(&format!("{key}: None,")) {
+                    true => String::new(),
+                    false => "a file without it does not load it as none".to_string(),
+                }
+            } else if let Some(value) = written.filter(|value| toml_value(value).is_some()) {
+                let mut found = compare(&[], (table, key, value.to_string()));
+                // "`465` with `tls = \"implicit\"`": its default under another setting.
+                let rest = default.splitn(3, '`').nth(2).unwrap_or("").trim();
+                if let Some((value, setting)) = rest
+                    .strip_prefix("(`")
+                    .and_then(|rest| rest.strip_suffix("`)"))
+                    .and_then(|rest| rest.split_once("` with `"))
+                {
+                    let (other, other_value) = setting.split_once(" = ").unwrap();
+                    let given = [(table, other, other_value.to_string())];
+                    let under = compare(&given, (table, key, value.to_string()));
+                    if !under.is_empty() {
+                        found.push_str(&format!(" with {setting}: {under}"));
+                    }
+                }
+                found
+            } else if let Some((other_table, other_key)) = written
+                .and_then(|written| written.split_once(' '))
+                .filter(|(other_table, _)| other_table.starts_with('['))
+            {
+                // "`[site] posting`": the other key's value, whatever it is.
+                let value = example(other_table, other_key);
+                let given = [(other_table, other_key, value.clone())];
+                compare(&given, (table, key, value))
+            } else {
+                match PROSE_DEFAULTS
+                    .iter()
+                    .find(|rule| (rule.0, rule.1) == (table, key))
+                {
+                    None => "neither a value, a key it follows, nor in PROSE_DEFAULTS".to_string(),
+                    Some((_, _, documented, _, _)) if default != *documented => {
+                        format!("changed from {documented}: check it and PROSE_DEFAULTS")
+                    }
+                    Some((_, _, _, given, as_if)) => {
+                        let given: Vec<Setting<'_>> = given
+                            .iter()
+                            .map(|(table, key, value)| (*table, *key, value.to_string()))
+                            .collect();
+                        compare(&given, (table, key, as_if.to_string()))
+                    }
+                }
+            };
+            if !found.is_empty() {
+                wrong.push(format!(
+                    "{table} {key}: documented default {default}: {found}"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "docs/configuration.md:\n{}",
+        wrong.join("\n")
+    );
+    assert!(checked > 80, "{checked} defaults checked");
 }

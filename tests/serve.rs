@@ -982,3 +982,227 @@ db.execute("ROLLBACK")
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["message_id"], "<locked-out@x>");
 }
+
+/// The lines of a log written with `--log-format json`: each must be one
+/// JSON object with a level and its fields, as tracing-subscriber's json
+/// format writes them.
+fn json_log(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|line| {
+            let object: Value = serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("not one JSON object: {line}: {error}"));
+            assert!(
+                object["level"].is_string() && object["fields"].is_object(),
+                "no level or fields: {line}"
+            );
+            object
+        })
+        .collect()
+}
+
+#[test]
+fn the_daemon_logs_json_lines_and_tidings_log_sets_what_it_logs() {
+    // The log of a daemon run under TIDINGS_LOG=`filter`, taking one mail
+    // to -request and stopped by SIGTERM.
+    let log_under = |filter: &str| {
+        let tidings = Tidings::new();
+        let environment = format!("TIDINGS_LOG={filter}");
+        let mut daemon = Daemon::start_under(
+            &tidings,
+            "127.0.0.1:0",
+            &["--log-format", "json"],
+            &["env", &environment],
+        );
+        let sent = send(
+            "smtp",
+            &daemon,
+            serde_json::json!([{"id": "<help-1@example.org>", "to": ["a-infos-en-request@lists.example.org"], "subject": "help", "body": "help\n"}]),
+        );
+        assert_eq!(sent[0]["ok"], true, "{sent:?}");
+        daemon.signal("TERM");
+        assert_eq!(daemon.wait(), Some(0));
+        json_log(&std::fs::read_to_string(tidings.path().join("serve.log")).unwrap())
+    };
+    let said = |lines: &[Value], level: &str, message: &str| {
+        lines
+            .iter()
+            .any(|line| line["level"] == level && line["fields"]["message"] == message)
+    };
+
+    let debug = log_under("debug");
+    // A subscriber's address is logged at debug only.
+    assert!(
+        debug.iter().any(|line| line["level"] == "DEBUG"
+            && line["fields"]["message"] == "service mail from"
+            && line["fields"]["sender"] == "ana@example.org"),
+        "{debug:#?}"
+    );
+    assert!(said(&debug, "INFO", "service mail taken"), "{debug:#?}");
+    assert!(said(&debug, "INFO", "stopped"), "{debug:#?}");
+
+    let errors_only = log_under("error");
+    assert!(
+        errors_only.iter().all(|line| line["level"] == "ERROR"),
+        "{errors_only:#?}"
+    );
+}
+
+/// What a mail client got for each message it sent.
+struct Submitted {
+    replies: std::sync::Mutex<Vec<String>>,
+    answered: std::sync::atomic::AtomicUsize,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+/// Sends posts to a-infos-en@ over one `protocol` ("lmtp" or "smtp")
+/// session at `address`, one after another until `submitted.stop`, and
+/// records the final reply to each.
+fn submit_until_stopped(protocol: &str, address: (String, u16), submitted: &Submitted) {
+    use std::io::{BufRead, Write};
+    use std::sync::atomic::Ordering;
+    let stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut reply = || {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "connection closed"
+            );
+            text.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return text;
+            }
+        }
+    };
+    assert!(reply().starts_with("220"));
+    let hello = if protocol == "lmtp" { "LHLO" } else { "EHLO" };
+    writer
+        .write_all(format!("{hello} submitter.example.org\r\n").as_bytes())
+        .unwrap();
+    assert!(reply().starts_with("250"));
+    let mut sequence = 0;
+    while !submitted.stop.load(Ordering::SeqCst) {
+        sequence += 1;
+        let id = format!("<{protocol}-{sequence}@submitter.example.org>");
+        for command in [
+            "MAIL FROM:<ana@example.org>\r\n",
+            "RCPT TO:<a-infos-en@lists.example.org>\r\n",
+        ] {
+            writer.write_all(command.as_bytes()).unwrap();
+            let said = reply();
+            assert!(said.starts_with("250"), "{command}: {said}");
+        }
+        writer.write_all(b"DATA\r\n").unwrap();
+        let said = reply();
+        assert!(said.starts_with("354"), "DATA: {said}");
+        let message = format!(
+            "From: Ana <ana@example.org>\r\nTo: a-infos-en@lists.example.org\r\n\
+             Subject: (en) Strike day {sequence} by {protocol}\r\nMessage-ID: {id}\r\n\
+             Date: Mon, 1 Jun 2026 10:00:00 +0000\r\n\r\n\
+             The dockers of the port stopped work for the {sequence}th day.\r\n.\r\n"
+        );
+        writer.write_all(message.as_bytes()).unwrap();
+        // LMTP answers once per recipient, SMTP once: one recipient here.
+        let said = reply();
+        submitted
+            .replies
+            .lock()
+            .unwrap()
+            .push(format!("{id} {}", said.trim()));
+        submitted.answered.fetch_add(1, Ordering::SeqCst);
+    }
+    let _ = writer.write_all(b"QUIT\r\n");
+}
+
+/// The posts `db` holds, whatever their state.
+fn count_posts(db: &std::path::Path) -> usize {
+    let db = tidings::store::open(db).unwrap();
+    let count: i64 = db
+        .query_row("SELECT count(*) FROM posts", [], |row| row.get(0))
+        .unwrap();
+    usize::try_from(count).unwrap()
+}
+
+#[test]
+fn backup_while_the_daemon_takes_mail_is_whole_and_defers_none() {
+    use std::sync::atomic::Ordering;
+    let tidings = Tidings::new();
+    // A store of some size, so a copy takes a while.
+    let (mbox, _) = common::generate(
+        tidings.path(),
+        "archive.mbox",
+        "mbox",
+        &["--n", "2000", "--seed", "15"],
+    );
+    tidings.ok(&["import", mbox.to_str().unwrap()]);
+    let live = tidings.path().join("data/tidings.sqlite3");
+    let imported = count_posts(&live);
+    let daemon = Daemon::start(&tidings);
+    let submitted = Submitted {
+        replies: std::sync::Mutex::new(Vec::new()),
+        answered: std::sync::atomic::AtomicUsize::new(0),
+        stop: std::sync::atomic::AtomicBool::new(false),
+    };
+    /// Stops the submitters when dropped, so that a failed assertion
+    /// ends the test instead of waiting on them forever.
+    struct StopWhenDropped<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopWhenDropped<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let overlapped = std::thread::scope(|scope| {
+        let _stop = StopWhenDropped(&submitted.stop);
+        for protocol in ["lmtp", "smtp"] {
+            let address = daemon.address(protocol);
+            let submitted = &submitted;
+            scope.spawn(move || submit_until_stopped(protocol, address, submitted));
+        }
+        wait_until("the first submissions answered", PATIENCE, || {
+            submitted.answered.load(Ordering::SeqCst) >= 10
+        });
+        // Backups until one has run while submissions were answered (the
+        // first, as a rule): each a whole store, holding every post
+        // committed before it started and none not committed when it ended.
+        let mut overlapped = false;
+        for attempt in 0..10 {
+            let before = count_posts(&live);
+            let answered_before = submitted.answered.load(Ordering::SeqCst);
+            let copy = tidings.path().join(format!("backup-{attempt}.sqlite3"));
+            tidings.ok(&["backup", copy.to_str().unwrap()]);
+            let answered_during = submitted.answered.load(Ordering::SeqCst) - answered_before;
+            let after = count_posts(&live);
+            let db = tidings::store::open(&copy).unwrap();
+            let integrity: String = db
+                .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(integrity, "ok", "{}", copy.display());
+            let copied = count_posts(&copy);
+            assert!(
+                (before..=after).contains(&copied),
+                "the copy holds {copied} posts, the store {before} before and {after} after"
+            );
+            if answered_during > 0 {
+                overlapped = true;
+                break;
+            }
+        }
+        overlapped
+    });
+    assert!(
+        overlapped,
+        "no submission was answered while any of 10 backups ran"
+    );
+    let replies = submitted.replies.into_inner().unwrap();
+    let refused: Vec<&String> = replies
+        .iter()
+        .filter(|reply| !reply.split_whitespace().nth(1).unwrap().starts_with("250"))
+        .collect();
+    assert!(refused.is_empty(), "not taken: {refused:#?}");
+    // Every post answered 250 is in the store, once.
+    assert_eq!(count_posts(&live), imported + replies.len());
+}
