@@ -358,6 +358,24 @@ fn rejected(size: usize, raw: Option<&[u8]>, received_at: i64, reason: String) -
     }
 }
 
+/// The body a post only in HTML gets from its raw message today, as
+/// [`Filer::file_message`] would store it; `None` for any other message
+/// (its first text part plain, or no MIME structure to read). Migration
+/// 0018 files the HTML-only posts of an older store again with it, whose
+/// paragraphs an earlier conversion ran together.
+pub fn html_only_body(raw: &[u8]) -> Option<String> {
+    if !raw.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")) {
+        return None;
+    }
+    let parser = headers::message_parser();
+    let message = catch_unwind(AssertUnwindSafe(|| parser.parse(raw))).ok()??;
+    let index = *message.text_body.first()?;
+    match message.parts.get(index as usize)?.body {
+        PartType::Html(_) => Some(clean_body(&body_text(&message))),
+        _ => None,
+    }
+}
+
 /// The text body: the first text/plain part, else text derived from HTML;
 /// when that holds no more than a greeting or a signature, the text of a
 /// forwarded message follows it.

@@ -20,7 +20,7 @@ pub mod pipe;
 pub mod route;
 pub mod session;
 
-pub use filing::{Envelope, Filer};
+pub use filing::{html_only_body, Envelope, Filer};
 
 use crate::post::{NewPost, Status};
 use crate::store::posts::{self, Inserted};

@@ -81,6 +81,46 @@ pub(super) fn backfill_first_lines(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The Rust step of migration 0018: every post only in HTML filed again
+/// from its raw message ([`crate::ingest::html_only_body`]), since an
+/// earlier conversion ran its paragraphs together; its first lines and
+/// search entry with it. The posts table's trigger marks its pages to be
+/// made again.
+pub(super) fn refile_html_bodies(tx: &Transaction<'_>) -> Result<()> {
+    type Refiled = (i64, Option<String>, String, String, bool);
+    let refiled: Vec<Refiled> = {
+        let mut select = tx.prepare(
+            "SELECT posts.id, posts.key, posts.title, posts.body, posts.status = 'published', \
+             raw_messages.bytes FROM posts JOIN raw_messages ON raw_messages.post_id = posts.id \
+             ORDER BY posts.id",
+        )?;
+        let mut rows = select.query([])?;
+        let mut refiled = Vec::new();
+        while let Some(row) = rows.next()? {
+            let raw: Vec<u8> = row.get(5)?;
+            let Some(body) = crate::ingest::html_only_body(&raw) else {
+                continue;
+            };
+            if body != row.get::<_, String>(3)? {
+                refiled.push((row.get(0)?, row.get(1)?, row.get(2)?, body, row.get(4)?));
+            }
+        }
+        refiled
+    };
+    let mut update = tx.prepare("UPDATE posts SET body = ?2 WHERE id = ?1")?;
+    let mut first_lines = tx.prepare(INSERT_FIRST_LINES)?;
+    for (id, key, title, body, published) in refiled {
+        update.execute(params![id, body])?;
+        let lines = FirstLines::of(&title, &body, key.as_deref().unwrap_or(""));
+        first_lines.execute(params![id, lines.title, lines.lines])?;
+        if published {
+            unindex(tx, id)?;
+            index(tx, id, &title, &body)?;
+        }
+    }
+    Ok(())
+}
+
 /// The columns a [`Listed`] post is read with, from `posts` joined with
 /// `first_lines`: what a line of a page shows (key, list, language, dates,
 /// author) and the first lines; the other columns are left empty, the
@@ -492,5 +532,62 @@ mod tests {
             .unwrap();
         assert_eq!(kept, 2);
         assert_eq!(listed(&db), made);
+    }
+
+    #[test]
+    fn posts_only_in_html_are_filed_again_with_their_paragraphs_and_nothing_else_changes() {
+        let mut db = open_in_memory().unwrap();
+        let html = "Subject: (en) Strike\r\nMIME-Version: 1.0\r\n\
+                    Content-Type: text/html; charset=utf-8\r\n\r\n\
+                    <p>The dockers walk out.</p><p>Assembly on Sunday with the zebra crews.</p>";
+        let mut old = posts::sample("html", "en", Status::Published);
+        // As an earlier conversion stored it: the paragraphs run together,
+        // the search index without the second one's last words.
+        old.post.body = "The dockers walk out.Assembly on Sunday".into();
+        old.raw = Some(html.as_bytes().to_vec());
+        let mut plain = posts::sample("plain", "en", Status::Published);
+        plain.raw = Some(b"Subject: x\r\nContent-Type: text/plain\r\n\r\nSee <p>this</p>".to_vec());
+        plain.post.body = "Stored as it was.".into();
+        transaction(&mut db, |tx| posts::insert(tx, &[old, plain])).unwrap();
+        db.execute("DELETE FROM archive_changes", []).unwrap();
+
+        transaction(&mut db, refile_html_bodies).unwrap();
+        let body = |key: &str| -> String {
+            db.query_row("SELECT body FROM posts WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            body("html"),
+            "The dockers walk out.\n\nAssembly on Sunday with the zebra crews.\n"
+        );
+        assert_eq!(
+            body("plain"),
+            "Stored as it was.",
+            "a plain post is left alone"
+        );
+        let read = listed(&db);
+        assert!(
+            read.iter().any(
+                |(_, first, _)| first.lines.starts_with("The dockers walk out.")
+                    && !first.lines.contains("out.Assembly")
+            ),
+            "{read:?}"
+        );
+        // Its pages are to be made again, and search finds its words.
+        let changed: i64 = db
+            .query_row("SELECT count(*) FROM archive_changes", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(changed, 1);
+        let zebra = search::query("zebra").unwrap();
+        let found = search(&db, &zebra, &SearchFilter::default(), 10, 0).unwrap();
+        assert_eq!(found.results.len(), 1);
+        // Filed again, it is filed as it is: a second run changes nothing.
+        transaction(&mut db, refile_html_bodies).unwrap();
+        let changed: i64 = db
+            .query_row("SELECT count(*) FROM archive_changes", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(changed, 1);
     }
 }

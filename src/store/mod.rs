@@ -75,6 +75,10 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     (include_str!("migrations/0015_nntp_articles.sql"), None),
     (include_str!("migrations/0016_imported_posts.sql"), None),
     (include_str!("migrations/0017_combined.sql"), None),
+    (
+        include_str!("migrations/0018_html_bodies.sql"),
+        Some(archive::refile_html_bodies),
+    ),
     // The list's order, not a file's number, is the schema version: a new
     // migration goes at the end.
 ];
