@@ -237,7 +237,7 @@ fn write_originals(store: &Connection, ids: &[i64], dir: &Path) {
 /// own code): no blank lines at either end, and a blank for the first
 /// hyphen of a line of exactly 30 hyphens; and, as SMTP carries no line
 /// over 998 octets, a longer one broken before its last space within them
-/// (or at its last character within them, without a space).
+/// (or at its last character within them, a space put before the rest).
 fn rfc1153_body(body: &str) -> String {
     rfc1153_lines(body)
         .split('\n')
@@ -246,8 +246,9 @@ fn rfc1153_body(body: &str) -> String {
         .join("\n")
 }
 
-fn within_998(mut line: &str) -> Vec<&str> {
+fn within_998(line: &str) -> Vec<String> {
     let mut pieces = Vec::new();
+    let mut line = line.to_string();
     while line.len() > 998 {
         let fits = line
             .char_indices()
@@ -255,13 +256,23 @@ fn within_998(mut line: &str) -> Vec<&str> {
             .take_while(|&end| end <= 998)
             .last()
             .unwrap();
-        let cut = line[..fits]
+        let space = line
             .char_indices()
-            .rfind(|&(at, c)| at > 0 && c == ' ')
-            .map(|(at, _)| at)
-            .unwrap_or(fits);
-        pieces.push(&line[..cut]);
-        line = &line[cut..];
+            .take_while(|&(at, _)| at <= fits)
+            .filter(|&(at, c)| at > 0 && c == ' ')
+            .last()
+            .map(|(at, _)| at);
+        let rest = match space {
+            Some(cut) => {
+                pieces.push(line[..cut].to_string());
+                line[cut..].to_string()
+            }
+            None => {
+                pieces.push(line[..fits].to_string());
+                format!(" {}", &line[fits..])
+            }
+        };
+        line = rest;
     }
     pieces.push(line);
     pieces

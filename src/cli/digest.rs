@@ -131,7 +131,9 @@ fn deliver_queue(config: &Config, store: Handle, clock: Clock) -> anyhow::Result
     } else {
         0.0
     };
-    writeln!(
+    // A relay out of reach fails the command even when nobody reads the
+    // report.
+    let printed = writeln!(
         std::io::stdout().lock(),
         "delivered: {} sent, {} deferred, {} failed{} in {:.2} s ({:.0} messages/s, {:.1} MB)",
         report.sent,
@@ -145,11 +147,11 @@ fn deliver_queue(config: &Config, store: Handle, clock: Clock) -> anyhow::Result
         report.seconds,
         rate,
         report.bytes as f64 / 1e6
-    )?;
+    );
     if let Some(reason) = report.unreachable {
         anyhow::bail!("stopped: {reason}; the rest stays queued for the next run");
     }
-    Ok(())
+    Ok(printed?)
 }
 
 /// `tidings queue retry`: makes every deferred delivery and message due

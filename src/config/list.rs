@@ -395,7 +395,16 @@ fn address_in(
         );
     } else if let Some(domain) = domain {
         let (local, in_domain) = address.rsplit_once('@').unwrap_or((&address, ""));
-        if in_domain != domain {
+        if in_domain == domain && matches!(local, "postmaster" | "abuse") {
+            errors.at(
+                written.span(),
+                &format!(
+                    "address `{}` is the operator's: mail to postmaster@ and abuse@ the domain goes to [site] operator, never to a list",
+                    written.get_ref()
+                ),
+                &format!("give the list an address of its own, e.g. a-infos-xx@{domain}"),
+            );
+        } else if in_domain != domain {
             errors.at(
                 written.span(),
                 &format!(

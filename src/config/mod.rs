@@ -832,6 +832,24 @@ address = "en@lists.example.org"
     }
 
     #[test]
+    fn postmaster_and_abuse_are_no_list_s_address() {
+        for local in ["postmaster", "Abuse"] {
+            let text = ONE_LIST.replace(
+                "en@lists.example.org",
+                &format!("{local}@lists.example.org"),
+            );
+            let found = errors(&text);
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert_eq!((found[0].line, found[0].column), (5, 11));
+            assert!(
+                found[0].message.contains("is the operator's"),
+                "{}",
+                found[0].message
+            );
+        }
+    }
+
+    #[test]
     fn a_schedule_error_says_what_was_written_and_what_is_allowed() {
         let found = errors(&format!("{ONE_LIST}digest_schedule = \"0 24 * * *\"\n"));
         assert_eq!(found.len(), 1, "{found:#?}");

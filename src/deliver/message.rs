@@ -319,7 +319,7 @@ impl PreparedPost {
     /// written in ASCII first ([`Original::with_ascii_header`]): Postfix's
     /// sendmail marks such a message as needing SMTPUTF8 and bounces it at
     /// the first relay that does not offer it. (Over SMTP it goes as it
-    /// came, with SMTPUTF8 where the relay offers it.)
+    /// came, not marked SMTPUTF8, for the same reason: `transport.rs`.)
     pub fn new(config: &Config, list: &List, post_id: i64, raw: &[u8], sign: bool) -> PreparedPost {
         let addresses = ListAddresses::new(config, list);
         let raw = headers::message_crlf(raw);

@@ -655,13 +655,13 @@ fn mail_parameters(
             ));
         }
         parameters.push(MailParameter::SmtpUtfEight);
-    } else if !data.header_is_ascii() && offers(Extension::SmtpUtfEight) {
-        // A post sent as it arrived keeps its author's raw UTF-8 fields
-        // (RFC 6532), byte for byte for the author's signature: say so
-        // where the relay can hear it. Where it cannot, the message goes
-        // as it is, as every relay took 8-bit fields before SMTPUTF8.
-        parameters.push(MailParameter::SmtpUtfEight);
     }
+    // A post sent as it arrived may keep its author's raw UTF-8 fields
+    // (RFC 6532), byte for byte for the author's signature. SMTPUTF8 is not
+    // asked for them: a relay such as Postfix would then mark the message
+    // and bounce it at the first server on the way that does not offer
+    // SMTPUTF8, where unmarked it goes through as 8-bit text, as such
+    // fields always have.
     if !data.0.iter().all(|part| part.is_ascii()) {
         if !offers(Extension::EightBitMime) {
             return Err(Refused::Unsupported(
@@ -676,26 +676,6 @@ fn mail_parameters(
 /// Message content in DATA form, in pieces written one after the other as
 /// they are.
 struct Content<'a>([&'a str; 2]);
-
-impl Content<'_> {
-    /// Whether the message's header fields (up to the first empty line,
-    /// across the pieces) are all ASCII.
-    fn header_is_ascii(&self) -> bool {
-        let mut at_line_start = true;
-        for piece in self.0 {
-            for line in piece.split_inclusive('\n') {
-                if at_line_start && (line == "\r\n" || line == "\n") {
-                    return true;
-                }
-                if !line.is_ascii() {
-                    return false;
-                }
-                at_line_start = line.ends_with('\n');
-            }
-        }
-        true
-    }
-}
 
 impl std::fmt::Display for Content<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -833,18 +813,6 @@ fn smtp_error(error: &lettre::transport::smtp::Error, command: Option<Command>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_header_decides_whether_a_message_needs_smtputf8() {
-        let ascii_head = "DKIM-Signature: v=1\r\nList-Id: <en.x>\r\n";
-        let utf8_body = "Subject: plain\r\n\r\n¡Sí!\r\n";
-        assert!(Content([ascii_head, utf8_body]).header_is_ascii());
-        assert!(!Content([ascii_head, "Subject: ¡Sí!\r\n\r\nok\r\n"]).header_is_ascii());
-        // The empty line may end the first piece.
-        assert!(Content(["Subject: x\r\n\r\n", "¡Sí!\r\n"]).header_is_ascii());
-        // A line split across the pieces is still one line.
-        assert!(!Content(["Subject: x\r\nX-A: b", "¡\r\n\r\n"]).header_is_ascii());
-    }
 
     /// What a server makes of DATA (RFC 5321 4.5.2): up to the line that
     /// is a lone ".", with one leading "." taken off every other line.

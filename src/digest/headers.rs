@@ -38,13 +38,15 @@ pub fn encode_value(name: &str, value: &str) -> String {
     field[name.len() + 1..field.len() - 2].to_string()
 }
 
-/// Joins folded lines and turns line breaks and tabs into spaces.
+/// Joins folded lines and turns line breaks, tabs and any other control
+/// character (a bare CR a decoded name may hold) into spaces, so that no
+/// value written into a field can end it.
 pub fn unfold(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let mut lines = value.split('\n').peekable();
     while let Some(line) = lines.next() {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        out.push_str(&line.replace('\t', " "));
+        out.extend(line.chars().map(|c| if c.is_control() { ' ' } else { c }));
         if let Some(next) = lines.peek() {
             if !next.starts_with([' ', '\t']) {
                 out.push(' ');
@@ -140,13 +142,37 @@ pub fn address_list_field(name: &str, addressees: &[Addressee<'_>]) -> String {
 /// `Name: type/subtype; key=value...` (a Content-Type or
 /// Content-Disposition), each parameter quoted or, when it is not ASCII,
 /// encoded per RFC 2231 (`filename*=utf-8''%CE%B1.pdf`), ending in CRLF.
+///
+/// email-encoding's RFC 2231 encoder takes names of letters and digits
+/// alone: another name that is a token (`creation-date`) is written with
+/// its value quoted when that is printable ASCII, and a parameter that is
+/// neither is left out, as nothing a reader needs is lost with it.
 pub fn parameter_field(name: &str, value: &str, parameters: &[(&str, &str)]) -> String {
+    let encodable = |key: &str| {
+        !key.is_empty() && key.len() <= 40 && key.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    let token = |key: &str| {
+        !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    };
+    let printable = |text: &str| text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
     field(name, |writer| {
-        writer.folding().write_str(value)?;
-        for (key, parameter) in parameters {
-            writer.write_char(';')?;
-            writer.space();
-            email_encoding::headers::rfc2231::encode(key, parameter, writer)?;
+        writer.folding().write_str(&unfold(value))?;
+        for &(key, parameter) in parameters {
+            if encodable(key) {
+                writer.write_char(';')?;
+                writer.space();
+                email_encoding::headers::rfc2231::encode(key, parameter, writer)?;
+            } else if token(key) && printable(parameter) {
+                writer.write_char(';')?;
+                writer.space();
+                let escaped = parameter.replace('\\', "\\\\").replace('"', "\\\"");
+                writer
+                    .folding()
+                    .write_str(&format!("{key}=\"{escaped}\""))?;
+            }
         }
         Ok(())
     })
@@ -301,9 +327,11 @@ pub const MAX_LINE: usize = 998;
 
 /// `text` as 8bit MIME may carry it (RFC 2045 2.8): line ends LF (CRLF and
 /// a bare CR become LF), no NUL, and no line over 998 octets. A longer line
-/// is broken before the last space that keeps it within the limit (so that
-/// a header line of a post in a plain digest goes on as a folded line), or
-/// at a character boundary where it has no space.
+/// is broken before the last space that keeps it within the limit, or,
+/// where it has none, at a character boundary with a space put before the
+/// rest. Every piece after the first thus begins with white space: a header
+/// line of a post in a plain digest goes on as a folded line, and no piece
+/// of a poster's line can be read as a field or as the digest's separator.
 pub fn fit_for_smtp(text: &str) -> std::borrow::Cow<'_, str> {
     let fits = !text.contains(['\0', '\r']) && text.split('\n').all(|line| line.len() <= MAX_LINE);
     if fits {
@@ -313,27 +341,43 @@ pub fn fit_for_smtp(text: &str) -> std::borrow::Cow<'_, str> {
         .replace("\r\n", "\n")
         .replace('\r', "\n")
         .replace('\0', "");
-    let mut out = String::with_capacity(text.len() + text.len() / MAX_LINE + 1);
+    let mut out = String::with_capacity(text.len() + text.len() / MAX_LINE * 2 + 1);
     for (index, mut line) in text.split('\n').enumerate() {
         if index > 0 {
             out.push('\n');
         }
-        while line.len() > MAX_LINE {
-            let mut end = MAX_LINE;
+        // Whether the rest of the line, cut where it had no space, is to
+        // be written after one.
+        let mut indent = false;
+        loop {
+            let room = MAX_LINE - usize::from(indent);
+            if indent {
+                out.push(' ');
+            }
+            if line.len() <= room {
+                out.push_str(line);
+                break;
+            }
+            let mut end = room;
             while !line.is_char_boundary(end) {
                 end -= 1;
             }
             // Before a space, which then begins the next piece; never at 0,
             // which would make no progress.
-            let at = match line[..end].rfind([' ', '\t']) {
-                Some(space) if space > 0 => space,
-                _ => end,
+            let space = if line[end..].starts_with([' ', '\t']) {
+                Some(end)
+            } else {
+                line[..end].rfind([' ', '\t'])
+            };
+            let (at, hard) = match space {
+                Some(space) if space > 0 => (space, false),
+                _ => (end, true),
             };
             out.push_str(&line[..at]);
             out.push('\n');
             line = &line[at..];
+            indent = hard;
         }
-        out.push_str(line);
     }
     out.into()
 }
@@ -722,6 +766,21 @@ Subject: (gr) Δεύτερο\n\nΔεύτερο κείμενο.\n\n{SEPARATOR}\n\
     }
 
     #[test]
+    fn no_piece_of_a_cut_line_reads_as_a_field_or_the_separator() {
+        use crate::digest::plain::SEPARATOR;
+        let forged_field = format!("Subject:{}Reply-To: x@evil.example", "x".repeat(990));
+        let forged_separator = "-".repeat(MAX_LINE + SEPARATOR.len());
+        let text = format!("{forged_field}\n\n{forged_separator}\n\nFrom: a@b.example\n");
+        let fitted = fit_for_smtp(&text);
+        for line in fitted.lines() {
+            assert!(line.len() <= MAX_LINE);
+            assert_ne!(line, SEPARATOR);
+            assert!(!line.starts_with("Reply-To:"), "{line}");
+        }
+        assert!(fitted.contains("\n Reply-To: x@evil.example"));
+    }
+
+    #[test]
     fn lines_too_long_for_smtp_are_broken_and_stay_8bit() {
         // An unwrapped Greek paragraph (2,100 octets), a Chinese one with no
         // space at all, a long ASCII line and a bare CR.
@@ -739,7 +798,25 @@ Subject: (gr) Δεύτερο\n\nΔεύτερο κείμενο.\n\n{SEPARATOR}\n\
         // word or character is split or lost.
         assert!(lines[0].starts_with("Subject: Ελευθερία"));
         assert!(lines[1].starts_with(' '), "{}", &lines[1][..20]);
-        assert_eq!(body.replace("\r\n", ""), text.replace(['\n', '\r'], ""));
+        // A line without a space is cut with a space put before the rest;
+        // nothing else is added.
+        let joined: Vec<char> = body.replace("\r\n", "").chars().collect();
+        let cjk = |c: char| "世界自由".contains(c);
+        let added = |i: usize| {
+            joined[i] == ' '
+                && i > 0
+                && i + 1 < joined.len()
+                && cjk(joined[i - 1])
+                && cjk(joined[i + 1])
+        };
+        let without_added: String = (0..joined.len())
+            .filter(|&i| !added(i))
+            .map(|i| joined[i])
+            .collect();
+        assert_eq!(without_added, text.replace(['\n', '\r'], ""));
+        let chinese_lines: Vec<&&str> = lines.iter().filter(|l| l.contains('世')).collect();
+        assert!(chinese_lines.len() > 1);
+        assert!(chinese_lines[1..].iter().all(|l| l.starts_with(' ')));
         assert!(body.contains("old\r\nmac\r\n"));
         // The folded Subject reads whole to a burster's parser.
         let post = mail_parser::MessageParser::default()

@@ -234,7 +234,12 @@ fn seven_bit_field(field: &Field<'_>) -> String {
     }
     let mut raw = field.raw.to_vec();
     raw.extend_from_slice(b"\r\n\r\n");
-    let parsed = mail_parser::MessageParser::new().parse_headers(&raw);
+    // mail-parser can panic on some malformed input: the field is then
+    // written as text.
+    let parse = || mail_parser::MessageParser::new().parse_headers(&raw);
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+        .ok()
+        .flatten();
     let value = parsed
         .as_ref()
         .and_then(|parsed| parsed.headers().first())
@@ -293,12 +298,9 @@ fn seven_bit_field(field: &Field<'_>) -> String {
                 .flatten()
                 .map(|attribute| (attribute.name.as_ref(), attribute.value.as_ref()))
                 .collect();
-            let clean = |text: &str| text.is_ascii() && !has_controls(text);
-            if clean(&value)
-                && parameters
-                    .iter()
-                    .all(|(key, value)| clean(key) && !has_controls(value))
-            {
+            // Parameters are written as they can be, or left out
+            // (`parameter_field`).
+            if value.is_ascii() && !has_controls(&value) {
                 headers::parameter_field(name, &value, &parameters)
             } else {
                 headers::unstructured(name, &raw_value())
@@ -426,7 +428,8 @@ mod tests {
                    Cc: Σύλλογος\nMessage-ID: <ünï@example.org>\nReferences: <a@x.org> <ñ@x.org>\n\
                    Date: Ήμέρα\nMIME-Version: 1.0\n\
                    Content-Type: application/pdf; name=\"Απεργία.pdf\"\n\
-                   Content-Disposition: attachment; filename=\"Απεργία.pdf\"\n\n%PDF\n";
+                   Content-Disposition: attachment; filename=\"Απεργία.pdf\";\n \
+                   creation-date=\"Mon, 1 Jan 2024 10:00:00 +0000\"; x-ναι=\"ναι\"\n\n%PDF\n";
         let carried = Original::parse(raw.as_bytes()).for_digest();
         let text = String::from_utf8(carried.clone()).unwrap();
         let header = &text[..text.find("\r\n\r\n").unwrap()];
@@ -467,6 +470,13 @@ mod tests {
         use mail_parser::MimeHeaders;
         let disposition = parsed.content_disposition().unwrap();
         assert_eq!(disposition.attribute("filename"), Some("Απεργία.pdf"));
+        // A name RFC 2231's encoder does not take is written quoted, one
+        // that is not even ASCII left out.
+        assert_eq!(
+            disposition.attribute("creation-date"),
+            Some("Mon, 1 Jan 2024 10:00:00 +0000")
+        );
+        assert!(!header.contains("x-"), "{header}");
         assert_eq!(
             parsed.content_type().unwrap().attribute("name"),
             Some("Απεργία.pdf")

@@ -363,17 +363,22 @@ fn rejected(size: usize, raw: Option<&[u8]>, received_at: i64, reason: String) -
 /// (its first text part plain, or no MIME structure to read). Migration
 /// 0018 files the HTML-only posts of an older store again with it, whose
 /// paragraphs an earlier conversion ran together.
+///
+/// A message that makes the parser or the conversion panic is `None`: an
+/// old archive holds every kind, and one of them must not stop an upgrade.
 pub fn html_only_body(raw: &[u8]) -> Option<String> {
     if !raw.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")) {
         return None;
     }
-    let parser = headers::message_parser();
-    let message = catch_unwind(AssertUnwindSafe(|| parser.parse(raw))).ok()??;
-    let index = *message.text_body.first()?;
-    match message.parts.get(index as usize)?.body {
-        PartType::Html(_) => Some(clean_body(&body_text(&message))),
-        _ => None,
-    }
+    let refile = || {
+        let message = headers::message_parser().parse(raw)?;
+        let index = *message.text_body.first()?;
+        match message.parts.get(index as usize)?.body {
+            PartType::Html(_) => Some(clean_body(&body_text(&message))),
+            _ => None,
+        }
+    };
+    catch_unwind(AssertUnwindSafe(refile)).ok().flatten()
 }
 
 /// The text body: the first text/plain part, else text derived from HTML;

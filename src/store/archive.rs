@@ -87,38 +87,46 @@ pub(super) fn backfill_first_lines(tx: &Transaction<'_>) -> Result<()> {
 /// search entry with it. The posts table's trigger marks its pages to be
 /// made again.
 pub(super) fn refile_html_bodies(tx: &Transaction<'_>) -> Result<()> {
-    type Refiled = (i64, Option<String>, String, String, bool);
-    let refiled: Vec<Refiled> = {
-        let mut select = tx.prepare(
-            "SELECT posts.id, posts.key, posts.title, posts.body, posts.status = 'published', \
-             raw_messages.bytes FROM posts JOIN raw_messages ON raw_messages.post_id = posts.id \
-             ORDER BY posts.id",
-        )?;
-        let mut rows = select.query([])?;
-        let mut refiled = Vec::new();
+    /// Posts read at a time: what is held at once, whatever the store's size.
+    const BATCH: i64 = 500;
+    let mut select = tx.prepare(
+        "SELECT posts.id, posts.key, posts.title, posts.body, posts.status = 'published', \
+         raw_messages.bytes FROM posts JOIN raw_messages ON raw_messages.post_id = posts.id \
+         WHERE posts.id > ?1 ORDER BY posts.id LIMIT ?2",
+    )?;
+    let mut update = tx.prepare("UPDATE posts SET body = ?2 WHERE id = ?1")?;
+    let mut first_lines = tx.prepare(INSERT_FIRST_LINES)?;
+    let mut after = i64::MIN;
+    loop {
+        type Refiled = (i64, Option<String>, String, String, bool);
+        let mut refiled: Vec<Refiled> = Vec::new();
+        let mut read = 0;
+        let mut rows = select.query(params![after, BATCH])?;
         while let Some(row) = rows.next()? {
+            read += 1;
+            after = row.get(0)?;
             let raw: Vec<u8> = row.get(5)?;
             let Some(body) = crate::ingest::html_only_body(&raw) else {
                 continue;
             };
             if body != row.get::<_, String>(3)? {
-                refiled.push((row.get(0)?, row.get(1)?, row.get(2)?, body, row.get(4)?));
+                refiled.push((after, row.get(1)?, row.get(2)?, body, row.get(4)?));
             }
         }
-        refiled
-    };
-    let mut update = tx.prepare("UPDATE posts SET body = ?2 WHERE id = ?1")?;
-    let mut first_lines = tx.prepare(INSERT_FIRST_LINES)?;
-    for (id, key, title, body, published) in refiled {
-        update.execute(params![id, body])?;
-        let lines = FirstLines::of(&title, &body, key.as_deref().unwrap_or(""));
-        first_lines.execute(params![id, lines.title, lines.lines])?;
-        if published {
-            unindex(tx, id)?;
-            index(tx, id, &title, &body)?;
+        drop(rows);
+        for (id, key, title, body, published) in refiled {
+            update.execute(params![id, body])?;
+            let lines = FirstLines::of(&title, &body, key.as_deref().unwrap_or(""));
+            first_lines.execute(params![id, lines.title, lines.lines])?;
+            if published {
+                unindex(tx, id)?;
+                index(tx, id, &title, &body)?;
+            }
+        }
+        if read < BATCH {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 /// The columns a [`Listed`] post is read with, from `posts` joined with
@@ -548,7 +556,12 @@ mod tests {
         let mut plain = posts::sample("plain", "en", Status::Published);
         plain.raw = Some(b"Subject: x\r\nContent-Type: text/plain\r\n\r\nSee <p>this</p>".to_vec());
         plain.post.body = "Stored as it was.".into();
-        transaction(&mut db, |tx| posts::insert(tx, &[old, plain])).unwrap();
+        // Read in batches: the post to file again comes after two of them.
+        let mut all: Vec<_> = (0..1_000)
+            .map(|n| posts::sample(&format!("p{n}"), "en", Status::Published))
+            .collect();
+        all.extend([plain, old]);
+        transaction(&mut db, |tx| posts::insert(tx, &all)).unwrap();
         db.execute("DELETE FROM archive_changes", []).unwrap();
 
         transaction(&mut db, refile_html_bodies).unwrap();
