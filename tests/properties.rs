@@ -30,7 +30,9 @@ use tidings::config::{self, Config, ConfigErrors};
 use tidings::deliver::message::{Prepared, PreparedPost};
 use tidings::deliver::transport::Outgoing;
 use tidings::deliver::DueDelivery;
+use tidings::digest::headers::message_crlf as headers_crlf;
 use tidings::digest::numbering::Number;
+use tidings::digest::original::Original;
 use tidings::digest::{self, plain, Composition, Digest, DigestMode, DigestRecord};
 use tidings::feeds::{self, Format, Scope};
 use tidings::ingest::{self, Envelope, Filer, Outcome};
@@ -1532,6 +1534,7 @@ fn check_digest_delivery(world: &World, list: &config::List, body: &digest::Dige
 /// under the list's fields, CRLF only, and in DATA form ended by its one
 /// lone dot.
 fn check_post_delivery(world: &World, list: &config::List, id: i64, raw: &[u8]) -> Checked {
+    check_ascii_headers(raw)?;
     let prepared = PreparedPost::new(&world.config, list, id, raw, false);
     let delivery = delivery(DigestMode::Plain);
     for smtp in [true, false] {
@@ -1552,6 +1555,43 @@ fn check_post_delivery(world: &World, list: &config::List, id: i64, raw: &[u8]) 
                     prop_assert!(crlf, "the post as sent: a bare CR or LF at {}", at);
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// The message's header as a digest carries it, and as sendmail gets a
+/// post sent as it arrived, is ASCII whatever came (no SMTPUTF8 needed),
+/// CRLF only, and every line a field or the folded rest of one: nothing
+/// re-encoded ends a field early.
+fn check_ascii_headers(raw: &[u8]) -> Checked {
+    let crlf = headers_crlf(raw);
+    let original = Original::parse(&crlf);
+    let carried = original.for_digest();
+    let mut heads = vec![("the original in a digest", carried)];
+    if let Some(whole) = original.with_ascii_header() {
+        heads.push(("the post through sendmail", whole));
+    }
+    for (what, message) in heads {
+        let end = memchr::memmem::find(&message, b"\r\n\r\n").map_or(message.len(), |end| end + 2);
+        let head = &message[..end];
+        prop_assert!(head.is_ascii(), "{}: a header that is not ASCII", what);
+        for line in head.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+            prop_assert!(line.ends_with(b"\r"), "{}: a bare LF", what);
+            let line = &line[..line.len() - 1];
+            prop_assert!(!line.contains(&b'\r'), "{}: a bare CR", what);
+            let folded = line.starts_with(b" ") || line.starts_with(b"\t");
+            let field = line.iter().position(|&b| b == b':').is_some_and(|colon| {
+                // RFC 5322's obsolete syntax allows blanks before the colon.
+                let name = line[..colon].trim_ascii_end();
+                !name.is_empty() && name.iter().all(|&b| b.is_ascii_graphic())
+            });
+            prop_assert!(
+                folded || field,
+                "{}: a line that is neither a field nor folded: {:?}",
+                what,
+                String::from_utf8_lossy(line)
+            );
         }
     }
     Ok(())

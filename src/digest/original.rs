@@ -57,9 +57,12 @@ pub struct Original<'a> {
 }
 
 impl<'a> Original<'a> {
-    /// Splits `raw` at its first empty line. A leading mbox `From ` line and
-    /// lines that are not fields are skipped.
+    /// Splits `raw` at its first empty line. A leading UTF-8 byte order
+    /// mark (some Windows mailers write one), a leading mbox `From ` line
+    /// and lines that are not fields (their name not printable ASCII) are
+    /// skipped.
     pub fn parse(raw: &'a [u8]) -> Original<'a> {
+        let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);
         let mut fields: Vec<Field<'a>> = Vec::new();
         let mut position = 0;
         let mut body = &raw[raw.len()..];
@@ -71,7 +74,7 @@ impl<'a> Original<'a> {
                 if let Some(colon) = raw_field.iter().position(|&b| b == b':') {
                     if let Ok(name) = std::str::from_utf8(&raw_field[..colon]) {
                         let name = name.trim_end();
-                        if !name.is_empty() && !name.contains(' ') {
+                        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()) {
                             fields.push(Field {
                                 name,
                                 raw: raw_field,
@@ -525,6 +528,20 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 400, "{} holds {checked} messages", root.display());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_no_part_of_the_first_field() {
+        // As realworld/mimekit/messages/feedback-report.txt begins.
+        let original = Original::parse(
+            b"\xef\xbb\xbfFrom: <abusedesk@example.com>\r\nSubject: x\r\n\r\nBody\r\n",
+        );
+        let names: Vec<&str> = original.fields.iter().map(|f| f.name).collect();
+        assert_eq!(names, ["From", "Subject"]);
+        assert!(original
+            .for_digest()
+            .starts_with(b"From: <abusedesk@example.com>\r\n"));
+        assert!(original.with_ascii_header().is_none());
     }
 
     #[test]
