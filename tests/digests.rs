@@ -2464,15 +2464,17 @@ fn mbox_of(path: &Path, posts: &[(&str, &str, &str)]) {
     std::fs::write(path, mbox).unwrap();
 }
 
+/// The shipped lists.toml with the site at `BASE_URL`, as the digests'
+/// links are checked against.
+fn at_base_url(text: String) -> String {
+    let shipped = "base_url = \"http://127.0.0.1:8080/\"";
+    assert!(text.contains(shipped), "lists.toml has no `{shipped}`");
+    text.replacen(shipped, &format!("base_url = \"{BASE_URL}\""), 1)
+}
+
 #[test]
 fn one_digest_across_lists_holds_each_post_once_a_story_once_and_replaces_the_lists_digests() {
-    let tidings = Tidings::with_config(|text| {
-        text.replacen(
-            "base_url = \"http://127.0.0.1:8080/\"",
-            &format!("base_url = \"{BASE_URL}\""),
-            1,
-        )
-    });
+    let tidings = Tidings::with_config(at_base_url);
     let reader = "reader@example.com".to_string();
     for list in ["en", "fr", "de"] {
         subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
@@ -2832,34 +2834,6 @@ fn a_relay_without_8bitmime_gets_a_digest_across_lists_quoted_printable_and_sign
     assert_eq!((state.as_str(), kept), ("sent", 0));
 }
 
-/// A request to the daemon's web side as a browser or a mail client's
-/// one-click sends it (urllib, no redirect followed): status and body.
-fn http(daemon: &Daemon, method: &str, path: &str, form: &str) -> (u16, String) {
-    const REQUEST: &str = r#"
-import sys, urllib.request, urllib.error
-url, method, form = sys.argv[1], sys.argv[2], sys.argv[3]
-data = form.encode() if method == "POST" else None
-request = urllib.request.Request(url, data=data, method=method)
-if data is not None:
-    request.add_header("Content-Type", "application/x-www-form-urlencoded")
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args):
-        return None
-try:
-    with urllib.request.build_opener(NoRedirect).open(request, timeout=60) as response:
-        print(response.status); print(response.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code); print(e.read().decode())
-"#;
-    let (host, port) = daemon.address("http");
-    let out = common::daemon::python(
-        REQUEST,
-        &[&format!("http://{host}:{port}{path}"), method, form],
-    );
-    let (status, body) = out.split_once('\n').unwrap();
-    (status.parse().unwrap(), body.to_string())
-}
-
 /// The path on the site of the first link in `text` after `from` that
 /// starts with `prefix` (under BASE_URL).
 fn site_path(text: &str, from: usize, prefix: &str) -> String {
@@ -2880,13 +2854,7 @@ fn site_path(text: &str, from: usize, prefix: &str) -> String {
 /// each section's link to leave its list, and List-Unsubscribe's one-click.
 #[test]
 fn a_digest_across_lists_leaves_one_list_by_its_link_and_all_it_covers_in_one_click() {
-    let tidings = Tidings::with_config(|text| {
-        text.replacen(
-            "base_url = \"http://127.0.0.1:8080/\"",
-            &format!("base_url = \"{BASE_URL}\""),
-            1,
-        )
-    });
+    let tidings = Tidings::with_config(at_base_url);
     let reader = "reader@example.com".to_string();
     for list in ["en", "fr", "de"] {
         subscribe(&tidings, list, "plain", std::slice::from_ref(&reader));
@@ -2953,7 +2921,7 @@ fn a_digest_across_lists_leaves_one_list_by_its_link_and_all_it_covers_in_one_cl
     };
 
     let daemon = Daemon::start(&tidings);
-    let (status, page) = http(&daemon, "GET", &preferences, "");
+    let (status, page) = daemon.http("GET", &preferences, "");
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(&reader), "{page}");
     // Each section's link opens its own list's page, which changes
@@ -2962,12 +2930,12 @@ fn a_digest_across_lists_leaves_one_list_by_its_link_and_all_it_covers_in_one_cl
         (&leave_french, "Quitter A-Infos Français"),
         (&leave_english, "Leave A-Infos English"),
     ] {
-        let (status, page) = http(&daemon, "GET", link, "");
+        let (status, page) = daemon.http("GET", link, "");
         assert_eq!(status, 200, "{page}");
         assert!(page.contains(title), "{title}: {page}");
     }
     assert!(following("fr"));
-    let (status, page) = http(&daemon, "POST", &leave_french, "List-Unsubscribe=One-Click");
+    let (status, page) = daemon.http("POST", &leave_french, "List-Unsubscribe=One-Click");
     assert_eq!(status, 200, "{page}");
     assert!(!following("fr"), "{}", state("fr"));
     assert!(following("en") && following("de") && following("it"));
@@ -2975,13 +2943,13 @@ fn a_digest_across_lists_leaves_one_list_by_its_link_and_all_it_covers_in_one_cl
 
     // List-Unsubscribe's one-click (RFC 8058) leaves every list the digest
     // covers and ends it; the lists the reader follows otherwise stay.
-    let (status, page) = http(&daemon, "POST", &one_click, "List-Unsubscribe=One-Click");
+    let (status, page) = daemon.http("POST", &one_click, "List-Unsubscribe=One-Click");
     assert_eq!(status, 200, "{page}");
     assert!(!following("en"), "{}", state("en"));
     assert!(following("de") && following("it"));
     assert!(!combined());
     // The preferences link still opens the reader's page.
-    let (status, page) = http(&daemon, "GET", &preferences, "");
+    let (status, page) = daemon.http("GET", &preferences, "");
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(&reader), "{page}");
 }

@@ -107,34 +107,6 @@ fn site_path(text: &str, prefix: &str) -> String {
         .to_string()
 }
 
-/// A request to the daemon's HTTP side: (status, body).
-fn http(daemon: &Daemon, method: &str, path: &str, form: &str) -> (u16, String) {
-    const REQUEST: &str = r#"
-import sys, urllib.request, urllib.error
-url, method, form = sys.argv[1], sys.argv[2], sys.argv[3]
-data = form.encode() if method == "POST" else None
-request = urllib.request.Request(url, data=data, method=method)
-if data is not None:
-    request.add_header("Content-Type", "application/x-www-form-urlencoded")
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args):
-        return None
-opener = urllib.request.build_opener(NoRedirect)
-try:
-    with opener.open(request, timeout=60) as response:
-        print(response.status); print(response.read().decode())
-except urllib.error.HTTPError as e:
-    print(e.code); print(e.read().decode())
-"#;
-    let (host, port) = daemon.address("http");
-    let out = python(
-        REQUEST,
-        &[&format!("http://{host}:{port}{path}"), method, form],
-    );
-    let (status, body) = out.split_once('\n').unwrap();
-    (status.parse().unwrap(), body.to_string())
-}
-
 /// Sends one message from `from` to `to` over SMTP.
 fn mail(daemon: &Daemon, from: &str, to: &str, subject: &str, body: &str) {
     let sent = send(
@@ -226,7 +198,7 @@ fn by_mail_a_reader_subscribes_confirms_gets_a_digest_and_leaves_in_one_click() 
     let one_click = site_path(&unsubscribe, "unsubscribe/");
 
     // The mail client's one-click POST (RFC 8058): 200, no redirect.
-    let (status, page) = http(&daemon, "POST", &one_click, "List-Unsubscribe=One-Click");
+    let (status, page) = daemon.http("POST", &one_click, "List-Unsubscribe=One-Click");
     assert_eq!(status, 200, "{page}");
     let listed = tidings.ok(&["subscribers", "list", "--list", "en"]);
     assert!(!listed.contains("ana@example.net"), "{listed}");
@@ -259,14 +231,13 @@ fn on_the_web_a_reader_subscribes_and_confirms_and_the_link_scanner_does_not() {
     let tidings = Tidings::with_config(config(peer.port));
     let daemon = Daemon::start(&tidings);
 
-    let (status, form) = http(&daemon, "GET", "/lists/gr/subscribe", "");
+    let (status, form) = daemon.http("GET", "/lists/gr/subscribe", "");
     assert_eq!(status, 200);
     assert!(
         form.contains("lang=\"el\""),
         "the page is in the list's language"
     );
-    let (status, page) = http(
-        &daemon,
+    let (status, page) = daemon.http(
         "POST",
         "/lists/gr/subscribe",
         "address=cy%40example.net&mode=plain",
@@ -275,31 +246,30 @@ fn on_the_web_a_reader_subscribes_and_confirms_and_the_link_scanner_does_not() {
     let confirmation = nth_message(&peer, "cy@example.net", 1);
     let confirm = site_path(&confirmation.text(), "confirm/");
     // What a link scanner does: GET. Nothing happens.
-    let (status, _) = http(&daemon, "GET", &confirm, "");
+    let (status, _) = daemon.http("GET", &confirm, "");
     assert_eq!(status, 200);
     assert!(!tidings
         .ok(&["subscribers", "list", "--list", "gr"])
         .contains("cy@example.net"));
-    let (status, page) = http(&daemon, "POST", &confirm, "");
+    let (status, page) = daemon.http("POST", &confirm, "");
     assert_eq!(status, 200, "{page}");
     let listed = tidings.ok(&["subscribers", "list", "--list", "gr"]);
     assert!(listed.contains("cy@example.net\tplain"), "{listed}");
     let welcome = nth_message(&peer, "cy@example.net", 2);
     let prefs = site_path(&welcome.text(), "prefs/");
-    let (status, page) = http(&daemon, "GET", &prefs, "");
+    let (status, page) = daemon.http("GET", &prefs, "");
     assert_eq!(status, 200);
     assert!(page.contains("cy@example.net"));
     // Forged and replayed tokens change nothing. The forgery changes the
     // last character (to another one: a token ends in 'a' one time in 16).
     let last = if confirm.ends_with('a') { 'b' } else { 'a' };
-    let (status, _) = http(
-        &daemon,
+    let (status, _) = daemon.http(
         "POST",
         &format!("{}{last}", &confirm[..confirm.len() - 1]),
         "",
     );
     assert_eq!(status, 404);
-    let (status, page) = http(&daemon, "POST", &confirm, "");
+    let (status, page) = daemon.http("POST", &confirm, "");
     assert_eq!(status, 200);
     assert_eq!(received(&peer, "cy@example.net").len(), 2, "{page}");
 }
@@ -439,7 +409,7 @@ fn in_headless_chromium_a_reader_fills_the_form_and_gets_the_confirmation() {
         .find(|word| word.contains("/confirm/"))
         .unwrap();
     let path = link.trim_start_matches(&format!("http://{listen}"));
-    let (status, page) = http(&daemon, "POST", path, "");
+    let (status, page) = daemon.http("POST", path, "");
     assert_eq!(status, 200, "{page}");
     let listed = tidings.ok(&["subscribers", "list", "--list", "en"]);
     assert!(listed.contains("dee@example.net\tsummary"), "{listed}");

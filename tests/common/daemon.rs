@@ -104,6 +104,35 @@ impl Daemon {
         self.child.id()
     }
 
+    /// A request to the web side as a browser or a mail client's
+    /// one-click sends it (urllib, no redirect followed): status and body.
+    #[allow(dead_code, reason = "not every test file asks the web side")]
+    pub fn http(&self, method: &str, path: &str, form: &str) -> (u16, String) {
+        const REQUEST: &str = r#"
+import sys, urllib.request, urllib.error
+url, method, form = sys.argv[1], sys.argv[2], sys.argv[3]
+data = form.encode() if method == "POST" else None
+request = urllib.request.Request(url, data=data, method=method)
+if data is not None:
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+try:
+    with urllib.request.build_opener(NoRedirect).open(request, timeout=60) as response:
+        print(response.status); print(response.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+        let (host, port) = self.address("http");
+        let out = python(
+            REQUEST,
+            &[&format!("http://{host}:{port}{path}"), method, form],
+        );
+        let (status, body) = out.split_once('\n').unwrap();
+        (status.parse().unwrap(), body.to_string())
+    }
+
     pub fn address(&self, which: &str) -> (String, u16) {
         let text = self.addresses[which].as_str().unwrap();
         let (host, port) = text.rsplit_once(':').unwrap();
